@@ -1,0 +1,343 @@
+"""Pins and boards: what a person pinned and how much they engaged with each pin.
+
+A board on disk is a folder of images with an optional ``pins.csv`` or ``pins.jsonl`` beside them.
+Fields (all optional except ``image``; defaults in brackets):
+
+=================  =======================================================  ===========
+field              meaning                                                  default
+=================  =======================================================  ===========
+``image``          file name inside the board folder                        (required)
+``saves``          times the person saved the pin (int >= 0)                0
+``clicks``         click-throughs (int >= 0)                                0
+``dwell_seconds``  total time spent looking at it (float >= 0)              0
+``pinned_at``      ISO 8601 time it was pinned; naive times are UTC         unknown (*)
+``title``          free text                                                ""
+``tags``           ``;``-separated tags                                     none
+``source``         where the pin came from (domain, account), for caps      ""
+=================  =======================================================  ===========
+
+(*) a pin with no ``pinned_at`` is treated as being as recent as the newest pin: no recency decay.
+
+Images in the folder that the pins file does not list still count, with default engagement.
+Unreadable images are skipped and reported in :attr:`Board.skipped` (the CLI prints them); a board
+with no readable image at all is an :class:`~tastemaker.errors.EmptyBoardError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BoardError, EmptyBoardError, ImageError, PinsFileError
+from .media import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    decode_image,
+    read_image_bytes,
+    resize_max_side,
+)
+
+PIN_FIELDS = ("image", "saves", "clicks", "dwell_seconds", "pinned_at", "title", "tags", "source")
+#: Longest side of the thumbnails kept per pin (all style analysis runs on these).
+THUMB_SIDE = 256
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pinned image and the engagement the person gave it."""
+
+    image: str
+    saves: int = 0
+    clicks: int = 0
+    dwell_seconds: float = 0.0
+    pinned_at: datetime | None = None
+    title: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = ""
+    #: SHA-256 of the image bytes (hex); fills in when the image is read. Pins are ordered by it.
+    sha256: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable content id: the first 16 hex digits of the image's SHA-256."""
+        return self.sha256[:16] if self.sha256 else self.image
+
+    @property
+    def text(self) -> str:
+        """Title and tags as one string, for prompt matching."""
+        return " ".join([self.title, *self.tags]).strip()
+
+    def to_record(self) -> dict[str, Any]:
+        """A flat dict in the pins-file format."""
+        return {
+            "image": self.image,
+            "saves": self.saves,
+            "clicks": self.clicks,
+            "dwell_seconds": self.dwell_seconds,
+            "pinned_at": self.pinned_at.isoformat() if self.pinned_at else "",
+            "title": self.title,
+            "tags": ";".join(self.tags),
+            "source": self.source,
+        }
+
+
+@dataclass
+class Board:
+    """A set of pins with their decoded thumbnails, in canonical (content-hash) order."""
+
+    name: str
+    pins: list[Pin]
+    thumbs: list[np.ndarray]
+    #: (file name, reason) for every image that could not be used.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.pins) != len(self.thumbs):
+            raise ValueError("pins and thumbs must have the same length")
+        order = sorted(range(len(self.pins)), key=lambda i: (self.pins[i].sha256, self.pins[i].image))
+        self.pins = [self.pins[i] for i in order]
+        self.thumbs = [self.thumbs[i] for i in order]
+
+    def __len__(self) -> int:
+        return len(self.pins)
+
+    def to_csv(self) -> str:
+        """Export the pins (not the images) as ``pins.csv`` text."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(PIN_FIELDS), lineterminator="\n")
+        writer.writeheader()
+        for pin in sorted(self.pins, key=lambda p: p.image):
+            writer.writerow(pin.to_record())
+        return buf.getvalue()
+
+    def to_jsonl(self) -> str:
+        """Export the pins as ``pins.jsonl`` text."""
+        rows = [json.dumps(p.to_record(), ensure_ascii=False) for p in sorted(self.pins, key=lambda p: p.image)]
+        return "\n".join(rows) + ("\n" if rows else "")
+
+
+# --------------------------------------------------------------------------------------- parsing
+
+
+def _parse_int(value: Any, name: str, path: Path, line: int) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {value!r}") from None
+    if not math.isfinite(f) or f < 0 or f != int(f):
+        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {value!r}")
+    return int(f)
+
+
+def _parse_float(value: Any, name: str, path: Path, line: int) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0.0
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {value!r}") from None
+    if not math.isfinite(f) or f < 0:
+        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {value!r}")
+    return f
+
+
+def _parse_time(value: Any, path: Path, line: int) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise PinsFileError(path, line, f"pinned_at must be an ISO 8601 string, got {value!r}")
+    text = value.strip()
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise PinsFileError(
+            path, line, f"pinned_at {text!r} is not ISO 8601 (expected e.g. 2024-05-01T12:00:00Z)"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _parse_tags(value: Any, path: Path, line: int) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = value.split(";")
+    else:
+        raise PinsFileError(path, line, f"tags must be a ';'-separated string or a list, got {value!r}")
+    return tuple(str(t).strip() for t in items if str(t).strip())
+
+
+def _row_to_pin(row: dict[str, Any], path: Path, line: int) -> Pin:
+    image = row.get("image")
+    if not isinstance(image, str) or not image.strip():
+        raise PinsFileError(path, line, "missing the 'image' field (the image's file name)")
+    image = image.strip()
+    if "/" in image or "\\" in image or image in (".", ".."):
+        raise PinsFileError(path, line, f"image {image!r} must be a plain file name inside the board folder")
+    title = row.get("title") or ""
+    source = row.get("source") or ""
+    return Pin(
+        image=image,
+        saves=_parse_int(row.get("saves"), "saves", path, line),
+        clicks=_parse_int(row.get("clicks"), "clicks", path, line),
+        dwell_seconds=_parse_float(row.get("dwell_seconds"), "dwell_seconds", path, line),
+        pinned_at=_parse_time(row.get("pinned_at"), path, line),
+        title=str(title).strip(),
+        tags=_parse_tags(row.get("tags"), path, line),
+        source=str(source).strip(),
+    )
+
+
+def parse_pins_csv(path: Path) -> list[tuple[int, Pin]]:
+    """Parse ``pins.csv``; returns (line, pin) pairs. Errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PinsFileError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise PinsFileError(path, 1, f"malformed CSV header ({exc})") from exc
+    if not header or "image" not in [h.strip() for h in header]:
+        raise PinsFileError(path, 1, f"header must include an 'image' column; got {header!r}")
+    out: list[tuple[int, Pin]] = []
+    try:
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                raise PinsFileError(path, line, f"more fields than the header's {len(header)} columns")
+            clean = {k.strip(): v for k, v in row.items() if k is not None}
+            if all((v is None or not str(v).strip()) for v in clean.values()):
+                continue
+            if any(v is None for v in clean.values()) and clean.get("image") is None:
+                raise PinsFileError(path, line, "row has fewer fields than the header")
+            out.append((line, _row_to_pin(clean, path, line)))
+    except csv.Error as exc:
+        raise PinsFileError(path, reader.line_num, f"malformed CSV ({exc})") from exc
+    return out
+
+
+def parse_pins_jsonl(path: Path) -> list[tuple[int, Pin]]:
+    """Parse ``pins.jsonl`` (one JSON object per line; blank lines allowed)."""
+    out: list[tuple[int, Pin]] = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise PinsFileError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+    for i, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise PinsFileError(path, i, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        if not isinstance(row, dict):
+            raise PinsFileError(path, i, f"each line must be a JSON object, got {type(row).__name__}")
+        out.append((i, _row_to_pin(row, path, i)))
+    return out
+
+
+def read_pins_file(folder: Path) -> tuple[Path | None, dict[str, Pin]]:
+    """Find and parse the board's pins file, if any; refuse duplicates and missing images."""
+    csv_path, jsonl_path = folder / "pins.csv", folder / "pins.jsonl"
+    if csv_path.exists() and jsonl_path.exists():
+        raise BoardError(f"{folder}: both pins.csv and pins.jsonl exist; keep one")
+    path = csv_path if csv_path.exists() else jsonl_path if jsonl_path.exists() else None
+    if path is None:
+        return None, {}
+    rows = parse_pins_csv(path) if path.suffix == ".csv" else parse_pins_jsonl(path)
+    pins: dict[str, Pin] = {}
+    for line, pin in rows:
+        if pin.image in pins:
+            raise PinsFileError(path, line, f"image {pin.image!r} is listed twice")
+        if not (folder / pin.image).is_file():
+            raise PinsFileError(path, line, f"image {pin.image!r} not found in {folder}")
+        pins[pin.image] = pin
+    return path, pins
+
+
+# --------------------------------------------------------------------------------------- loading
+
+
+def make_thumb(data: bytes, name: str, *, max_pixels: int, max_bytes: int) -> np.ndarray:
+    """Decode at reduced size and shrink to :data:`THUMB_SIDE` on the longest side."""
+    img = decode_image(data, name=name, max_pixels=max_pixels, max_bytes=max_bytes, reduce_to=THUMB_SIDE)
+    return resize_max_side(img, THUMB_SIDE)
+
+
+def build_board(
+    name: str,
+    items: Iterable[tuple[Pin, bytes]],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    skipped: Sequence[tuple[str, str]] = (),
+) -> Board:
+    """Build a board from pins and their image bytes (used by folder import and API upload alike)."""
+    pins: list[Pin] = []
+    thumbs: list[np.ndarray] = []
+    skip = list(skipped)
+    seen: set[str] = set()
+    for pin, data in items:
+        try:
+            thumb = make_thumb(data, pin.image, max_pixels=max_pixels, max_bytes=max_bytes)
+        except ImageError as exc:
+            skip.append((pin.image, exc.message))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in seen:
+            skip.append((pin.image, "duplicate of another pin's image (same bytes)"))
+            continue
+        seen.add(digest)
+        pins.append(replace(pin, sha256=digest))
+        thumbs.append(thumb)
+    if not pins:
+        if skip:
+            detail = "; ".join(f"{n}: {r}" for n, r in skip[:5])
+            more = f" (and {len(skip) - 5} more)" if len(skip) > 5 else ""
+            raise EmptyBoardError(f"board {name!r}: none of its {len(skip)} images could be used — {detail}{more}")
+        raise EmptyBoardError(f"board {name!r} has no images; add JPEG, PNG, WebP or GIF files")
+    return Board(name=name, pins=pins, thumbs=thumbs, skipped=skip)
+
+
+def load_board(
+    folder: Path | str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Board:
+    """Import a board folder: its images plus the optional ``pins.csv`` / ``pins.jsonl``."""
+    root = Path(folder)
+    if not root.exists():
+        raise BoardError(f"board folder {root} does not exist")
+    if not root.is_dir():
+        raise BoardError(f"{root} is not a folder; a board is a folder of images (plus optional pins.csv)")
+    _, listed = read_pins_file(root)
+    found = {p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    files = sorted(found | {root / name for name in listed})
+    items: list[tuple[Pin, bytes]] = []
+    skipped: list[tuple[str, str]] = []
+    for path in files:
+        pin = listed.get(path.name) or Pin(image=path.name)
+        try:
+            data = read_image_bytes(path, max_bytes=max_bytes)
+        except ImageError as exc:
+            skipped.append((path.name, exc.message))
+            continue
+        items.append((pin, data))
+    return build_board(root.name, items, max_pixels=max_pixels, max_bytes=max_bytes, skipped=skipped)

@@ -1,0 +1,42 @@
+"""Settings: the one place that reads the environment (``TASTEMAKER_*`` variables).
+
+Library functions take explicit arguments; the CLI and the service build one ``Settings`` and pass
+values down, so nothing reads ``os.environ`` at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where Tastemaker keeps its store, keys and caches unless told otherwise."""
+    return Path(user_data_dir("tastemaker", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field can be set as ``TASTEMAKER_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TASTEMAKER_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Input limits: a decoded image is width*height*3 bytes, so the pixel cap bounds memory.
+    max_image_bytes: int = 50 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    # Identity: dlib's same-person threshold is 0.6; the guard holds outputs much closer than that.
+    identity_threshold: float = 0.35
+    min_face_px: int = 80
+    # Taste profile
+    recency_half_life_days: float = 180.0
+    max_modes: int = 4
+    engine: str = "look"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment with explicit overrides on top (used by CLI flags)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]

@@ -1,0 +1,147 @@
+"""The engine contract: one request type, one plan/render protocol, same argument names everywhere.
+
+A generation is split in two so the pipeline can run the identity guard between them:
+
+* :meth:`Engine.plan` turns a request into one :class:`VariationPlan` per output image — which mode,
+  which background, which framing, which seed. Plans are cheap and deterministic for a given seed.
+* :meth:`Engine.render` draws planned variations at a given face ``hold`` (0 = the engine's normal
+  strength on the face, 1 = leave the face as close to the selfie as the engine can). The guard
+  re-renders a variation with a higher hold when its identity drifts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import RequestError
+
+if TYPE_CHECKING:
+    from ..encoders.identity import Face, IdentityEmbedding
+    from ..prompt import PromptIntent
+    from ..taste.profile import TasteProfile
+
+Aspect = Literal["1:1", "4:5", "2:3", "9:16", "original"]
+Background = Literal["auto", "keep", "blur", "backdrop"]
+Framing = Literal["auto", "closeup", "portrait", "half", "full"]
+ASPECTS: tuple[str, ...] = ("1:1", "4:5", "2:3", "9:16", "original")
+
+
+class GenerationRequest(BaseModel):
+    """What to make. Validated on construction; bad values raise :class:`RequestError`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field("", max_length=2000, description="free text: mode hints, framing, background words")
+    n: int = Field(4, ge=1, le=8, description="number of variations")
+    size: int = Field(1024, ge=256, le=2048, description="longest side of each output, in pixels")
+    aspect: Aspect = "4:5"
+    format: str = Field("png", description="png, jpeg or webp")
+    strength: float = Field(0.8, ge=0.0, le=1.0, description="how far to move toward the board's look")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="same seed, same images; None picks one")
+    background: Background = "auto"
+    framing: Framing = "auto"
+    mode: str | None = Field(None, description="force one taste mode by id (e.g. m2)")
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        from ..media import normalize_format
+
+        return normalize_format(v)
+
+    @field_validator("aspect", mode="before")
+    @classmethod
+    def _aspect(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = re.sub(r"\s+", "", v).replace("x", ":").replace("/", ":").lower()
+        return v
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> GenerationRequest:
+        """Construct from loose input (CLI, API), turning validation failures into RequestError."""
+        try:
+            return cls(**{k: v for k, v in kwargs.items() if v is not None})
+        except ValidationError as exc:
+            raise request_error(exc) from None
+
+    def with_seed(self, seed: int) -> GenerationRequest:
+        return self.model_copy(update={"seed": seed})
+
+
+def request_error(exc: ValidationError) -> RequestError:
+    """A readable one-line summary of pydantic errors."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "request"
+        msg = err["msg"]
+        if err["type"] == "literal_error" and where == "aspect":
+            msg = f"must be one of {', '.join(ASPECTS)}"
+        ctx = err.get("ctx") or {}
+        if "error" in ctx and isinstance(ctx["error"], RequestError):
+            msg = ctx["error"].message
+        parts.append(f"{where}: {msg} (got {err.get('input')!r})")
+    return RequestError("; ".join(parts))
+
+
+@dataclass
+class Subject:
+    """The person: the selfie pixels the engine works from, its face, and the identity to keep."""
+
+    image: np.ndarray
+    face: Face
+    identity: IdentityEmbedding
+    name: str = "selfie"
+    #: per-subject caches engines may fill (segmentation mask, pyramids...)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class VariationPlan:
+    """Everything that makes one variation what it is (reproducible from the request seed)."""
+
+    index: int
+    seed: int
+    mode_id: str
+    background: str
+    framing: str
+    strength: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Rendered:
+    """One rendered variation, plus where the engine put the face (for the identity guard)."""
+
+    pixels: np.ndarray
+    plan: VariationPlan
+    hold: float
+    face_box: tuple[int, int, int, int] | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine provides. Register implementations with :func:`register_engine`."""
+
+    name: str
+    version: str
+
+    def plan(
+        self, request: GenerationRequest, subject: Subject, profile: TasteProfile, intent: PromptIntent
+    ) -> list[VariationPlan]: ...
+
+    def render(
+        self,
+        plans: Sequence[VariationPlan],
+        subject: Subject,
+        profile: TasteProfile,
+        request: GenerationRequest,
+        *,
+        hold: Sequence[float],
+    ) -> list[Rendered]: ...

@@ -1,0 +1,174 @@
+"""One exception hierarchy for everything Tastemaker raises on purpose.
+
+Each class knows three things about itself, so the edges never have to guess:
+``code`` (a stable machine string for the HTTP API), ``exit_code`` (the CLI's), and
+``http_status``. Messages say what was received, what was expected, and what to do next.
+
+::
+
+    TastemakerError                      exit 1   500 internal_error
+    ├── InputError                       exit 2   422 invalid_input
+    │   ├── ImageError                            422 invalid_image
+    │   │   ├── ImageDecodeError                  422 image_unreadable    (empty, truncated, not an image)
+    │   │   ├── UnsupportedImageError             415 image_unsupported   (a format we do not take)
+    │   │   └── ImageTooLargeError                413 image_too_large     (bytes or pixels over the cap)
+    │   ├── BoardError                            422 invalid_board
+    │   │   ├── EmptyBoardError                   422 board_empty
+    │   │   └── PinsFileError                     422 pins_file_invalid   (names file and line)
+    │   ├── FaceError                             422 face_error
+    │   │   ├── NoFaceError                       422 no_face
+    │   │   ├── MultipleFacesError                422 multiple_faces
+    │   │   ├── FaceTooSmallError                 422 face_too_small
+    │   │   └── IdentityMismatchError             422 identity_mismatch   (selfies of different people)
+    │   ├── RequestError                          422 invalid_request     (n, size, aspect, format...)
+    │   └── ProfileError                          422 invalid_profile     (bad JSON, schema version)
+    ├── OutputError                      exit 73  500 output_error        (cannot write results)
+    ├── IdentityGuardError               exit 4   500 identity_guard      (output drifted from the selfie)
+    └── MissingDependencyError           exit 3   501 missing_dependency  (optional extra not installed)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TastemakerError(Exception):
+    """Base class: anything Tastemaker raises deliberately."""
+
+    code: str = "internal_error"
+    exit_code: int = 1
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body the API returns for this error."""
+        return {"code": self.code, "message": self.message, "error": type(self).__name__}
+
+
+class InputError(TastemakerError):
+    """The caller gave us something we cannot use; fixing the input fixes the problem."""
+
+    code = "invalid_input"
+    exit_code = 2
+    http_status = 422
+
+
+class ImageError(InputError):
+    code = "invalid_image"
+
+
+class ImageDecodeError(ImageError):
+    code = "image_unreadable"
+
+
+class UnsupportedImageError(ImageError):
+    code = "image_unsupported"
+    http_status = 415
+
+
+class ImageTooLargeError(ImageError):
+    code = "image_too_large"
+    http_status = 413
+
+
+class BoardError(InputError):
+    code = "invalid_board"
+
+
+class EmptyBoardError(BoardError):
+    code = "board_empty"
+
+
+class PinsFileError(BoardError):
+    """A malformed row in pins.csv / pins.jsonl; carries the file and 1-based line."""
+
+    code = "pins_file_invalid"
+
+    def __init__(self, path: Path | str, line: int, problem: str) -> None:
+        self.path = Path(path)
+        self.line = line
+        super().__init__(f"{self.path.name}, line {line}: {problem}")
+
+
+class FaceError(InputError):
+    code = "face_error"
+
+
+class NoFaceError(FaceError):
+    code = "no_face"
+
+
+class MultipleFacesError(FaceError):
+    code = "multiple_faces"
+
+    def __init__(self, message: str, n_faces: int) -> None:
+        super().__init__(message)
+        self.n_faces = n_faces
+
+
+class FaceTooSmallError(FaceError):
+    code = "face_too_small"
+
+
+class IdentityMismatchError(FaceError):
+    code = "identity_mismatch"
+
+
+class RequestError(InputError):
+    code = "invalid_request"
+
+
+class ProfileError(InputError):
+    code = "invalid_profile"
+
+
+class OutputError(TastemakerError):
+    code = "output_error"
+    exit_code = 73  # EX_CANTCREAT
+
+
+class IdentityGuardError(TastemakerError):
+    code = "identity_guard"
+    exit_code = 4
+
+
+class MissingDependencyError(TastemakerError):
+    """An optional backend was asked for but its extra is not installed."""
+
+    code = "missing_dependency"
+    exit_code = 3
+    http_status = 501
+
+    def __init__(self, feature: str, extra: str, module: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the optional '{module}' package, which is not installed. "
+            f"Install it with: pip install 'tastemaker[{extra}]'"
+        )
+
+
+__all__ = [
+    "BoardError",
+    "EmptyBoardError",
+    "FaceError",
+    "FaceTooSmallError",
+    "IdentityGuardError",
+    "IdentityMismatchError",
+    "ImageDecodeError",
+    "ImageError",
+    "ImageTooLargeError",
+    "InputError",
+    "MissingDependencyError",
+    "MultipleFacesError",
+    "NoFaceError",
+    "OutputError",
+    "PinsFileError",
+    "ProfileError",
+    "RequestError",
+    "TastemakerError",
+    "UnsupportedImageError",
+]

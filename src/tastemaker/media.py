@@ -1,0 +1,245 @@
+"""Safe image decode and encode.
+
+Everything that turns bytes into pixels goes through :func:`decode_image`, so every entry point
+(board import, selfie, API upload) gets the same protections:
+
+* size caps on bytes and on pixels, checked from the header *before* decoding (decompression bombs);
+* clear errors for empty, truncated and non-image files, naming the file;
+* correct conversion of CMYK, 16-bit, palette and alpha images to 8-bit sRGB (embedded ICC profiles
+  are honoured), EXIF orientation applied, GIF/animated images reduced to their first frame;
+* optional reduced-size JPEG decoding (``draft``), so thumbnails of large photos are cheap.
+
+Encoding writes fresh files from pixels, so no input metadata (EXIF GPS, camera serials) ever leaks
+into an output, and writes are atomic: a crash never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    OutputError,
+    RequestError,
+    UnsupportedImageError,
+)
+
+#: Container formats we decode (Pillow's names).
+DECODE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "MPO"})
+#: Output formats by the name users type.
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
+#: File suffixes treated as images when scanning folders.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"})
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def read_image_bytes(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """Read an image file's bytes, refusing missing, empty and oversized files by name."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{p}: file not found") from None
+    except OSError as exc:
+        raise ImageDecodeError(f"{p}: cannot read ({exc.strerror})") from exc
+    if not p.is_file():
+        raise ImageDecodeError(f"{p}: not a file")
+    if size == 0:
+        raise ImageDecodeError(f"{p.name}: file is empty (0 bytes); expected a JPEG, PNG, WebP or GIF image")
+    if size > max_bytes:
+        raise ImageTooLargeError(
+            f"{p.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit per image"
+        )
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{p}: cannot read ({exc.strerror})") from exc
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    reduce_to: int | None = None,
+) -> np.ndarray:
+    """Decode bytes to an ``(H, W, 3) uint8`` sRGB array, upright, first frame only.
+
+    ``reduce_to`` lets JPEG decoding skip detail (DCT scaling) when only a thumbnail of about that
+    longest side is needed; the result is at least that large, never upscaled.
+    """
+    if not data:
+        raise ImageDecodeError(f"{name}: file is empty (0 bytes); expected a JPEG, PNG, WebP or GIF image")
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"{name}: {len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"{name}: {exc}; the limit is {max_pixels:,} pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError(
+            f"{name}: not a recognised image ({len(data)} bytes); expected JPEG, PNG, WebP or GIF"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(f"{name}: cannot read the image header ({exc})") from exc
+
+    if img.format not in DECODE_FORMATS:
+        raise UnsupportedImageError(
+            f"{name}: {img.format} images are not supported; use JPEG, PNG, WebP or GIF"
+        )
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise ImageDecodeError(f"{name}: image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit "
+            "(a decompression bomb, or a photo that should be downscaled first)"
+        )
+    try:
+        if getattr(img, "is_animated", False):
+            img.seek(0)
+        if reduce_to and img.format == "JPEG":
+            img.draft("RGB", (reduce_to, reduce_to))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+        img = ImageOps.exif_transpose(img) or img
+        arr = _to_rgb8(img)
+    except (ImageDecodeError, UnsupportedImageError):
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageDecodeError(f"{name}: image data is corrupt or truncated ({exc})") from exc
+    return arr
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to 8-bit sRGB, honouring ICC profiles and compositing alpha on white."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if a.max(initial=0) > 255 else 255.0
+        g = np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(g[..., None], 3, axis=2))
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0
+        g = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(g[..., None], 3, axis=2))
+
+    icc = img.info.get("icc_profile")
+    if icc and mode in ("RGB", "RGBA", "CMYK"):
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            out_mode = "RGBA" if mode == "RGBA" else "RGB"
+            img = ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode) or img
+            mode = img.mode
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to treating the pixels as sRGB
+
+    has_alpha = mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
+        mode == "P" and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def load_image(
+    path: Path | str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    reduce_to: int | None = None,
+) -> np.ndarray:
+    """Read and decode an image file; errors name the file."""
+    p = Path(path)
+    data = read_image_bytes(p, max_bytes=max_bytes)
+    return decode_image(data, name=p.name, max_pixels=max_pixels, max_bytes=max_bytes, reduce_to=reduce_to)
+
+
+def resize_max_side(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale (never upscale) so the longest side is at most ``max_side`` (area filter)."""
+    h, w = img.shape[:2]
+    s = max(h, w)
+    if s <= max_side:
+        return img
+    f = max_side / s
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def normalize_format(fmt: str) -> str:
+    """Map a user-typed format name to the canonical lower-case one (png, jpeg, webp)."""
+    key = fmt.strip().lower()
+    if key not in OUTPUT_FORMATS:
+        raise RequestError(f"format {fmt!r} is not supported; choose one of png, jpeg, webp")
+    return "jpeg" if key == "jpg" else key
+
+
+def encode_image(img: np.ndarray, fmt: str = "png", *, quality: int = 92) -> bytes:
+    """Encode pixels to a fresh file (no metadata carried over). PNG uses a fast zlib level."""
+    fmt = normalize_format(fmt)
+    pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8), "RGB")
+    buf = io.BytesIO()
+    if fmt == "png":
+        pil.save(buf, "PNG", compress_level=1)
+    elif fmt == "jpeg":
+        pil.save(buf, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2, optimize=False)
+    else:
+        pil.save(buf, "WEBP", quality=quality, method=2)
+    return buf.getvalue()
+
+
+def suffix_for(fmt: str) -> str:
+    """File suffix for an output format."""
+    return {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[normalize_format(fmt)]
+
+
+def ensure_writable_dir(path: Path | str) -> Path:
+    """Create ``path`` if needed and prove we can write there, before any expensive work starts."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tm-write-test-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"cannot write to output directory {p}: {exc.strerror or exc}") from exc
+    return p
+
+
+def write_atomic(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file + rename, so readers never see half a file."""
+    p = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from exc
+    return p

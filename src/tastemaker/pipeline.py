@@ -1,0 +1,293 @@
+"""The flow in one call: selfie(s) + board or profile + request -> images with their measurements.
+
+``generate`` decodes and encodes the selfie(s), builds the profile when given a board, reads the
+prompt, asks the engine for a plan, renders, and runs the **identity guard** on every output: the
+output's dlib embedding is compared with the person's; while it is farther than the threshold
+(default 0.35; dlib's same-person line is 0.6) the variation is re-rendered with a stronger hold on
+the face (0 -> 0.5 -> 0.8 -> 1). An output that still drifts is an error, never a silent return.
+Each output is also scored against the profile with the style encoder.
+
+``save_result`` writes the images, a ``manifest.json`` and a contact sheet, all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .boards import Board
+from .encoders.identity import Face, IdentityEmbedding, IdentityEncoder, identity_distance
+from .encoders.style import describe
+from .engines import Engine, create_engine
+from .engines.base import GenerationRequest, Rendered, Subject
+from .errors import IdentityGuardError, NoFaceError, RequestError
+from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
+from .prompt import parse_prompt
+from .taste.profile import ProfileConfig, TasteProfile, build_profile
+
+Progress = Callable[[str, int, int], None]
+HOLD_LEVELS = (0.0, 0.5, 0.8, 1.0)
+#: The guard never asks an output to be closer to the identity than its own source photo is, plus this.
+GUARD_MARGIN = 0.05
+
+
+@dataclass
+class GeneratedImage:
+    """One output and what we measured about it."""
+
+    pixels: np.ndarray
+    index: int
+    seed: int
+    mode_id: str
+    mode_name: str
+    background: str
+    framing: str
+    strength: float
+    hold: float
+    identity_distance: float
+    style_score: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """Manifest entry (without pixels)."""
+        return {
+            "index": self.index,
+            "seed": self.seed,
+            "mode": self.mode_id,
+            "mode_name": self.mode_name,
+            "background": self.background,
+            "framing": self.framing,
+            "strength": self.strength,
+            "face_hold": self.hold,
+            "identity_distance": round(self.identity_distance, 4),
+            "style_score": round(self.style_score, 4),
+            "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class GenerationResult:
+    images: list[GeneratedImage]
+    request: GenerationRequest
+    profile: TasteProfile
+    identity: IdentityEmbedding
+    engine: str
+    engine_version: str
+    selfie: np.ndarray
+    face: Face
+    selfie_style_score: float
+    guard_threshold: float
+    board: Board | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class IdentityGuard:
+    """Measures an output's identity distance; knows the threshold and the hold ladder."""
+
+    def __init__(self, encoder: IdentityEncoder, identity: IdentityEmbedding, threshold: float) -> None:
+        self.encoder = encoder
+        self.identity = identity
+        self.threshold = threshold
+
+    def distance(self, rendered: Rendered) -> float:
+        img = rendered.pixels
+        if rendered.face_box is not None:
+            h, w = img.shape[:2]
+            l, t, r, b = rendered.face_box
+            box = (max(0, l), max(0, t), min(w, r), min(h, b))
+            if box[2] - box[0] >= 20 and box[3] - box[1] >= 20:
+                face = Face(box=box, score=1.0, landmarks=np.zeros((68, 2), np.float32))
+                return identity_distance(self.encoder.embed_face(img, face), self.identity)
+        faces = self.encoder.detect(img)
+        if not faces:
+            return float("inf")
+        return identity_distance(self.encoder.embed_face(img, faces[0]), self.identity)
+
+
+def _as_image(item: np.ndarray | str | Path, max_pixels: int) -> tuple[np.ndarray, str]:
+    if isinstance(item, np.ndarray):
+        return item, "selfie"
+    p = Path(item)
+    return load_image(p, max_pixels=max_pixels), p.name
+
+
+def prepare_subject(
+    selfies: Sequence[np.ndarray | str | Path],
+    *,
+    encoder: IdentityEncoder | None = None,
+    identity: IdentityEmbedding | None = None,
+    face_index: int | None = None,
+    max_pixels: int = 40_000_000,
+) -> Subject:
+    """Decode the selfies, find the face in each, and combine them into one identity.
+
+    The first selfie is the one the look engine re-draws; the others only sharpen the identity.
+    """
+    if not selfies:
+        raise NoFaceError("no selfie given; pass at least one photo of your face")
+    enc = encoder or IdentityEncoder()
+    decoded = [_as_image(s, max_pixels) for s in selfies]
+    combined, faces = enc.encode([d[0] for d in decoded], names=[d[1] for d in decoded], face_index=face_index)
+    return Subject(image=decoded[0][0], face=faces[0], identity=identity or combined, name=decoded[0][1])
+
+
+def generate(
+    request: GenerationRequest,
+    *,
+    selfies: Sequence[np.ndarray | str | Path] | None = None,
+    subject: Subject | None = None,
+    board: Board | None = None,
+    profile: TasteProfile | None = None,
+    engine: str | Engine = "look",
+    identity: IdentityEmbedding | None = None,
+    identity_threshold: float = 0.35,
+    face_index: int | None = None,
+    profile_config: ProfileConfig | None = None,
+    encoder: IdentityEncoder | None = None,
+    text_encoder: Any = None,
+    progress: Progress | None = None,
+) -> GenerationResult:
+    """Make ``request.n`` images of the person in the board's (or profile's) aesthetic."""
+    timings: dict[str, float] = {}
+    report = progress or (lambda stage, done, total: None)
+    if (board is None) == (profile is None):
+        raise RequestError("give exactly one of a board or a taste profile")
+    if request.seed is None:
+        request = request.with_seed(secrets.randbelow(2**31))
+    enc = encoder or IdentityEncoder()
+
+    t = time.perf_counter()
+    if subject is None:
+        report("identity", 0, 1)
+        subject = prepare_subject(selfies or [], encoder=enc, identity=identity, face_index=face_index)
+        report("identity", 1, 1)
+    timings["identity"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if profile is None:
+        assert board is not None
+        report("profile", 0, 1)
+        profile = build_profile(board, profile_config)
+        report("profile", 1, 1)
+    timings["profile"] = time.perf_counter() - t
+
+    eng = create_engine(engine) if isinstance(engine, str) else engine
+    intent = parse_prompt(request.prompt, [(m.id, m.text, m.weight) for m in profile.modes], text_encoder)
+    plans = eng.plan(request, subject, profile, intent)
+
+    own = identity_distance(enc.embed_face(subject.image, subject.face), subject.identity)
+    threshold = max(identity_threshold, own + GUARD_MARGIN)
+    guard = IdentityGuard(enc, subject.identity, threshold)
+
+    t = time.perf_counter()
+    report("render", 0, len(plans))
+    rendered = eng.render(plans, subject, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
+    timings["render"] = time.perf_counter() - t
+    t_guard = 0.0
+    finals: list[tuple[Rendered, float]] = []
+    for k, r in enumerate(rendered):
+        level = 0
+        tg = time.perf_counter()
+        dist = guard.distance(r)
+        t_guard += time.perf_counter() - tg
+        while dist > threshold and level + 1 < len(HOLD_LEVELS):
+            level += 1
+            r = eng.render([r.plan], subject, profile, request, hold=[HOLD_LEVELS[level]])[0]
+            tg = time.perf_counter()
+            dist = guard.distance(r)
+            t_guard += time.perf_counter() - tg
+        if dist > threshold:
+            raise IdentityGuardError(
+                f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
+                f"{threshold:.2f}) even with the face fully held; try a lower strength or another seed"
+            )
+        finals.append((r, dist))
+        report("render", k + 1, len(plans))
+    timings["guard"] = t_guard
+
+    t = time.perf_counter()
+    images = []
+    for r, dist in finals:
+        mode = profile.mode(r.plan.mode_id)
+        images.append(
+            GeneratedImage(
+                pixels=r.pixels,
+                index=r.plan.index,
+                seed=r.plan.seed,
+                mode_id=mode.id,
+                mode_name=mode.name,
+                background=r.plan.background,
+                framing=r.plan.framing,
+                strength=r.plan.strength,
+                hold=r.hold,
+                identity_distance=dist,
+                style_score=profile.style_score(describe(r.pixels, palette=False)),
+                timings=r.timings,
+            )
+        )
+    selfie_score = profile.style_score(describe(subject.image, palette=False))
+    timings["score"] = time.perf_counter() - t
+    return GenerationResult(
+        images=images,
+        request=request,
+        profile=profile,
+        identity=subject.identity,
+        engine=eng.name,
+        engine_version=eng.version,
+        selfie=subject.image,
+        face=subject.face,
+        selfie_style_score=selfie_score,
+        guard_threshold=threshold,
+        board=board,
+        timings=timings,
+    )
+
+
+def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: bool = True) -> Path:
+    """Write images, ``manifest.json`` and ``contact_sheet.png`` into ``outdir``; returns the manifest path.
+
+    Everything is encoded in memory first and each file is written atomically, manifest last, so an
+    interrupted run never leaves a manifest pointing at missing or partial images.
+    """
+    out = ensure_writable_dir(outdir)
+    fmt = result.request.format
+    t = time.perf_counter()
+    blobs: list[tuple[str, bytes]] = []
+    for img in result.images:
+        name = f"tastemaker_{result.request.seed}_{img.index:02d}{suffix_for(fmt)}"
+        blobs.append((name, encode_image(img.pixels, fmt)))
+    encode_s = time.perf_counter() - t
+    sheet_bytes = None
+    if contact_sheet:
+        from .report import contact_sheet as make_sheet
+
+        sheet_bytes = encode_image(make_sheet(result), "png")
+    for name, data in blobs:
+        write_atomic(out / name, data)
+    if sheet_bytes is not None:
+        write_atomic(out / "contact_sheet.png", sheet_bytes)
+    manifest = {
+        "tastemaker_version": __version__,
+        "engine": {"name": result.engine, "version": result.engine_version},
+        "request": result.request.model_dump(mode="json"),
+        "profile": {
+            "hash": result.profile.content_hash(),
+            "board": result.profile.board,
+            "modes": [{"id": m.id, "name": m.name, "weight": round(m.weight, 4)} for m in result.profile.modes],
+        },
+        "identity_threshold": round(result.guard_threshold, 4),
+        "selfie_style_score": round(result.selfie_style_score, 4),
+        "contact_sheet": "contact_sheet.png" if sheet_bytes is not None else None,
+        "timings_ms": {k: round(v * 1000, 1) for k, v in {**result.timings, "encode": encode_s}.items()},
+        "images": [{"file": name, **img.record()} for (name, _), img in zip(blobs, result.images, strict=True)],
+    }
+    path = write_atomic(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    return path

@@ -1,0 +1,88 @@
+"""Reading a prompt: composition words, background words, and which taste modes it points at.
+
+Composition vocabulary (case-insensitive; the first match of each kind wins):
+
+============  ==============================================================================
+framing       ``close-up``, ``closeup``, ``headshot``, ``tight`` -> closeup;
+              ``portrait``, ``head and shoulders``, ``bust`` -> portrait;
+              ``half body``, ``waist up``, ``upper body``, ``medium shot`` -> half;
+              ``full body``, ``full length``, ``wide shot``, ``wide``, ``environmental`` -> full
+background    ``blurred background``, ``blurry background``, ``bokeh``, ``shallow depth of field``,
+              ``blur`` -> blur; ``studio``, ``backdrop``, ``plain background``, ``new background``,
+              ``abstract background`` -> backdrop; ``keep background``, ``original background``,
+              ``same background``, ``as is`` -> keep
+============  ==============================================================================
+
+What remains is matched against each mode's name, tags and pin titles with the text encoder
+(MiniLM with the ``[text]`` extra, lexical otherwise). When some mode matches clearly (similarity
+at least :data:`MATCH_MIN`), variations use only the modes within half of the best match;
+otherwise all modes are used in proportion to their engagement weight.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .encoders.text import TextEncoder, get_text_encoder
+
+MATCH_MIN = 0.12
+
+_FRAMING: list[tuple[str, str]] = [
+    (r"close[\s-]?up|headshot|tight(ly)? (framed|crop)|tight", "closeup"),
+    (r"full[\s-]?(body|length)|whole body|wide[\s-]?shot|environmental|\bwide\b", "full"),
+    (r"half[\s-]?body|waist[\s-]?up|upper[\s-]?body|medium[\s-]?shot", "half"),
+    (r"head and shoulders|\bbust\b|\bportrait\b", "portrait"),
+]
+_BACKGROUND: list[tuple[str, str]] = [
+    (r"(keep|original|same|real) background|as[\s-]is", "keep"),
+    (
+        r"(blurr?(ed|y)?|soft|out[\s-]of[\s-]focus) background|bokeh|shallow depth( of field)?|\bblur\b",
+        "blur",
+    ),
+    (r"studio|backdrop|(plain|new|abstract|solid|clean) background|replace the background", "backdrop"),
+]
+
+
+@dataclass(frozen=True)
+class PromptIntent:
+    """What a prompt asks for, after composition words are taken out."""
+
+    framing: str | None
+    background: str | None
+    style_text: str
+    mode_weights: dict[str, float]
+    matched: bool
+
+
+def _take(text: str, table: list[tuple[str, str]]) -> tuple[str | None, str]:
+    for pattern, value in table:
+        m = re.search(pattern, text, flags=re.IGNORECASE)
+        if m:
+            return value, (text[: m.start()] + " " + text[m.end() :])
+    return None, text
+
+
+def parse_prompt(prompt: str, modes: list[tuple[str, str, float]], encoder: TextEncoder | None = None) -> PromptIntent:
+    """``modes`` is ``[(mode_id, mode_text, weight)]``; returns framing, background and mode weights."""
+    text = prompt or ""
+    background, text = _take(text, _BACKGROUND)
+    framing, text = _take(text, _FRAMING)
+    style_text = re.sub(r"\s+", " ", text).strip(" ,.;")
+    base = {mid: max(w, 1e-9) for mid, _, w in modes}
+    matched = False
+    if style_text and modes:
+        enc = encoder or get_text_encoder()
+        sims = enc.similarity(style_text, [t for _, t, _ in modes])
+        best = float(sims.max())
+        if best >= MATCH_MIN:
+            matched = True
+            base = {mid: w for (mid, _, _), w, s in zip(modes, base.values(), sims, strict=True) if s >= best / 2}
+    total = sum(base.values())
+    return PromptIntent(
+        framing=framing,
+        background=background,
+        style_text=style_text,
+        mode_weights={k: v / total for k, v in base.items()},
+        matched=matched,
+    )

@@ -1,0 +1,331 @@
+"""The taste profile: a board distilled into weighted style modes plus what the engine needs.
+
+A profile is plain, versioned JSON (``schema: tastemaker.profile``, ``schema_version: 1``) so a
+person can keep it, move it and inspect it. It holds per-pin weights and mode assignments, and per
+mode: its weight, medoid pins, centroid style features, and *look parameters* — colour samples
+(the mode's colour distribution, 1024 sRGB values drawn in proportion to engagement), a tone curve
+(luminance quantiles), a palette, and texture/falloff targets. It never holds pixels of pins or any
+face data, so it can leave the machine (issue 6 adds signing and differential privacy on export).
+
+Built from pins in content-hash order with symmetric weighting, a profile does not depend on the
+order of pins; everything but ``created_at`` is a deterministic function of the board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..boards import Board
+from ..encoders.style import (
+    ENCODER_NAME,
+    ENCODER_VERSION,
+    FEATURE_NAMES,
+    StyleDescriptor,
+    describe,
+    features_to_vector,
+    kmeans_palette,
+    style_similarity,
+    to_lab,
+)
+from ..errors import ProfileError
+from ..media import write_atomic
+from .modes import medoids, split_modes
+from .weights import WeightConfig, pin_weights
+
+SCHEMA = "tastemaker.profile"
+SCHEMA_VERSION = 1
+COLOR_SAMPLES = 1024
+TONE_POINTS = 21  # luminance quantiles 0, 5, ..., 100 %
+
+
+class ProfileConfig(BaseModel):
+    """How a profile is built from a board."""
+
+    weights: WeightConfig = Field(default_factory=WeightConfig)
+    max_modes: int = Field(4, ge=1, le=8)
+    min_pins_per_mode: int = Field(2, ge=1)
+    min_silhouette: float = Field(0.2, ge=0, le=1)
+
+
+class LookParams(BaseModel):
+    """What the look engine needs to reproduce a mode: distributions, not pictures."""
+
+    colors: list[str]  # "#rrggbb" samples of the mode's colour distribution
+    tone: list[float]  # L* quantiles at 0, 5, ..., 100 %
+    palette: list[list[float]]  # Lab centres, heaviest first
+    palette_weights: list[float]
+    grain: float  # log1p of grain std in L* units
+    softness: float
+    sharpness: float
+    vignette: float
+    chroma: float  # mean chroma
+
+    def color_array(self) -> np.ndarray:
+        """(K, 3) uint8 sRGB samples."""
+        return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in self.colors], dtype=np.uint8)
+
+
+class PinEntry(BaseModel):
+    id: str
+    image: str
+    weight: float
+    mode: str
+
+
+class Mode(BaseModel):
+    model_config = ConfigDict(ignored_types=(cached_property,))
+
+    id: str
+    name: str
+    weight: float
+    n_pins: int
+    medoids: list[str]  # pin ids
+    features: dict[str, float]  # centroid of raw style features
+    look: LookParams
+    tags: dict[str, float] = Field(default_factory=dict)  # tag -> engagement weight
+    titles: list[str] = Field(default_factory=list)
+
+    @cached_property
+    def vector(self) -> np.ndarray:
+        return features_to_vector(self.features)
+
+    @property
+    def text(self) -> str:
+        """Words describing the mode: its name, tags and titles (for prompt matching)."""
+        return " ".join([self.name.replace("·", " "), *self.tags.keys(), *self.titles])
+
+
+class TasteProfile(BaseModel):
+    """A portable taste profile. Load with :meth:`load`, save with :meth:`save`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: str = Field(SCHEMA, alias="schema")
+    schema_version: int = SCHEMA_VERSION
+    created_at: str = ""
+    board: dict[str, Any] = Field(default_factory=dict)
+    encoder: dict[str, str] = Field(default_factory=lambda: {"name": ENCODER_NAME, "version": ENCODER_VERSION})
+    config: ProfileConfig = Field(default_factory=ProfileConfig)
+    silhouette: float = 0.0
+    pins: list[PinEntry]
+    modes: list[Mode]
+
+    # ------------------------------------------------------------------ scoring
+    def mode(self, mode_id: str) -> Mode:
+        for m in self.modes:
+            if m.id == mode_id:
+                return m
+        raise ProfileError(f"profile has no mode {mode_id!r}; modes are {[m.id for m in self.modes]}")
+
+    def mode_similarities(self, desc: StyleDescriptor | np.ndarray) -> dict[str, float]:
+        """Style similarity of an image descriptor to each mode's centroid."""
+        return {m.id: style_similarity(desc, m.vector) for m in self.modes}
+
+    def style_score(self, desc: StyleDescriptor | np.ndarray) -> float:
+        """How well an image matches this taste: its similarity to the closest mode."""
+        return max(self.mode_similarities(desc).values())
+
+    # ------------------------------------------------------------------ identity
+    def content_hash(self) -> str:
+        """SHA-256 of everything except ``created_at``: equal for equal boards."""
+        data = self.model_dump(mode="json", by_alias=True)
+        data.pop("created_at", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    # ------------------------------------------------------------------ persistence
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=1, ensure_ascii=False) + "\n"
+
+    def save(self, path: Path | str) -> Path:
+        """Write atomically as JSON."""
+        return write_atomic(Path(path), self.to_json().encode("utf-8"))
+
+    @classmethod
+    def from_json(cls, text: str, *, name: str = "profile") -> TasteProfile:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProfileError(f"{name}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise ProfileError(f"{name}: not a Tastemaker taste profile (expected \"schema\": \"{SCHEMA}\")")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ProfileError(
+                f"{name}: schema_version {version!r} is not supported by this Tastemaker "
+                f"(it reads version {SCHEMA_VERSION}); rebuild the profile with `tastemaker profile BOARD`"
+            )
+        enc = data.get("encoder") or {}
+        if enc.get("name") != ENCODER_NAME or str(enc.get("version")) != ENCODER_VERSION:
+            raise ProfileError(
+                f"{name}: made with style encoder {enc.get('name')} v{enc.get('version')}; this Tastemaker uses "
+                f"{ENCODER_NAME} v{ENCODER_VERSION}. Rebuild the profile from the board."
+            )
+        try:
+            prof = cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ProfileError(f"{name}: invalid profile at {where}: {first['msg']}") from exc
+        if not prof.modes:
+            raise ProfileError(f"{name}: profile has no modes")
+        for m in prof.modes:
+            missing = set(FEATURE_NAMES) - set(m.features)
+            if missing:
+                raise ProfileError(f"{name}: mode {m.id} lacks features {sorted(missing)[:3]}")
+            if not m.look.colors or len(m.look.tone) != TONE_POINTS:
+                raise ProfileError(f"{name}: mode {m.id} has incomplete look parameters")
+            try:
+                m.look.color_array()
+            except ValueError as exc:
+                raise ProfileError(f"{name}: mode {m.id} has malformed colours ({exc})") from exc
+        return prof
+
+    @classmethod
+    def load(cls, path: Path | str) -> TasteProfile:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileError(f"profile file {p} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"cannot read profile {p}: {exc}") from exc
+        return cls.from_json(text, name=p.name)
+
+
+# ---------------------------------------------------------------------- building
+
+
+def _hex(rgb: np.ndarray) -> list[str]:
+    return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb.tolist()]
+
+
+def _allocate(total: int, w: np.ndarray) -> np.ndarray:
+    """Largest-remainder allocation of ``total`` items proportional to ``w``."""
+    share = w / w.sum() * total
+    base = np.floor(share).astype(np.int64)
+    rest = total - base.sum()
+    order = np.lexsort((np.arange(len(w)), -(share - base)))
+    base[order[:rest]] += 1
+    return base
+
+
+def _mode_name(f: dict[str, float], tags: Counter[str]) -> str:
+    words = []
+    warm = f["b_mean"] + 0.3 * f["a_mean"]
+    words.append("warm" if warm > 12 else "cool" if warm < 3 else "neutral")
+    if f["L_p50"] > 66:
+        words.append("airy")
+    elif f["L_p50"] < 38:
+        words.append("moody")
+    if f["chroma_mean"] > 28:
+        words.append("vivid")
+    elif f["chroma_mean"] < 10:
+        words.append("muted")
+    if f["contrast"] > 72:
+        words.append("punchy")
+    elif f["contrast"] < 42:
+        words.append("faded")
+    if f["grain"] > 0.9:
+        words.append("grainy")
+    if f["softness"] > 1.6:
+        words.append("soft")
+    name = " · ".join(words)
+    if tags:
+        name += f" ({tags.most_common(1)[0][0]})"
+    return name
+
+
+def build_profile(
+    board: Board,
+    config: ProfileConfig | None = None,
+    *,
+    descriptors: Sequence[StyleDescriptor] | None = None,
+) -> TasteProfile:
+    """Distil a board into a :class:`TasteProfile`."""
+    cfg = config or ProfileConfig()
+    if len(board) == 0:
+        from ..errors import EmptyBoardError
+
+        raise EmptyBoardError(f"board {board.name!r} has no usable pins")
+    descs = list(descriptors) if descriptors is not None else [describe(t, palette=False) for t in board.thumbs]
+    w = pin_weights(board.pins, cfg.weights)
+    x = np.stack([d.vector for d in descs])
+    split = split_modes(
+        x, w, max_modes=cfg.max_modes, min_pins=cfg.min_pins_per_mode, min_silhouette=cfg.min_silhouette
+    )
+    modes: list[Mode] = []
+    for j in range(split.k):
+        members = split.labels == j
+        idx = np.flatnonzero(members)
+        mw = w[idx] / w[idx].sum()
+        feats = {
+            n: float(np.dot(mw, [descs[i].features[n] for i in idx])) for n in FEATURE_NAMES
+        }
+        # colour distribution: samples per pin in proportion to its weight, fixed per-pin RNG
+        counts = _allocate(COLOR_SAMPLES, mw)
+        samples = []
+        for i, c in zip(idx, counts, strict=True):
+            if c == 0:
+                continue
+            rng = np.random.default_rng(int(board.pins[i].sha256[:12] or "0", 16))
+            pix = board.thumbs[i].reshape(-1, 3)
+            samples.append(pix[rng.choice(len(pix), size=int(c), replace=len(pix) < c)])
+        colors = np.concatenate(samples)
+        tone = np.zeros(TONE_POINTS)
+        for i, wi in zip(idx, mw, strict=True):
+            tone += wi * descs[i].tone
+        lab_samples = to_lab(colors.reshape(1, -1, 3)).reshape(-1, 3)
+        palette, pw = kmeans_palette(lab_samples, k=5)
+        tags: Counter[str] = Counter()
+        titles = []
+        for i in idx[np.argsort(-w[idx], kind="stable")]:
+            for t in board.pins[i].tags:
+                tags[t.lower()] += float(w[i])
+            if board.pins[i].title:
+                titles.append(board.pins[i].title)
+        look = LookParams(
+            colors=_hex(colors),
+            tone=[round(float(v), 3) for v in tone],
+            palette=[[round(float(v), 3) for v in row] for row in palette],
+            palette_weights=[round(float(v), 4) for v in pw],
+            grain=feats["grain"],
+            softness=feats["softness"],
+            sharpness=feats["sharpness"],
+            vignette=feats["vignette"],
+            chroma=feats["chroma_mean"],
+        )
+        modes.append(
+            Mode(
+                id=f"m{j + 1}",
+                name=_mode_name(feats, tags),
+                weight=float(w[idx].sum()),
+                n_pins=len(idx),
+                medoids=[board.pins[i].id for i in medoids(x, w, members)],
+                features={k: round(v, 6) for k, v in feats.items()},
+                look=look,
+                tags={t: round(v, 4) for t, v in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:12]},
+                titles=titles[:20],
+            )
+        )
+    pins = [
+        PinEntry(id=p.id, image=p.image, weight=round(float(wi), 6), mode=f"m{int(lab) + 1}")
+        for p, wi, lab in zip(board.pins, w, split.labels, strict=True)
+    ]
+    return TasteProfile(
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        board={"name": board.name, "n_pins": len(board), "n_skipped": len(board.skipped)},
+        config=cfg,
+        silhouette=round(split.silhouette, 6),
+        pins=pins,
+        modes=modes,
+    )
