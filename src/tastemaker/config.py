@@ -6,6 +6,7 @@ values down, so nothing reads ``os.environ`` at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from platformdirs import user_data_dir
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     # Identity: dlib's same-person threshold is 0.6; the guard holds outputs much closer than that.
     identity_threshold: float = 0.35
     min_face_px: int = 80
+    # dlib holds the GIL, so the identity guard embeds in worker processes; 0 = in-process.
+    guard_workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1))
     # Taste profile
     recency_half_life_days: float = 180.0
     max_modes: int = 4

@@ -210,6 +210,16 @@ def encode_image(img: np.ndarray, fmt: str = "png", *, quality: int = 92) -> byt
     return buf.getvalue()
 
 
+def encode_many(images: list[np.ndarray], fmt: str = "png", *, quality: int = 92, workers: int = 2) -> list[bytes]:
+    """Encode several images at once; Pillow's encoders release the GIL, so threads use every core."""
+    if workers <= 1 or len(images) <= 1:
+        return [encode_image(img, fmt, quality=quality) for img in images]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(images))) as pool:
+        return list(pool.map(lambda im: encode_image(im, fmt, quality=quality), images))
+
+
 def suffix_for(fmt: str) -> str:
     """File suffix for an output format."""
     return {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[normalize_format(fmt)]

@@ -24,12 +24,19 @@ import numpy as np
 
 from ._version import __version__
 from .boards import Board
-from .encoders.identity import Face, IdentityEmbedding, IdentityEncoder, identity_distance
+from .encoders.identity import (
+    Face,
+    IdentityEmbedding,
+    IdentityEncoder,
+    embed_chips,
+    embed_pool,
+    identity_distance,
+)
 from .encoders.style import describe
 from .engines import Engine, create_engine
 from .engines.base import GenerationRequest, Rendered, Subject
 from .errors import IdentityGuardError, NoFaceError, RequestError
-from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
+from .media import encode_image, encode_many, ensure_writable_dir, load_image, suffix_for, write_atomic
 from .prompt import parse_prompt
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
@@ -90,26 +97,36 @@ class GenerationResult:
 
 
 class IdentityGuard:
-    """Measures an output's identity distance; knows the threshold and the hold ladder."""
+    """Measures outputs' identity distances (in parallel processes when ``workers`` > 0).
 
-    def __init__(self, encoder: IdentityEncoder, identity: IdentityEmbedding, threshold: float) -> None:
+    The face is aligned inside the box where the engine put it; an engine that cannot say where the
+    face is gets a full detection instead. A missing face counts as infinitely far.
+    """
+
+    def __init__(
+        self, encoder: IdentityEncoder, identity: IdentityEmbedding, threshold: float, *, workers: int = 0
+    ) -> None:
         self.encoder = encoder
         self.identity = identity
         self.threshold = threshold
+        self.workers = workers
 
-    def distance(self, rendered: Rendered) -> float:
+    def _chip(self, rendered: Rendered) -> np.ndarray | None:
         img = rendered.pixels
         if rendered.face_box is not None:
             h, w = img.shape[:2]
-            l, t, r, b = rendered.face_box
-            box = (max(0, l), max(0, t), min(w, r), min(h, b))
+            x0, y0, x1, y1 = rendered.face_box
+            box = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
             if box[2] - box[0] >= 20 and box[3] - box[1] >= 20:
-                face = Face(box=box, score=1.0, landmarks=np.zeros((68, 2), np.float32))
-                return identity_distance(self.encoder.embed_face(img, face), self.identity)
+                return self.encoder.chip(img, box)
         faces = self.encoder.detect(img)
-        if not faces:
-            return float("inf")
-        return identity_distance(self.encoder.embed_face(img, faces[0]), self.identity)
+        return self.encoder.chip(img, faces[0].box) if faces else None
+
+    def distances(self, rendered: Sequence[Rendered]) -> list[float]:
+        chips = [self._chip(r) for r in rendered]
+        found = [c for c in chips if c is not None]
+        vecs = iter(embed_chips(found, workers=self.workers))
+        return [float("inf") if c is None else identity_distance(next(vecs), self.identity) for c in chips]
 
 
 def _as_image(item: np.ndarray | str | Path, max_pixels: int) -> tuple[np.ndarray, str]:
@@ -153,6 +170,7 @@ def generate(
     profile_config: ProfileConfig | None = None,
     encoder: IdentityEncoder | None = None,
     text_encoder: Any = None,
+    guard_workers: int = 0,
     progress: Progress | None = None,
 ) -> GenerationResult:
     """Make ``request.n`` images of the person in the board's (or profile's) aesthetic."""
@@ -163,6 +181,7 @@ def generate(
     if request.seed is None:
         request = request.with_seed(secrets.randbelow(2**31))
     enc = encoder or IdentityEncoder()
+    embed_pool(guard_workers)  # start worker processes early; they load models while we work
 
     t = time.perf_counter()
     if subject is None:
@@ -183,35 +202,44 @@ def generate(
     intent = parse_prompt(request.prompt, [(m.id, m.text, m.weight) for m in profile.modes], text_encoder)
     plans = eng.plan(request, subject, profile, intent)
 
-    own = identity_distance(enc.embed_face(subject.image, subject.face), subject.identity)
+    own = subject.cache.get("own_distance")
+    if own is None:
+        own = identity_distance(enc.embed_face(subject.image, subject.face), subject.identity)
+        subject.cache["own_distance"] = own
     threshold = max(identity_threshold, own + GUARD_MARGIN)
-    guard = IdentityGuard(enc, subject.identity, threshold)
+    guard = IdentityGuard(enc, subject.identity, threshold, workers=guard_workers)
 
     t = time.perf_counter()
     report("render", 0, len(plans))
-    rendered = eng.render(plans, subject, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
+    current = eng.render(plans, subject, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
     timings["render"] = time.perf_counter() - t
-    t_guard = 0.0
-    finals: list[tuple[Rendered, float]] = []
-    for k, r in enumerate(rendered):
-        level = 0
-        tg = time.perf_counter()
-        dist = guard.distance(r)
-        t_guard += time.perf_counter() - tg
-        while dist > threshold and level + 1 < len(HOLD_LEVELS):
-            level += 1
-            r = eng.render([r.plan], subject, profile, request, hold=[HOLD_LEVELS[level]])[0]
-            tg = time.perf_counter()
-            dist = guard.distance(r)
-            t_guard += time.perf_counter() - tg
+    t = time.perf_counter()
+    dists = guard.distances(current)
+    timings["guard"] = time.perf_counter() - t
+    level = [0] * len(plans)
+    while True:
+        todo = [k for k, d in enumerate(dists) if d > threshold and level[k] + 1 < len(HOLD_LEVELS)]
+        if not todo:
+            break
+        for k in todo:
+            level[k] += 1
+        t = time.perf_counter()
+        again = eng.render(
+            [current[k].plan for k in todo], subject, profile, request, hold=[HOLD_LEVELS[level[k]] for k in todo]
+        )
+        timings["render"] += time.perf_counter() - t
+        t = time.perf_counter()
+        for k, r, d in zip(todo, again, guard.distances(again), strict=True):
+            current[k], dists[k] = r, d
+        timings["guard"] += time.perf_counter() - t
+    for r, dist in zip(current, dists, strict=True):
         if dist > threshold:
             raise IdentityGuardError(
                 f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
                 f"{threshold:.2f}) even with the face fully held; try a lower strength or another seed"
             )
-        finals.append((r, dist))
-        report("render", k + 1, len(plans))
-    timings["guard"] = t_guard
+    report("render", len(plans), len(plans))
+    finals = list(zip(current, dists, strict=True))
 
     t = time.perf_counter()
     images = []
@@ -260,10 +288,8 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
     out = ensure_writable_dir(outdir)
     fmt = result.request.format
     t = time.perf_counter()
-    blobs: list[tuple[str, bytes]] = []
-    for img in result.images:
-        name = f"tastemaker_{result.request.seed}_{img.index:02d}{suffix_for(fmt)}"
-        blobs.append((name, encode_image(img.pixels, fmt)))
+    names = [f"tastemaker_{result.request.seed}_{img.index:02d}{suffix_for(fmt)}" for img in result.images]
+    blobs = list(zip(names, encode_many([img.pixels for img in result.images], fmt), strict=True))
     encode_s = time.perf_counter() - t
     sheet_bytes = None
     if contact_sheet:

@@ -12,9 +12,13 @@ box is under ``min_face_px`` wide, is an error too — an embedding from 40 pixe
 
 from __future__ import annotations
 
+import atexit
 import functools
+import multiprocessing
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,8 +36,9 @@ ENCODER_VERSION = "1"
 SAME_PERSON_THRESHOLD = 0.6
 #: Longest side the detector scans first; larger photos are downscaled for detection only.
 DETECT_SIDE = 800
-#: A second face counts as "comparable" when both its area and its score reach these fractions.
-COMPARABLE_AREA = 0.4
+#: A second face counts as "comparable" when both its width and its detector score reach these
+#: fractions of the dominant face's (a far-away face in the background does not).
+COMPARABLE_WIDTH = 0.5
 COMPARABLE_SCORE = 0.5
 
 
@@ -153,10 +158,10 @@ class IdentityEncoder:
                 ]
                 break
         faces = []
-        for (l, t, r, b), s in rects:
-            pts = shape(img, dlib.rectangle(l, t, r, b))  # type: ignore[operator]
+        for (x0, y0, x1, y1), s in rects:
+            pts = shape(img, dlib.rectangle(x0, y0, x1, y1))  # type: ignore[operator]
             lm = np.array([(p.x, p.y) for p in pts.parts()], dtype=np.float32)
-            faces.append(Face(box=(l, t, r, b), score=s, landmarks=lm))
+            faces.append(Face(box=(x0, y0, x1, y1), score=s, landmarks=lm))
         faces.sort(key=lambda f: (f.width * f.height) * (1.0 + max(f.score, 0.0)), reverse=True)
         return faces
 
@@ -178,8 +183,7 @@ class IdentityEncoder:
             rivals = [
                 f
                 for f in faces[1:]
-                if f.width * f.height >= COMPARABLE_AREA * face.width * face.height
-                and f.score >= COMPARABLE_SCORE * face.score
+                if f.width >= COMPARABLE_WIDTH * face.width and f.score >= COMPARABLE_SCORE * face.score
             ]
             if rivals:
                 boxes = ", ".join(str(f.box) for f in [face, *rivals])
@@ -196,14 +200,18 @@ class IdentityEncoder:
         return face
 
     # ---------------------------------------------------------------- embedding
-    def embed_face(self, img: np.ndarray, face: Face) -> np.ndarray:
-        """128-d embedding of ``face`` in ``img`` (landmark-aligned 150 px chip, no jitter)."""
+    def chip(self, img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The landmark-aligned 150 px face chip dlib's network embeds (cheap; the network is not)."""
         import dlib
 
-        _, shape, rec = _models()
-        l, t, r, b = face.box
-        pts = shape(img, dlib.rectangle(l, t, r, b))  # type: ignore[operator]
-        return np.asarray(rec.compute_face_descriptor(img, pts, 0), dtype=np.float64)  # type: ignore[attr-defined]
+        _, shape, _ = _models()
+        x0, y0, x1, y1 = box
+        pts = shape(img, dlib.rectangle(int(x0), int(y0), int(x1), int(y1)))  # type: ignore[operator]
+        return np.asarray(dlib.get_face_chip(img, pts, size=150, padding=0.25))
+
+    def embed_face(self, img: np.ndarray, face: Face) -> np.ndarray:
+        """128-d embedding of ``face`` in ``img`` (landmark-aligned 150 px chip, no jitter)."""
+        return embed_chips([self.chip(img, face.box)], workers=0)[0]
 
     def embed(self, img: np.ndarray, *, face_index: int | None = None, name: str = "selfie") -> tuple[Face, np.ndarray]:
         """Choose the face and embed it."""
@@ -235,6 +243,53 @@ class IdentityEncoder:
                         f"(face distance {d:.2f} > {SAME_PERSON_THRESHOLD}); give selfies of one person only"
                     )
         return IdentityEmbedding(vector=np.mean(vecs, axis=0), n_sources=len(vecs)), faces
+
+
+# ------------------------------------------------------------------ parallel embedding
+# dlib keeps the GIL while its ResNet runs (~100 ms per face here), so threads cannot share that work.
+# A small pool of worker processes (spawned, models loaded once per worker) can: the identity guard
+# sends aligned 150 px chips, never whole images.
+_POOL_LOCK = threading.Lock()
+_POOL: dict[int, ProcessPoolExecutor] = {}
+
+
+def _worker_init() -> None:
+    _models()
+
+
+def _embed_chip(chip: np.ndarray) -> np.ndarray:
+    _, _, rec = _models()
+    return np.asarray(rec.compute_face_descriptor(chip), dtype=np.float64)  # type: ignore[attr-defined]
+
+
+def embed_pool(workers: int) -> ProcessPoolExecutor | None:
+    """The shared embedding pool with ``workers`` processes (None for 0: embed in this process)."""
+    if workers <= 0:
+        return None
+    with _POOL_LOCK:
+        pool = _POOL.get(workers)
+        if pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+            _POOL[workers] = pool
+            for _ in range(workers):  # start loading models now, while the caller does other work
+                pool.submit(int, 0)
+        return pool
+
+
+def embed_chips(chips: Sequence[np.ndarray], *, workers: int = 0) -> list[np.ndarray]:
+    """Embed aligned chips, in parallel processes when ``workers`` > 0 and there is more than one."""
+    pool = embed_pool(workers) if len(chips) > 1 else None
+    if pool is None:
+        return [_embed_chip(c) for c in chips]
+    return list(pool.map(_embed_chip, chips))
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in _POOL.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    _POOL.clear()
 
 
 def _resize(img: np.ndarray, scale: float) -> np.ndarray:

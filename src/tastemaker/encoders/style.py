@@ -60,7 +60,7 @@ _FEATURES: list[tuple[str, float, str]] = [
     ("sharpness", 0.35, "texture"),
     ("softness", 0.35, "texture"),
     ("vignette", 0.08, "falloff"),
-    ("top_bottom", 0.12, "falloff"),
+    ("top_bottom", 0.2, "falloff"),
 ]
 GROUP_WEIGHTS = {"colour": 1.0, "tone": 0.9, "texture": 0.5, "falloff": 0.4}
 FEATURE_NAMES = tuple(f[0] for f in _FEATURES)
@@ -159,7 +159,8 @@ def hist_quantiles(values: np.ndarray, qs: np.ndarray, lo: float, hi: float, bin
     cdf = np.cumsum(np.bincount(idx, minlength=bins)).astype(np.float64)
     cdf /= cdf[-1]
     edges = lo + (np.arange(bins) + 1.0) * ((hi - lo) / bins)
-    return np.interp(np.asarray(qs, dtype=np.float64) / 100.0, np.concatenate([[0.0], cdf]), np.concatenate([[lo], edges]))
+    q = np.asarray(qs, dtype=np.float64) / 100.0
+    return np.interp(q, np.concatenate([[0.0], cdf]), np.concatenate([[lo], edges]))
 
 
 TONE_QS = np.linspace(0, 100, 21)

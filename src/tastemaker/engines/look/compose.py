@@ -87,9 +87,9 @@ def frame_subject(
     """Place the crop for one variation; ``zoom``/``shift`` are the seed's small jitters."""
     out_w, out_h = output_size(size, aspect, img_w, img_h)
     ratio = out_w / out_h
-    l, t, r, b = face_box
-    fh = max(1.0, float(b - t))
-    fx, fy = (l + r) / 2, (t + b) / 2
+    left, top, right, bottom = face_box
+    fh = max(1.0, float(bottom - top))
+    fx, fy = (left + right) / 2, (top + bottom) / 2
     mult, face_y = FRAMING[framing]
     if aspect == "original" and framing == "full":
         ch = float(img_h)

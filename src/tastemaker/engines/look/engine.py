@@ -34,7 +34,7 @@ from ...encoders.style import ANALYSIS_SIDE, _falloff, _texture
 from ...media import resize_max_side
 from ..base import GenerationRequest, Rendered, Subject, VariationPlan
 from .backdrop import make_backdrop
-from .compose import frame_subject
+from .compose import Frame, frame_subject
 from .grade import apply_lut, fit_lut
 from .segment import WORK_SIDE, face_mask, person_mask, skin_map
 
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
 BACKGROUND_CYCLE = ("keep", "blur", "backdrop")
 #: Fraction of the colour grade the face receives at hold 0 (the rest of the image gets all of it).
-FACE_GRADE = 0.55
-SKIN_PROTECT = 0.6
+FACE_GRADE = 0.8
+SKIN_PROTECT = 0.5
 #: L* units to 8-bit RGB levels (mid-tones), for grain.
 L_TO_RGB = 2.4
 
@@ -135,48 +135,86 @@ class LookEngine:
             work_scale = min(1.0, WORK_SIDE / max(h, w))
             work = resize_max_side(img, WORK_SIDE)
             person = person_mask(work)
-            lm_work = subject.face.landmarks * work_scale
-            skin = skin_map(work, lm_work, person)
-            thumb = resize_max_side(img, 160)
+            skin = skin_map(work, subject.face.landmarks * work_scale, person)
             prep = {
                 "work_scale": work_scale,
                 "person": person,
                 "skin": skin,
-                "samples": thumb.reshape(-1, 3),
+                "samples": resize_max_side(img, 160).reshape(-1, 3),
                 "touches_bottom": bool(person[-3:].mean() > 0.05),
-                "pyramid": {},
+                "levels": {},
                 "luts": {},
+                "composites": {},
             }
             subject.cache["look"] = prep
             return prep
 
     def _lut(self, prep: dict[str, Any], look: LookParams, mode_id: str) -> np.ndarray:
-        key = mode_id
         with self._lock:
-            lut = prep["luts"].get(key)
+            lut = prep["luts"].get(mode_id)
         if lut is None:
             lut = fit_lut(prep["samples"], look.color_array(), seed=0, iterations=self.lut_iterations)
             with self._lock:
-                prep["luts"][key] = lut
+                prep["luts"][mode_id] = lut
         return lut
 
-    def _source(self, subject: Subject, prep: dict[str, Any], scale: float) -> tuple[np.ndarray, float]:
-        """The selfie pre-shrunk (area filter) so the final warp scales by at least 0.7: no aliasing."""
+    @staticmethod
+    def _level_key(scale: float) -> float:
+        """Source resolution for a frame scale: full size, or pre-shrunk in quarter-octave steps so the
+        final warp never shrinks by more than ~0.7 (area filtering first, so no aliasing)."""
         if scale >= 0.7:
-            return subject.image, 1.0
-        pre = scale / 0.85
-        key = round(np.log2(pre) * 4) / 4  # quarter-octave buckets, shared by nearby variations
-        pre = float(2.0**key)
+            return 0.0
+        return round(np.log2(scale / 0.85) * 4) / 4
+
+    def _level(self, subject: Subject, prep: dict[str, Any], key: float) -> dict[str, Any]:
+        """The selfie and its masks at one source resolution (cached per subject)."""
         with self._lock:
-            img = prep["pyramid"].get(key)
-        if img is None:
-            h, w = subject.image.shape[:2]
-            img = cv2.resize(
-                subject.image, (max(1, round(w * pre)), max(1, round(h * pre))), interpolation=cv2.INTER_AREA
-            )
-            with self._lock:
-                prep["pyramid"][key] = img
-        return img, pre
+            lv = prep["levels"].get(key)
+        if lv is not None:
+            return lv
+        h, w = subject.image.shape[:2]
+        pre = float(2.0**key)
+        size = (max(1, round(w * pre)), max(1, round(h * pre)))
+        img = subject.image if key == 0.0 else cv2.resize(subject.image, size, interpolation=cv2.INTER_AREA)
+        size = (img.shape[1], img.shape[0])
+        person = cv2.resize(prep["person"], size, interpolation=cv2.INTER_LINEAR)
+        skin = cv2.resize(prep["skin"], size, interpolation=cv2.INTER_LINEAR)
+        face = face_mask((size[1], size[0]), subject.face.landmarks * pre)
+        lv = {
+            "pre": pre,
+            "image": img,
+            "person": person,
+            "face": face,
+            "protect": np.maximum(face, SKIN_PROTECT * skin),
+        }
+        with self._lock:
+            prep["levels"][key] = lv
+        return lv
+
+    def _composite(
+        self, lv: dict[str, Any], prep: dict[str, Any], look: LookParams, mode_id: str, hold: float, strength: float
+    ) -> np.ndarray:
+        """The selfie graded toward a mode at source resolution, face and skin partly protected.
+
+        The grade is pointwise, so grading once in source space and warping per variation gives the
+        same pixels as grading every output, at a fraction of the cost.
+        """
+        key = (lv["pre"], mode_id, round(hold, 3), round(strength, 3))
+        with self._lock:
+            comp = prep["composites"].get(key)
+        if comp is not None:
+            return comp
+        img = lv["image"]
+        graded = apply_lut(img, self._lut(prep, look, mode_id))
+        base = img.astype(np.float32) * np.float32(1 / 255)
+        face_amount = FACE_GRADE * (1.0 - hold)
+        coef = np.float32(strength) * (1.0 - lv["protect"] * np.float32(1.0 - face_amount))
+        comp = base + (graded - base) * coef[..., None]
+        with self._lock:
+            if len(prep["composites"]) > 16:
+                prep["composites"].clear()
+            prep["composites"][key] = comp
+        return comp
 
     # ------------------------------------------------------------------ rendering
     def render(
@@ -189,92 +227,95 @@ class LookEngine:
         hold: Sequence[float],
     ) -> list[Rendered]:
         prep = self._prepare(subject)
-        for mid in {p.mode_id for p in plans}:
-            self._lut(prep, profile.mode(mid).look, mid)
-        jobs = list(zip(plans, hold, strict=True))
-        if self.threads == 1 or len(jobs) == 1:
-            return [self._render_one(p, h, subject, profile, request, prep) for p, h in jobs]
-        with ThreadPoolExecutor(max_workers=min(self.threads, len(jobs))) as pool:
-            return list(pool.map(lambda j: self._render_one(j[0], j[1], subject, profile, request, prep), jobs))
+        img_h, img_w = subject.image.shape[:2]
+        jobs = []
+        for plan, h in zip(plans, hold, strict=True):
+            frame = frame_subject(
+                img_w,
+                img_h,
+                subject.face.box,
+                framing=plan.framing,
+                size=request.size,
+                aspect=request.aspect,
+                zoom=plan.params["zoom"],
+                shift=tuple(plan.params["shift"]),
+                touches_bottom=prep["touches_bottom"],
+            )
+            jobs.append((plan, h, frame, self._level_key(frame.scale)))
+        needed = {(key, plan.mode_id, h, plan.strength) for plan, h, _, key in jobs}
+
+        def build(item: tuple[float, str, float, float]) -> None:
+            key, mode_id, h, strength = item
+            lv = self._level(subject, prep, key)
+            self._composite(lv, prep, profile.mode(mode_id).look, mode_id, h, strength)
+
+        def draw(job: tuple[VariationPlan, float, Frame, float]) -> Rendered:
+            plan, h, frame, key = job
+            return self._render_one(plan, h, frame, self._level(subject, prep, key), subject, profile, prep)
+
+        workers = min(self.threads, max(len(jobs), len(needed)))
+        if workers <= 1:
+            for item in sorted(needed):
+                build(item)
+            return [draw(j) for j in jobs]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(build, sorted(needed)))
+            return list(pool.map(draw, jobs))
 
     def _render_one(
         self,
         plan: VariationPlan,
         hold: float,
+        frame: Frame,
+        lv: dict[str, Any],
         subject: Subject,
         profile: TasteProfile,
-        request: GenerationRequest,
         prep: dict[str, Any],
     ) -> Rendered:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        mode = profile.mode(plan.mode_id)
-        look = mode.look
+        look = profile.mode(plan.mode_id).look
         img_h, img_w = subject.image.shape[:2]
-        frame = frame_subject(
-            img_w,
-            img_h,
-            subject.face.box,
-            framing=plan.framing,
-            size=request.size,
-            aspect=request.aspect,
-            zoom=plan.params["zoom"],
-            shift=tuple(plan.params["shift"]),
-            touches_bottom=prep["touches_bottom"],
-        )
         W, H = frame.out_w, frame.out_h
-        src, pre = self._source(subject, prep, frame.scale)
-        base = cv2.warpAffine(
-            src, frame.matrix(pre), (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        m = frame.matrix(lv["pre"])
+        comp = self._composite(lv, prep, look, plan.mode_id, hold, plan.strength)
+        out = cv2.warpAffine(comp, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        person = cv2.warpAffine(lv["person"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        face = (
+            cv2.warpAffine(lv["face"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            if hold > 0
+            else None
         )
-        ws = prep["work_scale"]
-        m_work = frame.matrix(ws)
-        person = cv2.warpAffine(prep["person"], m_work, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        skin = cv2.warpAffine(prep["skin"], m_work, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        lm = frame.to_output(subject.face.landmarks)
-        face = face_mask((H, W), lm)
-        protect = np.maximum(face, SKIN_PROTECT * skin)
-        timings["frame"] = time.perf_counter() - t0
-
-        # ---- colour grade (LUT), face and skin partly protected
-        t = time.perf_counter()
-        s = np.float32(plan.strength)
-        graded = apply_lut(base, self._lut(prep, look, plan.mode_id))
-        base_f = base.astype(np.float32) * np.float32(1 / 255)
-        face_amount = FACE_GRADE * (1.0 - hold)
-        coef = (s * (1.0 - protect * np.float32(1.0 - face_amount)))[..., None]
-        out = base_f + (graded - base_f) * coef
-        timings["grade"] = time.perf_counter() - t
+        timings["frame_grade"] = time.perf_counter() - t0
 
         # ---- background
         t = time.perf_counter()
         vl, vt, vr, vb = frame.valid_box(img_w, img_h)
         outside = not (vl <= 0 and vt <= 0 and vr >= W and vb >= H)
-        bg_mode = plan.background
         m3 = person[..., None]
-        if bg_mode == "backdrop":
+        if plan.background == "backdrop":
             bd = make_backdrop(
                 np.array(look.palette, np.float32), np.array(look.palette_weights), (W, H), plan.seed
             ).astype(np.float32) * np.float32(1 / 255)
-            out = out * m3 + bd * (1.0 - m3)
-        elif bg_mode == "blur" or outside:
+            out = bd + (out - bd) * m3
+        elif plan.background == "blur" or outside:
             blurred = _masked_blur(out, person, sigma=0.014 * max(W, H))
-            if bg_mode == "blur":
-                out = out * m3 + blurred * (1.0 - m3)
+            if plan.background == "blur":
+                out = blurred + (out - blurred) * m3
             else:  # keep, but the frame reaches past the photo: soft fill outside it
                 valid = np.zeros((H, W), np.float32)
                 valid[vt:vb, vl:vr] = 1.0
-                valid = cv2.GaussianBlur(valid, (0, 0), 0.01 * max(W, H) + 1)[..., None]
-                keep = np.maximum(valid, m3)
-                out = out * keep + blurred * (1.0 - keep)
+                valid = cv2.GaussianBlur(valid, (0, 0), 0.01 * max(W, H) + 1)
+                keep = np.maximum(valid, person)[..., None]
+                out = blurred + (out - blurred) * keep
         timings["background"] = time.perf_counter() - t
 
         # ---- texture and light, matched on the thumbnail the style encoder measures
         t = time.perf_counter()
-        out = self._texture_and_light(out, look, plan, hold, face, float(s))
+        out = self._texture_and_light(out, look, plan, hold, face, float(plan.strength))
+        pixels = cv2.addWeighted(out, 255.0, out, 0.0, 0.5, dtype=cv2.CV_8U)
         timings["texture"] = time.perf_counter() - t
 
-        pixels = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
         fb = subject.face.box
         face_box_out = frame.to_output(np.array([[fb[0], fb[1]], [fb[2], fb[3]]], np.float32)).ravel()
         timings["total"] = time.perf_counter() - t0
@@ -287,7 +328,13 @@ class LookEngine:
         )
 
     def _texture_and_light(
-        self, out: np.ndarray, look: LookParams, plan: VariationPlan, hold: float, face: np.ndarray, s: float
+        self,
+        out: np.ndarray,
+        look: LookParams,
+        plan: VariationPlan,
+        hold: float,
+        face: np.ndarray | None,
+        s: float,
     ) -> np.ndarray:
         H, W = out.shape[:2]
         f = ANALYSIS_SIDE / max(H, W)
@@ -301,50 +348,56 @@ class LookEngine:
         L, m = measure(out)
         # softness: blur (or sharpen) at analysis scale until the measured softness matches
         target_soft = m["softness"] + (look.softness - m["softness"]) * s
-        sigma_a = 0.0
-        amount = 0.0
+        sigma_a = amount = 0.0
         if target_soft > m["softness"] + 0.05:
-            best = (abs(m["softness"] - target_soft), 0.0)
-            for cand in (0.4, 0.6, 0.8, 1.0, 1.3, 1.7):
-                soft = _texture(cv2.GaussianBlur(L, (0, 0), cand))["softness"]
-                best = min(best, (abs(soft - target_soft), cand))
-            sigma_a = best[1]
+            sigma_a = _search(lambda c: _texture(cv2.GaussianBlur(L, (0, 0), c))["softness"], target_soft, 0.3, 1.8)
         elif target_soft < m["softness"] - 0.05:
-            best = (abs(m["softness"] - target_soft), 0.0)
-            for cand in (0.3, 0.6, 1.0, 1.5):
-                sharp = L + cand * (L - cv2.GaussianBlur(L, (0, 0), 1.0))
-                best = min(best, (abs(_texture(sharp)["softness"] - target_soft), cand))
-            amount = best[1]
-        keep_face = (face * np.float32(hold))[..., None]
+            detail_a = L - cv2.GaussianBlur(L, (0, 0), 1.0)
+            amount = _search(lambda c: _texture(L + c * detail_a)["softness"], target_soft, 0.0, 1.5, decreasing=True)
+        keep_face = None if face is None else (face * np.float32(hold))[..., None]
         if sigma_a > 0:
             blurred = cv2.GaussianBlur(out, (0, 0), sigma_a / f)
-            out = blurred + (out - blurred) * keep_face
+            out = blurred if keep_face is None else blurred + (out - blurred) * keep_face
         elif amount > 0:
             detail = out - cv2.GaussianBlur(out, (0, 0), 1.0 / f)
-            out = out + detail * np.float32(amount) * (1.0 - keep_face)
+            gain = np.float32(amount) if keep_face is None else np.float32(amount) * (1.0 - keep_face)
+            out = out + detail * gain
 
         # vignette: radial gain solved from the measured centre/ring luminance
-        L2, m2 = measure(np.clip(out, 0, 1)) if (sigma_a or amount) else (L, m)
+        L2, m2 = measure(out) if (sigma_a or amount) else (L, m)
         target_v = m2["vignette"] + (look.vignette - m2["vignette"]) * s
-        r = _radius_map(H, W)
-        shape = np.clip((r - 0.35) / 0.65, 0.0, 1.0) ** 2
         ring = float(L2[_radius_map(*L2.shape) > 0.8].mean()) + 1e-3
         mean = float(L2.mean()) + 5.0
         k = float(np.clip((target_v - m2["vignette"]) * mean / (ring * 0.55), -0.25, 0.6))
-        if abs(k) > 0.01:
-            out = out * (1.0 - np.float32(k) * shape)[..., None]
 
         # grain: monochrome noise at analysis scale (film-like grain size), to the mode's level
         target_g = float(np.expm1(look.grain))
         current_g = float(np.expm1(m2["grain"]))
         add = np.sqrt(max(target_g**2 - current_g**2, 0.0)) * s / _grain_gain()
+        if abs(k) > 0.01:
+            out = out * (1.0 - np.float32(k) * _vignette_shape(H, W))[..., None]
         if add > 0.05:
             rng = np.random.default_rng(plan.seed)
             noise = rng.standard_normal((small_size[1], small_size[0]), dtype=np.float32)
-            noise = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC)
-            amp = np.float32(add * L_TO_RGB / 255.0)
-            out = out + (noise * amp * (1.0 - 0.5 * face * np.float32(hold)))[..., None]
+            noise = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC) * np.float32(add * L_TO_RGB / 255.0)
+            if face is not None:
+                noise *= 1.0 - 0.5 * face * np.float32(hold)
+            out = out + noise[..., None]
         return out
+
+
+def _search(
+    fn: Any, target: float, lo: float, hi: float, *, decreasing: bool = False, steps: int = 4
+) -> float:
+    """Bisection for the parameter where the monotone ``fn`` reaches ``target`` (clamped to [lo, hi])."""
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        above = fn(mid) > target
+        if above != decreasing:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
 
 
 def _masked_blur(img: np.ndarray, person: np.ndarray, sigma: float) -> np.ndarray:
@@ -375,6 +428,12 @@ def _radius_map(h: int, w: int) -> np.ndarray:
         if len(_RADIUS) < 32:
             _RADIUS[(h, w)] = r
     return r
+
+
+@functools.lru_cache(maxsize=16)
+def _vignette_shape(h: int, w: int) -> np.ndarray:
+    """Radial falloff shape: 0 inside 35 % of the half-diagonal, rising quadratically to 1 at the corners."""
+    return np.clip((_radius_map(h, w) - 0.35) / 0.65, 0.0, 1.0) ** 2
 
 
 @functools.cache

@@ -71,7 +71,7 @@ def fit_lut(
     disp = (grid - start).reshape(size, size, size, 3)
     if smooth > 0:
         disp = np.stack([gaussian_filter(disp[..., c], smooth, mode="nearest") for c in range(3)], axis=-1)
-    out = _lab_to_rgb((start + disp.reshape(-1, 3)))
+    out = _lab_to_rgb(start + disp.reshape(-1, 3))
     return np.clip(out, 0.0, 1.0).reshape(size, size, size, 3).astype(np.float32)
 
 

@@ -1,0 +1,48 @@
+# Tastemaker — the two set-up commands are `make demo` and `make test`; both work on a fresh clone.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch for the optional [text] extra (MiniLM). On this project's machines the CPU build comes from
+# local disk; elsewhere pass e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test lint typecheck bench install dev clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# core install: no torch
+$(VENV)/.installed-core: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+# dev tools + the [text] extra (torch CPU build installed first, pinned)
+$(VENV)/.installed-dev: $(VENV)/.installed-core
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e '.[dev,text]'
+	@touch $@
+
+install: $(VENV)/.installed-core
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-core
+	TASTEMAKER_PROGRESS=1 $(BIN)/tastemaker demo -o demo-output
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts || true
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache

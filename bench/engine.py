@@ -1,0 +1,128 @@
+"""Engine speed: per-variation cost, 4 variations at 1024², the decode+encode floor, profile build.
+
+Everything is measured in this one process, warm (models loaded, worker processes started), as the
+median of several repeats. The floor is what any implementation must pay for the same outputs: decoding
+the selfie and encoding four 1024² images in the same format with the same (threaded) encoder.
+
+Run: python bench/engine.py [--repeats 5] [--format png]
+Last line: {"four_variations_1024_s": ..., "floor_ratio": ..., "profile_200_pins_s": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tastemaker.boards import Pin, build_board, load_board
+from tastemaker.engines.base import GenerationRequest
+from tastemaker.engines.look import LookEngine
+from tastemaker.media import decode_image, encode_image, encode_many, read_image_bytes
+from tastemaker.pipeline import generate, prepare_subject
+from tastemaker.prompt import parse_prompt
+from tastemaker.taste.profile import build_profile
+
+DEMO = Path(__file__).resolve().parents[1] / "src" / "tastemaker" / "data" / "demo"
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    out, times = None, []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def synthetic_pins(n: int, side: int = 1024) -> list[tuple[Pin, bytes]]:
+    """n distinct JPEG pins made from the demo board (crops, flips, colour shifts), ~side px."""
+    import cv2
+
+    srcs = [decode_image(read_image_bytes(p)) for p in sorted((DEMO / "board").glob("*.jpg"))]
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(n):
+        img = srcs[i % len(srcs)]
+        h, w = img.shape[:2]
+        y0, x0 = rng.integers(0, h // 4), rng.integers(0, w // 4)
+        crop = img[y0 : y0 + 3 * h // 4, x0 : x0 + 3 * w // 4]
+        crop = cv2.resize(crop, (side, side * 3 // 4), interpolation=cv2.INTER_LINEAR)
+        if i % 2:
+            crop = crop[:, ::-1]
+        crop = np.clip(crop.astype(np.int16) + rng.integers(-12, 12, 3), 0, 255).astype(np.uint8)
+        items.append((Pin(image=f"pin{i:04d}.jpg", saves=int(rng.integers(0, 30)),
+                          clicks=int(rng.integers(0, 50))), encode_image(crop, "jpeg", quality=88)))
+    return items
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--format", default="png")
+    ap.add_argument("--size", type=int, default=1024)
+    args = ap.parse_args()
+    fmt, size, reps = args.format, args.size, args.repeats
+
+    selfie_bytes = read_image_bytes(DEMO / "selfie.jpg")
+    subject = prepare_subject([decode_image(selfie_bytes)])
+    profile = build_profile(load_board(DEMO / "board"))
+    req = GenerationRequest(n=4, size=size, aspect="1:1", seed=1, format=fmt)
+
+    # warm everything: LUTs, segmentation, worker processes
+    generate(req, subject=subject, profile=profile, guard_workers=2)
+
+    # per-variation engine cost, one thread, no guard
+    eng = LookEngine(threads=1)
+    intent = parse_prompt("", [(m.id, m.text, m.weight) for m in profile.modes])
+    plans = eng.plan(req, subject, profile, intent)
+    eng.render(plans, subject, profile, req, hold=[0.0] * 4)
+    t_render1, _ = timed(lambda: eng.render(plans[:1], subject, profile, req, hold=[0.0]), reps)
+
+    # the full user-visible path for 4 variations: render (2 threads) + guard + scores + encode
+    def four() -> list[bytes]:
+        res = generate(req, subject=subject, profile=profile, guard_workers=2)
+        return encode_many([i.pixels for i in res.images], fmt)
+
+    t_four, blobs = timed(four, reps)
+    res = generate(req, subject=subject, profile=profile, guard_workers=2)
+    stages = {k: v for k, v in res.timings.items() if k in ("render", "guard", "score")}
+    outputs = [i.pixels for i in res.images]
+
+    # floor: decode the selfie + encode the four outputs, same format, same encoder
+    t_floor, _ = timed(lambda: (decode_image(selfie_bytes), encode_many(outputs, fmt)), reps)
+    t_floor_serial, _ = timed(lambda: (decode_image(selfie_bytes), [encode_image(o, fmt) for o in outputs]), reps)
+
+    # profile build for a 200-pin board: decode (reduced JPEG) + describe + cluster
+    rows = []
+    for n in (50, 200):
+        items = synthetic_pins(n)
+        t_prof, prof = timed(lambda items=items: build_profile(build_board("bench", items)), max(1, reps // 2))
+        rows.append((n, t_prof, len(prof.modes)))  # type: ignore[attr-defined]
+    t_prof200 = rows[-1][1]
+
+    print(f"Tastemaker look engine, {size}x{size} {fmt}, median of {reps} (2 cores)")
+    print(f"{'measure':<46}{'value':>12}")
+    print("-" * 58)
+    print(f"{'render, 1 variation, 1 thread':<46}{t_render1 * 1000:>10.0f} ms")
+    print(f"{'4 variations end to end (render+guard+score+encode)':<46}{t_four:>10.3f} s")
+    for k, v in stages.items():
+        print(f"{'  of which ' + k:<46}{v * 1000:>10.0f} ms")
+    print(f"{'floor: decode selfie + encode 4 (threaded)':<46}{t_floor * 1000:>10.0f} ms")
+    print(f"{'floor: decode selfie + encode 4 (serial)':<46}{t_floor_serial * 1000:>10.0f} ms")
+    print(f"{'ratio 4 variations / threaded floor':<46}{t_four / t_floor:>11.2f}x")
+    for n, t, k in rows:
+        print(f"{f'profile build, {n} pins ({k} modes)':<46}{t:>10.3f} s   ({n / t:.0f} pins/s)")
+    print(f"{'sizes of the 4 outputs':<46}{sum(len(b) for b in blobs) / 1e6:>9.1f} MB")  # type: ignore[union-attr]
+    print(json.dumps({
+        "four_variations_1024_s": round(t_four, 3),
+        "floor_ratio": round(t_four / t_floor, 2),
+        "profile_200_pins_s": round(t_prof200, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Tastemaker: a selfie + a board of pins -> new images of that person in that board's aesthetic.
+
+The public API, in the order of the flow::
+
+    board = load_board("my-board/")                      # images + pins.csv engagement
+    profile = build_profile(board)                       # portable TasteProfile (modes, weights, look)
+    result = generate(GenerationRequest(n=4, seed=1), selfies=["me.jpg"], profile=profile)
+    save_result(result, "out/")                          # images + manifest.json + contact sheet
+"""
+
+from ._version import __version__
+from .boards import Board, Pin, load_board
+from .encoders.identity import IdentityEmbedding, IdentityEncoder, identity_distance
+from .encoders.style import StyleDescriptor, describe, style_similarity
+from .engines import create_engine, list_engines, register_engine
+from .engines.base import GenerationRequest
+from .errors import TastemakerError
+from .pipeline import GeneratedImage, GenerationResult, generate, save_result
+from .taste.profile import ProfileConfig, TasteProfile, build_profile
+
+__all__ = [
+    "Board",
+    "GeneratedImage",
+    "GenerationRequest",
+    "GenerationResult",
+    "IdentityEmbedding",
+    "IdentityEncoder",
+    "Pin",
+    "ProfileConfig",
+    "StyleDescriptor",
+    "TasteProfile",
+    "TastemakerError",
+    "__version__",
+    "build_profile",
+    "create_engine",
+    "describe",
+    "generate",
+    "identity_distance",
+    "list_engines",
+    "load_board",
+    "register_engine",
+    "save_result",
+    "style_similarity",
+]

