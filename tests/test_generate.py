@@ -134,14 +134,22 @@ def test_prompt_selects_mode_and_composition(subject: Subject, demo_profile: Tas
     assert {i.framing for i in res.images} == {"closeup"}
 
 
-def test_parse_prompt_vocabulary() -> None:
+@pytest.mark.parametrize("backend", ["lexical", pytest.param("minilm", marks=pytest.mark.text)])
+def test_parse_prompt_vocabulary(backend: str) -> None:
+    from tastemaker.encoders.text import get_text_encoder, minilm_available
+
+    if backend == "minilm" and not minilm_available():
+        pytest.skip("needs the [text] extra")
+    enc = get_text_encoder(backend)
     modes = [("m1", "warm film golden hour cafe", 0.6), ("m2", "cool moody noir night", 0.4)]
-    p = parse_prompt("golden cafe vibes, full body, studio backdrop", modes)
+    p = parse_prompt("golden cafe vibes, full body, studio backdrop", modes, enc)
     assert (p.framing, p.background, p.matched) == ("full", "backdrop", True)
     assert set(p.mode_weights) == {"m1"}
-    q = parse_prompt("", modes)
+    q = parse_prompt("", modes, enc)
     assert q.framing is None and q.mode_weights == pytest.approx({"m1": 0.6, "m2": 0.4})
-    assert parse_prompt("zebra spaceship", modes).matched is False
+    assert parse_prompt("zebra spaceship", modes, enc).matched is False
+    r = parse_prompt("a dark rainy night, head and shoulders, keep background", modes, enc)
+    assert (r.framing, r.background, set(r.mode_weights)) == ("portrait", "keep", {"m2"})
 
 
 def test_board_and_profile_paths_agree(subject: Subject, demo_board, demo_profile: TasteProfile) -> None:  # type: ignore[no-untyped-def]

@@ -14,9 +14,10 @@ background    ``blurred background``, ``blurry background``, ``bokeh``, ``shallo
 ============  ==============================================================================
 
 What remains is matched against each mode's name, tags and pin titles with the text encoder
-(MiniLM with the ``[text]`` extra, lexical otherwise). When some mode matches clearly (similarity
-at least :data:`MATCH_MIN`), variations use only the modes within half of the best match;
-otherwise all modes are used in proportion to their engagement weight.
+(MiniLM with the ``[text]`` extra, lexical otherwise). When some mode matches clearly (similarity at
+least the encoder's ``match_min``: 0.12 lexical, 0.35 MiniLM), variations use only the modes within the
+encoder's ``keep_ratio`` of the best match (0.5 lexical, 0.85 MiniLM); otherwise all modes are used in
+proportion to their engagement weight.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import re
 from dataclasses import dataclass
 
 from .encoders.text import TextEncoder, get_text_encoder
-
-MATCH_MIN = 0.12
 
 _FRAMING: list[tuple[str, str]] = [
     (r"close[\s-]?up|headshot|tight(ly)? (framed|crop)|tight", "closeup"),
@@ -75,9 +74,10 @@ def parse_prompt(prompt: str, modes: list[tuple[str, str, float]], encoder: Text
         enc = encoder or get_text_encoder()
         sims = enc.similarity(style_text, [t for _, t, _ in modes])
         best = float(sims.max())
-        if best >= MATCH_MIN:
+        if best >= enc.match_min:
             matched = True
-            base = {mid: w for (mid, _, _), w, s in zip(modes, base.values(), sims, strict=True) if s >= best / 2}
+            keep = best * enc.keep_ratio
+            base = {mid: w for (mid, _, _), w, s in zip(modes, base.values(), sims, strict=True) if s >= keep}
     total = sum(base.values())
     return PromptIntent(
         framing=framing,
