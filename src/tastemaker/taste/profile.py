@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -219,7 +218,7 @@ def _allocate(total: int, w: np.ndarray) -> np.ndarray:
     return base
 
 
-def _mode_name(f: dict[str, float], tags: Counter[str]) -> str:
+def _mode_name(f: dict[str, float], tags: dict[str, float]) -> str:
     words = []
     warm = f["b_mean"] + 0.3 * f["a_mean"]
     words.append("warm" if warm > 12 else "cool" if warm < 3 else "neutral")
@@ -241,7 +240,7 @@ def _mode_name(f: dict[str, float], tags: Counter[str]) -> str:
         words.append("soft")
     name = " · ".join(words)
     if tags:
-        name += f" ({tags.most_common(1)[0][0]})"
+        name += f" ({min(tags, key=lambda t: (-tags[t], t))})"
     return name
 
 
@@ -286,11 +285,11 @@ def build_profile(
             tone += wi * descs[i].tone
         lab_samples = to_lab(colors.reshape(1, -1, 3)).reshape(-1, 3)
         palette, pw = kmeans_palette(lab_samples, k=5)
-        tags: Counter[str] = Counter()
+        tags: dict[str, float] = {}  # tag -> summed engagement weight
         titles = []
         for i in idx[np.argsort(-w[idx], kind="stable")]:
             for t in board.pins[i].tags:
-                tags[t.lower()] += float(w[i])
+                tags[t.lower()] = tags.get(t.lower(), 0.0) + float(w[i])
             if board.pins[i].title:
                 titles.append(board.pins[i].title)
         look = LookParams(

@@ -100,6 +100,7 @@ class LookEngine:
         for i, (mode_id, child) in enumerate(zip(modes, children, strict=True)):
             vseed = int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
             rng = np.random.default_rng(vseed)
+            bg: str
             if request.background != "auto":
                 bg = request.background
             elif intent.background:
@@ -303,7 +304,7 @@ class LookEngine:
             if plan.background == "blur":
                 out = blurred + (out - blurred) * m3
             else:  # keep, but the frame reaches past the photo: soft fill outside it
-                valid = np.zeros((H, W), np.float32)
+                valid: np.ndarray = np.zeros((H, W), np.float32)
                 valid[vt:vb, vl:vr] = 1.0
                 valid = cv2.GaussianBlur(valid, (0, 0), 0.01 * max(W, H) + 1)
                 keep = np.maximum(valid, person)[..., None]

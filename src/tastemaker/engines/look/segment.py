@@ -49,7 +49,7 @@ def person_mask(img: np.ndarray) -> np.ndarray:
     try:
         guide = img.astype(np.float32) / 255.0
         r = max(2, round(max(img.shape[:2]) / 128))
-        m = cv2.ximgproc.guidedFilter(guide, m, r, 1e-3)
+        m = cv2.ximgproc.guidedFilter(guide, m, r, 1e-3)  # type: ignore[attr-defined]
     except AttributeError:  # opencv without contrib: keep the raw mask
         pass
     # sharpen the soft edge a little: 0.25..0.75 -> 0..1
@@ -71,7 +71,7 @@ def face_mask(shape: tuple[int, int], landmarks: np.ndarray, feather: float | No
     scale = 0.25 if max(h, w) > 512 else 1.0
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     poly = face_polygon(landmarks) * scale
-    small = np.zeros((sh, sw), np.float32)
+    small: np.ndarray = np.zeros((sh, sw), np.float32)
     cv2.fillPoly(small, [np.round(poly).astype(np.int32)], 1.0)
     width = float(np.ptp(poly[:, 0])) or 1.0
     sigma = feather * scale if feather is not None else 0.07 * width
