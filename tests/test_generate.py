@@ -132,6 +132,9 @@ def test_prompt_selects_mode_and_composition(subject: Subject, demo_profile: Tas
     assert {i.mode_id for i in res.images} == {"m2"}
     assert {i.background for i in res.images} == {"blur"}
     assert {i.framing for i in res.images} == {"closeup"}
+    # same mode and background: the later variations still differ in more than grain
+    means = [i.pixels.reshape(-1, 3).mean(0) for i in res.images]
+    assert max(np.abs(means[0] - m).max() for m in means[1:]) > 2.0
 
 
 @pytest.mark.parametrize("backend", ["lexical", pytest.param("minilm", marks=pytest.mark.text)])

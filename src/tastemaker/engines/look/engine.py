@@ -43,9 +43,11 @@ if TYPE_CHECKING:
     from ...taste.profile import LookParams, TasteProfile
 
 BACKGROUND_CYCLE = ("keep", "blur", "backdrop")
-#: Fraction of the colour grade the face receives at hold 0 (the rest of the image gets all of it).
-FACE_GRADE = 0.8
-SKIN_PROTECT = 0.5
+#: On the face and similar skin the grade is split: luminance (tone, mood) follows it by SKIN_TONE,
+#: chroma (hue, saturation: what makes skin look alive) only by SKIN_CHROMA. Other pixels get all of it.
+SKIN_TONE = 0.85
+SKIN_CHROMA = 0.3
+SKIN_PROTECT = 0.6
 #: L* units to 8-bit RGB levels (mid-tones), for grain.
 L_TO_RGB = 2.4
 
@@ -96,6 +98,7 @@ class LookEngine:
         else:
             modes = _allocate_modes(intent.mode_weights, request.n)
         children = np.random.SeedSequence(seed).spawn(request.n)
+        seen_modes: set[str] = set()
         plans = []
         for i, (mode_id, child) in enumerate(zip(modes, children, strict=True)):
             vseed = int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
@@ -108,6 +111,13 @@ class LookEngine:
             else:
                 bg = BACKGROUND_CYCLE[i % len(BACKGROUND_CYCLE)]
             framing = request.framing if request.framing != "auto" else (intent.framing or "portrait")
+            # the first variation of a mode shows its canonical look; later ones vary exposure,
+            # contrast and warmth a little, so variations differ even when mode and background repeat
+            canonical = mode_id not in seen_modes
+            seen_modes.add(mode_id)
+            jitter = (0.0, 0.0, 0.0) if canonical else (
+                float(rng.uniform(-0.07, 0.07)), float(rng.uniform(-0.08, 0.08)), float(rng.uniform(-0.04, 0.04))
+            )
             plans.append(
                 VariationPlan(
                     index=i,
@@ -119,7 +129,9 @@ class LookEngine:
                     params={
                         "zoom": float(rng.uniform(0.94, 1.06)),
                         "shift": (float(rng.uniform(-0.03, 0.03)), float(rng.uniform(-0.02, 0.02))),
-                        "grade_seed": int(rng.integers(0, 2**31)),
+                        "exposure": jitter[0],
+                        "contrast": jitter[1],
+                        "warmth": jitter[2],
                     },
                 )
             )
@@ -208,9 +220,12 @@ class LookEngine:
         img = lv["image"]
         graded = apply_lut(img, self._lut(prep, look, mode_id))
         base = img.astype(np.float32) * np.float32(1 / 255)
-        face_amount = FACE_GRADE * (1.0 - hold)
-        coef = np.float32(strength) * (1.0 - lv["protect"] * np.float32(1.0 - face_amount))
-        comp = base + (graded - base) * coef[..., None]
+        lab_b = cv2.cvtColor(base, cv2.COLOR_RGB2Lab)
+        lab_g = cv2.cvtColor(graded, cv2.COLOR_RGB2Lab)
+        gain = np.array([SKIN_TONE, SKIN_CHROMA, SKIN_CHROMA], np.float32) * np.float32(1.0 - hold)
+        skin = cv2.cvtColor(lab_b + (lab_g - lab_b) * gain, cv2.COLOR_Lab2RGB)
+        target = graded + (skin - graded) * lv["protect"][..., None]
+        comp = base + (target - base) * np.float32(strength)
         with self._lock:
             if len(prep["composites"]) > 16:
                 prep["composites"].clear()
@@ -310,6 +325,14 @@ class LookEngine:
                 keep = np.maximum(valid, person)[..., None]
                 out = blurred + (out - blurred) * keep
         timings["background"] = time.perf_counter() - t
+
+        # ---- per-variation exposure / contrast / warmth (zero for a mode's first variation)
+        ex, ct, wm = (plan.params.get(k, 0.0) for k in ("exposure", "contrast", "warmth"))
+        if ex or ct or wm:
+            g = (1.0 + ex * plan.strength) * np.array([1.0 + wm, 1.0, 1.0 - wm], np.float32)
+            c = 1.0 + ct * plan.strength
+            affine = np.concatenate([np.diag(g * c), (0.5 * (1.0 - c) * g)[:, None]], axis=1).astype(np.float32)
+            out = cv2.transform(out, affine)
 
         # ---- texture and light, matched on the thumbnail the style encoder measures
         t = time.perf_counter()
