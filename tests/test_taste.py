@@ -75,9 +75,11 @@ def test_demo_board_has_two_modes(demo_profile: TasteProfile) -> None:
 
 
 def test_one_look_one_mode(demo_board: Board) -> None:
-    big = np.concatenate([np.concatenate([neon_image(1, 128), neon_image(1, 128)[::-1]], 1)] * 2, 0)
-    crops = [big[y : y + 160, x : x + 160] for y in (0, 40, 90) for x in (0, 50, 96)]
-    assert len(build_profile(make_board("one", crops)).modes) == 1
+    """Near-identical looks (one photo, flipped, slightly re-exposed) never split into modes."""
+    cat = demo_board.thumbs[[p.image for p in demo_board.pins].index("cat-nap.jpg")]
+    variants = [np.clip(cat.astype(int) + d, 0, 255).astype(np.uint8) for d in (-6, -3, 0, 3, 6)]
+    variants += [v[:, ::-1].copy() for v in variants]
+    assert len(build_profile(make_board("one", variants)).modes) == 1
 
 
 def test_profile_independent_of_pin_order(demo_board: Board) -> None:
@@ -141,7 +143,7 @@ def test_malformed_profile_json(tmp_path: Path) -> None:
 def test_profile_holds_no_pixels_or_faces(demo_profile: TasteProfile) -> None:
     data = json.loads(demo_profile.to_json())
     assert set(data) == {"schema", "schema_version", "created_at", "board", "encoder", "config", "silhouette",
-                         "pins", "modes"}
+                         "weighting", "pins", "modes"}
     assert len(demo_profile.to_json()) < 200_000
 
 

@@ -195,12 +195,15 @@ def describe(img: np.ndarray, *, palette: bool = True) -> StyleDescriptor:
         f[f"L_p{p}"] = float(v)
     n = len(L_PERCENTILES)
     f["contrast"] = float(q[n + 1] - q[n])
+    # split toning: colour of the darkest and brightest quarter, with soft membership so a flat region
+    # sitting on the quartile boundary cannot flip the value
     lo, hi = q[n + 2], q[n + 3]
-    sh, hl = lf <= lo, lf >= hi
-    f["shadow_a"] = float(af[sh].mean()) if sh.any() else f["a_mean"]
-    f["shadow_b"] = float(bf[sh].mean()) if sh.any() else f["b_mean"]
-    f["highlight_a"] = float(af[hl].mean()) if hl.any() else f["a_mean"]
-    f["highlight_b"] = float(bf[hl].mean()) if hl.any() else f["b_mean"]
+    ws = 1.0 / (1.0 + np.exp(np.clip((lf - lo) / 3.0, -30, 30)))
+    wh = 1.0 / (1.0 + np.exp(np.clip((hi - lf) / 3.0, -30, 30)))
+    f["shadow_a"] = float(np.dot(ws, af) / (ws.sum() + 1e-9))
+    f["shadow_b"] = float(np.dot(ws, bf) / (ws.sum() + 1e-9))
+    f["highlight_a"] = float(np.dot(wh, af) / (wh.sum() + 1e-9))
+    f["highlight_b"] = float(np.dot(wh, bf) / (wh.sum() + 1e-9))
     f.update(_texture(L))
     f.update(_falloff(L))
     if palette:

@@ -6,7 +6,9 @@ closest to the rest of their cluster, engagement-weighted) that represent it.
 
 The number of modes is chosen by the engagement-weighted silhouette over ``k = 2..max_modes``
 (every mode needs at least ``min_pins`` pins); a split is only kept if its silhouette reaches
-``min_silhouette`` — otherwise the board is one aesthetic and gets one mode.
+``min_silhouette`` *and* every two modes' centroids are at least ``min_separation`` apart in style
+units (1 unit is a noticeable difference; silhouette alone is scale-free and would happily split a
+board of near-identical looks) — otherwise the board is one aesthetic and gets one mode.
 Pins arrive in canonical (content-hash) order, so the clustering never depends on pin order.
 """
 
@@ -45,7 +47,13 @@ def weighted_silhouette(d: np.ndarray, labels: np.ndarray, w: np.ndarray) -> flo
 
 
 def split_modes(
-    x: np.ndarray, w: np.ndarray, *, max_modes: int = 4, min_pins: int = 2, min_silhouette: float = 0.2
+    x: np.ndarray,
+    w: np.ndarray,
+    *,
+    max_modes: int = 4,
+    min_pins: int = 2,
+    min_silhouette: float = 0.2,
+    min_separation: float = 3.0,
 ) -> ModeSplit:
     """Cluster style vectors ``x`` (n, d) with weights ``w`` into modes."""
     n = len(x)
@@ -59,6 +67,9 @@ def split_modes(
         raw = fcluster(z, k, criterion="maxclust") - 1
         sizes = np.bincount(raw)
         if len(sizes) != k or sizes.min() < min_pins:
+            continue
+        cents = np.array([np.average(x[raw == j], axis=0, weights=w[raw == j] + 1e-12) for j in range(k)])
+        if pdist(cents).min() < min_separation:
             continue
         sil = weighted_silhouette(d, raw, w)
         if sil >= min_silhouette and sil > best.silhouette + 1e-9:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,10 +35,12 @@ from ..encoders.style import (
     kmeans_palette,
     style_similarity,
     to_lab,
+    vector_to_features,
 )
 from ..errors import ProfileError
 from ..media import write_atomic
 from .modes import medoids, split_modes
+from .robust import RobustConfig, defend, geometric_median
 from .weights import WeightConfig, pin_weights
 
 SCHEMA = "tastemaker.profile"
@@ -51,9 +53,13 @@ class ProfileConfig(BaseModel):
     """How a profile is built from a board."""
 
     weights: WeightConfig = Field(default_factory=WeightConfig)
+    #: "auto": learned attention weights when the board has enough dated history, else the defaults
+    weighting: Literal["auto", "default", "learned"] = "auto"
     max_modes: int = Field(4, ge=1, le=8)
     min_pins_per_mode: int = Field(2, ge=1)
     min_silhouette: float = Field(0.2, ge=0, le=1)
+    min_separation: float = Field(3.0, ge=0)
+    robust: RobustConfig = Field(default_factory=RobustConfig)
 
 
 class LookParams(BaseModel):
@@ -79,6 +85,8 @@ class PinEntry(BaseModel):
     image: str
     weight: float
     mode: str
+    #: why the poisoning defence down-weighted this pin, if it did
+    flags: list[str] = Field(default_factory=list)
 
 
 class Mode(BaseModel):
@@ -116,6 +124,8 @@ class TasteProfile(BaseModel):
     encoder: dict[str, str] = Field(default_factory=lambda: {"name": ENCODER_NAME, "version": ENCODER_VERSION})
     config: ProfileConfig = Field(default_factory=ProfileConfig)
     silhouette: float = 0.0
+    #: how pins were weighted: {"kind": "default"} or {"kind": "learned", "theta": [...], "n_history": n}
+    weighting: dict[str, Any] = Field(default_factory=lambda: {"kind": "default"})
     pins: list[PinEntry]
     modes: list[Mode]
 
@@ -129,6 +139,11 @@ class TasteProfile(BaseModel):
     def mode_similarities(self, desc: StyleDescriptor | np.ndarray) -> dict[str, float]:
         """Style similarity of an image descriptor to each mode's centroid."""
         return {m.id: style_similarity(desc, m.vector) for m in self.modes}
+
+    def mode_weights_for(self, desc: StyleDescriptor | np.ndarray) -> list[float]:
+        """Each mode's weight times its similarity to ``desc``: how much this taste pulls toward a look."""
+        sims = self.mode_similarities(desc)
+        return [m.weight * sims[m.id] for m in self.modes]
 
     def style_score(self, desc: StyleDescriptor | np.ndarray) -> float:
         """How well an image matches this taste: its similarity to the closest mode."""
@@ -244,6 +259,33 @@ def _mode_name(f: dict[str, float], tags: dict[str, float]) -> str:
     return name
 
 
+def _engagement_weights(board: Board, x: np.ndarray, cfg: ProfileConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Hand-set weights, or attention weights fitted on this board's own dated history."""
+    from .learned import MIN_HISTORY, counterfactual_looks, engagement_features, fit_attention
+    from .weights import cap_weights
+
+    dated = [p for p in board.pins if p.pinned_at is not None]
+    want = cfg.weighting == "learned" or (cfg.weighting == "auto" and len(dated) >= MIN_HISTORY)
+    if not want or len(dated) < MIN_HISTORY:
+        return pin_weights(board.pins, cfg.weights), {"kind": "default"}
+    stamps = [p.pinned_at for p in dated if p.pinned_at is not None]
+    ref = max(stamps)
+    days = np.array([((p.pinned_at or ref) - ref).total_seconds() / 86400 for p in board.pins])
+    saves = np.array([p.saves for p in board.pins], float)
+    clicks = np.array([p.clicks for p in board.pins], float)
+    dwell = np.array([p.dwell_seconds for p in board.pins], float)
+    distract = np.stack([describe(t, palette=False).vector for t in counterfactual_looks(board.thumbs)])
+    model = fit_attention(x, times=days, saves=saves, clicks=clicks, dwell=dwell, distractors=distract,
+                          half_life_days=cfg.weights.half_life_days)
+    if not model.fitted:
+        return pin_weights(board.pins, cfg.weights), {"kind": "default"}
+    feats = engagement_features(saves, clicks, dwell, -days, x, half_life_days=cfg.weights.half_life_days)
+    lg = model.logits(feats)
+    raw = np.exp(lg - lg.max())
+    info = {"kind": "learned", "theta": [round(float(t), 5) for t in model.theta], "n_history": model.n_history}
+    return cap_weights(raw, cfg.weights), info
+
+
 def build_profile(
     board: Board,
     config: ProfileConfig | None = None,
@@ -257,19 +299,27 @@ def build_profile(
 
         raise EmptyBoardError(f"board {board.name!r} has no usable pins")
     descs = list(descriptors) if descriptors is not None else [describe(t, palette=False) for t in board.thumbs]
-    w = pin_weights(board.pins, cfg.weights)
     x = np.stack([d.vector for d in descs])
+    base_w, weighting = _engagement_weights(board, x, cfg)
+    defence = defend(x, board.pins, base_w, cfg.robust, cfg.weights)
+    w = defence.weights
     split = split_modes(
-        x, w, max_modes=cfg.max_modes, min_pins=cfg.min_pins_per_mode, min_silhouette=cfg.min_silhouette
+        x,
+        w,
+        max_modes=cfg.max_modes,
+        min_pins=cfg.min_pins_per_mode,
+        min_silhouette=cfg.min_silhouette,
+        min_separation=cfg.min_separation,
     )
     modes: list[Mode] = []
     for j in range(split.k):
         members = split.labels == j
         idx = np.flatnonzero(members)
         mw = w[idx] / w[idx].sum()
-        feats = {
-            n: float(np.dot(mw, [descs[i].features[n] for i in idx])) for n in FEATURE_NAMES
-        }
+        if cfg.robust.enabled and cfg.robust.geometric_median and len(idx) > 2:
+            feats = vector_to_features(geometric_median(x[idx], mw))
+        else:
+            feats = {n: float(np.dot(mw, [descs[i].features[n] for i in idx])) for n in FEATURE_NAMES}
         # colour distribution: samples per pin in proportion to its weight, fixed per-pin RNG
         counts = _allocate(COLOR_SAMPLES, mw)
         samples = []
@@ -317,14 +367,15 @@ def build_profile(
             )
         )
     pins = [
-        PinEntry(id=p.id, image=p.image, weight=round(float(wi), 6), mode=f"m{int(lab) + 1}")
-        for p, wi, lab in zip(board.pins, w, split.labels, strict=True)
+        PinEntry(id=p.id, image=p.image, weight=round(float(wi), 6), mode=f"m{int(lab) + 1}", flags=fl)
+        for p, wi, lab, fl in zip(board.pins, w, split.labels, defence.flags, strict=True)
     ]
     return TasteProfile(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         board={"name": board.name, "n_pins": len(board), "n_skipped": len(board.skipped)},
         config=cfg,
         silhouette=round(split.silhouette, 6),
+        weighting=weighting,
         pins=pins,
         modes=modes,
     )

@@ -82,5 +82,10 @@ def pin_weights(pins: Sequence[Pin], cfg: WeightConfig | None = None) -> np.ndar
     raw = np.array(
         [engagement_score(p, cfg) * recency_factor(p.pinned_at, reference, cfg.half_life_days) for p in pins]
     )
+    return cap_weights(raw, cfg)
+
+
+def cap_weights(raw: np.ndarray, cfg: WeightConfig) -> np.ndarray:
+    """The two dominance caps (median ratio, then share water-filling) on raw positive weights."""
     raw = np.minimum(raw, cfg.cap_ratio * float(np.median(raw)))
-    return _cap_shares(raw, max(cfg.max_share, 2.0 / len(pins)))
+    return _cap_shares(raw, max(cfg.max_share, 2.0 / len(raw)))
