@@ -126,6 +126,8 @@ class TasteProfile(BaseModel):
     silhouette: float = 0.0
     #: how pins were weighted: {"kind": "default"} or {"kind": "learned", "theta": [...], "n_history": n}
     weighting: dict[str, Any] = Field(default_factory=lambda: {"kind": "default"})
+    #: set on differentially private releases: epsilon, delta, rho, mechanism (see taste/privacy.py)
+    privacy: dict[str, Any] | None = None
     pins: list[PinEntry]
     modes: list[Mode]
 
