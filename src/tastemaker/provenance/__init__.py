@@ -38,14 +38,14 @@ from .watermark import ALGORITHM, MIN_SIDE, PAYLOAD_BITS, Detection, detect, emb
 
 __all__ = [
     "ALGORITHM",
-    "MIN_SIDE",
-    "PAYLOAD_BITS",
     "C2paError",
     "Detection",
-    "LedgerError",
     "Ledger",
+    "LedgerError",
     "LogEntry",
+    "MIN_SIDE",
     "ManifestReport",
+    "PAYLOAD_BITS",
     "ProofError",
     "ProvenanceError",
     "ProvenanceInputError",
