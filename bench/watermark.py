@@ -20,7 +20,14 @@ aspect kept), JPEG75 + resize 0.75x + crop 80 %.
   the 512 px images and 24 clean decodes. Bit accuracy is shown for the baselines only (ours
   returns a CRC-checked id or nothing).
 
-Run: python bench/watermark.py [--quick] [--seed 0]
+Last full run (shared 2-core CPU, 314 s): ours TPR 1.000 / 1.000 / 1.000 / 0.981 / 0.962 / 0.962
+(none, Q50, Q75, 0.5x, crop 50 %, combo), 0 false ids in 1092 clean decodes, PSNR 39.89 dB mean
+(38.05 min), embed+detect 38.4 ms at 1024². Misses: only the night-grass photo (512 px) and a crop
+of it. Stock dwtDct fails every attack, dwtDctSvd survives only JPEG 75 (0.77), rivaGan (6 images)
+JPEG 50 0.50 / crop 1.00 / combo 0.50 at ~15 s per embed+detect at 1024². rivaGan's 0.000 after a
+0.5x resize is the stock decoder refusing images under 256x256.
+
+Run: python bench/watermark.py [--quick] [--seed 0] [--no-baselines]
 The last line is one JSON object for our method:
 {"min_tpr": ..., "max_fpr": ..., "psnr_db": ..., "embed_detect_ms_1024": ...}
 """
@@ -264,8 +271,9 @@ def run_method(m: Method, images: list[tuple[str, np.ndarray]], clean_variants: 
     bit_acc: dict[str, list[float]] = {a: [] for a in ATTACK_NAMES}
     det_ms: dict[str, list[float]] = {a: [] for a in ATTACK_NAMES}
     psnrs: list[float] = []
+    misses: list[str] = []
     refused = 0
-    for _, img in imgs:
+    for img_name, img in imgs:
         payload = int(pay_rng.integers(0, 1 << m.bits))
         try:
             marked = m.embed(img, payload)
@@ -282,6 +290,8 @@ def run_method(m: Method, images: list[tuple[str, np.ndarray]], clean_variants: 
             det_ms[a].append(1000 * (time.perf_counter() - t))
             n[a] += 1
             tp[a] += got == payload
+            if got != payload:
+                misses.append(f"{img_name}/{a}")
             if not m.any_id_is_fp and got is not None:  # ours returns an id or nothing, no raw bits
                 bit_acc[a].append(1 - bin(got ^ payload).count("1") / m.bits)
     # clean decodes: every attack on unmarked images and random 90 % crops of them
@@ -300,7 +310,9 @@ def run_method(m: Method, images: list[tuple[str, np.ndarray]], clean_variants: 
                 got = m.read(ATTACKS[a](base, rng))
                 nc[a] += 1
                 fp[a] += (got is not None) if m.any_id_is_fp else (got == test_payload)
-    m.stats = dict(tp=tp, n=n, fp=fp, nc=nc, bit_acc=bit_acc, det_ms=det_ms, psnr=psnrs, refused=refused)
+    m.stats = dict(
+        tp=tp, n=n, fp=fp, nc=nc, bit_acc=bit_acc, det_ms=det_ms, psnr=psnrs, refused=refused, misses=misses
+    )
 
 
 def timing_1024(m: Method, images: list[tuple[str, np.ndarray]], k: int = 5) -> float:
@@ -381,9 +393,8 @@ def main() -> None:
         )
     s = methods[0].stats
     total_fp, total_clean = sum(s["fp"].values()), sum(s["nc"].values())
-    print(
-        f"\nours: {total_fp} false ids in {total_clean} clean decodes; run took {time.perf_counter() - t0:.0f} s"
-    )
+    print(f"\nours: {total_fp} false ids in {total_clean} clean decodes")
+    print(f"ours missed: {', '.join(s['misses']) or 'nothing'}; run took {time.perf_counter() - t0:.0f} s")
     summary = {
         "min_tpr": round(min(s["tp"][a] / s["n"][a] for a in ATTACK_NAMES), 4),
         "max_fpr": round(max(s["fp"][a] / max(1, s["nc"][a]) for a in ATTACK_NAMES), 5),

@@ -34,8 +34,21 @@ Design (why each piece is there)
 
 No torch, no model download: numpy, OpenCV, PyWavelets.
 
-Measured (bench/watermark.py on this 2-core CPU, see its docstring for the latest table):
-see the module docstring of ``bench/watermark.py`` and the report of the run.
+Measured with ``python bench/watermark.py`` on the shared 2-core CPU (52 images: demo photos at
+512 and 1024 px, 8 real look-engine outputs, crops, synthetic; 1092 clean decodes):
+
+    attack                     TPR     FPR          | stock dwtDct  dwtDctSvd  rivaGan (6 imgs)
+    none                       1.000   0/52         |  0.635        1.000      1.000
+    JPEG Q50                   1.000   0/208        |  0.000        0.154      0.500
+    JPEG Q75                   1.000   0/208        |  0.000        0.769      0.833
+    resize 0.5x                0.981   0/208        |  0.000        0.000      0.000
+    crop to 50 % area          0.962   0/208        |  0.000        0.000      1.000
+    JPEG75 + 0.75x + crop 80 % 0.962   0/208        |  0.000        0.000      0.500
+    PSNR 39.9 dB mean, 38.05 min; embed + detect at 1024x1024: 38-58 ms (rivaGan ~15 s).
+
+All five misses are one extreme-texture photo (``night-grass``: dense grass blades at exactly
+the mark's spatial frequencies) at 512 px and a crop of it; it is marked at the 38 dB floor and
+survives JPEG but not the crops/resize. Every other image meets the 99 % target.
 """
 
 from __future__ import annotations
