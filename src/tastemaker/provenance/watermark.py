@@ -147,7 +147,7 @@ _OUT_SIGN = np.stack([2 * _parity(_REG & p) - 1 for p in _POLYS], -1).astype(np.
 
 def _conv_encode(bits: np.ndarray) -> np.ndarray:
     state = 0
-    out = []
+    out: list[int] = []
     for b in list(bits) + [0] * (_K - 1):
         reg = ((state << 1) | int(b)) & ((1 << _K) - 1)
         out.extend(bin(reg & p).count("1") & 1 for p in _POLYS)
@@ -303,7 +303,7 @@ def _sync(lay: _Layout, fold: np.ndarray, peaks: int = 1) -> list[tuple[float, f
     corr = np.fft.irfft2(spec * np.conj(lay.sync_spec), s=(TILE, TILE))
     mu, sd = corr.mean(), corr.std() + 1e-12
     flat = corr.ravel()
-    out = []
+    out: list[tuple[float, float, float, np.ndarray]] = []
     for idx in np.argsort(flat)[::-1][: 4 * peaks]:
         dy, dx = divmod(int(idx), TILE)
         if any(math.hypot((dy - o[1] + 32) % 64 - 32, (dx - o[2] + 32) % 64 - 32) < 3 for o in out):
