@@ -1,0 +1,80 @@
+"""Natural-looking test images for the provenance tests (demo photos at output sizes + synthetic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+DEMO = Path(__file__).resolve().parents[2] / "src" / "tastemaker" / "data" / "demo"
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def fit_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    f = long_side / max(h, w)
+    interp = cv2.INTER_CUBIC if f > 1 else cv2.INTER_AREA
+    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=interp)
+
+
+def synthetic(seed: int, h: int = 768, w: int = 640) -> np.ndarray:
+    """Smooth colour gradients + band-limited texture + sensor-like noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack(
+        [
+            120 + 80 * np.sin(2 * np.pi * (x * rng.uniform(0.3, 1.5) + rng.uniform())) + 40 * y,
+            100 + 60 * np.cos(2 * np.pi * y * rng.uniform(0.3, 1.5)) + 30 * x,
+            140 + 50 * np.sin(2 * np.pi * (x + y) * rng.uniform(0.2, 1.0)),
+        ],
+        -1,
+    )
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), rng.uniform(1, 4))
+    tex = tex / tex.std() * rng.uniform(3, 15)
+    img = base + tex[..., None] + rng.normal(0, 2, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+def resize(img: np.ndarray, f: float) -> np.ndarray:
+    return cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+
+
+def crop_area(img: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = fraction**0.5
+    ch, cw = round(h * s), round(w * s)
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    return img[y : y + ch, x : x + cw].copy()
+
+
+ATTACKS = {
+    "none": lambda im, rng: im,
+    "jpeg50": lambda im, rng: jpeg(im, 50),
+    "jpeg75": lambda im, rng: jpeg(im, 75),
+    "resize0.5": lambda im, rng: resize(im, 0.5),
+    "crop50": lambda im, rng: crop_area(im, 0.5, rng),
+    "jpeg75+resize0.75+crop80": lambda im, rng: crop_area(resize(jpeg(im, 75), 0.75), 0.8, rng),
+}
+
+
+@pytest.fixture(scope="session")
+def natural_images() -> dict[str, np.ndarray]:
+    """Output-sized images: the selfie and two board photos at 1024 / 896 px, one synthetic."""
+    return {
+        "selfie@1024": fit_long_side(load_rgb(DEMO / "selfie.jpg"), 1024),
+        "cafe@1024": fit_long_side(load_rgb(DEMO / "board" / "cafe-morning.jpg"), 1024),
+        "meadow@896": fit_long_side(load_rgb(DEMO / "board" / "meadow.jpg"), 896),
+        "synthetic": synthetic(3),
+    }
