@@ -42,8 +42,16 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/engine.py
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/pip install -q --no-deps invisible-watermark==0.2.0
+	@touch $@
+
+bench: $(VENV)/.installed-bench
+	@for b in engine taste privacy poisoning watermark; do \
+		[ -f bench/$$b.py ] || continue; \
+		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache

@@ -10,10 +10,10 @@ import pytest
 from scipy import stats
 
 from tastemaker.encoders.style import describe
+from tastemaker.errors import PrivacyBudgetError
 from tastemaker.taste.privacy import (
     CLIP_NORM,
     Accountant,
-    PrivacyBudgetError,
     PrivacyConfig,
     epsilon_of,
     noisy,

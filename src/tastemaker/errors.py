@@ -21,9 +21,17 @@ Each class knows three things about itself, so the edges never have to guess:
     │   │   ├── FaceTooSmallError                 422 face_too_small
     │   │   └── IdentityMismatchError             422 identity_mismatch   (selfies of different people)
     │   ├── RequestError                          422 invalid_request     (n, size, aspect, format...)
-    │   └── ProfileError                          422 invalid_profile     (bad JSON, schema version)
+    │   ├── ProfileError                          422 invalid_profile     (bad JSON, schema version, signature)
+    │   └── ProvenanceInputError                  422 invalid_provenance_input (bad payload, image, format)
+    │       └── WatermarkTooSmallError            422 image_too_small_to_mark
     ├── OutputError                      exit 73  500 output_error        (cannot write results)
     ├── IdentityGuardError               exit 4   500 identity_guard      (output drifted from the selfie)
+    ├── PrivacyBudgetError               exit 5   429 privacy_budget_exhausted
+    ├── ProvenanceError                  exit 1   500 provenance_error    (never ignored: fail closed)
+    │   ├── WatermarkError                        500 watermark_failed    (could not mark the image)
+    │   ├── C2paError                             500 c2pa_failed         (signing or reading failed)
+    │   └── LedgerError                           500 ledger_error        (storage or signature problem)
+    │       └── ProofError                        409 proof_invalid       (a proof or tree head does not verify)
     └── MissingDependencyError           exit 3   501 missing_dependency  (optional extra not installed)
 """
 
@@ -135,6 +143,57 @@ class IdentityGuardError(TastemakerError):
     exit_code = 4
 
 
+class PrivacyBudgetError(TastemakerError):
+    """A profile's differential-privacy budget for the period is spent; the release is refused."""
+
+    code = "privacy_budget_exhausted"
+    exit_code = 5
+    http_status = 429
+
+
+class ProvenanceError(TastemakerError):
+    """Provenance could not be attached or checked; never ignored (fail closed)."""
+
+    code = "provenance_error"
+
+
+class WatermarkError(ProvenanceError):
+    """Embedding failed or its self-check did not read the payload back; the image must not ship."""
+
+    code = "watermark_failed"
+
+
+class C2paError(ProvenanceError):
+    """The C2PA manifest could not be built, signed or read."""
+
+    code = "c2pa_failed"
+
+
+class LedgerError(ProvenanceError):
+    """The transparency log could not be read, written, or its signature is wrong."""
+
+    code = "ledger_error"
+
+
+class ProofError(LedgerError):
+    """A Merkle proof or signed tree head does not verify: the log or the claim was tampered with."""
+
+    code = "proof_invalid"
+    http_status = 409
+
+
+class ProvenanceInputError(InputError):
+    """The caller passed something the provenance layer cannot use (payload range, pixels, format)."""
+
+    code = "invalid_provenance_input"
+
+
+class WatermarkTooSmallError(ProvenanceInputError):
+    """The image is below the watermark's minimum size; we refuse rather than ship it unmarked."""
+
+    code = "image_too_small_to_mark"
+
+
 class MissingDependencyError(TastemakerError):
     """An optional backend was asked for but its extra is not installed."""
 
@@ -153,6 +212,7 @@ class MissingDependencyError(TastemakerError):
 
 __all__ = [
     "BoardError",
+    "C2paError",
     "EmptyBoardError",
     "FaceError",
     "FaceTooSmallError",
@@ -162,13 +222,20 @@ __all__ = [
     "ImageError",
     "ImageTooLargeError",
     "InputError",
+    "LedgerError",
     "MissingDependencyError",
     "MultipleFacesError",
     "NoFaceError",
     "OutputError",
     "PinsFileError",
+    "PrivacyBudgetError",
     "ProfileError",
+    "ProofError",
+    "ProvenanceError",
+    "ProvenanceInputError",
     "RequestError",
     "TastemakerError",
     "UnsupportedImageError",
+    "WatermarkError",
+    "WatermarkTooSmallError",
 ]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tastemaker.errors import ProvenanceInputError
 from tastemaker.provenance import c2pa as cc
-from tastemaker.provenance.errors import ProvenanceInputError
 from tastemaker.provenance.record import ProvenanceRecord
 from tastemaker.provenance.watermark import ALGORITHM
 

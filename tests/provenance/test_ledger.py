@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tastemaker.errors import LedgerError, ProofError
 from tastemaker.provenance import ledger as lg
-from tastemaker.provenance.errors import LedgerError, ProofError
 
 LEAVES = [
     bytes.fromhex(h)

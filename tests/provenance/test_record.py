@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tastemaker.provenance.errors import ProvenanceInputError
+from tastemaker.errors import ProvenanceInputError
 from tastemaker.provenance.ledger import leaf_hash
 from tastemaker.provenance.record import ProvenanceRecord, pixels_sha256, sha256_hex
 

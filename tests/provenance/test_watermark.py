@@ -11,8 +11,8 @@ import pywt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tastemaker.errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
 from tastemaker.provenance import watermark as wm
-from tastemaker.provenance.errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
 
 from .conftest import ATTACKS, DEMO, crop_area, jpeg, load_rgb, resize, synthetic
 

@@ -6,6 +6,15 @@ with signed tree heads. The pipeline/CLI/store wire these together; this package
 outside the directories it is given, and never imports torch.
 """
 
+from ..errors import (
+    C2paError,
+    LedgerError,
+    ProofError,
+    ProvenanceError,
+    ProvenanceInputError,
+    WatermarkError,
+    WatermarkTooSmallError,
+)
 from .c2pa import (
     ManifestReport,
     SigningIdentity,
@@ -14,15 +23,6 @@ from .c2pa import (
     manifest_definition,
     read_manifest,
     sign_image,
-)
-from .errors import (
-    C2paError,
-    LedgerError,
-    ProofError,
-    ProvenanceError,
-    ProvenanceInputError,
-    WatermarkError,
-    WatermarkTooSmallError,
 )
 from .ledger import (
     Ledger,

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .._version import __version__
-from .errors import C2paError, ProvenanceInputError
+from ..errors import C2paError, ProvenanceInputError
 from .record import ProvenanceRecord
 from .watermark import ALGORITHM, PAYLOAD_BITS
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ProvenanceInputError
+from ..errors import ProvenanceInputError
 from .watermark import PAYLOAD_BITS
 
 SCHEMA = "tastemaker.record/v1"

@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
+from ..errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
 
 #: Name used in the C2PA soft-binding assertion (``alg``) for this watermark.
 ALGORITHM = "org.tastemaker.watermark.tile64-v1"

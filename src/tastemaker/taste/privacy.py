@@ -42,7 +42,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..encoders.style import FEATURE_NAMES, features_to_vector, lab_to_rgb8, vector_to_features
-from ..errors import TastemakerError
+from ..errors import PrivacyBudgetError
 from ..media import write_atomic
 from .profile import TONE_POINTS, LookParams, Mode, TasteProfile
 
@@ -52,14 +52,6 @@ CLIP_NORM = 8.0
 #: Engagement score that counts as a full-weight pin (scores above are clipped).
 ENGAGEMENT_CAP = 6.0
 TONE_SCALE = 8.0
-
-
-class PrivacyBudgetError(TastemakerError):
-    """The profile's privacy budget for this period is spent."""
-
-    code = "privacy_budget_exhausted"
-    exit_code = 5
-    http_status = 429
 
 
 class PrivacyConfig(BaseModel):
