@@ -285,6 +285,48 @@ def demo(
 
 
 @app.command()
+@handle_errors
+def verify(
+    image: Annotated[Path, typer.Argument(help="An image to check (PNG, JPEG or WebP; metadata may be stripped).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+) -> None:
+    """Check an image's provenance: C2PA manifest, watermark, record, and its transparency-log proof.
+
+    Exit codes: 0 verified (made here, untampered), 20 not ours (no mark or record found),
+    21 tampered (a manifest that does not validate, a record that differs, or a proof that fails).
+    """
+    from .media import read_image_bytes
+    from .pipeline import default_provenance
+    from .provenance.service import VERDICT_EXIT
+
+    settings = load_settings()
+    report = default_provenance().verify(read_image_bytes(image, max_bytes=settings.max_image_bytes))
+    data = report.to_dict()
+    if as_json:
+        console.print_json(json.dumps(data))
+    else:
+        colour = {"verified": "green", "not_ours": "yellow", "tampered": "red"}[report.verdict]
+        table = Table(title=f"{image.name}: [bold {colour}]{report.verdict.replace('_', ' ')}[/]", show_header=False)
+        table.add_row("C2PA manifest", f"{report.c2pa.state}" + (" (trusted signer)" if report.c2pa.trusted else ""))
+        wid = data["watermark"]["id"]
+        table.add_row("watermark", f"id {wid} (confidence {report.watermark_confidence:.2f})" if wid else "not found")
+        if report.record is not None:
+            r = report.record
+            table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}")
+            table.add_row("account", r.account)
+            table.add_row("profile hash", r.profile_hash[:16] + "…")
+            table.add_row(
+                "log inclusion",
+                f"entry {report.log_index} of {report.tree_size}: "
+                + ("proof verified against the signed tree head" if report.proof_ok else "PROOF FAILED"),
+            )
+        for problem in report.problems:
+            table.add_row("[red]problem[/]", problem)
+        console.print(table)
+    raise typer.Exit(VERDICT_EXIT[report.verdict])
+
+
+@app.command()
 def engines() -> None:
     """List the available engines."""
     from .engines import list_engines

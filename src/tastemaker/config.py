@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     recency_half_life_days: float = 180.0
     max_modes: int = 4
     engine: str = "look"
+    # C2PA signing: your own certificate chain + key (PEM); unset = a local CA made on first use
+    c2pa_chain_pem: Path | None = None
+    c2pa_key_pem: Path | None = None
+    c2pa_anchor_pem: Path | None = None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,6 +7,10 @@ output's dlib embedding is compared with the person's; while it is farther than 
 the face (0 -> 0.5 -> 0.8 -> 1). An output that still drifts is an error, never a silent return.
 Each output is also scored against the profile with the style encoder.
 
+Every output then gets its provenance (``provenance/service.py``): a record, the invisible watermark
+carrying its id, a signed C2PA manifest and an entry in the transparency log. This is not optional and
+fails closed: if any step fails, ``generate`` raises and returns no image at all.
+
 ``save_result`` writes the images, a ``manifest.json`` and a contact sheet, all-or-nothing.
 """
 
@@ -35,9 +39,10 @@ from .encoders.identity import (
 from .encoders.style import describe
 from .engines import Engine, create_engine
 from .engines.base import GenerationRequest, Rendered, Subject
-from .errors import IdentityGuardError, NoFaceError, RequestError
-from .media import encode_image, encode_many, ensure_writable_dir, load_image, suffix_for, write_atomic
+from .errors import IdentityGuardError, NoFaceError, ProvenanceError, RequestError
+from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
 from .prompt import parse_prompt
+from .provenance.service import Provenance, stamp_many
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
 Progress = Callable[[str, int, int], None]
@@ -61,12 +66,18 @@ class GeneratedImage:
     hold: float
     identity_distance: float
     style_score: float
+    #: the encoded file (request format) with its watermark and signed C2PA manifest
+    data: bytes = b""
+    record_id: str = ""
+    log_index: int = -1
     timings: dict[str, float] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """Manifest entry (without pixels)."""
         return {
             "index": self.index,
+            "record_id": self.record_id,
+            "log_index": self.log_index,
             "seed": self.seed,
             "mode": self.mode_id,
             "mode_name": self.mode_name,
@@ -129,6 +140,23 @@ class IdentityGuard:
         return [float("inf") if c is None else identity_distance(next(vecs), self.identity) for c in chips]
 
 
+_DEFAULT_PROVENANCE: dict[str, Provenance] = {}
+
+
+def default_provenance() -> Provenance:
+    """The provenance store in the configured data dir (``TASTEMAKER_DATA_DIR``), opened once per process."""
+    from .config import Settings
+
+    settings = Settings()
+    key = str(settings.data_dir.resolve())
+    prov = _DEFAULT_PROVENANCE.get(key)
+    if prov is None:
+        prov = Provenance(settings.data_dir, chain_pem=settings.c2pa_chain_pem, key_pem=settings.c2pa_key_pem,
+                          anchor_pem=settings.c2pa_anchor_pem)
+        _DEFAULT_PROVENANCE[key] = prov
+    return prov
+
+
 def _as_image(item: np.ndarray | str | Path, max_pixels: int) -> tuple[np.ndarray, str]:
     if isinstance(item, np.ndarray):
         return item, "selfie"
@@ -171,6 +199,9 @@ def generate(
     encoder: IdentityEncoder | None = None,
     text_encoder: Any = None,
     guard_workers: int = 0,
+    provenance: Provenance | None = None,
+    account: str = "local",
+    include_prompt: bool = False,
     progress: Progress | None = None,
 ) -> GenerationResult:
     """Make ``request.n`` images of the person in the board's (or profile's) aesthetic."""
@@ -242,12 +273,31 @@ def generate(
     finals = list(zip(current, dists, strict=True))
 
     t = time.perf_counter()
+    prov = provenance or default_provenance()
+    profile_hash = profile.content_hash()
+    report("provenance", 0, len(finals))
+    stamped = stamp_many(
+        prov,
+        [r.pixels for r, _ in finals],
+        fmt=request.format,
+        prompt=request.prompt,
+        profile_hash=profile_hash,
+        engine=eng.name,
+        engine_version=eng.version,
+        seed=request.seed,
+        account=account,
+        include_prompt=include_prompt,
+    )
+    report("provenance", len(finals), len(finals))
+    timings["provenance"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     images = []
-    for r, dist in finals:
+    for (r, dist), st in zip(finals, stamped, strict=True):
         mode = profile.mode(r.plan.mode_id)
         images.append(
             GeneratedImage(
-                pixels=r.pixels,
+                pixels=st.pixels,
                 index=r.plan.index,
                 seed=r.plan.seed,
                 mode_id=mode.id,
@@ -257,7 +307,10 @@ def generate(
                 strength=r.plan.strength,
                 hold=r.hold,
                 identity_distance=dist,
-                style_score=profile.style_score(describe(r.pixels, palette=False)),
+                style_score=profile.style_score(describe(st.pixels, palette=False)),
+                data=st.data,
+                record_id=st.record.id_hex,
+                log_index=st.log_index,
                 timings=r.timings,
             )
         )
@@ -289,7 +342,9 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
     fmt = result.request.format
     t = time.perf_counter()
     names = [f"tastemaker_{result.request.seed}_{img.index:02d}{suffix_for(fmt)}" for img in result.images]
-    blobs = list(zip(names, encode_many([img.pixels for img in result.images], fmt), strict=True))
+    if any(not img.data for img in result.images):
+        raise ProvenanceError("refusing to save images that carry no provenance (they did not come from generate)")
+    blobs = [(name, img.data) for name, img in zip(names, result.images, strict=True)]
     encode_s = time.perf_counter() - t
     sheet_bytes = None
     if contact_sheet:

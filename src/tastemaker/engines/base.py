@@ -43,7 +43,7 @@ class GenerationRequest(BaseModel):
     aspect: Aspect = "4:5"
     format: str = Field("png", description="png, jpeg or webp")
     strength: float = Field(0.8, ge=0.0, le=1.0, description="how far to move toward the board's look")
-    seed: int | None = Field(None, ge=0, lt=2**63, description="same seed, same images; None picks one")
+    seed: int | None = Field(None, ge=0, lt=2**53, description="same seed, same images; None picks one")
     background: Background = "auto"
     framing: Framing = "auto"
     mode: str | None = Field(None, description="force one taste mode by id (e.g. m2)")

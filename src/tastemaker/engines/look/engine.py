@@ -101,7 +101,8 @@ class LookEngine:
         seen_modes: set[str] = set()
         plans = []
         for i, (mode_id, child) in enumerate(zip(modes, children, strict=True)):
-            vseed = int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+            # 53-bit variation seeds: exact in JSON and in provenance records
+            vseed = int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(11))
             rng = np.random.default_rng(vseed)
             bg: str
             if request.background != "auto":
