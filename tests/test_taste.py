@@ -142,8 +142,8 @@ def test_malformed_profile_json(tmp_path: Path) -> None:
 
 def test_profile_holds_no_pixels_or_faces(demo_profile: TasteProfile) -> None:
     data = json.loads(demo_profile.to_json())
-    assert set(data) == {"schema", "schema_version", "created_at", "board", "encoder", "config", "silhouette",
-                         "weighting", "privacy", "pins", "modes"}
+    assert set(data) == {"schema", "schema_version", "id", "version", "created_at", "board", "encoder", "config",
+                         "silhouette", "weighting", "privacy", "feedback", "feedback_base", "pins", "modes"}
     assert len(demo_profile.to_json()) < 200_000
 
 

@@ -212,28 +212,6 @@ def generate(
     )
 
 
-@app.command("profile")
-@handle_errors
-def profile_cmd(
-    board: Annotated[Path, typer.Argument(help="Board folder (images + optional pins.csv / pins.jsonl).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile JSON.")],
-    max_modes: Annotated[int, typer.Option(help="Most style modes to find.")] = 4,
-) -> None:
-    """Learn a portable taste profile from a board."""
-    from .boards import load_board
-    from .media import ensure_writable_dir
-    from .taste.profile import ProfileConfig, build_profile
-
-    settings = load_settings()
-    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
-    b = load_board(board, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-    _warn_skipped(b)
-    prof = build_profile(b, ProfileConfig(max_modes=max_modes))
-    prof.save(out)
-    console.print(_modes_table(prof))
-    console.print(f"wrote {out} ({len(prof.pins)} pins, {len(prof.modes)} mode(s))")
-
-
 @app.command()
 @handle_errors
 def identity(
@@ -333,6 +311,16 @@ def engines() -> None:
 
     for name in list_engines():
         console.print(name)
+
+
+def _register_subcommands() -> None:
+    """Command groups that live beside the code they drive."""
+    from .taste.cli import register as register_taste
+
+    register_taste(app)
+
+
+_register_subcommands()
 
 
 def main() -> None:

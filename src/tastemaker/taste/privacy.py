@@ -25,7 +25,8 @@ the last ``period_days`` would compose past ``budget_epsilon``.
 Defaults, against production practice: Apple's local DP uses epsilon 2-16 per datum per day
 (e.g. 4 for emoji, 8 for QuickType, 16 for health types); Google's RAPPOR/Chrome about 2 per day.
 Tastemaker releases at epsilon = 1 each (delta = 1e-6) within a budget of epsilon = 4 per profile per
-day: four releases a day, composed in zCDP to ~2.04, well inside Apple's range and near Google's.
+day, inside Apple's range and twice Google's. Composition in zCDP is sub-linear: four releases of
+epsilon 1 cost 2.04 together, and about fourteen fit in the daily budget of 4.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -87,6 +88,10 @@ class PinEntry(BaseModel):
     mode: str
     #: why the poisoning defence down-weighted this pin, if it did
     flags: list[str] = Field(default_factory=list)
+    #: engagement score and style vector (+ tone curve / 8): kept in the user's own profile so a
+    #: differentially private release can be made later; never part of an export
+    engagement: float = 0.0
+    vector: list[float] = Field(default_factory=list)
 
 
 class Mode(BaseModel):
@@ -119,6 +124,10 @@ class TasteProfile(BaseModel):
 
     schema_: str = Field(SCHEMA, alias="schema")
     schema_version: int = SCHEMA_VERSION
+    #: stable id of this profile across versions (feedback history, privacy accounting)
+    id: str = ""
+    #: incremented by every feedback update
+    version: int = 1
     created_at: str = ""
     board: dict[str, Any] = Field(default_factory=dict)
     encoder: dict[str, str] = Field(default_factory=lambda: {"name": ENCODER_NAME, "version": ENCODER_VERSION})
@@ -128,6 +137,9 @@ class TasteProfile(BaseModel):
     weighting: dict[str, Any] = Field(default_factory=lambda: {"kind": "default"})
     #: set on differentially private releases: epsilon, delta, rho, mechanism (see taste/privacy.py)
     privacy: dict[str, Any] | None = None
+    #: feedback events and the board-derived base they apply to (see taste/feedback.py)
+    feedback: list[dict[str, Any]] = Field(default_factory=list)
+    feedback_base: dict[str, Any] | None = None
     pins: list[PinEntry]
     modes: list[Mode]
 
@@ -153,9 +165,10 @@ class TasteProfile(BaseModel):
 
     # ------------------------------------------------------------------ identity
     def content_hash(self) -> str:
-        """SHA-256 of everything except ``created_at``: equal for equal boards."""
+        """SHA-256 of the taste itself (not its id, time or version): equal for equal boards."""
         data = self.model_dump(mode="json", by_alias=True)
-        data.pop("created_at", None)
+        for key in ("created_at", "id", "version", "feedback", "feedback_base"):
+            data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     # ------------------------------------------------------------------ persistence
@@ -368,11 +381,18 @@ def build_profile(
                 titles=titles[:20],
             )
         )
+    from .weights import engagement_score
+
+    release = [np.concatenate([d.vector, np.asarray(d.tone) / 8.0]) for d in descs]
     pins = [
-        PinEntry(id=p.id, image=p.image, weight=round(float(wi), 6), mode=f"m{int(lab) + 1}", flags=fl)
-        for p, wi, lab, fl in zip(board.pins, w, split.labels, defence.flags, strict=True)
+        PinEntry(
+            id=p.id, image=p.image, weight=round(float(wi), 6), mode=f"m{int(lab) + 1}", flags=fl,
+            engagement=round(engagement_score(p, cfg.weights), 5), vector=[round(float(v), 5) for v in vec],
+        )
+        for p, wi, lab, fl, vec in zip(board.pins, w, split.labels, defence.flags, release, strict=True)
     ]
     return TasteProfile(
+        id=uuid.uuid4().hex,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         board={"name": board.name, "n_pins": len(board), "n_skipped": len(board.skipped)},
         config=cfg,

@@ -1,0 +1,208 @@
+"""Taste commands: ``profile`` (build, export, import, history), ``feedback`` and ``forget``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ..cli import _modes_table, _warn_skipped, console, handle_errors
+from ..config import load_settings
+
+
+class _ProfileGroup(TyperGroup):
+    """``tastemaker profile BOARD -o F`` is short for ``tastemaker profile build BOARD -o F``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[Any, Any, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["build", *args]
+        return super().resolve_command(ctx, args)
+
+
+profile_app = typer.Typer(
+    cls=_ProfileGroup, no_args_is_help=True, help="Build, export, import and inspect taste profiles."
+)
+
+
+def _registry(data_dir: Path) -> Path:
+    return data_dir / "profiles" / "registry.json"
+
+
+def remember_profile(data_dir: Path, path: Path) -> None:
+    """Note where a profile file was written, so ``forget`` can find it later."""
+    from ..media import write_atomic
+
+    reg = _registry(data_dir)
+    reg.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        paths = set(json.loads(reg.read_text()))
+    except (OSError, ValueError):
+        paths = set()
+    paths.add(str(path.resolve()))
+    write_atomic(reg, json.dumps(sorted(paths), indent=1).encode())
+
+
+@profile_app.command("build")
+@handle_errors
+def build(
+    board: Annotated[Path, typer.Argument(help="Board folder (images + optional pins.csv / pins.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile JSON.")],
+    max_modes: Annotated[int, typer.Option(help="Most style modes to find.")] = 4,
+) -> None:
+    """Learn a taste profile from a board."""
+    from ..boards import load_board
+    from ..media import ensure_writable_dir
+    from .profile import ProfileConfig, build_profile
+
+    settings = load_settings()
+    ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    b = load_board(board, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+    _warn_skipped(b)
+    prof = build_profile(b, ProfileConfig(max_modes=max_modes))
+    prof.save(out)
+    remember_profile(settings.data_dir, out)
+    console.print(_modes_table(prof))
+    flagged = [p for p in prof.pins if p.flags]
+    for p in flagged:
+        console.print(f"[yellow]down-weighted[/] {p.image}: {'; '.join(p.flags)}", highlight=False)
+    console.print(f"wrote {out} ({len(prof.pins)} pins, {len(prof.modes)} mode(s), weights: {prof.weighting['kind']})")
+
+
+@profile_app.command("export")
+@handle_errors
+def export(
+    profile: Annotated[Path, typer.Argument(help="Your profile JSON.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the portable export.")],
+    private: Annotated[bool, typer.Option("--private", help="Release a differentially private version.")] = False,
+    epsilon: Annotated[float | None, typer.Option(help="Epsilon of this private release (default 1).")] = None,
+    unsigned: Annotated[bool, typer.Option("--unsigned", help="Do not sign the export.")] = False,
+) -> None:
+    """Export a profile (signed; optionally differentially private) to move it elsewhere."""
+    from ..media import write_atomic
+    from .portable import export_document, profile_key
+    from .privacy import Accountant, PrivacyConfig, private_profile
+    from .profile import TasteProfile
+
+    settings = load_settings()
+    prof = TasteProfile.load(profile)
+    if private:
+        import numpy as np
+
+        if not prof.pins or not all(p.vector for p in prof.pins):
+            from ..errors import ProfileError
+
+            raise ProfileError(f"{profile.name} has no per-pin data to release privately; rebuild it from the board")
+        cfg = PrivacyConfig(**({"epsilon": epsilon} if epsilon is not None else {}))
+        acc = Accountant(settings.data_dir, prof.id or prof.content_hash()[:32], cfg)
+        prof = private_profile(
+            prof, np.array([p.vector for p in prof.pins]), np.array([p.engagement for p in prof.pins]),
+            accountant=acc, cfg=cfg, purpose="export",
+        )
+        _, spent = acc.spent()
+        console.print(f"private release: epsilon {cfg.epsilon:g} (delta {cfg.delta:g}); spent today "
+                      f"{spent:.2f} of {cfg.budget_epsilon:g}")
+    doc = export_document(prof, None if unsigned else profile_key(settings.data_dir))
+    write_atomic(out, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode())
+    signer = doc.get("signature", {}).get("key_id", "unsigned")
+    console.print(f"wrote {out}: {len(prof.modes)} mode(s), signed by key {signer}")
+
+
+@profile_app.command("import")
+@handle_errors
+def import_(
+    export_file: Annotated[Path, typer.Argument(help="A taste export (from `tastemaker profile export`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the imported profile.")],
+    allow_unsigned: Annotated[bool, typer.Option("--allow-unsigned", help="Accept an unsigned export.")] = False,
+) -> None:
+    """Import a portable profile; refuses tampered files and incompatible encoders."""
+    from ..errors import ProfileError
+    from .portable import import_document
+
+    settings = load_settings()
+    try:
+        text = export_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read {export_file}: {exc}") from exc
+    prof, signer = import_document(text, allow_unsigned=allow_unsigned, name=export_file.name)
+    prof.save(out)
+    remember_profile(settings.data_dir, out)
+    console.print(_modes_table(prof))
+    console.print(f"imported to {out} " + (f"(signature valid, key {signer})" if signer else "(unsigned)"))
+
+
+@profile_app.command("history")
+@handle_errors
+def history_cmd(profile: Annotated[Path, typer.Argument(help="Your profile JSON.")]) -> None:
+    """How the profile changed with feedback: one row per version."""
+    from .feedback import history
+    from .profile import TasteProfile
+
+    settings = load_settings()
+    prof = TasteProfile.load(profile)
+    table = Table(title=f"History of {profile.name}")
+    table.add_column("version")
+    table.add_column("last reaction")
+    for m in prof.modes:
+        table.add_column(f"{m.id} weight")
+    for v in history(settings.data_dir, prof):
+        last = v.feedback[-1] if v.feedback else None
+        what = f"{last['action']} ({last['mode']}) {last['time'][:19]}" if last else "built from board"
+        weights = {m.id: m.weight for m in v.modes}
+        table.add_row(str(v.version), what, *[f"{weights.get(m.id, 0):.3f}" for m in prof.modes])
+    console.print(table)
+
+
+def feedback(
+    profile: Annotated[Path, typer.Option("--profile", "-p", help="Your profile JSON (updated in place).")],
+    image: Annotated[Path, typer.Option("--image", "-i", help="The generated image you reacted to.")],
+    action: Annotated[str, typer.Option(help="save, like, skip or hide.")],
+    dwell_seconds: Annotated[float, typer.Option(help="How long you looked at it.")] = 0.0,
+    mode: Annotated[str | None, typer.Option(help="Mode it was drawn in (default: from manifest.json).")] = None,
+) -> None:
+    """Tell your profile how you reacted to an image; it moves toward (or away from) that look."""
+    import hashlib
+
+    from ..encoders.style import describe
+    from ..media import load_image, read_image_bytes
+    from .feedback import apply_feedback, mode_from_manifest, save_version
+    from .profile import TasteProfile
+
+    settings = load_settings()
+    prof = TasteProfile.load(profile)
+    data = read_image_bytes(image, max_bytes=settings.max_image_bytes)
+    desc = describe(load_image(image, max_pixels=settings.max_image_pixels))
+    chosen = mode or mode_from_manifest(image)
+    updated = apply_feedback(prof, image=desc, action=action, mode=chosen, dwell_seconds=dwell_seconds,
+                             image_sha256=hashlib.sha256(data).hexdigest())
+    save_version(settings.data_dir, prof)
+    updated.save(profile)
+    before = {m.id: m.weight for m in prof.modes}
+    console.print(f"{action} on {image.name} (mode {updated.feedback[-1]['mode']}); profile v{updated.version}:")
+    for m in updated.modes:
+        console.print(f"  {m.id} {m.name}: weight {before[m.id]:.3f} -> {m.weight:.3f}")
+
+
+def forget(
+    yes: Annotated[bool, typer.Option("--yes", help="Do it without asking.")] = False,
+) -> None:
+    """Remove every stored trace of you from this installation (hash-only logs are kept)."""
+    from ..forget import forget_local
+
+    settings = load_settings()
+    if not yes and not typer.confirm(f"Delete your profiles, history, keys and outputs under {settings.data_dir}?"):
+        raise typer.Exit(1)
+    removed = forget_local(settings.data_dir)
+    for item in removed:
+        console.print(f"removed {item}")
+    console.print(f"done: {len(removed)} item(s) removed; kept the hash-only provenance log")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the taste commands to the main app."""
+    app.add_typer(profile_app, name="profile")
+    app.command("feedback")(handle_errors(feedback))
+    app.command("forget")(handle_errors(forget))

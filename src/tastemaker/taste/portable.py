@@ -1,0 +1,113 @@
+"""Portable, signed taste profiles: export from one installation, import into another.
+
+The export file (``schema: tastemaker.taste-export``, ``schema_version: 1``; JSON Schema published in
+``schemas/taste-export.v1.schema.json``) holds the profile's modes, weights and look parameters and
+the style encoder's name and version. It never holds pixels, pin file names, per-pin vectors or face
+data: the ``pins`` list is emptied and medoids (pin ids) are dropped. With ``--private`` the modes are
+a differentially private release instead (see :mod:`.privacy`), which also drops titles and tags.
+
+Signature: Ed25519 over the canonical JSON (sorted keys, no whitespace) of everything but the
+``signature`` block; the key is made on first use in ``<data dir>/keys/profile-ed25519.pem`` (0600).
+Import verifies it and refuses a tampered file; an unsigned file is refused unless the caller says
+``allow_unsigned``. An incompatible encoder version is refused by the profile loader.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ..errors import ProfileError
+from ..provenance.ledger import load_or_create_key
+from .profile import TasteProfile
+
+EXPORT_SCHEMA = "tastemaker.taste-export"
+EXPORT_VERSION = 1
+
+
+def profile_key(data_dir: Path | str) -> Ed25519PrivateKey:
+    """This installation's profile-signing key (created on first use)."""
+    d = Path(data_dir) / "keys"
+    d.mkdir(parents=True, exist_ok=True)
+    return load_or_create_key(d / "profile-ed25519.pem")
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def portable_copy(profile: TasteProfile) -> TasteProfile:
+    """The profile without anything that points at pins: no pin list, no medoids."""
+    modes = [m.model_copy(update={"medoids": []}) for m in profile.modes]
+    return profile.model_copy(update={"pins": [], "modes": modes, "feedback": [], "feedback_base": None})
+
+
+def export_document(profile: TasteProfile, key: Ed25519PrivateKey | None) -> dict[str, Any]:
+    """The export document, signed when ``key`` is given."""
+    doc: dict[str, Any] = {
+        "schema": EXPORT_SCHEMA,
+        "schema_version": EXPORT_VERSION,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "profile": json.loads(portable_copy(profile).to_json()),
+    }
+    if key is not None:
+        pub = key.public_key()
+        doc["signature"] = {
+            "alg": "Ed25519",
+            "key_id": key_id(pub),
+            "public_key": base64.b64encode(
+                pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            ).decode(),
+            "value": base64.b64encode(key.sign(_canonical(doc))).decode(),
+        }
+    return doc
+
+
+def import_document(
+    text: str, *, allow_unsigned: bool = False, name: str = "export"
+) -> tuple[TasteProfile, str | None]:
+    """Verify and load an export; returns the profile and the signer's key id (None if unsigned)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{name}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(doc, dict) or doc.get("schema") != EXPORT_SCHEMA:
+        raise ProfileError(f"{name}: not a Tastemaker taste export (expected \"schema\": \"{EXPORT_SCHEMA}\")")
+    if doc.get("schema_version") != EXPORT_VERSION:
+        raise ProfileError(f"{name}: export schema_version {doc.get('schema_version')!r} is not supported "
+                           f"(this Tastemaker reads version {EXPORT_VERSION})")
+    sig = doc.get("signature")
+    signer = None
+    if sig is None:
+        if not allow_unsigned:
+            raise ProfileError(f"{name}: the export is not signed; pass --allow-unsigned to accept it anyway")
+    else:
+        try:
+            if sig.get("alg") != "Ed25519":
+                raise ProfileError(f"{name}: unsupported signature algorithm {sig.get('alg')!r}")
+            pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(sig["public_key"]))
+            pub.verify(base64.b64decode(sig["value"]), _canonical(doc))
+        except (InvalidSignature, KeyError, ValueError, TypeError) as exc:
+            raise ProfileError(
+                f"{name}: signature does not match the contents: the file was modified after it was exported"
+            ) from exc
+        signer = key_id(pub)
+        if sig.get("key_id") not in (None, signer):
+            raise ProfileError(f"{name}: the signature's key id does not match its public key")
+    if not isinstance(doc.get("profile"), dict):
+        raise ProfileError(f"{name}: missing the profile")
+    return TasteProfile.from_json(json.dumps(doc["profile"]), name=name), signer
