@@ -15,11 +15,9 @@ import json
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
-
-from tastemaker.boards import Pin, build_board, load_board
+from _common import DEMO, synthetic_pins  # noqa: E402  (bench/ is on sys.path when run as a script)
+from tastemaker.boards import build_board, load_board
 from tastemaker.engines.base import GenerationRequest
 from tastemaker.engines.look import LookEngine
 from tastemaker.media import decode_image, encode_image, encode_many, read_image_bytes
@@ -27,8 +25,6 @@ from tastemaker.pipeline import generate, prepare_subject
 from tastemaker.prompt import parse_prompt
 from tastemaker.provenance.service import Provenance
 from tastemaker.taste.profile import build_profile
-
-DEMO = Path(__file__).resolve().parents[1] / "src" / "tastemaker" / "data" / "demo"
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
@@ -38,27 +34,6 @@ def timed(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-
         out = fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), out
-
-
-def synthetic_pins(n: int, side: int = 1024) -> list[tuple[Pin, bytes]]:
-    """n distinct JPEG pins made from the demo board (crops, flips, colour shifts), ~side px."""
-    import cv2
-
-    srcs = [decode_image(read_image_bytes(p)) for p in sorted((DEMO / "board").glob("*.jpg"))]
-    rng = np.random.default_rng(0)
-    items = []
-    for i in range(n):
-        img = srcs[i % len(srcs)]
-        h, w = img.shape[:2]
-        y0, x0 = rng.integers(0, h // 4), rng.integers(0, w // 4)
-        crop = img[y0 : y0 + 3 * h // 4, x0 : x0 + 3 * w // 4]
-        crop = cv2.resize(crop, (side, side * 3 // 4), interpolation=cv2.INTER_LINEAR)
-        if i % 2:
-            crop = crop[:, ::-1]
-        crop = np.clip(crop.astype(np.int16) + rng.integers(-12, 12, 3), 0, 255).astype(np.uint8)
-        items.append((Pin(image=f"pin{i:04d}.jpg", saves=int(rng.integers(0, 30)),
-                          clicks=int(rng.integers(0, 50))), encode_image(crop, "jpeg", quality=88)))
-    return items
 
 
 def main() -> None:

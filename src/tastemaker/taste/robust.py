@@ -6,12 +6,12 @@ source and in a short time. Three defences, all on by default (``RobustConfig``)
 
 1. **Per-source caps** — pins that share a ``source`` may together hold at most ``max_source_share``
    of the total weight (when the board has at least two sources); the excess is re-spread.
-2. **Burst detection** — look-alike groups (connected components of pins whose style vectors are
-   within ``dup_radius`` of each other) of at least ``min_burst`` pins are flagged when their
-   engagement is inflated (median engagement score over ``inflation`` x the rest of the board's); a
+2. **Burst detection** — pins whose engagement is inflated (more than ``inflation`` robust standard
+   deviations above the board's median, by median absolute deviation) and that look alike (connected
+   within ``dup_radius`` style units of each other), at least ``min_burst`` of them, are flagged; a
    group pinned within ``burst_window_hours`` is noted in the reason. A flagged group keeps the weight
    of ``1 + log(size)/2`` ordinary pins, however large it is. A person saving five similar photos in
-   one sitting with ordinary engagement is not flagged.
+   one sitting with ordinary engagement is not flagged, nor is one viral pin.
 3. **Robust mode centroids** — each mode's style centroid is the weighted geometric median
    (Weiszfeld) rather than the weighted mean, so a minority of outliers inside a mode moves it
    little (breakdown point 1/2 instead of 0).
@@ -40,10 +40,10 @@ class RobustConfig(BaseModel):
 
     enabled: bool = True
     max_source_share: float = Field(0.25, gt=0, le=1)
-    dup_radius: float = Field(0.5, gt=0)
+    dup_radius: float = Field(1.5, gt=0)
     min_burst: int = Field(3, ge=2)
     burst_window_hours: float = Field(48.0, gt=0)
-    inflation: float = Field(3.0, gt=1)
+    inflation: float = Field(3.0, gt=0)
     geometric_median: bool = True
 
 
@@ -90,20 +90,27 @@ def cap_sources(w: np.ndarray, sources: Sequence[str], max_share: float) -> np.n
 def detect_bursts(
     x: np.ndarray, pins: Sequence[Pin], cfg: RobustConfig, wcfg: WeightConfig
 ) -> list[tuple[np.ndarray, str]]:
-    """Look-alike groups that arrived in a burst or with inflated engagement: (member indices, reason)."""
+    """Groups of look-alike pins with inflated engagement: (member indices, reason).
+
+    Inflated = engagement score more than ``inflation`` robust standard deviations above the board's
+    median (median absolute deviation, which ignores up to half of the board being manipulated).
+    Look-alike = connected within ``dup_radius`` in style space among those inflated pins.
+    """
     n = len(pins)
     if n < cfg.min_burst:
         return []
-    adj = squareform(pdist(x)) <= cfg.dup_radius
-    k, labels = connected_components(adj, directed=False)
     scores = np.array([engagement_score(p, wcfg) for p in pins])
+    med = float(np.median(scores))
+    mad = 1.4826 * float(np.median(np.abs(scores - med))) + 0.1
+    hot = np.flatnonzero(scores > med + cfg.inflation * mad)
+    if len(hot) < cfg.min_burst:
+        return []
+    adj = squareform(pdist(x[hot])) <= cfg.dup_radius
+    k, labels = connected_components(adj, directed=False)
     found = []
     for g in range(k):
-        members = np.flatnonzero(labels == g)
-        if len(members) < cfg.min_burst or len(members) > n / 2:
-            continue  # a look that is most of the board is the person's taste, not an attack
-        rest = np.delete(scores, members)
-        if not len(rest) or np.median(scores[members]) <= cfg.inflation * np.median(rest):
+        members = hot[labels == g]
+        if len(members) < cfg.min_burst:
             continue
         reason = f"{len(members)} look-alike pins with inflated engagement"
         stamps = [pins[int(i)].pinned_at for i in members]
