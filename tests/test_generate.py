@@ -203,3 +203,31 @@ def test_unknown_mode_and_engine(subject: Subject, demo_profile: TasteProfile) -
     with pytest.raises(RequestError, match="unknown engine 'nope'"):
         generate(GenerationRequest(n=1, size=256), subject=subject, profile=demo_profile, engine="nope")
     assert "look" in list_engines()
+
+
+def test_subject_reused_with_another_profile_gets_that_profiles_look(
+    selfie_path, demo_profile: TasteProfile, control_profile: TasteProfile  # type: ignore[no-untyped-def]
+) -> None:
+    """Engine caches are keyed by the look itself, not by mode id ('m1' exists in both profiles)."""
+    from tastemaker.provenance.watermark import psnr
+
+    shared = prepare_subject([selfie_path])
+    req = GenerationRequest(n=1, size=256, seed=3, mode="m1")
+    generate(req, subject=shared, profile=demo_profile)
+    reused = generate(req, subject=shared, profile=control_profile).images[0].pixels
+    fresh = generate(req, subject=prepare_subject([selfie_path]), profile=control_profile).images[0].pixels
+    assert psnr(reused, fresh) > 36.0  # equal up to the two different watermarks
+
+
+def test_written_files_are_not_private_to_the_owner(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from tastemaker.media import write_atomic
+
+    umask = os.umask(0o022)
+    try:
+        mode = stat.S_IMODE(write_atomic(tmp_path / "x.bin", b"1").stat().st_mode)
+    finally:
+        os.umask(umask)
+    assert mode == 0o644

@@ -246,6 +246,10 @@ def write_atomic(path: Path | str, data: bytes) -> Path:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+            # mkstemp makes 0600 files; give the result the permissions a plain open() would have
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

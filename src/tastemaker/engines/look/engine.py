@@ -21,6 +21,7 @@ Variations render on two threads (OpenCV and NumPy release the GIL for the heavy
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -163,13 +164,21 @@ class LookEngine:
             subject.cache["look"] = prep
             return prep
 
-    def _lut(self, prep: dict[str, Any], look: LookParams, mode_id: str) -> np.ndarray:
+    @staticmethod
+    def _look_key(look: LookParams) -> str:
+        """Fingerprint of a mode's look: caches must not confuse 'm1' of one profile with another's."""
+        return hashlib.sha1("".join(look.colors).encode() + repr(look.tone).encode()).hexdigest()
+
+    def _lut(self, prep: dict[str, Any], look: LookParams) -> np.ndarray:
+        key = self._look_key(look)
         with self._lock:
-            lut = prep["luts"].get(mode_id)
+            lut = prep["luts"].get(key)
         if lut is None:
             lut = fit_lut(prep["samples"], look.color_array(), seed=0, iterations=self.lut_iterations)
             with self._lock:
-                prep["luts"][mode_id] = lut
+                if len(prep["luts"]) > 32:
+                    prep["luts"].clear()
+                prep["luts"][key] = lut
         return lut
 
     @staticmethod
@@ -213,13 +222,13 @@ class LookEngine:
         The grade is pointwise, so grading once in source space and warping per variation gives the
         same pixels as grading every output, at a fraction of the cost.
         """
-        key = (lv["pre"], mode_id, round(hold, 3), round(strength, 3))
+        key = (lv["pre"], self._look_key(look), round(hold, 3), round(strength, 3))
         with self._lock:
             comp = prep["composites"].get(key)
         if comp is not None:
             return comp
         img = lv["image"]
-        graded = apply_lut(img, self._lut(prep, look, mode_id))
+        graded = apply_lut(img, self._lut(prep, look))
         base = img.astype(np.float32) * np.float32(1 / 255)
         lab_b = cv2.cvtColor(base, cv2.COLOR_RGB2Lab)
         lab_g = cv2.cvtColor(graded, cv2.COLOR_RGB2Lab)
