@@ -13,6 +13,7 @@ import typer
 from tastemaker.eval import BaselineContext, register_baseline, unregister_baseline
 from tastemaker.eval.baselines import fit_to
 from tastemaker.media import encode_image, load_image
+
 from ..conftest import DATA, DEMO, neon_image
 
 

@@ -6,6 +6,7 @@ time, so ``tastemaker/cli.py`` can import this module at its top without a cycle
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,10 +84,10 @@ def eval_command(
             f"{e['message']}", highlight=False, soft_wrap=True,
         )
     results_path, html_path = write_report(run, out)
-    results: dict[str, Any] = run.to_dict()
+    results: dict[str, Any] = json.loads(results_path.read_text(encoding="utf-8"))
     head, rows = summary_table(results, intervals=False)
-    table = Table(title=f"{run.engine} vs baselines · {len(run.selfies.people)} people × {len(run.boards.boards)} boards"
-                  f" · n={config.n}")
+    people, nboards = len(run.selfies.people), len(run.boards.boards)
+    table = Table(title=f"{run.engine} vs baselines · {people} people × {nboards} boards · n={config.n}")
     for h in head:
         table.add_column(h)
     for r in rows:

@@ -38,6 +38,7 @@ from ..media import resize_max_side
 GRAM_SEED = 20240601
 GRAM_SIDE = 128
 CHANNELS = 24
+MIN_SIDE = 16
 DESCRIPTOR_NAME = "random-gram-v1"
 
 
@@ -58,11 +59,6 @@ def _weights() -> tuple[np.ndarray, np.ndarray]:
 def _conv_relu(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
     """'Valid' convolution as one matrix product over all k x k patches, then ReLU."""
     h, wd, c = x.shape
-    if h < k or wd < k:
-        x = cv2.resize(x, (max(wd, k), max(h, k)), interpolation=cv2.INTER_LINEAR)
-        if x.ndim == 2:
-            x = x[..., None]
-        h, wd, c = x.shape
     win = sliding_window_view(x, (k, k), axis=(0, 1))  # (h-k+1, w-k+1, c, k, k)
     patches = np.ascontiguousarray(win).reshape(-1, c * k * k)
     out = patches @ w
@@ -84,6 +80,11 @@ def gram_descriptor(img: np.ndarray) -> np.ndarray:
     """The random-filter Gram descriptor of an RGB uint8 image (a 602-d float vector)."""
     w1, w2 = _weights()
     small = resize_max_side(img, GRAM_SIDE)
+    h, w = small.shape[:2]
+    if min(h, w) < MIN_SIDE:  # a sliver of an image: stretch it so both layers have positions to pool
+        f = MIN_SIDE / min(h, w)
+        small = cv2.resize(small, (max(MIN_SIDE, round(w * f)), max(MIN_SIDE, round(h * f))),
+                           interpolation=cv2.INTER_LINEAR)
     x = small.astype(np.float32) * np.float32(1 / 255) - np.float32(0.5)
     f1 = _conv_relu(x, w1, 5)
     h, w = (f1.shape[0] // 2) * 2, (f1.shape[1] // 2) * 2

@@ -74,11 +74,12 @@ class ClipScorer:
             if bars:
                 transformers.utils.logging.enable_progress_bar()
         self.model.eval()
-        side = int(self.model.config.vision_config.image_size)
+        config: Any = self.model.config  # transformers types its sub-configs loosely
+        side = int(config.vision_config.image_size)
         self.processor = _clip_image_processor(p, side)
         has_tok = any((p / f).is_file() for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json"))
         self.tokenizer = AutoTokenizer.from_pretrained(str(p), local_files_only=True) if has_tok else None
-        self.max_text_len = int(self.model.config.text_config.max_position_embeddings)
+        self.max_text_len = int(config.text_config.max_position_embeddings)
         self.name = p.name
 
     @staticmethod

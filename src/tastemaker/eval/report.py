@@ -292,7 +292,8 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>Tastemaker evaluation</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Tastemaker evaluation</h1>",
-        f"<p class='muted'>{html.escape(results['created_at'])} · tastemaker {html.escape(results['tastemaker_version'])}"
+        f"<p class='muted'>{html.escape(results['created_at'])}"
+        f" · tastemaker {html.escape(results['tastemaker_version'])}"
         f" · engine {html.escape(run.engine)} v{html.escape(run.engine_version)} · n={cfg['n']} · size {cfg['size']}"
         f" · aspect {html.escape(cfg['aspect'])} · strength {cfg['strength']} · seed {cfg['seed']}"
         f" · {len(run.selfies.people)} people ({html.escape(run.selfies.layout)}) × {len(run.boards.boards)} boards"
@@ -366,10 +367,12 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
           for m in results["methods"]],
         "</ul><ul>",
         "<li><b>identity → selfie / other photos</b>: dlib 128-d distance from a full face detection on each "
-        "output; the other photos are held out from the engine. Verified: distance &lt; 0.6; no face = not verified.</li>",
+        "output; the other photos are held out from the engine. Verified: distance &lt; 0.6; "
+        "no face = not verified.</li>",
         "<li><b>style score</b>: the project's style similarity to the closest mode of the board's profile.</li>",
         "<li><b>attribution</b>: the output's own board is the nearest of the run's boards by a fixed random-filter "
-        "conv net's Gram statistics (mean distance to the 3 nearest pins) — a descriptor the engine never optimises.</li>",
+        "conv net's Gram statistics (mean distance to the 3 nearest pins) — a descriptor the engine never "
+        "optimises.</li>",
         "<li><b>diversity</b>: mean pairwise ΔE76 of 64 px Lab thumbnails among a request's variations; "
         f"a pair under ΔE {cfg['near_duplicate_delta_e']} is a near-duplicate.</li>",
         "</ul><p class='muted'>Every number is in results.json beside this file.</p></body></html>",

@@ -37,7 +37,7 @@ from ..pipeline import generate
 from ..taste.profile import TasteProfile, build_profile
 from . import metrics as M
 from .baselines import BUILTIN, BaselineContext, create_baseline, frame_like_engine, resolve_baselines
-from .datasets import BoardEntry, BoardSet, Person, Photo, SelfieSet, Skip, load_boards, load_selfies
+from .datasets import BoardEntry, BoardSet, Photo, SelfieSet, Skip, load_boards, load_selfies
 from .descriptors import DESCRIPTOR_NAME, board_distance, gram_descriptor
 
 SCHEMA = "tastemaker.eval"
@@ -331,13 +331,15 @@ def run_eval(
             GenerationRequest(n=1, size=256, seed=0),
             subject=Subject(image=first.image, face=first.face, identity=IdentityEmbedding(vector=first.embedding)),
             profile=next(iter(bdata.values())).profile, engine=create_engine(cfg.engine),
-            identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers, encoder=enc,
+            identity_threshold=2.0, guard_workers=cfg.guard_workers, encoder=enc,  # no re-render loop
         )
     except TastemakerError:
         pass  # the real requests will record whatever this is
     warmup_s = time.perf_counter() - t
 
-    method_list = [{"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}]
+    method_list = [
+        {"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}
+    ]
     method_list += [{"name": n, "kind": "baseline", "description": b.description} for n, b in baselines.items()]
     run = EvalRun(
         config=cfg, engine=engine.name, engine_version=engine.version, methods=method_list, selfies=sset,
