@@ -161,4 +161,5 @@ def test_cli_writes_the_report_and_prints_the_table(tmp_path: Path, flat_selfies
     assert "look (engine)" in text and "reinhard" in text and "report.html" in text
     res = json.loads((out / "results.json").read_text())
     assert list(res["summary"]) == ["look", "none", "reinhard"] and res["config"]["n"] == 1
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3 + 2
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and page.count("data:image/jpeg;base64,") == 2

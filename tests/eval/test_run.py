@@ -158,7 +158,7 @@ def test_report_html_is_self_contained(written: tuple[dict[str, Any], str]) -> N
     assert page.startswith("<!doctype html>") and "</html>" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
     # 3 plots + one contact sheet per selfie x board
-    assert page.count("src='data:image/png;base64,") == 3 + 2
+    assert page.count("src='data:image/png;base64,") == 3 and page.count("src='data:image/jpeg;base64,") == 2
     for m in METHODS:
         assert f"<td>{m}" in page
 
