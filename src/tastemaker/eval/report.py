@@ -6,7 +6,7 @@ mailed or attached to an issue as one file:
 * a summary table, engine vs every baseline (means with 95 % intervals);
 * identity vs style scatter (each output: distance to the selfie against the style score, with
   dlib's 0.6 same-person line), per-board bars (attribution accuracy against chance, style score),
-  and a latency breakdown per method (decode, identity, profile, render, encode);
+  and a latency breakdown per method (decode, identity, profile, engine, encode);
 * a contact sheet per selfie x board (JPEG): the selfie, the board's heaviest pins, then one row per method;
 * every skipped input and every failed request, with its reason.
 
@@ -183,7 +183,7 @@ def plot_per_board(results: dict[str, Any]) -> str:
 
 
 def plot_latency(results: dict[str, Any]) -> str:
-    stages = ["decode", "identity", "profile", "render", "encode"]
+    stages = ["decode", "identity", "profile", "engine", "encode"]
     methods = list(results["summary"])
     fig = _figure(7.5, 0.5 * len(methods) + 1.4)
     ax = fig.add_subplot()
@@ -332,12 +332,12 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
         "<h2>Latency</h2>",
         f"<img alt='latency' src='data:image/png;base64,{plot_latency(results)}'>",
     ]
-    lat_head = ["method", "decode", "identity", "profile", "render", "encode", "total", "peak RSS MB"]
+    lat_head = ["method", "decode", "identity", "profile", "engine", "encode", "total", "peak RSS MB"]
     lat_rows = []
     for m, s in results["summary"].items():
         lat = s["latency_ms"]
         lat_rows.append([m] + ["–" if lat[k]["mean"] is None else f"{lat[k]['mean']:.0f}"
-                               for k in ("decode", "identity", "profile", "render", "encode", "total")]
+                               for k in ("decode", "identity", "profile", "engine", "encode", "total")]
                         + ["–" if s["peak_rss_mb"] is None else f"{s['peak_rss_mb']:.0f}"])
     parts.append(_table(lat_head, lat_rows))
     stages = [r["engine_stages_ms"] for r in results["requests"] if r["kind"] == "engine" and r["engine_stages_ms"]]

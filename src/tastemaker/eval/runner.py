@@ -8,8 +8,9 @@ baseline that raised) are recorded with their message and counted, never dropped
 
 Latency per request is the cost a user would see for it: ``decode`` (selfie + board images),
 ``identity`` (face detection + embedding of the selfie), ``profile`` (engine only: board -> taste
-profile), ``render`` (the engine's generate call — itself split into render, guard and score — or the
-baseline's framing + restyle), ``encode`` (the outputs in the request's format). Peak RSS is the
+profile), ``engine`` (the engine's generate call — itself split into render, guard and score in
+``engine_stages_ms`` — or, for a baseline, its framing + restyle), ``encode`` (the outputs in the
+request's format). Peak RSS is the
 process's resident-memory high-water mark across each engine call (reset before it on Linux).
 """
 
@@ -186,7 +187,7 @@ IMAGE_MEANS = (
     "identity_to_selfie", "identity_to_others", "style_score", "attribution_margin",
     "clip_image_similarity", "clip_text_similarity", "arcface_cos_selfie", "arcface_cos_others",
 )
-LATENCY_STAGES = ("decode", "identity", "profile", "render", "encode", "total")
+LATENCY_STAGES = ("decode", "identity", "profile", "engine", "encode", "total")
 
 
 def aggregate(
@@ -397,7 +398,7 @@ def run_eval(
                 t = time.perf_counter()
                 encode_many(pixels, cfg.format)
                 enc_s = time.perf_counter() - t
-                lat = {**setup, "profile": bd.profile_s * 1000, "render": gen_s * 1000, "encode": enc_s * 1000}
+                lat = {**setup, "profile": bd.profile_s * 1000, "engine": gen_s * 1000, "encode": enc_s * 1000}
                 lat["total"] = sum(lat.values())
                 stages = {k: v * 1000 for k, v in result.timings.items()}
                 extra = [{"mode": im.mode_id, "background": im.background, "guard_identity_distance":
@@ -435,7 +436,7 @@ def run_eval(
                 t = time.perf_counter()
                 encode_many(outs, cfg.format)
                 enc_s = time.perf_counter() - t
-                lat = {**setup, "profile": 0.0, "render": render_s * 1000, "encode": enc_s * 1000}
+                lat = {**setup, "profile": 0.0, "engine": render_s * 1000, "encode": enc_s * 1000}
                 lat["total"] = sum(lat.values())
                 extra = [{"mode": None, "background": "keep", "guard_identity_distance": None,
                           "note": ctx.notes.get(i, "")} for i in range(len(outs))]
