@@ -167,6 +167,7 @@ def tiny_clip(path: Path, *, tokenizer: bool = True) -> Path:
 
 
 @pytest.mark.text
+@pytest.mark.slow
 def test_clip_through_the_cli(tmp_path: Path, data: dict[str, Path]) -> None:
     model = tiny_clip(tmp_path / "clip")
     res = run_cli(data, "--clip-model", str(model))
