@@ -19,7 +19,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,14 @@ from .._version import __version__
 from ..encoders.identity import IdentityEmbedding, IdentityEncoder
 from ..encoders.style import describe
 from ..engines import create_engine
-from ..engines.base import GenerationRequest, Subject, request_error
+from ..engines.base import GenerationRequest, Subject, VariationPlan, request_error
 from ..errors import TastemakerError
 from ..media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, encode_many, resize_max_side
 from ..pipeline import generate
 from ..taste.profile import TasteProfile, build_profile
 from . import metrics as M
 from .baselines import BUILTIN, BaselineContext, create_baseline, frame_like_engine, resolve_baselines
-from .datasets import BoardEntry, BoardSet, Photo, SelfieSet, Skip, load_boards, load_selfies
+from .datasets import BoardEntry, BoardSet, Person, Photo, SelfieSet, Skip, load_boards, load_selfies
 from .descriptors import DESCRIPTOR_NAME, board_distance, gram_descriptor
 
 SCHEMA = "tastemaker.eval"
@@ -267,12 +267,70 @@ def run_eval(
     report = progress or (lambda what, done, total: None)
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    request = cfg.request()
+    cfg.request()  # invalid settings fail here, before anything is loaded
     enc = encoder or IdentityEncoder()
     baselines = {name: create_baseline(name) for name in cfg.baselines}
     engine = create_engine(cfg.engine)
+    clip, arcface, models = _load_models(cfg, report)
 
-    # optional model metrics: load first so a missing package or a bad path fails before the work
+    # load the face models now so no selfie's timing includes it (a one-off cost, reported apart)
+    t = time.perf_counter()
+    enc.detect(np.zeros((32, 32, 3), np.uint8))
+    models_load_s = time.perf_counter() - t
+
+    report("reading selfies", 0, 1)
+    sset = selfies if isinstance(selfies, SelfieSet) else load_selfies(
+        selfies, encoder=enc, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
+    )
+    report("reading boards", 0, 1)
+    bset = boards if isinstance(boards, BoardSet) else load_boards(
+        boards, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
+    )
+    bdata = _prepare_boards(bset, clip, report)
+    warmup_s = _warm_up(cfg, sset, bdata, enc)
+
+    methods = [{"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}]
+    methods += [{"name": n, "kind": "baseline", "description": b.description} for n, b in baselines.items()]
+    run = EvalRun(
+        config=cfg, engine=engine.name, engine_version=engine.version, methods=methods, selfies=sset,
+        boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
+        models=models, started_at=started_at,
+    )
+    run.latency_setup = {
+        "models_load": models_load_s * 1000,
+        "engine_warmup": warmup_s * 1000,
+        "selfies": {p.name: {ph.name: {"decode": ph.decode_s * 1000, "identity": ph.identity_s * 1000}
+                             for ph in p.photos} for p in sset.people},
+        "boards": {n: {"decode": d.entry.load_s * 1000, "profile": d.profile_s * 1000, "n_pins": len(d.entry.board)}
+                   for n, d in bdata.items()},
+    }
+
+    peak = M.peak_rss_mb()
+    cells = [(p, ph) for p in sset.people for ph in p.photos[: cfg.selfies_per_person]]
+    total = len(cells) * len(bdata) * (1 + len(baselines))
+    done = 0
+    for person, photo in cells:
+        run.selfie_thumbs[(person.name, photo.name)] = resize_max_side(photo.image, THUMB)
+        scorer = _Scorer(cfg, enc, bdata, photo, person.others(photo), clip, arcface)
+        for bname, bd in bdata.items():
+            cell = _Cell(person, photo, bd, scorer, run.thumbs.setdefault((person.name, photo.name, bname), {}))
+            label = f"{person.name}/{photo.name} × {bname}"
+            report(f"{label}: {engine.name}", done, total)
+            peak = max(peak, M.peak_rss_mb())  # the next call resets the mark; keep the run's peak
+            _run_engine(run, cell, engine, enc)
+            done += 1
+            for name, baseline in baselines.items():
+                report(f"{label}: {name}", done, total)
+                _run_baseline(run, cell, name, baseline)
+                done += 1
+    report("done", total, total)
+    run.duration_s = time.perf_counter() - started
+    run.peak_rss_mb = max(peak, M.peak_rss_mb())
+    return run
+
+
+def _load_models(cfg: EvalConfig, report: Progress) -> tuple[Any, Any, dict[str, Any]]:
+    """The optional CLIP and ArcFace scorers, loaded first so a missing package fails before the work."""
     clip = arcface = None
     models: dict[str, Any] = {}
     if cfg.clip_model is not None:
@@ -288,43 +346,33 @@ def run_eval(
         arcface = ArcFaceScorer(cfg.arcface_model)
         models["arcface"] = {"path": str(cfg.arcface_model), "input_size": arcface.size,
                              "input_mean": arcface.input_mean, "input_std": arcface.input_std}
+    return clip, arcface, models
 
-    # load the face models now so no selfie's timing includes it (a one-off cost, reported apart)
-    t = time.perf_counter()
-    enc.detect(np.zeros((32, 32, 3), np.uint8))
-    models_load_s = time.perf_counter() - t
 
-    report("reading selfies", 0, 1)
-    sset = selfies if isinstance(selfies, SelfieSet) else load_selfies(
-        selfies, encoder=enc, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
-    )
-    report("reading boards", 0, 1)
-    bset = boards if isinstance(boards, BoardSet) else load_boards(
-        boards, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
-    )
-
-    bdata: dict[str, _BoardData] = {}
+def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, _BoardData]:
+    """Per board: its profile (timed), its pins' Gram descriptors, and its CLIP centroid and text."""
+    out: dict[str, _BoardData] = {}
     for b in bset.boards:
         report(f"profile of board {b.name}", 0, 1)
         t = time.perf_counter()
         prof = build_profile(b.board)
-        prof_s = time.perf_counter() - t
-        grams = np.stack([gram_descriptor(th) for th in b.board.thumbs])
-        bd = _BoardData(b, prof, prof_s, grams)
+        bd = _BoardData(b, prof, time.perf_counter() - t, np.stack([gram_descriptor(th) for th in b.board.thumbs]))
         if clip is not None:
-            w = {p.id: p.weight for p in prof.pins}
-            vecs = clip.embed_images(b.board.thumbs)
-            wt = np.array([w.get(p.id, 1.0) for p in b.board.pins])
-            c = (vecs * wt[:, None]).sum(0)
+            weight = {p.id: p.weight for p in prof.pins}
+            w = np.array([weight.get(p.id, 1.0) for p in b.board.pins])
+            c = (clip.embed_images(b.board.thumbs) * w[:, None]).sum(0)
             bd.clip_centroid = c / max(float(np.linalg.norm(c)), 1e-12)
             bd.clip_text = _board_text(prof)
             if bd.clip_text is not None:
                 tv = clip.embed_texts([bd.clip_text])
                 bd.clip_text_vec = None if tv is None else tv[0]
-        bdata[b.name] = bd
+        out[b.name] = bd
+    return out
 
-    # one untimed engine call first: segmentation models, guard workers and caches warm up here, so
-    # the first request's latency is not a cold start (its cost is reported as engine_warmup)
+
+def _warm_up(cfg: EvalConfig, sset: SelfieSet, bdata: dict[str, _BoardData], enc: IdentityEncoder) -> float:
+    """One untimed engine call: segmentation models, guard workers and caches load here, so the first
+    request's latency is not a cold start. Returns its duration (reported as ``engine_warmup``)."""
     t = time.perf_counter()
     first = sset.people[0].photos[0]
     try:
@@ -335,121 +383,107 @@ def run_eval(
             identity_threshold=2.0, guard_workers=cfg.guard_workers, encoder=enc,  # no re-render loop
         )
     except TastemakerError:
-        pass  # the real requests will record whatever this is
-    warmup_s = time.perf_counter() - t
+        pass  # the real requests record whatever this is
+    return time.perf_counter() - t
 
-    method_list = [
-        {"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}
-    ]
-    method_list += [{"name": n, "kind": "baseline", "description": b.description} for n, b in baselines.items()]
-    run = EvalRun(
-        config=cfg, engine=engine.name, engine_version=engine.version, methods=method_list, selfies=sset,
-        boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
-        models=models, started_at=started_at,
-    )
-    run.latency_setup = {
-        "models_load": models_load_s * 1000,
-        "engine_warmup": warmup_s * 1000,
-        "selfies": {p.name: {ph.name: {"decode": ph.decode_s * 1000, "identity": ph.identity_s * 1000}
-                             for ph in p.photos} for p in sset.people},
-        "boards": {n: {"decode": d.entry.load_s * 1000, "profile": d.profile_s * 1000, "n_pins": len(d.entry.board)}
-                   for n, d in bdata.items()},
-    }
 
-    run_peak = M.peak_rss_mb()
-    cells = [(p, ph) for p in sset.people for ph in p.photos[: cfg.selfies_per_person]]
-    total = len(cells) * len(bdata) * (1 + len(baselines))
-    done = 0
-    for person, photo in cells:
-        key = f"{person.name}/{photo.name}"
-        run.selfie_thumbs[(person.name, photo.name)] = resize_max_side(photo.image, THUMB)
-        others = person.others(photo)
-        arc_ref = arc_others = None
-        if arcface is not None:
-            arc_ref = arcface.embed(photo.image, photo.face.landmarks)
-            arc_others = [arcface.embed(o.image, o.face.landmarks) for o in others]
-        scorer = _Scorer(cfg, enc, bdata, photo, others, clip, arcface, arc_ref, arc_others)
-        base_identity = IdentityEmbedding(vector=photo.embedding)
-        for bname, bd in bdata.items():
-            sheet = run.thumbs.setdefault((person.name, photo.name, bname), {})
-            # a fresh engine cache per board: the look engine caches LUTs per mode id on the subject
-            subject = Subject(image=photo.image, face=photo.face, identity=base_identity, name=photo.name)
-            common = {"person": person.name, "selfie": photo.name, "board": bname, "seed": request.seed}
-            setup = {"decode": (photo.decode_s + bd.entry.load_s) * 1000, "identity": photo.identity_s * 1000}
+@dataclass
+class _Cell:
+    """One selfie x board: what the engine and every baseline are run on."""
 
-            # ---- engine
-            report(f"{key} × {bname}: {engine.name}", done, total)
-            run_peak = max(run_peak, M.peak_rss_mb())
-            M.reset_peak_rss()
-            t = time.perf_counter()
-            try:
-                result = generate(
-                    request, subject=subject, profile=bd.profile, engine=engine,
-                    identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers, encoder=enc,
-                )
-            except TastemakerError as exc:
-                run.errors.append({"method": engine.name, **common, "error": type(exc).__name__,
-                                   "message": exc.message})
-                run.requests.append(_failed_request(engine.name, "engine", common, cfg.n))
-            else:
-                gen_s = time.perf_counter() - t
-                peak = M.peak_rss_mb()
-                pixels = [im.pixels for im in result.images]
-                t = time.perf_counter()
-                encode_many(pixels, cfg.format)
-                enc_s = time.perf_counter() - t
-                lat = {**setup, "profile": bd.profile_s * 1000, "engine": gen_s * 1000, "encode": enc_s * 1000}
-                lat["total"] = sum(lat.values())
-                stages = {k: v * 1000 for k, v in result.timings.items()}
-                extra = [{"mode": im.mode_id, "background": im.background, "guard_identity_distance":
-                          im.identity_distance, "note": f"{im.mode_name}, face hold {im.hold}"}
-                         for im in result.images]
-                seeds = [im.seed for im in result.images]
-                req, recs = scorer.score(engine.name, "engine", common, bname, pixels, seeds, extra)
-                req.update({"latency_ms": lat, "engine_stages_ms": stages, "peak_rss_mb": peak})
-                run.requests.append(req)
-                run.images += recs
-                sheet[engine.name] = [resize_max_side(p, THUMB) for p in pixels]
-            done += 1
+    person: Person
+    photo: Photo
+    board: _BoardData
+    scorer: _Scorer
+    sheet: dict[str, list[np.ndarray]]
+    #: the framing every baseline starts from: (subject, framed images, plans, seconds), made once
+    framed: tuple[Subject, list[np.ndarray], list[VariationPlan], float] | None = None
 
-            # ---- baselines, all from the same framing
-            if baselines:
-                t = time.perf_counter()
-                base_subject = replace(subject, cache={})
-                framed, plans = frame_like_engine(base_subject, bd.profile, request)
-                frame_s = time.perf_counter() - t
-            for name, baseline in baselines.items():
-                report(f"{key} × {bname}: {name}", done, total)
-                ctx = BaselineContext(board=bd.entry.board, profile=bd.profile, request=request, plans=plans,
-                                      subject=base_subject)
-                t = time.perf_counter()
-                try:
-                    outs = baseline.render(framed, ctx)
-                    if len(outs) != len(framed):
-                        raise TastemakerError(f"baseline {name} returned {len(outs)} images for {len(framed)} frames")
-                except TastemakerError as exc:
-                    run.errors.append({"method": name, **common, "error": type(exc).__name__, "message": exc.message})
-                    run.requests.append(_failed_request(name, "baseline", common, cfg.n))
-                    done += 1
-                    continue
-                render_s = time.perf_counter() - t + frame_s
-                t = time.perf_counter()
-                encode_many(outs, cfg.format)
-                enc_s = time.perf_counter() - t
-                lat = {**setup, "profile": 0.0, "engine": render_s * 1000, "encode": enc_s * 1000}
-                lat["total"] = sum(lat.values())
-                extra = [{"mode": None, "background": "keep", "guard_identity_distance": None,
-                          "note": ctx.notes.get(i, "")} for i in range(len(outs))]
-                req, recs = scorer.score(name, "baseline", common, bname, outs, [p.seed for p in plans], extra)
-                req.update({"latency_ms": lat, "engine_stages_ms": None, "peak_rss_mb": None})
-                run.requests.append(req)
-                run.images += recs
-                sheet[name] = [resize_max_side(o, THUMB) for o in outs]
-                done += 1
-    report("done", total, total)
-    run.duration_s = time.perf_counter() - started
-    run.peak_rss_mb = max(run_peak, M.peak_rss_mb())
-    return run
+    @property
+    def common(self) -> dict[str, Any]:
+        return {"person": self.person.name, "selfie": self.photo.name, "board": self.board.entry.name,
+                "seed": self.scorer.cfg.seed}
+
+    @property
+    def setup_ms(self) -> dict[str, float]:
+        """What every method pays before its own work: decoding the selfie and board, reading the face."""
+        return {"decode": (self.photo.decode_s + self.board.entry.load_s) * 1000,
+                "identity": self.photo.identity_s * 1000}
+
+    def subject(self) -> Subject:
+        """A Subject with a fresh cache: the look engine caches LUTs per mode id on it, and mode ids repeat
+        across profiles (m1, m2...), so one subject must never be shared between boards."""
+        return Subject(image=self.photo.image, face=self.photo.face,
+                       identity=IdentityEmbedding(vector=self.photo.embedding), name=self.photo.name)
+
+
+def _record_failure(run: EvalRun, cell: _Cell, method: str, kind: str, exc: TastemakerError) -> None:
+    run.errors.append({"method": method, **cell.common, "error": type(exc).__name__, "message": exc.message})
+    run.requests.append(_failed_request(method, kind, cell.common, run.config.n))
+
+
+def _run_engine(run: EvalRun, cell: _Cell, engine: Any, enc: IdentityEncoder) -> None:
+    cfg = run.config
+    M.reset_peak_rss()
+    t = time.perf_counter()
+    try:
+        result = generate(
+            cfg.request(), subject=cell.subject(), profile=cell.board.profile, engine=engine,
+            identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers, encoder=enc,
+        )
+    except TastemakerError as exc:
+        _record_failure(run, cell, engine.name, "engine", exc)
+        return
+    gen_s = time.perf_counter() - t
+    peak = M.peak_rss_mb()
+    pixels = [im.pixels for im in result.images]
+    t = time.perf_counter()
+    encode_many(pixels, cfg.format)
+    enc_s = time.perf_counter() - t
+    lat = {**cell.setup_ms, "profile": cell.board.profile_s * 1000, "engine": gen_s * 1000, "encode": enc_s * 1000}
+    lat["total"] = sum(lat.values())
+    extra = [{"mode": im.mode_id, "background": im.background, "guard_identity_distance": im.identity_distance,
+              "note": f"{im.mode_name}, face hold {im.hold}"} for im in result.images]
+    req, recs = cell.scorer.score(engine.name, "engine", cell.common, pixels, [im.seed for im in result.images], extra)
+    req.update({"latency_ms": lat, "engine_stages_ms": {k: v * 1000 for k, v in result.timings.items()},
+                "peak_rss_mb": peak})
+    run.requests.append(req)
+    run.images += recs
+    cell.sheet[engine.name] = [resize_max_side(p, THUMB) for p in pixels]
+
+
+def _run_baseline(run: EvalRun, cell: _Cell, name: str, baseline: Any) -> None:
+    cfg = run.config
+    request = cfg.request()
+    if cell.framed is None:  # every baseline starts from the same framing: made once, its time charged to each
+        t = time.perf_counter()
+        subject = cell.subject()
+        framed, plans = frame_like_engine(subject, cell.board.profile, request)
+        cell.framed = (subject, framed, plans, time.perf_counter() - t)
+    subject, framed, plans, frame_s = cell.framed
+    ctx = BaselineContext(board=cell.board.entry.board, profile=cell.board.profile, request=request, plans=plans,
+                          subject=subject)
+    t = time.perf_counter()
+    try:
+        outs = baseline.render(framed, ctx)
+        if len(outs) != len(framed):
+            raise TastemakerError(f"baseline {name} returned {len(outs)} images for {len(framed)} frames")
+    except TastemakerError as exc:
+        _record_failure(run, cell, name, "baseline", exc)
+        return
+    render_s = time.perf_counter() - t + frame_s
+    t = time.perf_counter()
+    encode_many(outs, cfg.format)
+    enc_s = time.perf_counter() - t
+    lat = {**cell.setup_ms, "profile": 0.0, "engine": render_s * 1000, "encode": enc_s * 1000}
+    lat["total"] = sum(lat.values())
+    extra = [{"mode": None, "background": "keep", "guard_identity_distance": None, "note": ctx.notes.get(i, "")}
+             for i in range(len(outs))]
+    req, recs = cell.scorer.score(name, "baseline", cell.common, outs, [p.seed for p in plans], extra)
+    req.update({"latency_ms": lat, "engine_stages_ms": None, "peak_rss_mb": None})
+    run.requests.append(req)
+    run.images += recs
+    cell.sheet[name] = [resize_max_side(o, THUMB) for o in outs]
 
 
 def _failed_request(method: str, kind: str, common: dict[str, Any], n: int) -> dict[str, Any]:
@@ -472,23 +506,26 @@ class _Scorer:
         others: list[Photo],
         clip: Any,
         arcface: Any,
-        arc_ref: np.ndarray | None,
-        arc_others: list[np.ndarray] | None,
     ) -> None:
         self.cfg, self.enc, self.bdata, self.photo, self.others = cfg, enc, bdata, photo, others
-        self.clip, self.arcface, self.arc_ref, self.arc_others = clip, arcface, arc_ref, arc_others
+        self.clip, self.arcface = clip, arcface
+        self.arc_ref = self.arc_others = None
+        if arcface is not None:
+            self.arc_ref = arcface.embed(photo.image, photo.face.landmarks)
+            self.arc_others = [arcface.embed(o.image, o.face.landmarks) for o in others]
 
     def score(
         self,
         method: str,
         kind: str,
         common: dict[str, Any],
-        board: str,
         pixels: Sequence[np.ndarray],
         seeds: Sequence[int],
         extra: Sequence[dict[str, Any]],
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The request record (diversity) and one record per image."""
         cfg = self.cfg
+        board = common["board"]
         profile = self.bdata[board].profile
         grams = [gram_descriptor(p) for p in pixels]
         div = M.diversity(pixels, grams, cfg.near_duplicate_delta_e)
