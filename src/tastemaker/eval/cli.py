@@ -1,0 +1,103 @@
+"""``tastemaker eval``: the evaluation harness on the command line.
+
+Wire it into the main app with :func:`register`. Nothing here imports :mod:`tastemaker.cli` at import
+time, so ``tastemaker/cli.py`` can import this module at its top without a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def eval_command(
+    selfies: Annotated[
+        Path, typer.Option("--selfies", help="Selfie images, or one sub-folder of photos per person.")
+    ],
+    boards: Annotated[Path, typer.Option("--boards", help="One sub-folder per board (images + optional pins.csv).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (results.json + report.html).")],
+    n: Annotated[int, typer.Option("-n", help="Variations per selfie x board (1-8).")] = 4,
+    size: Annotated[int, typer.Option(help="Longest side of each output (256-2048).")] = 512,
+    aspect: Annotated[str, typer.Option(help="1:1, 4:5, 2:3, 9:16 or original.")] = "4:5",
+    seed: Annotated[int, typer.Option(help="Seed for every request (engine and baselines alike).")] = 0,
+    strength: Annotated[float, typer.Option(help="Strength for the engine and the baselines.")] = 0.8,
+    prompt: Annotated[str, typer.Option(help="Prompt given to the engine.")] = "",
+    engine: Annotated[str, typer.Option(help="Engine to evaluate (see `tastemaker engines`).")] = "look",
+    baselines: Annotated[
+        str, typer.Option(help="'all', or a comma list of none, reinhard, histmatch, single-pin ('' for none).")
+    ] = "all",
+    clip_model: Annotated[
+        Path | None, typer.Option(help="Local CLIP folder (transformers save_pretrained) for CLIP metrics.")
+    ] = None,
+    arcface_model: Annotated[Path | None, typer.Option(help="ArcFace .onnx file for ArcFace cosine metrics.")] = None,
+    selfies_per_person: Annotated[
+        int, typer.Option(help="With person folders: how many photos take turns as the selfie.")
+    ] = 1,
+) -> None:
+    """Evaluate the engine against baselines on your selfies and boards; writes an HTML report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from ..cli import console, err_console
+    from ..config import load_settings
+    from ..encoders.identity import IdentityEncoder
+    from ..media import ensure_writable_dir
+    from .report import check_report_dependencies, summary_table, write_report
+    from .runner import EvalConfig, run_eval
+
+    settings = load_settings()
+    config = EvalConfig.create(
+        n=n, size=size, aspect=aspect, seed=seed, strength=strength, prompt=prompt, engine=engine,
+        baselines=baselines, clip_model=clip_model, arcface_model=arcface_model,
+        selfies_per_person=selfies_per_person, identity_threshold=settings.identity_threshold,
+        guard_workers=settings.guard_workers, max_image_pixels=settings.max_image_pixels,
+        max_image_bytes=settings.max_image_bytes,
+    )
+    check_report_dependencies()  # fail before the long part, not after it
+    ensure_writable_dir(out)
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal and os.environ.get("TASTEMAKER_PROGRESS") != "1",
+    )
+    with progress:
+        task = progress.add_task("Evaluating", total=None)
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what[:60], completed=done, total=total)
+
+        run = run_eval(
+            selfies, boards, config, progress=on_progress, encoder=IdentityEncoder(min_face_px=settings.min_face_px)
+        )
+    for s in run.skipped:
+        err_console.print(f"[yellow]skipped[/] {s.kind} {s.where}: {s.reason}", highlight=False, soft_wrap=True)
+    for e in run.errors:
+        err_console.print(
+            f"[red]failed[/] {e['method']} on {e['person']}/{e['selfie']} × {e['board']}: {e['error']}: "
+            f"{e['message']}", highlight=False, soft_wrap=True,
+        )
+    results_path, html_path = write_report(run, out)
+    results: dict[str, Any] = json.loads(results_path.read_text(encoding="utf-8"))
+    head, rows = summary_table(results, intervals=False)
+    people, nboards = len(run.selfies.people), len(run.boards.boards)
+    table = Table(title=f"{run.engine} vs baselines · {people} people × {nboards} boards · n={config.n}")
+    for h in head:
+        table.add_column(h)
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+    console.print(f"report: {html_path.resolve()}\nresults: {results_path.resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tastemaker eval`` to the main Typer app (errors translated by the app's handler)."""
+    from ..cli import handle_errors
+
+    app.command("eval")(handle_errors(eval_command))

@@ -1,0 +1,607 @@
+"""The evaluation run: every selfie x board through the engine and each baseline, then measured.
+
+For each person's selfie and each board the engine makes ``n`` variations with one request (same
+seed everywhere), and each baseline makes ``n`` images from the same framing (see
+:mod:`.baselines`). Every image is measured (:mod:`.metrics`), every request's variations are compared
+with each other, and every stage is timed. Failures (an engine request the identity guard refused, a
+baseline that raised) are recorded with their message and counted, never dropped.
+
+Latency per request is the cost a user would see for it: ``decode`` (selfie + board images),
+``identity`` (face detection + embedding of the selfie), ``profile`` (engine only: board -> taste
+profile), ``engine`` (the engine's generate call — itself split into render, guard and score in
+``engine_stages_ms`` — or, for a baseline, its framing + restyle), ``encode`` (the outputs in the
+request's format). Peak RSS is the
+process's resident-memory high-water mark across each engine call (reset before it on Linux).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .._version import __version__
+from ..encoders.identity import IdentityEmbedding, IdentityEncoder
+from ..encoders.style import describe
+from ..engines import create_engine
+from ..engines.base import GenerationRequest, Subject, VariationPlan, request_error
+from ..errors import TastemakerError
+from ..media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, encode_many, resize_max_side
+from ..pipeline import generate
+from ..taste.profile import TasteProfile, build_profile
+from . import metrics as M
+from .baselines import BUILTIN, BaselineContext, create_baseline, frame_like_engine, resolve_baselines
+from .datasets import BoardEntry, BoardSet, Person, Photo, SelfieSet, Skip, load_boards, load_selfies
+from .descriptors import DESCRIPTOR_NAME, board_distance, gram_descriptor
+
+SCHEMA = "tastemaker.eval"
+SCHEMA_VERSION = 1
+THUMB = 256
+
+Progress = Callable[[str, int, int], None]
+
+
+class EvalConfig(BaseModel):
+    """How to run an evaluation. Invalid values raise :class:`~tastemaker.errors.RequestError`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(4, ge=1, le=8, description="variations per request")
+    size: int = Field(512, ge=256, le=2048, description="longest side of each output")
+    aspect: str = "4:5"
+    format: str = "png"
+    seed: int = Field(0, ge=0, lt=2**63)
+    strength: float = Field(0.8, ge=0.0, le=1.0)
+    prompt: str = ""
+    engine: str = "look"
+    baselines: tuple[str, ...] = BUILTIN
+    identity_threshold: float = Field(0.35, gt=0, le=1.0, description="the engine's identity guard")
+    guard_workers: int = Field(0, ge=0, le=16)
+    verify_threshold: float = Field(M.VERIFY_THRESHOLD, gt=0, le=2.0)
+    attribution_k: int = Field(3, ge=1, le=50)
+    near_duplicate_delta_e: float = Field(M.NEAR_DUPLICATE_DELTA_E, ge=0)
+    selfies_per_person: int = Field(1, ge=1, le=20)
+    clip_model: Path | None = None
+    arcface_model: Path | None = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> EvalConfig:
+        """Build from loose input (CLI), resolving ``baselines`` ("all", "a,b") and checking the request."""
+        if "baselines" in kwargs and kwargs["baselines"] is not None:
+            kwargs["baselines"] = tuple(resolve_baselines(kwargs["baselines"]))
+        try:
+            cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})
+        except ValidationError as exc:
+            raise request_error(exc) from None
+        cfg.request()  # n, size, aspect, format checked the way generate() checks them
+        return cfg
+
+    def request(self) -> GenerationRequest:
+        return GenerationRequest.create(
+            n=self.n, size=self.size, aspect=self.aspect, format=self.format, seed=self.seed,
+            strength=self.strength, prompt=self.prompt,
+        )
+
+
+@dataclass
+class EvalRun:
+    """Everything one evaluation measured; :meth:`to_dict` is ``results.json``."""
+
+    config: EvalConfig
+    engine: str
+    engine_version: str
+    methods: list[dict[str, str]]
+    selfies: SelfieSet
+    boards: BoardSet
+    profiles: dict[str, TasteProfile]
+    images: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    latency_setup: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    #: (person, selfie, board) -> method -> small output images, for the contact sheets
+    thumbs: dict[tuple[str, str, str], dict[str, list[np.ndarray]]] = field(default_factory=dict, repr=False)
+    #: (person, selfie) -> small selfie image
+    selfie_thumbs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    started_at: str = ""
+    duration_s: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    @property
+    def method_names(self) -> list[str]:
+        return [m["name"] for m in self.methods]
+
+    def summary(self) -> dict[str, Any]:
+        return {m: aggregate(self.images, self.requests, method=m) for m in self.method_names}
+
+    def per_board(self) -> dict[str, dict[str, Any]]:
+        return {
+            m: {b.name: aggregate(self.images, self.requests, method=m, board=b.name) for b in self.boards.boards}
+            for m in self.method_names
+        }
+
+    def per_person(self) -> dict[str, dict[str, Any]]:
+        return {
+            m: {p.name: aggregate(self.images, self.requests, method=m, person=p.name) for p in self.selfies.people}
+            for m in self.method_names
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable results (every number in the report, and more)."""
+        people = []
+        for p in self.selfies.people:
+            used = [ph.name for ph in p.photos[: self.config.selfies_per_person]]
+            people.append({"name": p.name, "photos": [ph.name for ph in p.photos], "selfies": used,
+                           "held_out": [ph.name for ph in p.photos if ph.name not in used]})
+        return _clean({
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "tastemaker_version": __version__,
+            "created_at": self.started_at,
+            "duration_s": self.duration_s,
+            "config": self.config.model_dump(mode="json"),
+            "environment": _environment(),
+            "engine": {"name": self.engine, "version": self.engine_version},
+            "methods": self.methods,
+            "descriptors": {
+                "attribution": DESCRIPTOR_NAME,
+                "attribution_k": self.config.attribution_k,
+                "style_score": "tastemaker-style v1 (what the engine optimises)",
+                "identity": "dlib-resnet-v1, full detection on every output",
+            },
+            "models": self.models,
+            "dataset": {
+                "selfies": {"root": str(self.selfies.root), "layout": self.selfies.layout, "people": people},
+                "boards": [
+                    {"name": b.name, "n_pins": len(b.board), "n_skipped": len(b.board.skipped),
+                     "n_modes": len(self.profiles[b.name].modes),
+                     "modes": [m.name for m in self.profiles[b.name].modes]}
+                    for b in self.boards.boards
+                ],
+                "chance_attribution": 1.0 / len(self.boards.boards),
+            },
+            "skipped": [s.to_dict() for s in self.skipped],
+            "errors": self.errors,
+            "summary": self.summary(),
+            "per_board": self.per_board(),
+            "per_person": self.per_person(),
+            "latency_setup_ms": self.latency_setup,
+            "resources": {"peak_rss_mb": self.peak_rss_mb},
+            "requests": self.requests,
+            "images": self.images,
+        })
+
+
+# ------------------------------------------------------------------------------------- aggregation
+IMAGE_MEANS = (
+    "identity_to_selfie", "identity_to_others", "style_score", "attribution_margin",
+    "clip_image_similarity", "clip_text_similarity", "arcface_cos_selfie", "arcface_cos_others",
+)
+LATENCY_STAGES = ("decode", "identity", "profile", "engine", "encode", "total")
+
+
+def aggregate(
+    images: Sequence[dict[str, Any]],
+    requests: Sequence[dict[str, Any]],
+    *,
+    method: str,
+    board: str | None = None,
+    person: str | None = None,
+) -> dict[str, Any]:
+    """Means with 95 % CIs and rates with Wilson intervals over one method (and board / person)."""
+
+    def keep(r: dict[str, Any]) -> bool:
+        return r["method"] == method and (board is None or r["board"] == board) and (
+            person is None or r["person"] == person
+        )
+
+    imgs = [r for r in images if keep(r)]
+    reqs = [r for r in requests if keep(r)]
+    ok = [r for r in reqs if r["ok"]]
+    out: dict[str, Any] = {
+        "kind": reqs[0]["kind"] if reqs else None,
+        "n_images": len(imgs),
+        "n_requests": len(reqs),
+        "n_failed_requests": len(reqs) - len(ok),
+        "n_no_face": sum(1 for r in imgs if not r["face_found"]),
+        "verification_rate": M.rate_ci(r["verified"] for r in imgs),
+        "verification_rate_others": M.rate_ci(r["verified_others"] for r in imgs),
+        "attribution_accuracy": M.rate_ci(r["attribution_correct"] for r in imgs),
+        "clip_attribution_accuracy": M.rate_ci(r["clip_attribution_correct"] for r in imgs),
+        "near_duplicate_pairs": sum(len(r["near_duplicate_pairs"]) for r in ok),
+        "variation_pairs": sum(r["pairs"] for r in ok),
+        "diversity_gram": M.mean_ci(r["diversity_gram"] for r in ok),
+        "diversity_delta_e": M.mean_ci(r["diversity_delta_e"] for r in ok),
+        "latency_ms": {s: M.mean_ci(r["latency_ms"].get(s) for r in ok) for s in LATENCY_STAGES},
+        "peak_rss_mb": max((r["peak_rss_mb"] for r in ok if r["peak_rss_mb"] is not None), default=None),
+    }
+    for key in IMAGE_MEANS:
+        out[key] = M.mean_ci(r[key] for r in imgs)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ runner
+@dataclass
+class _BoardData:
+    entry: BoardEntry
+    profile: TasteProfile
+    profile_s: float
+    grams: np.ndarray
+    clip_centroid: np.ndarray | None = None
+    clip_text: str | None = None
+    clip_text_vec: np.ndarray | None = None
+
+
+def _board_text(profile: TasteProfile) -> str | None:
+    """A sentence from the board's heaviest tags and titles, for CLIP text similarity."""
+    tags: dict[str, float] = {}
+    for m in profile.modes:
+        for t, w in m.tags.items():
+            tags[t] = tags.get(t, 0.0) + w
+    words = [t for t, _ in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:8]]
+    if not words:
+        words = [t for m in profile.modes for t in m.titles[:2]][:4]
+    return f"a photo with a {', '.join(words)} look" if words else None
+
+
+def run_eval(
+    selfies: Path | str | SelfieSet,
+    boards: Path | str | BoardSet,
+    config: EvalConfig | None = None,
+    *,
+    progress: Progress | None = None,
+    encoder: IdentityEncoder | None = None,
+) -> EvalRun:
+    """Run the engine and the baselines on every selfie x board and measure everything."""
+    cfg = config or EvalConfig()
+    report = progress or (lambda what, done, total: None)
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    cfg.request()  # invalid settings fail here, before anything is loaded
+    enc = encoder or IdentityEncoder()
+    baselines = {name: create_baseline(name) for name in cfg.baselines}
+    engine = create_engine(cfg.engine)
+    clip, arcface, models = _load_models(cfg, report)
+
+    # load the face models now so no selfie's timing includes it (a one-off cost, reported apart)
+    t = time.perf_counter()
+    enc.detect(np.zeros((32, 32, 3), np.uint8))
+    models_load_s = time.perf_counter() - t
+
+    report("reading selfies", 0, 1)
+    sset = selfies if isinstance(selfies, SelfieSet) else load_selfies(
+        selfies, encoder=enc, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
+    )
+    report("reading boards", 0, 1)
+    bset = boards if isinstance(boards, BoardSet) else load_boards(
+        boards, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
+    )
+    bdata = _prepare_boards(bset, clip, report)
+    warmup_s = _warm_up(cfg, sset, bdata, enc)
+
+    methods = [{"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}]
+    methods += [{"name": n, "kind": "baseline", "description": b.description} for n, b in baselines.items()]
+    run = EvalRun(
+        config=cfg, engine=engine.name, engine_version=engine.version, methods=methods, selfies=sset,
+        boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
+        models=models, started_at=started_at,
+    )
+    run.latency_setup = {
+        "models_load": models_load_s * 1000,
+        "engine_warmup": warmup_s * 1000,
+        "selfies": {p.name: {ph.name: {"decode": ph.decode_s * 1000, "identity": ph.identity_s * 1000}
+                             for ph in p.photos} for p in sset.people},
+        "boards": {n: {"decode": d.entry.load_s * 1000, "profile": d.profile_s * 1000, "n_pins": len(d.entry.board)}
+                   for n, d in bdata.items()},
+    }
+
+    peak = M.peak_rss_mb()
+    cells = [(p, ph) for p in sset.people for ph in p.photos[: cfg.selfies_per_person]]
+    total = len(cells) * len(bdata) * (1 + len(baselines))
+    done = 0
+    for person, photo in cells:
+        run.selfie_thumbs[(person.name, photo.name)] = resize_max_side(photo.image, THUMB)
+        scorer = _Scorer(cfg, enc, bdata, photo, person.others(photo), clip, arcface)
+        for bname, bd in bdata.items():
+            cell = _Cell(person, photo, bd, scorer, run.thumbs.setdefault((person.name, photo.name, bname), {}))
+            label = f"{person.name}/{photo.name} × {bname}"
+            report(f"{label}: {engine.name}", done, total)
+            peak = max(peak, M.peak_rss_mb())  # the next call resets the mark; keep the run's peak
+            _run_engine(run, cell, engine, enc)
+            done += 1
+            for name, baseline in baselines.items():
+                report(f"{label}: {name}", done, total)
+                _run_baseline(run, cell, name, baseline)
+                done += 1
+    report("done", total, total)
+    run.duration_s = time.perf_counter() - started
+    run.peak_rss_mb = max(peak, M.peak_rss_mb())
+    return run
+
+
+def _load_models(cfg: EvalConfig, report: Progress) -> tuple[Any, Any, dict[str, Any]]:
+    """The optional CLIP and ArcFace scorers, loaded first so a missing package fails before the work."""
+    clip = arcface = None
+    models: dict[str, Any] = {}
+    if cfg.clip_model is not None:
+        from .models import ClipScorer
+
+        report("loading CLIP model", 0, 1)
+        clip = ClipScorer(cfg.clip_model)
+        models["clip"] = {"path": str(cfg.clip_model), "text": clip.tokenizer is not None}
+    if cfg.arcface_model is not None:
+        from .models import ArcFaceScorer
+
+        report("loading ArcFace model", 0, 1)
+        arcface = ArcFaceScorer(cfg.arcface_model)
+        models["arcface"] = {"path": str(cfg.arcface_model), "input_size": arcface.size,
+                             "input_mean": arcface.input_mean, "input_std": arcface.input_std}
+    return clip, arcface, models
+
+
+def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, _BoardData]:
+    """Per board: its profile (timed), its pins' Gram descriptors, and its CLIP centroid and text."""
+    out: dict[str, _BoardData] = {}
+    for b in bset.boards:
+        report(f"profile of board {b.name}", 0, 1)
+        t = time.perf_counter()
+        prof = build_profile(b.board)
+        bd = _BoardData(b, prof, time.perf_counter() - t, np.stack([gram_descriptor(th) for th in b.board.thumbs]))
+        if clip is not None:
+            weight = {p.id: p.weight for p in prof.pins}
+            w = np.array([weight.get(p.id, 1.0) for p in b.board.pins])
+            c = (clip.embed_images(b.board.thumbs) * w[:, None]).sum(0)
+            bd.clip_centroid = c / max(float(np.linalg.norm(c)), 1e-12)
+            bd.clip_text = _board_text(prof)
+            if bd.clip_text is not None:
+                tv = clip.embed_texts([bd.clip_text])
+                bd.clip_text_vec = None if tv is None else tv[0]
+        out[b.name] = bd
+    return out
+
+
+def _warm_up(cfg: EvalConfig, sset: SelfieSet, bdata: dict[str, _BoardData], enc: IdentityEncoder) -> float:
+    """One untimed engine call: segmentation models, guard workers and caches load here, so the first
+    request's latency is not a cold start. Returns its duration (reported as ``engine_warmup``)."""
+    t = time.perf_counter()
+    first = sset.people[0].photos[0]
+    try:
+        generate(
+            GenerationRequest(n=1, size=256, seed=0),
+            subject=Subject(image=first.image, face=first.face, identity=IdentityEmbedding(vector=first.embedding)),
+            profile=next(iter(bdata.values())).profile, engine=create_engine(cfg.engine),
+            identity_threshold=2.0, guard_workers=cfg.guard_workers, encoder=enc,  # no re-render loop
+        )
+    except TastemakerError:
+        pass  # the real requests record whatever this is
+    return time.perf_counter() - t
+
+
+@dataclass
+class _Cell:
+    """One selfie x board: what the engine and every baseline are run on."""
+
+    person: Person
+    photo: Photo
+    board: _BoardData
+    scorer: _Scorer
+    sheet: dict[str, list[np.ndarray]]
+    #: the framing every baseline starts from: (subject, framed images, plans, seconds), made once
+    framed: tuple[Subject, list[np.ndarray], list[VariationPlan], float] | None = None
+
+    @property
+    def common(self) -> dict[str, Any]:
+        return {"person": self.person.name, "selfie": self.photo.name, "board": self.board.entry.name,
+                "seed": self.scorer.cfg.seed}
+
+    @property
+    def setup_ms(self) -> dict[str, float]:
+        """What every method pays before its own work: decoding the selfie and board, reading the face."""
+        return {"decode": (self.photo.decode_s + self.board.entry.load_s) * 1000,
+                "identity": self.photo.identity_s * 1000}
+
+    def subject(self) -> Subject:
+        """A Subject with a fresh cache: the look engine caches LUTs per mode id on it, and mode ids repeat
+        across profiles (m1, m2...), so one subject must never be shared between boards."""
+        return Subject(image=self.photo.image, face=self.photo.face,
+                       identity=IdentityEmbedding(vector=self.photo.embedding), name=self.photo.name)
+
+
+def _record_failure(run: EvalRun, cell: _Cell, method: str, kind: str, exc: TastemakerError) -> None:
+    run.errors.append({"method": method, **cell.common, "error": type(exc).__name__, "message": exc.message})
+    run.requests.append(_failed_request(method, kind, cell.common, run.config.n))
+
+
+def _run_engine(run: EvalRun, cell: _Cell, engine: Any, enc: IdentityEncoder) -> None:
+    cfg = run.config
+    M.reset_peak_rss()
+    t = time.perf_counter()
+    try:
+        result = generate(
+            cfg.request(), subject=cell.subject(), profile=cell.board.profile, engine=engine,
+            identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers, encoder=enc,
+        )
+    except TastemakerError as exc:
+        _record_failure(run, cell, engine.name, "engine", exc)
+        return
+    gen_s = time.perf_counter() - t
+    peak = M.peak_rss_mb()
+    pixels = [im.pixels for im in result.images]
+    t = time.perf_counter()
+    encode_many(pixels, cfg.format)
+    enc_s = time.perf_counter() - t
+    lat = {**cell.setup_ms, "profile": cell.board.profile_s * 1000, "engine": gen_s * 1000, "encode": enc_s * 1000}
+    lat["total"] = sum(lat.values())
+    extra = [{"mode": im.mode_id, "background": im.background, "guard_identity_distance": im.identity_distance,
+              "note": f"{im.mode_name}, face hold {im.hold}"} for im in result.images]
+    req, recs = cell.scorer.score(engine.name, "engine", cell.common, pixels, [im.seed for im in result.images], extra)
+    req.update({"latency_ms": lat, "engine_stages_ms": {k: v * 1000 for k, v in result.timings.items()},
+                "peak_rss_mb": peak})
+    run.requests.append(req)
+    run.images += recs
+    cell.sheet[engine.name] = [resize_max_side(p, THUMB) for p in pixels]
+
+
+def _run_baseline(run: EvalRun, cell: _Cell, name: str, baseline: Any) -> None:
+    cfg = run.config
+    request = cfg.request()
+    if cell.framed is None:  # every baseline starts from the same framing: made once, its time charged to each
+        t = time.perf_counter()
+        subject = cell.subject()
+        framed, plans = frame_like_engine(subject, cell.board.profile, request)
+        cell.framed = (subject, framed, plans, time.perf_counter() - t)
+    subject, framed, plans, frame_s = cell.framed
+    ctx = BaselineContext(board=cell.board.entry.board, profile=cell.board.profile, request=request, plans=plans,
+                          subject=subject)
+    t = time.perf_counter()
+    try:
+        outs = baseline.render(framed, ctx)
+        if len(outs) != len(framed):
+            raise TastemakerError(f"baseline {name} returned {len(outs)} images for {len(framed)} frames")
+    except TastemakerError as exc:
+        _record_failure(run, cell, name, "baseline", exc)
+        return
+    render_s = time.perf_counter() - t + frame_s
+    t = time.perf_counter()
+    encode_many(outs, cfg.format)
+    enc_s = time.perf_counter() - t
+    lat = {**cell.setup_ms, "profile": 0.0, "engine": render_s * 1000, "encode": enc_s * 1000}
+    lat["total"] = sum(lat.values())
+    extra = [{"mode": None, "background": "keep", "guard_identity_distance": None, "note": ctx.notes.get(i, "")}
+             for i in range(len(outs))]
+    req, recs = cell.scorer.score(name, "baseline", cell.common, outs, [p.seed for p in plans], extra)
+    req.update({"latency_ms": lat, "engine_stages_ms": None, "peak_rss_mb": None})
+    run.requests.append(req)
+    run.images += recs
+    cell.sheet[name] = [resize_max_side(o, THUMB) for o in outs]
+
+
+def _failed_request(method: str, kind: str, common: dict[str, Any], n: int) -> dict[str, Any]:
+    return {
+        "method": method, "kind": kind, **common, "n": n, "ok": False, "pairs": 0, "diversity_gram": None,
+        "diversity_delta_e": None, "near_duplicate_pairs": [], "latency_ms": {}, "engine_stages_ms": None,
+        "peak_rss_mb": None,
+    }
+
+
+class _Scorer:
+    """Measures one selfie's outputs against every board (identity, style, attribution, models)."""
+
+    def __init__(
+        self,
+        cfg: EvalConfig,
+        enc: IdentityEncoder,
+        bdata: dict[str, _BoardData],
+        photo: Photo,
+        others: list[Photo],
+        clip: Any,
+        arcface: Any,
+    ) -> None:
+        self.cfg, self.enc, self.bdata, self.photo, self.others = cfg, enc, bdata, photo, others
+        self.clip, self.arcface = clip, arcface
+        self.arc_ref = self.arc_others = None
+        if arcface is not None:
+            self.arc_ref = arcface.embed(photo.image, photo.face.landmarks)
+            self.arc_others = [arcface.embed(o.image, o.face.landmarks) for o in others]
+
+    def score(
+        self,
+        method: str,
+        kind: str,
+        common: dict[str, Any],
+        pixels: Sequence[np.ndarray],
+        seeds: Sequence[int],
+        extra: Sequence[dict[str, Any]],
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The request record (diversity) and one record per image."""
+        cfg = self.cfg
+        board = common["board"]
+        profile = self.bdata[board].profile
+        grams = [gram_descriptor(p) for p in pixels]
+        div = M.diversity(pixels, grams, cfg.near_duplicate_delta_e)
+        dup_members = {i for pair in div["near_duplicate_pairs"] for i in pair}
+        clip_vecs = self.clip.embed_images(pixels) if self.clip is not None else None
+        recs = []
+        for i, (img, g) in enumerate(zip(pixels, grams, strict=True)):
+            fm = M.measure_face(self.enc, img)
+            ident = M.identity_metrics(fm, self.photo.embedding, [o.embedding for o in self.others],
+                                       cfg.verify_threshold)
+            dists = {b: board_distance(g, d.grams, cfg.attribution_k) for b, d in self.bdata.items()}
+            rec: dict[str, Any] = {
+                "method": method, "kind": kind, **common, "index": i, "variation_seed": int(seeds[i]),
+                **extra[i], **ident,
+                "style_score": profile.style_score(describe(img, palette=False)),
+                **M.attribution(dists, board),
+                "board_distances": dists,
+                "near_duplicate": i in dup_members,
+                "clip_image_similarity": None, "clip_text_similarity": None,
+                "clip_attributed_board": None, "clip_attribution_correct": None,
+                "arcface_cos_selfie": None, "arcface_cos_others": None,
+            }
+            if clip_vecs is not None:
+                sims = {b: float(clip_vecs[i] @ d.clip_centroid) for b, d in self.bdata.items()
+                        if d.clip_centroid is not None}
+                rec["clip_image_similarity"] = sims[board]
+                rec["clip_attributed_board"] = max(sims, key=lambda b: (sims[b], b))
+                rec["clip_attribution_correct"] = rec["clip_attributed_board"] == board
+                tv = self.bdata[board].clip_text_vec
+                rec["clip_text_similarity"] = None if tv is None else float(clip_vecs[i] @ tv)
+            if self.arcface is not None and fm.face is not None and self.arc_ref is not None:
+                from .models import cosine
+
+                v = self.arcface.embed(img, fm.face.landmarks)
+                rec["arcface_cos_selfie"] = cosine(v, self.arc_ref)
+                if self.arc_others:
+                    rec["arcface_cos_others"] = float(np.mean([cosine(v, o) for o in self.arc_others]))
+            recs.append(rec)
+        req = {"method": method, "kind": kind, **common, "n": len(pixels), "ok": True, **div}
+        return req, recs
+
+
+def _environment() -> dict[str, Any]:
+    import os
+
+    import cv2
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+    try:
+        import dlib
+
+        env["dlib"] = getattr(dlib, "__version__", None)
+    except ImportError:  # pragma: no cover - core dependency
+        env["dlib"] = None
+    return env
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, floats rounded to 6 significant places, NaN/inf to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.bool_ | bool):
+        return bool(obj)
+    if isinstance(obj, np.integer | int):
+        return int(obj)
+    if isinstance(obj, np.floating | float):
+        f = float(obj)
+        return None if not np.isfinite(f) else float(f"{f:.6g}")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,209 @@
+"""One evaluation run on tiny generated data: what it measures, what it catches, what it writes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tastemaker.eval import EvalConfig, EvalRun, run_eval, write_report
+from tastemaker.eval.baselines import BaselineContext, create_baseline, frame_like_engine
+from tastemaker.eval.runner import LATENCY_STAGES
+
+N = 2
+SIZE = 384
+
+
+@pytest.fixture(scope="module")
+def run(eval_data: dict[str, Path], cheat: str) -> EvalRun:
+    cfg = EvalConfig.create(n=N, size=SIZE, seed=3, baselines=f"all,{cheat}")
+    seen: list[tuple[str, int, int]] = []
+    r = run_eval(eval_data["selfies"], eval_data["boards"], cfg, progress=lambda *a: seen.append(a))
+    r.progress_seen = seen  # type: ignore[attr-defined]
+    return r
+
+
+@pytest.fixture(scope="module")
+def written(run: EvalRun, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    out = tmp_path_factory.mktemp("report")
+    rj, rh = write_report(run, out)
+    return json.loads(rj.read_text()), rh.read_text()
+
+
+TOP_KEYS = {
+    "schema", "schema_version", "tastemaker_version", "created_at", "duration_s", "config", "environment",
+    "engine", "methods", "descriptors", "models", "dataset", "skipped", "errors", "summary", "per_board",
+    "per_person", "latency_setup_ms", "resources", "requests", "images",
+}
+IMAGE_KEYS = {
+    "method", "kind", "person", "selfie", "board", "seed", "index", "variation_seed", "mode", "background",
+    "guard_identity_distance", "note", "face_found", "identity_to_selfie", "identity_to_others", "verified",
+    "verified_others", "style_score", "attributed_board", "attribution_correct", "attribution_margin",
+    "board_distances", "near_duplicate", "clip_image_similarity", "clip_text_similarity", "clip_attributed_board",
+    "clip_attribution_correct", "arcface_cos_selfie", "arcface_cos_others",
+}
+REQUEST_KEYS = {
+    "method", "kind", "person", "selfie", "board", "seed", "n", "ok", "pairs", "diversity_gram",
+    "diversity_delta_e", "near_duplicate_pairs", "latency_ms", "engine_stages_ms", "peak_rss_mb",
+}
+SUMMARY_KEYS = {
+    "kind", "n_images", "n_requests", "n_failed_requests", "n_no_face", "verification_rate",
+    "verification_rate_others", "attribution_accuracy", "clip_attribution_accuracy", "near_duplicate_pairs",
+    "variation_pairs", "diversity_gram", "diversity_delta_e", "latency_ms", "peak_rss_mb", "identity_to_selfie",
+    "identity_to_others", "style_score", "attribution_margin", "clip_image_similarity", "clip_text_similarity",
+    "arcface_cos_selfie", "arcface_cos_others",
+}
+METHODS = ["look", "none", "reinhard", "histmatch", "single-pin", "cheat"]
+
+
+def test_results_json_has_every_key(written: tuple[dict[str, Any], str]) -> None:
+    res, _ = written
+    assert set(res) == TOP_KEYS
+    assert res["schema"] == "tastemaker.eval" and res["engine"]["name"] == "look"
+    assert [m["name"] for m in res["methods"]] == METHODS
+    assert set(res["summary"]) == set(METHODS) and set(res["per_board"]) == set(METHODS)
+    for s in res["summary"].values():
+        assert set(s) == SUMMARY_KEYS
+        assert set(s["latency_ms"]) == set(LATENCY_STAGES)
+        assert set(s["verification_rate"]) == {"rate", "ci95", "k", "n"}
+        assert set(s["style_score"]) == {"mean", "std", "ci95", "n"}
+    for per in res["per_board"].values():
+        assert set(per) == {"neon", "sepia"}
+        assert all(set(s) == SUMMARY_KEYS for s in per.values())
+    assert set(res["per_person"]["look"]) == {"astronaut"}
+    # one image record per output: 6 methods x 2 boards x n, each with every key and every board's distance
+    assert len(res["images"]) == len(METHODS) * 2 * N
+    for rec in res["images"]:
+        assert set(rec) == IMAGE_KEYS
+        assert set(rec["board_distances"]) == {"neon", "sepia"}
+        assert rec["style_score"] is not None and 0 < rec["style_score"] <= 1
+    assert len(res["requests"]) == len(METHODS) * 2
+    for req in res["requests"]:
+        assert set(req) == REQUEST_KEYS and req["ok"]
+        assert set(req["latency_ms"]) == set(LATENCY_STAGES)
+        assert req["latency_ms"]["total"] == pytest.approx(
+            sum(req["latency_ms"][k] for k in LATENCY_STAGES if k != "total"), rel=1e-4
+        )
+    engine_reqs = [r for r in res["requests"] if r["kind"] == "engine"]
+    for r in engine_reqs:
+        assert r["peak_rss_mb"] > 50 and {"render", "guard", "score"} <= set(r["engine_stages_ms"])
+    assert res["resources"]["peak_rss_mb"] >= max(r["peak_rss_mb"] for r in engine_reqs)
+    assert res["dataset"]["chance_attribution"] == 0.5
+    assert res["dataset"]["selfies"]["people"][0]["held_out"] == ["b-other.jpg"]
+
+
+def test_json_holds_no_nan_and_round_trips(written: tuple[dict[str, Any], str]) -> None:
+    res, _ = written
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, float):
+            assert math.isfinite(x)
+
+    walk(res)
+
+
+def test_engine_attribution_beats_none_on_two_different_boards(run: EvalRun) -> None:
+    s = run.summary()
+    assert s["look"]["attribution_accuracy"]["rate"] == 1.0
+    # the untouched selfie is nearer one of the two boards for every output: half right at best
+    assert s["none"]["attribution_accuracy"]["rate"] <= 0.5
+    assert s["look"]["attribution_accuracy"]["rate"] > s["none"]["attribution_accuracy"]["rate"]
+    # and the engine moves the project's own style score too
+    assert s["look"]["style_score"]["mean"] > s["none"]["style_score"]["mean"] + 0.05
+
+
+def test_verification_rate_is_one_on_the_demo_selfie(run: EvalRun) -> None:
+    s = run.summary()["look"]
+    assert s["verification_rate"] == {**s["verification_rate"], "rate": 1.0, "k": 2 * N, "n": 2 * N}
+    assert s["n_no_face"] == 0 and s["n_failed_requests"] == 0
+    assert s["identity_to_selfie"]["mean"] < 0.35  # the engine's own guard holds it tighter than 0.6
+    # identity transfer to the held-out photo, which the engine never saw
+    assert s["verification_rate_others"]["rate"] == 1.0
+    assert s["identity_to_others"]["n"] == 2 * N
+
+
+def test_planted_cheat_is_caught_by_identity(run: EvalRun) -> None:
+    s = run.summary()["cheat"]
+    # returning the board's own pins fools every style measure ...
+    assert s["attribution_accuracy"]["rate"] == 1.0
+    assert s["style_score"]["mean"] > run.summary()["look"]["style_score"]["mean"]
+    # ... and fails identity: no face, so nothing is verified (and nothing is silently left out)
+    assert s["verification_rate"]["rate"] == 0.0 and s["verification_rate"]["n"] == 2 * N
+    assert s["n_no_face"] == 2 * N
+
+
+def test_skips_are_reported_not_dropped(run: EvalRun, written: tuple[dict[str, Any], str]) -> None:
+    res, page = written
+    where = {s["where"]: s for s in res["skipped"]}
+    assert "sepia/broken.jpg" in where and where["sepia/broken.jpg"]["kind"] == "pin"
+    assert "stray.png" in where and "not inside a board" in where["stray.png"]["reason"]
+    assert "astronaut/c-noface.png" in where and "no face" in where["astronaut/c-noface.png"]["reason"]
+    for w in ("sepia/broken.jpg", "stray.png", "astronaut/c-noface.png"):
+        assert w in page
+    assert "3 input(s) skipped" in page
+
+
+def test_report_html_is_self_contained(written: tuple[dict[str, Any], str]) -> None:
+    _, page = written
+    assert page.startswith("<!doctype html>") and "</html>" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    # 3 plots + one contact sheet per selfie x board
+    assert page.count("src='data:image/png;base64,") == 3 and page.count("src='data:image/jpeg;base64,") == 2
+    for m in METHODS:
+        assert f"<td>{m}" in page
+
+
+def test_baselines_share_the_engines_seeds_framing_and_size(run: EvalRun) -> None:
+    seeds: dict[tuple[str, int], set[int]] = {}
+    for rec in run.images:
+        seeds.setdefault((rec["board"], rec["index"]), set()).add(rec["variation_seed"])
+    assert all(len(v) == 1 for v in seeds.values())
+    sizes = {m: {im.shape for im in ims} for (_, _, _), by in run.thumbs.items() for m, ims in by.items()}
+    assert len({frozenset(v) for v in sizes.values()}) == 1
+
+
+def test_none_baseline_is_the_engines_framing_untouched(run: EvalRun) -> None:
+    """Same crop and size as the engine's outputs; the pixels inside the face are the selfie's."""
+    from tastemaker.engines.base import GenerationRequest, Subject
+    from tastemaker.pipeline import generate
+
+    photo = run.selfies.people[0].photos[0]
+    from tastemaker.encoders.identity import IdentityEmbedding
+
+    subject = Subject(image=photo.image, face=photo.face, identity=IdentityEmbedding(vector=photo.embedding))
+    req = GenerationRequest(n=2, size=256, seed=5, aspect="1:1")
+    profile = run.profiles["neon"]
+    framed, plans = frame_like_engine(subject, profile, req)
+    eng = generate(req, subject=Subject(image=photo.image, face=photo.face, identity=subject.identity),
+                   profile=profile)
+    assert [p.seed for p in plans] == [im.seed for im in eng.images]
+    assert all(f.shape == im.pixels.shape for f, im in zip(framed, eng.images, strict=True))
+    ctx = BaselineContext(board=run.boards.boards[0].board, profile=profile, request=req, plans=plans,
+                          subject=subject)
+    none = create_baseline("none").render(framed, ctx)
+    assert all(np.array_equal(a, b) for a, b in zip(none, framed, strict=True))
+    # a restyling baseline changes colours only: same size, and at strength 0 it is the framing itself
+    zero = BaselineContext(board=ctx.board, profile=profile, request=req.model_copy(update={"strength": 0.0}),
+                           plans=plans, subject=subject)
+    for name in ("reinhard", "histmatch", "single-pin"):
+        out = create_baseline(name).render(framed, zero)
+        assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(out, framed, strict=True)), name
+        moved = create_baseline(name).render(framed, ctx)
+        assert all(a.shape == b.shape and not np.array_equal(a, b) for a, b in zip(moved, framed, strict=True))
+
+
+def test_progress_reports_every_step(run: EvalRun) -> None:
+    seen = run.progress_seen  # type: ignore[attr-defined]
+    steps = [s for s in seen if "×" in s[0]]
+    assert len(steps) == len(METHODS) * 2
+    assert seen[-1][1] == seen[-1][2] == len(METHODS) * 2
