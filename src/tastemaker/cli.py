@@ -315,9 +315,11 @@ def engines() -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live beside the code they drive."""
+    from .eval.cli import register as register_eval
     from .taste.cli import register as register_taste
 
     register_taste(app)
+    register_eval(app)
 
 
 _register_subcommands()
