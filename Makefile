@@ -20,7 +20,7 @@ $(VENV)/.installed-core: $(BIN)/python pyproject.toml
 
 # dev tools + the [text] extra (torch CPU build installed first, pinned)
 $(VENV)/.installed-dev: $(VENV)/.installed-core
-	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q $(TORCH_SPEC) 'setuptools<81'  # face-recognition-models needs pkg_resources
 	$(BIN)/pip install -q -e '.[dev,text,eval,clip]'
 	@touch $@
 

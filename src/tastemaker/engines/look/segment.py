@@ -46,12 +46,11 @@ def person_mask(img: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float32)
     if m.shape != img.shape[:2]:
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-    try:
+    ximgproc = getattr(cv2, "ximgproc", None)  # opencv-contrib; without it, keep the raw mask
+    if ximgproc is not None:
         guide = img.astype(np.float32) / 255.0
         r = max(2, round(max(img.shape[:2]) / 128))
-        m = cv2.ximgproc.guidedFilter(guide, m, r, 1e-3)  # type: ignore[attr-defined]
-    except AttributeError:  # opencv without contrib: keep the raw mask
-        pass
+        m = ximgproc.guidedFilter(guide, m, r, 1e-3)
     # sharpen the soft edge a little: 0.25..0.75 -> 0..1
     return np.clip((m - 0.25) * 2.0, 0.0, 1.0).astype(np.float32)
 
