@@ -46,11 +46,12 @@ def person_mask(img: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float32)
     if m.shape != img.shape[:2]:
         m = cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-    ximgproc = getattr(cv2, "ximgproc", None)  # opencv-contrib; without it, keep the raw mask
-    if ximgproc is not None:
+    # opencv-contrib's guided filter; a plain opencv build (or one overwritten by it) lacks it: keep the raw mask
+    guided = getattr(getattr(cv2, "ximgproc", None), "guidedFilter", None)
+    if guided is not None:
         guide = img.astype(np.float32) / 255.0
         r = max(2, round(max(img.shape[:2]) / 128))
-        m = ximgproc.guidedFilter(guide, m, r, 1e-3)
+        m = guided(guide, m, r, 1e-3)
     # sharpen the soft edge a little: 0.25..0.75 -> 0..1
     return np.clip((m - 0.25) * 2.0, 0.0, 1.0).astype(np.float32)
 
