@@ -293,11 +293,22 @@ def build_board(
     thumbs: list[np.ndarray] = []
     skip = list(skipped)
     seen: set[str] = set()
-    for pin, data in items:
+    items = list(items)
+
+    def thumb_of(item: tuple[Pin, bytes]) -> np.ndarray | ImageError:
         try:
-            thumb = make_thumb(data, pin.image, max_pixels=max_pixels, max_bytes=max_bytes)
+            return make_thumb(item[1], item[0].image, max_pixels=max_pixels, max_bytes=max_bytes)
         except ImageError as exc:
-            skip.append((pin.image, exc.message))
+            return exc
+
+    # Pillow releases the GIL while decoding: two threads use both cores
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        decoded = list(pool.map(thumb_of, items))
+    for (pin, data), thumb in zip(items, decoded, strict=True):
+        if isinstance(thumb, ImageError):
+            skip.append((pin.image, thumb.message))
             continue
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen:

@@ -313,7 +313,13 @@ def build_profile(
         from ..errors import EmptyBoardError
 
         raise EmptyBoardError(f"board {board.name!r} has no usable pins")
-    descs = list(descriptors) if descriptors is not None else [describe(t, palette=False) for t in board.thumbs]
+    if descriptors is not None:
+        descs = list(descriptors)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # OpenCV/NumPy release the GIL for most of it
+            descs = list(pool.map(lambda t: describe(t, palette=False), board.thumbs))
     x = np.stack([d.vector for d in descs])
     base_w, weighting = _engagement_weights(board, x, cfg)
     defence = defend(x, board.pins, base_w, cfg.robust, cfg.weights)
