@@ -62,9 +62,10 @@ class ClipStyleEncoder:
             raise ModelFilesError(f"CLIP image encoder weights not found in {self.folder} "
                                   "(expected model.safetensors or pytorch_model.bin)")
         try:
-            self.model = CLIPVisionModelWithProjection.from_pretrained(
-                str(self.folder), local_files_only=True, torch_dtype=dtype or torch.float32
-            ).to(device)
+            model: Any = CLIPVisionModelWithProjection.from_pretrained(
+                str(self.folder), local_files_only=True, dtype=dtype or torch.float32
+            )
+            self.model = model.to(device)
         except (OSError, ValueError) as exc:
             raise ModelFilesError(f"cannot load the CLIP image encoder from {self.folder}: {exc}") from exc
         self.model.eval()

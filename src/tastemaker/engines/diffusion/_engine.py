@@ -34,6 +34,7 @@ variations of a hold level in one batch (``max_batch`` caps it for memory).
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -72,6 +73,18 @@ BACKGROUND_WORDS = {
     "blur": "blurred background, shallow depth of field",
     "backdrop": "plain studio backdrop",
 }
+
+
+def mode_words(profile: TasteProfile, mode_id: str, n_tags: int = 3) -> list[str]:
+    """A mode's look words and top tags, without repeats ("warm · airy (coffee)" -> warm, airy, coffee...)."""
+    mode = profile.mode(mode_id)
+    name = re.sub(r"\(.*?\)", "", mode.name)
+    words = [w.strip() for w in name.split("·")] + list(mode.tags)[:n_tags]
+    out: list[str] = []
+    for w in words:
+        if w and w.lower() not in {o.lower() for o in out}:
+            out.append(w)
+    return out
 
 
 def hold_schedule(
@@ -125,7 +138,7 @@ def load_base_pipeline(base: Path | str, *, dtype: torch.dtype, device: str) -> 
             "(e.g. a local copy of stabilityai/sd-turbo)"
         )
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True)
+        pipe = AutoPipelineForText2Image.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelFilesError(f"cannot load the base model from {folder}: {str(exc).splitlines()[0]}") from exc
     pipe.set_progress_bar_config(disable=True)
@@ -303,9 +316,8 @@ class DiffusionEngine:
             rng = np.random.default_rng(vseed)
             framing = request.framing if request.framing != "auto" else (intent.framing or "portrait")
             bg = request.background if request.background != "auto" else (intent.background or "scene")
-            mode = profile.mode(mode_id)
-            mode_words = ", ".join([mode.name.replace(" · ", ", ").replace("·", ","), *list(mode.tags)[:3]])
-            words = [self.base_prompt, FRAMING_WORDS[framing], BACKGROUND_WORDS[bg], request.prompt.strip(), mode_words]
+            words = [self.base_prompt, FRAMING_WORDS[framing], BACKGROUND_WORDS[bg], request.prompt.strip(),
+                     *mode_words(profile, mode_id)]
             plans.append(
                 VariationPlan(
                     index=i,
@@ -375,9 +387,9 @@ class DiffusionEngine:
             pos = self.adapter.slot_embeds(style, ident, n)
             if self.guidance_scale <= 1.0:
                 return pos
-            neg = self.adapter.slot_embeds(
-                None if style is None else torch.zeros_like(style), None if ident is None else torch.zeros_like(ident), n
-            )
+            zero_style = None if style is None else torch.zeros_like(style)
+            zero_ident = None if ident is None else torch.zeros_like(ident)
+            neg = self.adapter.slot_embeds(zero_style, zero_ident, n)
         return [torch.cat([a, b]) for a, b in zip(neg, pos, strict=True)]
 
     def render(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from diffusers.models.attention_processor import IPAdapterAttnProcessor, IPAdapterAttnProcessor2_0
@@ -148,6 +148,10 @@ class StyleEmbed(nn.Module):
             for h in c.layers.values()
         )
 
+    def kv(self, layer: int) -> tuple[nn.ModuleList, nn.ModuleList]:
+        """The per-slot key and value projections of cross-attention layer ``layer``."""
+        return cast(nn.ModuleList, self.to_k[layer]), cast(nn.ModuleList, self.to_v[layer])
+
     @property
     def n_slots(self) -> int:
         return 2 if self.config.identity_tokens else 1
@@ -216,8 +220,8 @@ class StyleEmbed(nn.Module):
                 IPAdapterAttnProcessor
             )
             new = cls(self.config.layers[name], self.config.cross_attention_dim, num_tokens=tokens, scale=1.0)
-            new.to_k_ip = self.to_k[i]
-            new.to_v_ip = self.to_v[i]
+            new.to_k_ip = self.kv(i)[0]
+            new.to_v_ip = self.kv(i)[1]
             procs[name] = new
         unet.set_attn_processor(procs)
         unet.encoder_hid_proj = MultiIPAdapterImageProjection([nn.Identity() for _ in tokens])
@@ -237,9 +241,10 @@ class StyleEmbed(nn.Module):
         with torch.no_grad():
             for i, name in enumerate(self.config.layers):
                 attn = modules[name[: -len(".processor")]]
+                to_k, to_v = self.kv(i)
                 for s in range(self.n_slots):
-                    self.to_k[i][s].weight.copy_(attn.to_k.weight)
-                    self.to_v[i][s].weight.copy_(attn.to_v.weight)
+                    _linear(to_k[s]).weight.copy_(attn.to_k.weight)
+                    _linear(to_v[s]).weight.copy_(attn.to_v.weight)
 
     @classmethod
     def from_ip_adapter(
@@ -275,8 +280,8 @@ class StyleEmbed(nn.Module):
             for i in range(len(layers)):
                 key = 1 + 2 * i  # diffusers' numbering of cross-attention layers in IP-Adapter files
                 try:
-                    se.to_k[i][0].weight.copy_(attn[f"{key}.to_k_ip.weight"])
-                    se.to_v[i][0].weight.copy_(attn[f"{key}.to_v_ip.weight"])
+                    _linear(se.kv(i)[0][0]).weight.copy_(attn[f"{key}.to_k_ip.weight"])
+                    _linear(se.kv(i)[1][0]).weight.copy_(attn[f"{key}.to_v_ip.weight"])
                 except KeyError as exc:
                     raise ModelFilesError(f"{path}: no {exc.args[0]}; the file is for another base model") from None
                 except RuntimeError as exc:
@@ -333,8 +338,13 @@ class StyleEmbed(nn.Module):
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ModelFilesError(f"{w_path}: weights do not match {cfg_path.name} ({str(exc).splitlines()[0]})") from exc
+            first = str(exc).splitlines()[0]
+            raise ModelFilesError(f"{w_path}: weights do not match {cfg_path.name} ({first})") from exc
         return module.to(device)
+
+
+def _linear(module: nn.Module) -> nn.Linear:
+    return cast(nn.Linear, module)
 
 
 def _is_ip(proc: Any) -> bool:

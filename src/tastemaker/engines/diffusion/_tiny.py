@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def _byte_chars() -> list[str]:
     return [chr(c) for c in cs]
 
 
-def write_tiny_tokenizer(folder: Path, max_length: int = 16) -> int:
+def write_tiny_tokenizer(folder: Path, max_length: int = 77) -> int:
     """A byte-level CLIP tokenizer with no merges (every byte is a token); returns the vocabulary size."""
     from transformers import CLIPTokenizer
 
@@ -131,7 +132,7 @@ def build_tiny_models(
         beta_schedule="scaled_linear",
         timestep_spacing="trailing",
     )
-    pipe = StableDiffusionPipeline(
+    pipe: Any = StableDiffusionPipeline(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
