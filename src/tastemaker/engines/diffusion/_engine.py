@@ -236,10 +236,10 @@ class DiffusionEngine:
             encoder_fingerprint(enc)  # fails now, naming the file, if the folder is wrong
             self.image_encoder_path = enc
         self._encoder: ClipStyleEncoder | None = None
+        self._prototypes: dict[str, dict[str, np.ndarray]] = {}
         self.embeddings = PinEmbeddings("", {})
         if clip_embeddings is not None:
             self.add_embeddings(PinEmbeddings.load(clip_embeddings))
-        self._prototypes: dict[str, dict[str, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ style inputs
     @property
@@ -456,7 +456,7 @@ class DiffusionEngine:
                 kwargs["ip_adapter_image_embeds"] = self._embeds(plans, subject, profile, style_s > 0, ident_s > 0)
             if use_i2i:
                 init = np.stack([self._init_image(subject, p, gw, gh, aspect) for p in plans])
-                kwargs["image"] = torch.from_numpy(init).permute(0, 3, 1, 2) * 2.0 - 1.0
+                kwargs["image"] = torch.from_numpy(init).permute(0, 3, 1, 2)  # [0, 1]; the pipeline normalises
                 kwargs["strength"] = denoise
                 kwargs["num_inference_steps"] = max(self.steps, math.ceil(1.0 / denoise - 1e-9))
                 images = self.i2i(**kwargs).images

@@ -338,8 +338,8 @@ class StyleEmbed(nn.Module):
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise ModelFilesError(f"{w_path}: weights do not match {cfg_path.name} ({first})") from exc
+            reason = str(exc).splitlines()[0]
+            raise ModelFilesError(f"{w_path}: weights do not match {cfg_path.name} ({reason})") from exc
         return module.to(device)
 
 
