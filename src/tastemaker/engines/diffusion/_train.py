@@ -266,9 +266,11 @@ def train_styleembed(cfg: TrainConfig, *, resume: Path | str | None = None, prog
         from ._clip import ClipStyleEncoder
 
         enc = ClipStyleEncoder(cfg.image_encoder or cfg.base / "image_encoder", device="cpu")
-        adapter = StyleEmbed(StyleEmbedConfig.for_unet(
-            unet, style_dim=enc.dim, style_tokens=cfg.style_tokens, identity_tokens=cfg.identity_tokens
-        ))
+        with torch.random.fork_rng(devices=[]):  # a fresh adapter's random init follows the run's seed
+            torch.manual_seed(cfg.seed)
+            adapter = StyleEmbed(StyleEmbedConfig.for_unet(
+                unet, style_dim=enc.dim, style_tokens=cfg.style_tokens, identity_tokens=cfg.identity_tokens
+            ))
         adapter.init_from_unet(unet)
     if adapter.n_slots != 2:
         raise RequestError("the adapter to train has no identity slot (identity_tokens = 0)")
