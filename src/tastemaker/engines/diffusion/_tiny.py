@@ -131,6 +131,7 @@ def build_tiny_models(
         beta_end=0.012,
         beta_schedule="scaled_linear",
         timestep_spacing="trailing",
+        steps_offset=1,
     )
     pipe: Any = StableDiffusionPipeline(
         unet=unet,
