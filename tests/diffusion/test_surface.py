@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import tastemaker.engines.diffusion as diffusion
 
@@ -14,7 +16,8 @@ def test_importing_the_package_and_cli_never_imports_torch() -> None:
         "from tastemaker.engines.diffusion import create_diffusion_engine, ModelFilesError;"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    src = Path(__file__).resolve().parents[2] / "src"  # this checkout, not whatever is installed
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(src)})
 
 
 def test_all_is_sorted_and_errors_fit_the_hierarchy() -> None:
