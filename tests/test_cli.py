@@ -163,3 +163,15 @@ def test_version_and_engines() -> None:
     assert code == 0 and text.startswith("tastemaker ")
     code, text = run("engines")
     assert code == 0 and "look" in text
+
+
+def test_identity_file_instead_of_selfie(tmp_path: Path, profile_file: Path, selfie_path: Path) -> None:
+    ident = tmp_path / "me.json"
+    assert run("identity", str(selfie_path), "-o", str(ident))[0] == 0
+    code, text = run("generate", "--identity", str(ident), "-p", str(profile_file), "-o", str(tmp_path / "o"))
+    assert code == 2 and "the look engine redraws a selfie" in text
+    code, text = run("generate", "-p", str(profile_file), "-o", str(tmp_path / "o"))
+    assert code == 2 and "--identity FILE" in text
+    code, text = run("generate", "--identity", str(ident), "-s", str(selfie_path), "-p", str(profile_file),
+                     "-n", "1", "--size", "256", "-o", str(tmp_path / "o"))
+    assert code == 0, text

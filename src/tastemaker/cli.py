@@ -115,8 +115,9 @@ def _modes_table(profile: Any) -> Table:
 
 
 def _run_generate(
-    *,
     selfies: list[Path],
+    identity_file: Path | None = None,
+    *,
     board_dir: Path | None,
     profile_path: Path | None,
     out: Path,
@@ -143,10 +144,22 @@ def _run_generate(
     else:
         assert profile_path is not None
         profile = TasteProfile.load(profile_path)
+    identity = None
+    if identity_file is not None:
+        from .encoders.identity import IdentityEmbedding
+        from .errors import ProfileError
+
+        try:
+            identity = IdentityEmbedding.from_dict(json.loads(identity_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise ProfileError(f"cannot read identity file {identity_file}: {exc}") from exc
+    if not selfies and identity is None:
+        raise RequestError("give a selfie (--selfie PATH) or an identity file made on your device (--identity FILE)")
     with _progress() as progress:
         result = generate(
             request,
             selfies=selfies,
+            identity=identity,
             board=board,
             profile=profile,
             engine=engine,
@@ -171,15 +184,20 @@ def _run_generate(
 
 
 SelfieOpt = Annotated[
-    list[Path], typer.Option("--selfie", "-s", help="Selfie image; repeat for several photos of the same person.")
+    list[Path] | None,
+    typer.Option("--selfie", "-s", help="Selfie image; repeat for several photos of the same person."),
 ]
 
 
 @app.command()
 @handle_errors
 def generate(
-    selfie: SelfieOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    selfie: SelfieOpt = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(help="Identity file from `tastemaker identity` (engines that draw from it need no selfie)."),
+    ] = None,
     board: Annotated[Path | None, typer.Option("--board", "-b", help="Board folder (images + pins.csv).")] = None,
     profile: Annotated[Path | None, typer.Option("--profile", "-p", help="Taste profile JSON.")] = None,
     prompt: Annotated[str, typer.Option(help="Free text: mode hints, 'close-up', 'blurred background'...")] = "",
@@ -198,7 +216,8 @@ def generate(
 ) -> None:
     """Generate images of you in a board's (or profile's) aesthetic."""
     _run_generate(
-        selfies=selfie,
+        selfie or [],
+        identity,
         board_dir=board,
         profile_path=profile,
         out=out,
@@ -249,7 +268,7 @@ def demo(
         f"({len(list(board_dir.glob('*.jpg')))} pins)"
     )
     manifest = _run_generate(
-        selfies=[selfie_path],
+        [selfie_path],
         board_dir=board_dir,
         profile_path=None,
         out=out,
@@ -315,11 +334,13 @@ def engines() -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live beside the code they drive."""
+    from .engines.diffusion.cli import register as register_diffusion
     from .eval.cli import register as register_eval
     from .taste.cli import register as register_taste
 
     register_taste(app)
     register_eval(app)
+    register_diffusion(app)
 
 
 _register_subcommands()

@@ -22,6 +22,7 @@ Each class knows three things about itself, so the edges never have to guess:
     │   │   └── IdentityMismatchError             422 identity_mismatch   (selfies of different people)
     │   ├── RequestError                          422 invalid_request     (n, size, aspect, format...)
     │   ├── ProfileError                          422 invalid_profile     (bad JSON, schema version, signature)
+    │   ├── ModelFilesError                       422 model_files_invalid (a weights file or folder is missing/wrong)
     │   └── ProvenanceInputError                  422 invalid_provenance_input (bad payload, image, format)
     │       └── WatermarkTooSmallError            422 image_too_small_to_mark
     ├── OutputError                      exit 73  500 output_error        (cannot write results)
@@ -133,6 +134,12 @@ class ProfileError(InputError):
     code = "invalid_profile"
 
 
+class ModelFilesError(InputError):
+    """A model folder or weights file is missing, incomplete, or made for another model; the message names it."""
+
+    code = "model_files_invalid"
+
+
 class OutputError(TastemakerError):
     code = "output_error"
     exit_code = 73  # EX_CANTCREAT
@@ -224,6 +231,7 @@ __all__ = [
     "InputError",
     "LedgerError",
     "MissingDependencyError",
+    "ModelFilesError",
     "MultipleFacesError",
     "NoFaceError",
     "OutputError",

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from .encoders.identity import (
 )
 from .encoders.style import describe
 from .engines import Engine, create_engine
-from .engines.base import GenerationRequest, Rendered, Subject
+from .engines.base import GenerationRequest, IdentitySubject, Rendered, Subject
 from .errors import IdentityGuardError, NoFaceError, ProvenanceError, RequestError
 from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
 from .prompt import parse_prompt
@@ -99,8 +99,9 @@ class GenerationResult:
     identity: IdentityEmbedding
     engine: str
     engine_version: str
-    selfie: np.ndarray
-    face: Face
+    #: None for an identity-only run (an identity file, no selfie pixels)
+    selfie: np.ndarray | None
+    face: Face | None
     selfie_style_score: float
     guard_threshold: float
     board: Board | None = None
@@ -188,7 +189,7 @@ def generate(
     request: GenerationRequest,
     *,
     selfies: Sequence[np.ndarray | str | Path] | None = None,
-    subject: Subject | None = None,
+    subject: Subject | IdentitySubject | None = None,
     board: Board | None = None,
     profile: TasteProfile | None = None,
     engine: str | Engine = "look",
@@ -204,7 +205,13 @@ def generate(
     include_prompt: bool = False,
     progress: Progress | None = None,
 ) -> GenerationResult:
-    """Make ``request.n`` images of the person in the board's (or profile's) aesthetic."""
+    """Make ``request.n`` images of the person in the board's (or profile's) aesthetic.
+
+    With ``identity`` and no selfies (or an :class:`IdentitySubject`), the person is known only by an embedding
+    made on their device; engines that can draw from it alone (``accepts_identity_only``) do, others refuse.
+    An engine with a ``prepare_board(board, profile)`` method is given the board when there is one (the
+    diffusion engine embeds the pins with CLIP there).
+    """
     timings: dict[str, float] = {}
     report = progress or (lambda stage, done, total: None)
     if (board is None) == (profile is None):
@@ -214,7 +221,12 @@ def generate(
     enc = encoder or IdentityEncoder()
     embed_pool(guard_workers)  # start worker processes early; they load models while we work
 
+    eng = create_engine(engine) if isinstance(engine, str) else engine
     t = time.perf_counter()
+    if subject is None and not selfies and identity is not None:
+        subject = IdentitySubject(identity=identity)
+    if isinstance(subject, IdentitySubject) and not getattr(eng, "accepts_identity_only", False):
+        raise NoFaceError(f"the {eng.name} engine redraws a selfie; give a selfie photo, not only an identity file")
     if subject is None:
         report("identity", 0, 1)
         subject = prepare_subject(selfies or [], encoder=enc, identity=identity, face_index=face_index)
@@ -229,20 +241,26 @@ def generate(
         report("profile", 1, 1)
     timings["profile"] = time.perf_counter() - t
 
-    eng = create_engine(engine) if isinstance(engine, str) else engine
+    prepare_board = getattr(eng, "prepare_board", None)
+    if board is not None and callable(prepare_board):
+        prepare_board(board, profile)
     intent = parse_prompt(request.prompt, [(m.id, m.text, m.weight) for m in profile.modes], text_encoder)
-    plans = eng.plan(request, subject, profile, intent)
+    # an IdentitySubject only reaches engines that accept one (checked above)
+    person = cast(Subject, subject)
+    plans = eng.plan(request, person, profile, intent)
 
     own = subject.cache.get("own_distance")
     if own is None:
-        own = identity_distance(enc.embed_face(subject.image, subject.face), subject.identity)
+        own = 0.0 if isinstance(subject, IdentitySubject) else identity_distance(
+            enc.embed_face(subject.image, subject.face), subject.identity
+        )
         subject.cache["own_distance"] = own
     threshold = max(identity_threshold, own + GUARD_MARGIN)
     guard = IdentityGuard(enc, subject.identity, threshold, workers=guard_workers)
 
     t = time.perf_counter()
     report("render", 0, len(plans))
-    current = eng.render(plans, subject, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
+    current = eng.render(plans, person, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
     timings["render"] = time.perf_counter() - t
     t = time.perf_counter()
     dists = guard.distances(current)
@@ -256,7 +274,7 @@ def generate(
             level[k] += 1
         t = time.perf_counter()
         again = eng.render(
-            [current[k].plan for k in todo], subject, profile, request, hold=[HOLD_LEVELS[level[k]] for k in todo]
+            [current[k].plan for k in todo], person, profile, request, hold=[HOLD_LEVELS[level[k]] for k in todo]
         )
         timings["render"] += time.perf_counter() - t
         t = time.perf_counter()
@@ -314,7 +332,9 @@ def generate(
                 timings=r.timings,
             )
         )
-    selfie_score = profile.style_score(describe(subject.image, palette=False))
+    selfie_score = (
+        float("nan") if subject.image is None else profile.style_score(describe(subject.image, palette=False))
+    )
     timings["score"] = time.perf_counter() - t
     return GenerationResult(
         images=images,

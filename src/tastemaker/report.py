@@ -77,7 +77,9 @@ def contact_sheet(result: GenerationResult) -> np.ndarray:
     )
     y = 30 + PAD
     panels: list[tuple[Image.Image, str, str]] = [
-        (_fit(result.selfie, TILE, TILE), "selfie", f"style score {result.selfie_style_score:.3f}"),
+        (_fit(result.selfie, TILE, TILE), "selfie", f"style score {result.selfie_style_score:.3f}")
+        if result.selfie is not None
+        else (Image.new("RGB", (TILE, TILE), (235, 235, 235)), "identity file", "no selfie pixels used"),
         (_board_panel(result, TILE, TILE), f"board: {result.profile.board.get('name', '')}",
          f"{len(result.profile.modes)} mode(s)"),
     ]

@@ -33,6 +33,15 @@ def _look(**config: Any) -> Engine:
 register_engine("look", _look)
 
 
+def _diffusion(**config: Any) -> Engine:
+    from .diffusion import create_diffusion_engine  # torch is imported only when the engine is created
+
+    return create_diffusion_engine(**config)
+
+
+register_engine("diffusion", _diffusion)
+
+
 def _load_plugins() -> None:
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:

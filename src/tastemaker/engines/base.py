@@ -101,6 +101,21 @@ class Subject:
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+@dataclass
+class IdentitySubject:
+    """A person known only by an identity embedding (a file made on their own device): no pixels, no face.
+
+    The pipeline hands one only to engines whose ``accepts_identity_only`` is true (text-to-image engines), so
+    the selfie's pixels never leave the person's machine.
+    """
+
+    identity: IdentityEmbedding
+    name: str = "identity"
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    image: None = None
+    face: None = None
+
+
 @dataclass(frozen=True)
 class VariationPlan:
     """Everything that makes one variation what it is (reproducible from the request seed)."""

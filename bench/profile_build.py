@@ -12,7 +12,7 @@ Everything runs in this process, single-threaded as the library does it, median 
 (fewer for the big board). The "growth" column is the cost per pin relative to the 50-pin board:
 1.0 means linear scaling.
 
-Run: python bench/profile.py [--sizes 50,200,1000] [--side 800]
+Run: python bench/profile_build.py [--sizes 50,200,1000] [--side 800]
 Last line: {"pins_per_s_50": ..., "pins_per_s_200": ..., "pins_per_s_1000": ..., "profile_1000_pins_s": ...}
 """
 
