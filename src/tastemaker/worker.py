@@ -440,6 +440,11 @@ class JobRunner:
     def submit(self, slot: Slot, payload: JobPayload) -> None:
         self._queue.put((payload, slot))
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the generation workers (process mode; empty in thread mode). For operators and tests."""
+        processes = getattr(self._gen, "_processes", None) or {}
+        return sorted(int(pid) for pid in processes)
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             running = len(self._running)

@@ -125,7 +125,8 @@ def _rid(request: Request) -> str | None:
 async def _on_tastemaker_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TastemakerError)
     if exc.http_status >= 500:
-        log.error("%s %s -> %s %s: %s", request.method, request.url.path, exc.http_status, exc.code, exc.message)
+        level = logging.ERROR if exc.http_status == 500 else logging.WARNING
+        log.log(level, "%s %s -> %s %s: %s", request.method, request.url.path, exc.http_status, exc.code, exc.message)
     return error_response(_rid(request), exc)
 
 

@@ -15,8 +15,11 @@ from ..errors import NotFoundError
 from ..schemas import ErrorBody
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses, all with the one error body."""
+def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, all with the one error body.
+
+    ``explicit_json`` for routes whose success is not JSON (server-sent events): their errors still are.
+    """
     text = {
         400: "Consent missing",
         401: "Missing, malformed, unknown or revoked API key",
@@ -28,7 +31,9 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         429: "Rate limit or quota exceeded",
         503: "Queue full or rate limiter unavailable",
     }
-    return {c: {"model": ErrorBody, "description": text.get(c, "Error")} for c in codes}
+    json_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    extra = {"content": json_body} if explicit_json else {}
+    return {c: {"model": ErrorBody, "description": text.get(c, "Error"), **extra} for c in codes}
 
 
 AUTH_ERRORS = errors(401, 422, 429, 503)

@@ -456,7 +456,7 @@ def _owned_job_id(request: Request, svc: ServicesDep, principal: CurrentAccount,
     "/{generation_id}/events",
     response_class=EventSourceResponse,
     summary="Server-sent events: `progress` while queued/running, then `succeeded` or `failed` (and the end)",
-    responses=errors(404),
+    responses=errors(401, 404, 422, 429, 503, explicit_json=True),
 )
 async def generation_events(
     request: Request, svc: ServicesDep, principal: CurrentAccount, job_id: Annotated[str, Depends(_owned_job_id)]
