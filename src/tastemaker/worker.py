@@ -321,7 +321,8 @@ class JobRunner:
         self._queue: queue.Queue[tuple[JobPayload, Slot] | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._accepting = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._admitting: dict[str, int] = {}
         self._watches: dict[str, set[Watch]] = {}
         self._running: set[str] = set()
         self._durations: deque[float] = deque(maxlen=20)
@@ -425,7 +426,34 @@ class JobRunner:
 
     def has_capacity(self) -> bool:
         """Advisory (no reservation): lets a request fail fast before doing expensive work."""
-        return self._accepting and self.stats()["active"] < self.capacity
+        with self._lock:
+            admitting = sum(self._admitting.values())
+        return self._accepting and self.stats()["active"] + admitting < self.capacity
+
+    def admitting(self, account_id: str) -> int:
+        """Generations of this account between "request received" and "job queued" (the face check)."""
+        with self._lock:
+            return self._admitting.get(account_id, 0)
+
+    def begin_admission(self, account_id: str, active: int, limit: int) -> bool:
+        """Count one admission in flight, unless ``active`` + in flight already reaches ``limit``.
+
+        Bounds what a burst from one account can make the CPU pool do; :meth:`end_admission` releases it.
+        """
+        with self._lock:
+            inflight = self._admitting.get(account_id, 0)
+            if active + inflight >= limit:
+                return False
+            self._admitting[account_id] = inflight + 1
+            return True
+
+    def end_admission(self, account_id: str) -> None:
+        with self._lock:
+            left = self._admitting.get(account_id, 0) - 1
+            if left > 0:
+                self._admitting[account_id] = left
+            else:
+                self._admitting.pop(account_id, None)
 
     def reserve(self) -> Slot:
         """Claim a place for one job, or raise 503 queue_full. Release the slot if the job is not submitted."""
@@ -465,6 +493,23 @@ class JobRunner:
             fut = self._cpu.submit(fn, *args)
         try:
             outcome = fut.result()
+        except BrokenProcessPool:
+            self._rebuild_cpu()
+            raise ForwardedError(
+                "WorkerCrashed", WORKER_CRASHED, 503, "a worker process crashed while handling this request; retry it"
+            ) from None
+        return unwrap(outcome)
+
+    async def call_async(self, fn: Callable[..., Outcome], *args: Any) -> Any:
+        """:meth:`call` for async code: awaits the CPU pool without holding a thread."""
+        assert self._cpu is not None, "runner not started"
+        try:
+            fut = self._cpu.submit(fn, *args)
+        except (BrokenProcessPool, RuntimeError):
+            self._rebuild_cpu()
+            fut = self._cpu.submit(fn, *args)
+        try:
+            outcome = await asyncio.wrap_future(fut)
         except BrokenProcessPool:
             self._rebuild_cpu()
             raise ForwardedError(

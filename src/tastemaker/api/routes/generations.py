@@ -13,6 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -200,14 +201,38 @@ def _seconds_to(end: datetime) -> float:
     return max(1.0, (end - datetime.now(UTC)).total_seconds())
 
 
-def admit(
-    request: Request, svc: Services, principal: Principal, body: GenerationCreate, selfie: bytes, key: str | None
-) -> tuple[str, bool]:
-    """Validate, check the face, reserve quota and a queue slot, persist the job, queue it.
+@dataclass
+class _Admission:
+    """What the first, synchronous half of admission learned (see :func:`admit`)."""
 
-    Returns (job id, replayed). Runs in a worker thread (it blocks on the CPU pool and the database).
+    gen_request: GenerationRequest
+    selfie_sha: str
+    period: str
+    period_end: datetime
+    profile_json: str
+    profile_hash: str
+    board_id: str | None
+
+
+def _too_many_jobs(svc: Services, request: Request, principal: Principal, active: int) -> TooManyJobsError:
+    exc = TooManyJobsError(
+        f"{active} generations are already queued, running or being admitted for this account (the "
+        f"{principal.tier_name!r} tier allows {principal.tier.max_active_jobs}); wait for one to finish",
+        retry_after_s=svc.runner.retry_after(),
+    )
+    _audit_denied(svc, request, principal, exc)
+    return exc
+
+
+def _begin(
+    request: Request, svc: Services, principal: Principal, body: GenerationCreate, selfie: bytes, idem: Idempotency
+) -> _Admission | str:
+    """Everything cheap, in order of cost: parameters, consent, capacity, idempotency, quota, the profile.
+
+    Returns the job id of an idempotent replay, or the admission to continue. On success the account
+    holds one admission slot (released by :func:`admit`).
     """
-    settings, runner = svc.settings, svc.runner
+    runner = svc.runner
     if not body.consent:
         raise ConsentRequiredError(
             "consent must be true: confirm the selfie is of you, or that you have the person's consent to "
@@ -232,12 +257,11 @@ def admit(
     selfie_sha = sha256_hex(selfie)
     fields = body.model_dump(exclude={"selfie"})
     fields["selfie_sha256"] = selfie_sha
-    idem = Idempotency(svc, principal, key, "POST /v1/generations")
     with svc.store.session() as s:
         previous = idem.claim(s, fingerprint("POST /v1/generations", fields))
         if previous is not None:
             assert previous.resource_id is not None
-            return previous.resource_id, True
+            return previous.resource_id
         try:
             period = repo.period_of(utcnow())
             _, period_end = repo.period_bounds(period)
@@ -245,83 +269,123 @@ def admit(
             used = repo.get_usage(s, principal.account_id, period).images
             if used + gen_request.n > quota:
                 raise _quota_error(svc, request, principal, used, quota, gen_request.n, period_end)
+            active = repo.count_active_jobs(s, principal.account_id)
+            if active + runner.admitting(principal.account_id) >= principal.tier.max_active_jobs:
+                raise _too_many_jobs(svc, request, principal, active + runner.admitting(principal.account_id))
             if body.board_id is not None:
-                board = owned_board(svc, s, request, principal, body.board_id, with_pins=True)
+                board = owned_board(svc, s, request, principal, body.board_id)
                 cached = ensure_profile(svc, s, board)
                 profile_json, profile_hash, board_id = cached.profile_json, cached.profile_hash, board.id
-                s.commit()  # keep the freshly cached profile even if the selfie turns out to be unusable
+                s.commit()  # keep a freshly built profile even if the selfie turns out to be unusable
             else:
                 profile = TasteProfile.from_json(json.dumps(body.profile), name="profile")
                 profile_json, profile_hash, board_id = profile.to_json(), profile.content_hash(), None
             if gen_request.mode is not None:
                 TasteProfile.from_json(profile_json).mode(gen_request.mode)  # unknown mode -> 422 now
-            face, identity = runner.call(
-                task_prepare_subject,
-                selfie,
-                body.selfie_name,
-                settings.max_image_pixels,
-                settings.max_image_bytes,
-                settings.min_face_px,
-                body.face_index,
-            )
-            slot = runner.reserve()
-            try:
-                if not repo.reserve_images(s, principal.account_id, period, gen_request.n, quota):
-                    used = repo.get_usage(s, principal.account_id, period).images
-                    s.rollback()
-                    raise _quota_error(svc, request, principal, used, quota, gen_request.n, period_end)
-                active = repo.count_active_jobs(s, principal.account_id)
-                if active >= principal.tier.max_active_jobs:
-                    s.rollback()
-                    exc = TooManyJobsError(
-                        f"{active} generations are already queued or running for this account (the "
-                        f"{principal.tier_name!r} tier allows {principal.tier.max_active_jobs}); "
-                        "wait for one to finish",
-                        retry_after_s=runner.retry_after(),
-                    )
-                    _audit_denied(svc, request, principal, exc)
-                    raise exc
-                job = repo.create_job(
-                    s,
-                    account_id=principal.account_id,
-                    board_id=board_id,
-                    request=gen_request.model_dump(mode="json"),
-                    n_images=gen_request.n,
-                    profile_hash=profile_hash,
-                    selfie_sha256=selfie_sha,
-                    usage_period=period,
-                )
-                svc.audit.append(
-                    s,
-                    GENERATION_CREATED,
-                    account_id=principal.account_id,
-                    objects={"generation": job.id, "board": board_id},
-                    request_id=request_id(request),
-                    detail={"selfie_sha256": selfie_sha, "profile_sha256": profile_hash, "n": gen_request.n},
-                )
-                idem.complete(s, status=202, body=None, resource_id=job.id)
-                s.commit()
-            except BaseException:
-                s.rollback()
-                slot.release()
-                raise
-            runner.submit(
-                slot,
-                JobPayload(
-                    job_id=job.id,
-                    account_id=principal.account_id,
-                    request=gen_request.model_dump(mode="json"),
-                    selfie=selfie,
-                    selfie_name=body.selfie_name,
-                    face=face,
-                    identity=identity,
-                    profile_json=profile_json,
-                ),
-            )
-            return job.id, False
+            if not runner.begin_admission(principal.account_id, active, principal.tier.max_active_jobs):
+                raise _too_many_jobs(svc, request, principal, active + runner.admitting(principal.account_id))
         except BaseException:
             idem.abandon()
             raise
+    return _Admission(gen_request, selfie_sha, period, period_end, profile_json, profile_hash, board_id)
+
+
+def _finish(
+    request: Request,
+    svc: Services,
+    principal: Principal,
+    body: GenerationCreate,
+    selfie: bytes,
+    idem: Idempotency,
+    adm: _Admission,
+    face: Any,
+    identity: Any,
+) -> str:
+    """Reserve quota and a queue slot, persist the job with its audit entry, and queue it — atomically."""
+    runner = svc.runner
+    slot = runner.reserve()
+    with svc.store.session() as s:
+        try:
+            quota = principal.tier.images_per_month
+            if not repo.reserve_images(s, principal.account_id, adm.period, adm.gen_request.n, quota):
+                used = repo.get_usage(s, principal.account_id, adm.period).images
+                s.rollback()
+                raise _quota_error(svc, request, principal, used, quota, adm.gen_request.n, adm.period_end)
+            active = repo.count_active_jobs(s, principal.account_id)
+            if active >= principal.tier.max_active_jobs:
+                s.rollback()
+                raise _too_many_jobs(svc, request, principal, active)
+            job = repo.create_job(
+                s,
+                account_id=principal.account_id,
+                board_id=adm.board_id,
+                request=adm.gen_request.model_dump(mode="json"),
+                n_images=adm.gen_request.n,
+                profile_hash=adm.profile_hash,
+                selfie_sha256=adm.selfie_sha,
+                usage_period=adm.period,
+            )
+            svc.audit.append(
+                s,
+                GENERATION_CREATED,
+                account_id=principal.account_id,
+                objects={"generation": job.id, "board": adm.board_id},
+                request_id=request_id(request),
+                detail={"selfie_sha256": adm.selfie_sha, "profile_sha256": adm.profile_hash, "n": adm.gen_request.n},
+            )
+            idem.complete(s, status=202, body=None, resource_id=job.id)
+            s.commit()
+        except BaseException:
+            s.rollback()
+            slot.release()
+            raise
+    runner.submit(
+        slot,
+        JobPayload(
+            job_id=job.id,
+            account_id=principal.account_id,
+            request=adm.gen_request.model_dump(mode="json"),
+            selfie=selfie,
+            selfie_name=body.selfie_name,
+            face=face,
+            identity=identity,
+            profile_json=adm.profile_json,
+        ),
+    )
+    return job.id
+
+
+async def admit(
+    request: Request, svc: Services, principal: Principal, body: GenerationCreate, selfie: bytes, key: str | None
+) -> tuple[str, bool]:
+    """Admit a generation: cheap checks, then the face check in the CPU pool, then the job. (job id, replayed)
+
+    The face check is awaited, not waited for in a thread: a burst of generations can never starve the
+    thread pool the other endpoints run on. Each account has at most ``max_active_jobs`` generations
+    queued, running or being admitted; beyond that it gets 429 ``too_many_jobs`` before any CPU is spent.
+    """
+    settings = svc.settings
+    idem = Idempotency(svc, principal, key, "POST /v1/generations")
+    adm = await run_in_threadpool(_begin, request, svc, principal, body, selfie, idem)
+    if isinstance(adm, str):
+        return adm, True
+    try:
+        face, identity = await svc.runner.call_async(
+            task_prepare_subject,
+            selfie,
+            body.selfie_name,
+            settings.max_image_pixels,
+            settings.max_image_bytes,
+            settings.min_face_px,
+            body.face_index,
+        )
+        job_id = await run_in_threadpool(_finish, request, svc, principal, body, selfie, idem, adm, face, identity)
+    except BaseException:
+        await run_in_threadpool(idem.abandon)
+        raise
+    finally:
+        svc.runner.end_admission(principal.account_id)
+    return job_id, False
 
 
 def _audit_denied(svc: Services, request: Request, principal: Principal, exc: ServiceError) -> None:
@@ -429,7 +493,7 @@ async def create_generation(
     prefer: PreferHeader = None,
 ) -> JSONResponse:
     body, selfie = await read_request(request)
-    job_id, replayed = await run_in_threadpool(admit, request, svc, principal, body, selfie, idempotency_key)
+    job_id, replayed = await admit(request, svc, principal, body, selfie, idempotency_key)
     del selfie  # the job holds its own reference; nothing here keeps the photo
     return await respond(
         request, svc, principal, job_id, prefer_wait(prefer, svc.settings.max_wait_seconds), replayed=replayed

@@ -37,7 +37,7 @@ def styleembed(
     idem = Idempotency(svc, principal, idempotency_key, "POST /v1/styleembed")
     replayed = idem.claim(session, fingerprint("POST /v1/styleembed", body.model_dump())) is not None
     try:
-        board = owned_board(svc, session, request, principal, body.board_id, with_pins=True)
+        board = owned_board(svc, session, request, principal, body.board_id)  # pins load only on a miss
         cached = ensure_profile(svc, session, board)
         if not replayed:  # a replay returns the profile again but is not a second extraction
             repo.count_styleembed(session, principal.account_id, repo.period_of(utcnow()))
