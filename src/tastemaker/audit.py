@@ -133,12 +133,16 @@ class AuditLog:
         detail = dict(detail or {})
         _check_small(objects, "objects")
         _check_small(detail, "detail")
-        # Lock the head first: a no-op UPDATE takes PostgreSQL's row lock and SQLite's write lock.
-        s.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq))
-        head = s.scalars(
-            select(AuditHead).where(AuditHead.id == HEAD_ID).execution_options(populate_existing=True)
+        # Lock and read the head in one statement: a no-op UPDATE takes PostgreSQL's row lock and SQLite's
+        # write lock, and RETURNING hands back the values it locked.
+        locked = s.execute(
+            update(AuditHead)
+            .where(AuditHead.id == HEAD_ID)
+            .values(seq=AuditHead.seq)
+            .returning(AuditHead.seq, AuditHead.hash)
         ).one()
-        seq = head.seq + 1
+        head_seq, head_hash = int(locked.seq), str(locked.hash)
+        seq = head_seq + 1
         at = _now()
         h = self.entry_hash(
             seq=seq,
@@ -149,7 +153,7 @@ class AuditLog:
             request_id=request_id,
             outcome=outcome,
             detail=detail,
-            prev_hash=head.hash,
+            prev_hash=head_hash,
         )
         entry = AuditEntry(
             seq=seq,
@@ -160,11 +164,11 @@ class AuditLog:
             request_id=request_id,
             outcome=outcome,
             detail=detail,
-            prev_hash=head.hash,
+            prev_hash=head_hash,
             hash=h,
         )
         s.add(entry)
-        head.seq, head.hash, head.mac = seq, h, self.head_mac(seq, h)
+        s.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=h, mac=self.head_mac(seq, h)))
         s.flush()
         return entry
 

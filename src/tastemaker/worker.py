@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -57,6 +58,9 @@ STAGES: dict[str, tuple[float, float]] = {
     "store": (0.97, 1.0),
     "done": (1.0, 1.0),
 }
+#: CPU priority (nice) of worker processes: face checks are on a request's path, renders are batch work.
+CPU_NICE = 5
+JOB_NICE = 10
 INTERRUPTED = "interrupted"
 WORKER_CRASHED = "worker_crashed"
 RETRYABLE = frozenset({INTERRUPTED, WORKER_CRASHED, "internal_error"})
@@ -81,9 +85,19 @@ Outcome = tuple[Any, ...]
 _SINK: Any = None  # the progress queue, in worker processes
 
 
-def _init_process(sink: Any) -> None:
+def _init_process(sink: Any, nice: int = 0) -> None:
+    """Worker process setup: the progress queue, and a lower CPU priority than the API process.
+
+    Rendering is batch work; request handling is interactive. On a small machine the kernel then
+    gives the API its time slices first, which is what keeps cached calls fast during generation.
+    """
     global _SINK
     _SINK = sink
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:  # not permitted (some containers): run at normal priority
+            pass
 
 
 def _guard(fn: Callable[[], Any]) -> Outcome:
@@ -342,10 +356,8 @@ class JobRunner:
                 self._sink = ctx.Queue()
                 self._listener = threading.Thread(target=self._listen, name="tm-progress", daemon=True)
                 self._listener.start()
-            self._cpu = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_process, initargs=(self._sink,))
-            self._gen = ProcessPoolExecutor(
-                self.workers, mp_context=ctx, initializer=_init_process, initargs=(self._sink,)
-            )
+            self._cpu = self._process_pool(1, CPU_NICE)
+            self._gen = self._process_pool(self.workers, JOB_NICE)
             for pool, n in ((self._cpu, 1), (self._gen, self.workers)):
                 for _ in range(n):
                     pool.submit(task_warm)
@@ -517,25 +529,23 @@ class JobRunner:
             ) from None
         return unwrap(outcome)
 
-    def _rebuild_cpu(self) -> None:
+    def _process_pool(self, n: int, nice: int) -> ProcessPoolExecutor:
         import multiprocessing
 
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_process, initargs=(self._sink, nice))
+
+    def _rebuild_cpu(self) -> None:
         with self._lock:
             if isinstance(self._cpu, ProcessPoolExecutor):
                 self._cpu.shutdown(wait=False, cancel_futures=True)
-                ctx = multiprocessing.get_context("spawn")
-                self._cpu = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_process, initargs=(self._sink,))
+                self._cpu = self._process_pool(1, CPU_NICE)
 
     def _rebuild_gen(self) -> None:
-        import multiprocessing
-
         with self._lock:
             if isinstance(self._gen, ProcessPoolExecutor):
                 self._gen.shutdown(wait=False, cancel_futures=True)
-                ctx = multiprocessing.get_context("spawn")
-                self._gen = ProcessPoolExecutor(
-                    self.workers, mp_context=ctx, initializer=_init_process, initargs=(self._sink,)
-                )
+                self._gen = self._process_pool(self.workers, JOB_NICE)
 
     # ------------------------------------------------------------------ watching
     def watch(self, job_id: str) -> Watch:

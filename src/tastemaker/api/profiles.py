@@ -85,17 +85,27 @@ def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[
 
 @dataclass(frozen=True)
 class CachedProfile:
-    profile_json: str
+    profile_json: str  # "" when the caller did not ask for it
     profile_hash: str
-    styleembed_json: str
+    styleembed_json: str  # "" when the caller did not ask for it
     cache_hit: bool
 
 
-def ensure_profile(svc: Services, s: Session, board: Board) -> CachedProfile:
-    """The board's profile for its current revision: from the cache, or built (CPU pool) and cached."""
-    if board.profile_revision == board.revision and board.profile_json and board.styleembed_json:
-        assert board.profile_hash is not None
-        return CachedProfile(board.profile_json, board.profile_hash, board.styleembed_json, True)
+def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "profile") -> CachedProfile:
+    """The board's profile for its current revision: from the cache, or built (CPU pool) and cached.
+
+    ``want`` is ``"profile"`` (the TasteProfile JSON, for generations) or ``"styleembed"`` (the ready-made
+    response body); the cache columns are loaded lazily, so a cached call reads only the one it needs.
+    """
+    if board.profile_revision == board.revision and board.profile_hash is not None:
+        if want == "styleembed":
+            body = board.styleembed_json
+            if body:
+                return CachedProfile("", board.profile_hash, body, True)
+        else:
+            text = board.profile_json
+            if text:
+                return CachedProfile(text, board.profile_hash, "", True)
     revision = board.revision
     pins = list(board.pins)
     args = []

@@ -115,8 +115,8 @@ class Board(Base):
     profile_revision: Mapped[int | None]
     profile_hash: Mapped[str | None] = mapped_column(String(64))
     #: the TasteProfile JSON and the ready-made /v1/styleembed body, both for ``profile_revision``
-    profile_json: Mapped[str | None] = mapped_column(Text)
-    styleembed_json: Mapped[str | None] = mapped_column(Text)
+    profile_json: Mapped[str | None] = mapped_column(Text, deferred=True)
+    styleembed_json: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     pins: Mapped[list[PinRecord]] = relationship(
         back_populates="board", order_by="PinRecord.position", passive_deletes=True

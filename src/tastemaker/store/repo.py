@@ -15,7 +15,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from ..api.errors import NotFoundError, StoreError
 from ..boards import Pin
@@ -55,7 +55,7 @@ def add_key(s: Session, account: Account, *, name: str, key_hash: str, prefix: s
 
 def find_key(s: Session, key_hash: str) -> ApiKey | None:
     """The key with this hash, with its account loaded (one round trip on the hot path)."""
-    return s.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash).options(selectinload(ApiKey.account))).first()
+    return s.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash).options(joinedload(ApiKey.account))).first()
 
 
 def get_key(s: Session, key_id: str) -> ApiKey | None:
@@ -332,15 +332,19 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _ensure_usage(s: Session, account_id: str, period: str) -> None:
-    values = {"account_id": account_id, "period": period, "images": 0, "generations": 0, "styleembed": 0}
+def _insert(s: Session) -> Any:
+    """The dialect's INSERT with ON CONFLICT support (both backends have it)."""
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        s.execute(pg_insert(Usage).values(**values).on_conflict_do_nothing())
-    elif dialect == "sqlite":
-        s.execute(sqlite_insert(Usage).values(**values).on_conflict_do_nothing())
-    else:  # pragma: no cover - only the two supported backends
-        raise StoreError(f"unsupported database backend {dialect}")
+        return pg_insert
+    if dialect == "sqlite":
+        return sqlite_insert
+    raise StoreError(f"unsupported database backend {dialect}")  # pragma: no cover
+
+
+def _ensure_usage(s: Session, account_id: str, period: str) -> None:
+    values = {"account_id": account_id, "period": period, "images": 0, "generations": 0, "styleembed": 0}
+    s.execute(_insert(s)(Usage).values(**values).on_conflict_do_nothing())
 
 
 def reserve_images(s: Session, account_id: str, period: str, n: int, quota: int) -> bool:
@@ -364,11 +368,12 @@ def release_images(s: Session, account_id: str, period: str, n: int) -> None:
 
 
 def count_styleembed(s: Session, account_id: str, period: str) -> None:
-    _ensure_usage(s, account_id, period)
+    """One upsert: this runs on every /v1/styleembed call."""
+    ins = _insert(s)(Usage).values(account_id=account_id, period=period, images=0, generations=0, styleembed=1)
     s.execute(
-        update(Usage)
-        .where(Usage.account_id == account_id, Usage.period == period)
-        .values(styleembed=Usage.styleembed + 1)
+        ins.on_conflict_do_update(
+            index_elements=[Usage.account_id, Usage.period], set_={"styleembed": Usage.styleembed + 1}
+        )
     )
 
 

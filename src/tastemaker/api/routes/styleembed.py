@@ -38,7 +38,7 @@ def styleembed(
     replayed = idem.claim(session, fingerprint("POST /v1/styleembed", body.model_dump())) is not None
     try:
         board = owned_board(svc, session, request, principal, body.board_id)  # pins load only on a miss
-        cached = ensure_profile(svc, session, board)
+        cached = ensure_profile(svc, session, board, want="styleembed")
         if not replayed:  # a replay returns the profile again but is not a second extraction
             repo.count_styleembed(session, principal.account_id, repo.period_of(utcnow()))
             svc.audit.append(
