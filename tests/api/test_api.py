@@ -565,3 +565,23 @@ def test_audit_log_records_the_actions_and_verifies(shared_api: Api) -> None:
     assert len(blob) < 400 * len(entries)  # ids and hashes, never image bytes
     with shared_api.services.store.session() as s:
         assert shared_api.services.audit.verify(s).ok
+
+
+def test_seed_is_chosen_at_admission_and_recorded(
+    shared_api: Api, alice: dict[str, str], board: dict[str, Any], selfie_bytes: bytes
+) -> None:
+    body = {
+        "board_id": board["id"],
+        "selfie": base64.b64encode(selfie_bytes).decode(),
+        "consent": True,
+        "n": 1,
+        "size": 256,
+    }
+    job = shared_api.client.post("/v1/generations", json=body, headers={**alice, "Prefer": "wait=30"}).json()
+    assert job["status"] == "succeeded"
+    seed = job["request"]["seed"]
+    assert isinstance(seed, int) and job["images"][0]["seed"] is not None
+    again = gen(shared_api, alice, selfie_bytes, wait=30, board_id=board["id"], seed=seed)
+    first = shared_api.client.get(job["images"][0]["url"], headers=alice).content
+    second = shared_api.client.get(again.json()["images"][0]["url"], headers=alice).content
+    assert first == second  # the stored request reproduces the image

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -252,8 +253,8 @@ def _begin(
     )
     if (body.board_id is None) == (body.profile is None):
         raise RequestError("give exactly one of board_id or profile")
-    if not runner.has_capacity():
-        raise QueueFullError("the generation queue is full; retry later", retry_after_s=runner.retry_after())
+    if gen_request.seed is None:  # chosen now, so the job's stored request reproduces its images
+        gen_request = gen_request.with_seed(secrets.randbelow(2**31))
     selfie_sha = sha256_hex(selfie)
     fields = body.model_dump(exclude={"selfie"})
     fields["selfie_sha256"] = selfie_sha
@@ -263,6 +264,8 @@ def _begin(
             assert previous.resource_id is not None
             return previous.resource_id
         try:
+            if not runner.has_capacity():
+                raise QueueFullError("the generation queue is full; retry later", retry_after_s=runner.retry_after())
             period = repo.period_of(utcnow())
             _, period_end = repo.period_bounds(period)
             quota = principal.tier.images_per_month
