@@ -337,6 +337,7 @@ class JobRunner:
         self._accepting = False
         self._lock = threading.RLock()
         self._admitting: dict[str, int] = {}
+        self._active: dict[str, int] = {}  # queued + running jobs per account, in this process
         self._watches: dict[str, set[Watch]] = {}
         self._running: set[str] = set()
         self._durations: deque[float] = deque(maxlen=20)
@@ -405,6 +406,7 @@ class JobRunner:
             if item is not None:
                 leftovers.append(item[0].job_id)
                 item[1].release()
+                self._done(item[0])
         with self._lock:
             leftovers.extend(self._running)
         with self.store.session() as s:
@@ -442,6 +444,12 @@ class JobRunner:
             admitting = sum(self._admitting.values())
         return self._accepting and self.stats()["active"] + admitting < self.capacity
 
+    def account_load(self, account_id: str) -> int:
+        """This account's generations in this process: queued, running, or being admitted. No database read,
+        so a flood of requests over the limit is turned away for almost nothing."""
+        with self._lock:
+            return self._active.get(account_id, 0) + self._admitting.get(account_id, 0)
+
     def admitting(self, account_id: str) -> int:
         """Generations of this account between "request received" and "job queued" (the face check)."""
         with self._lock:
@@ -478,7 +486,17 @@ class JobRunner:
         return Slot(self._slots)
 
     def submit(self, slot: Slot, payload: JobPayload) -> None:
+        with self._lock:
+            self._active[payload.account_id] = self._active.get(payload.account_id, 0) + 1
         self._queue.put((payload, slot))
+
+    def _done(self, payload: JobPayload) -> None:
+        with self._lock:
+            left = self._active.get(payload.account_id, 0) - 1
+            if left > 0:
+                self._active[payload.account_id] = left
+            else:
+                self._active.pop(payload.account_id, None)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the generation workers (process mode; empty in thread mode). For operators and tests."""
@@ -606,6 +624,7 @@ class JobRunner:
                 self._fail_by_id(payload.job_id, "internal_error", "the job runner failed unexpectedly")
             finally:
                 slot.release()
+                self._done(payload)
                 with self._lock:
                     self._running.discard(payload.job_id)
                     for k in [k for k in self._last_write if k.startswith(payload.job_id + ":")]:

@@ -496,6 +496,10 @@ async def create_generation(
     prefer: PreferHeader = None,
 ) -> JSONResponse:
     body, selfie = await read_request(request)
+    if idempotency_key is None:  # a retry with a key must still find its job, so only keyless requests skip ahead
+        load = svc.runner.account_load(principal.account_id)
+        if load >= principal.tier.max_active_jobs:
+            raise await run_in_threadpool(_too_many_jobs, svc, request, principal, load)
     job_id, replayed = await admit(request, svc, principal, body, selfie, idempotency_key)
     del selfie  # the job holds its own reference; nothing here keeps the photo
     return await respond(
