@@ -243,6 +243,21 @@ def task_generate(
     return _guard(run)
 
 
+def _close_pool(pool: Executor) -> None:
+    """Shut a pool down without waiting for a render, and make sure no worker process outlives it.
+
+    ``shutdown(wait=False)`` alone can leave an idle spawned worker running after the server exits;
+    whatever a worker was doing has already been failed (or finished) by the time this is called.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # ProcessPoolExecutor's workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
 # ------------------------------------------------------------------------------------------ the runner
 
 
@@ -418,7 +433,7 @@ class JobRunner:
                 self._notify(job_id)
         for pool in (self._cpu, self._gen):
             if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+                _close_pool(pool)
         if self._sink is not None:
             self._sink.put(None)
             if self._listener is not None:
@@ -556,13 +571,13 @@ class JobRunner:
     def _rebuild_cpu(self) -> None:
         with self._lock:
             if isinstance(self._cpu, ProcessPoolExecutor):
-                self._cpu.shutdown(wait=False, cancel_futures=True)
+                _close_pool(self._cpu)
                 self._cpu = self._process_pool(1, CPU_NICE)
 
     def _rebuild_gen(self) -> None:
         with self._lock:
             if isinstance(self._gen, ProcessPoolExecutor):
-                self._gen.shutdown(wait=False, cancel_futures=True)
+                _close_pool(self._gen)
                 self._gen = self._process_pool(self.workers, JOB_NICE)
 
     # ------------------------------------------------------------------ watching

@@ -84,8 +84,7 @@ def _reset_pg(url: str) -> None:
             if tables:
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
             if "audit_head" in tables:
-                conn.execute(text("INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, 0, :h, '')"),
-                             {"h": "0" * 64})
+                conn.execute(text("INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, 0, :h, '')"), {"h": "0" * 64})
     except Exception:
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))

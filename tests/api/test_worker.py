@@ -165,19 +165,27 @@ def test_progress_is_persisted_while_running(make_api: Any, selfie_bytes: bytes,
 
 
 @pytest.mark.slow
-def test_process_pool_generates_and_survives_a_crash(make_api: Any, selfie_bytes: bytes) -> None:
-    """The default executor: work runs in spawned processes; killing one fails its job, not the server."""
-    api = make_api(job_executor="process")
-    headers = api.key("pro")
-    b = upload_board(api, headers, names=SMALL_BOARD)
-    victim = submit(api, headers, selfie_bytes, b["id"])
-    wait_status(api, headers, victim["id"], ("running", "succeeded"), timeout=30)
-    pids = api.services.runner.worker_pids()
-    assert pids and os.getpid() not in pids
-    for pid in pids:  # kill the generation workers mid-job
-        os.kill(pid, signal.SIGKILL)
-    doc = wait_status(api, headers, victim["id"], ("succeeded", "failed"), timeout=60)
-    if doc["status"] == "failed":  # the kill can land just after the render finished; both are honest
-        assert doc["error"]["code"] == "worker_crashed" and doc["error"]["retryable"]
-    again = submit(api, headers, selfie_bytes, b["id"], wait=60)
-    assert again["status"] == "succeeded", again  # pools were rebuilt
+def test_process_pool_generates_and_survives_a_crash(tmp_path: Any, selfie_bytes: bytes) -> None:
+    """The default executor: work runs in spawned processes; killing one fails its job, not the server;
+    and no worker process outlives the server."""
+    settings = make_settings(tmp_path, job_executor="process")
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        headers = api.key("pro")
+        b = upload_board(api, headers, names=SMALL_BOARD)
+        victim = submit(api, headers, selfie_bytes, b["id"])
+        wait_status(api, headers, victim["id"], ("running", "succeeded"), timeout=30)
+        pids = api.services.runner.worker_pids()
+        assert pids and os.getpid() not in pids
+        for pid in pids:  # kill the generation workers mid-job
+            os.kill(pid, signal.SIGKILL)
+        doc = wait_status(api, headers, victim["id"], ("succeeded", "failed"), timeout=60)
+        if doc["status"] == "failed":  # the kill can land just after the render finished; both are honest
+            assert doc["error"]["code"] == "worker_crashed" and doc["error"]["retryable"]
+        again = submit(api, headers, selfie_bytes, b["id"], wait=60)
+        assert again["status"] == "succeeded", again  # pools were rebuilt
+        survivors = api.services.runner.worker_pids()
+        assert survivors and not set(survivors) & set(pids)
+    for pid in survivors:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
