@@ -1,0 +1,112 @@
+"""Operator actions shared by the CLI and the tests: issue, list and revoke API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..audit import KEY_CREATED, KEY_REVOKED, AuditLog
+from ..store import Store, repo
+from ..store.models import utcnow
+from .errors import NotFoundError
+from .keys import display_prefix, generate_key, key_hash
+from .settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str  # shown once, never stored
+    key_id: str
+    account_id: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    prefix: str
+    name: str
+    account_id: str
+    account_name: str
+    tier: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def issue_key(
+    store: Store,
+    audit: AuditLog,
+    settings: ServerSettings,
+    *,
+    name: str,
+    tier: str = "free",
+    account_id: str | None = None,
+) -> IssuedKey:
+    """A new key — for a new account named ``name`` on ``tier``, or an extra key for ``account_id``."""
+    with store.session() as s:
+        if account_id is None:
+            settings.tier(tier)  # unknown tier -> ConfigurationError naming the known ones
+            account = repo.create_account(s, name, tier)
+            s.flush()
+        else:
+            found = repo.get_account(s, account_id)
+            if found is None:
+                raise NotFoundError(f"account {account_id!r} not found")
+            account = found
+        key = generate_key()
+        row = repo.add_key(s, account, name=name, key_hash=key_hash(key), prefix=display_prefix(key))
+        s.flush()
+        audit.append(
+            s,
+            KEY_CREATED,
+            account_id=account.id,
+            objects={"key": row.id},
+            detail={"tier": account.tier, "prefix": row.prefix},
+        )
+        s.commit()
+        return IssuedKey(key=key, key_id=row.id, account_id=account.id, tier=account.tier)
+
+
+def list_keys(store: Store) -> list[KeyInfo]:
+    with store.session() as s:
+        return [
+            KeyInfo(
+                key_id=k.id,
+                prefix=k.prefix,
+                name=k.name,
+                account_id=k.account_id,
+                account_name=k.account.name,
+                tier=k.account.tier,
+                created_at=k.created_at,
+                last_used_at=k.last_used_at,
+                revoked_at=k.revoked_at,
+            )
+            for k in repo.list_keys(s)
+        ]
+
+
+def revoke_key(store: Store, audit: AuditLog, key_id: str) -> KeyInfo:
+    """Revoke by key id (``key_...``) or display prefix (``tm_XXXXXXXX``); revoking twice is a no-op."""
+    with store.session() as s:
+        matches = [k for k in repo.list_keys(s) if k.id == key_id or k.prefix == key_id]
+        if not matches:
+            raise NotFoundError(f"no API key with id or prefix {key_id!r}; see `tastemaker keys list`")
+        if len(matches) > 1:
+            raise NotFoundError(f"{len(matches)} keys share the prefix {key_id!r}; revoke by key id instead")
+        key = matches[0]
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            audit.append(s, KEY_REVOKED, account_id=key.account_id, objects={"key": key.id})
+            s.commit()
+        return KeyInfo(
+            key_id=key.id,
+            prefix=key.prefix,
+            name=key.name,
+            account_id=key.account_id,
+            account_name=key.account.name,
+            tier=key.account.tier,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )

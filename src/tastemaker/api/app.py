@@ -1,0 +1,255 @@
+"""``create_app(settings)``: the FastAPI app, its middleware, and the one error handler.
+
+Errors are translated here and only here. Every :class:`~tastemaker.errors.TastemakerError` becomes
+``{"code", "message", "error", "request_id"}`` with the class's HTTP status (and its headers, e.g.
+``Retry-After``); framework errors (validation, unknown route, body too large) are first turned into
+Tastemaker errors and go through the same function; anything unexpected is a 500 ``internal_error``
+whose body never carries a traceback (the log does).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..audit import AuditLog
+from ..errors import RequestError, TastemakerError
+from ..store import Store
+from ..worker import JobRunner
+from .deps import Services
+from .errors import NotFoundError, RequestTooLargeError, ServiceError
+from .limits import RateLimiter
+from .routes import account, boards, generations, styleembed
+from .settings import ServerSettings, load_server_settings
+
+log = logging.getLogger("tastemaker.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class MethodNotAllowedError(ServiceError):
+    code = "method_not_allowed"
+    http_status = 405
+
+
+class MalformedBodyError(RequestError):
+    code = "malformed_body"
+
+
+class InternalError(TastemakerError):
+    code = "internal_error"
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from inside body reading; an HTTPException so the frameworks pass it through untouched."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over the {limit / 1e6:.0f} MB limit")
+
+
+class EdgeMiddleware:
+    """Request ids, the request-body cap, and rate-limit headers on every response (pure ASGI, so SSE
+    streams are not buffered)."""
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        rid = incoming if _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        state["request_id"] = rid
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+                for k, v in state.get("rate_headers", {}).items():
+                    if k not in headers:
+                        headers[k] = v
+            await send(message)
+
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            exc = RequestTooLargeError(
+                f"the request body is {int(length) / 1e6:.1f} MB; the limit is {self.max_body / 1e6:.0f} MB"
+            )
+            await error_response(rid, exc)(scope, receive, send_with_headers)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge(self.max_body)
+            return message
+
+        await self.app(scope, limited_receive, send_with_headers)
+
+
+def error_response(
+    request_id: str | None, exc: TastemakerError, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """The one translation from a Tastemaker error to an HTTP response."""
+    body: dict[str, Any] = {**exc.to_dict(), "request_id": request_id}
+    if details:
+        body["details"] = details
+    headers = dict(getattr(exc, "headers", {}) or {})
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+def _rid(request: Request) -> str | None:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid
+
+
+async def _on_tastemaker_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TastemakerError)
+    if exc.http_status >= 500:
+        level = logging.ERROR if exc.http_status == 500 else logging.WARNING
+        log.log(level, "%s %s -> %s %s: %s", request.method, request.url.path, exc.http_status, exc.code, exc.message)
+    return error_response(_rid(request), exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errs = exc.errors()
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errs[:20]
+    ]
+    if any(e.get("type") == "json_invalid" for e in errs):
+        err: TastemakerError = MalformedBodyError("the body is not valid JSON")
+    else:
+        summary = "; ".join(f"{'.'.join(str(p) for p in d['loc'])}: {d['msg']}" for d in details[:5])
+        err = RequestError(summary or "the request is invalid")
+    return error_response(_rid(request), err, details)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status, detail = exc.status_code, str(exc.detail)
+    err: TastemakerError
+    if status == 404:
+        err = NotFoundError(f"no endpoint {request.method} {request.url.path}; see /docs")
+    elif status == 405:
+        err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}")
+    elif status == 413:
+        err = RequestTooLargeError(detail)
+    elif status == 400:
+        err = MalformedBodyError(f"the request body could not be parsed ({detail})")
+    else:
+        err = ServiceError(detail)
+        err.http_status, err.code = status, f"http_{status}"
+    resp = error_response(_rid(request), err)
+    for k, v in (exc.headers or {}).items():
+        resp.headers.setdefault(k, v)
+    return resp
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, _rid(request))
+    return error_response(
+        _rid(request), InternalError(f"internal error; it has been logged (request id {_rid(request)})")
+    )
+
+
+def build_services(settings: ServerSettings) -> Services:
+    store = Store(settings.db_url, settings.blob_dir)
+    audit = AuditLog(settings.secret_key.get_secret_value())
+    runner = JobRunner(
+        store,
+        audit,
+        workers=settings.job_workers,
+        queue_size=settings.job_queue_size,
+        executor=settings.job_executor,
+        engine=settings.engine,
+        identity_threshold=settings.identity_threshold,
+        max_pixels=settings.max_image_pixels,
+        max_bytes=settings.max_image_bytes,
+    )
+    return Services(
+        settings=settings, store=store, audit=audit, limiter=RateLimiter(settings.ratelimit_storage_url), runner=runner
+    )
+
+
+def _startup(svc: Services) -> None:
+    if svc.settings.auto_migrate:
+        svc.store.upgrade()
+    svc.store.check_schema()
+    with svc.store.session() as s:
+        from ..store.repo import purge_expired_idempotency
+
+        purge_expired_idempotency(s)
+        s.commit()
+    svc.runner.start()
+
+
+def _shutdown(svc: Services) -> None:
+    svc.runner.stop(svc.settings.shutdown_grace_seconds)
+    svc.store.dispose()
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the service for ``settings`` (default: the environment). Refuses default secrets outside dev mode.
+
+    The database is migrated (``auto_migrate``) and the job runner started — recovering jobs a previous
+    process left unfinished — when the app starts, and stopped when it stops.
+    """
+    settings = settings or load_server_settings()
+    settings.check_secrets()
+    services = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_startup, services)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(_shutdown, services)
+
+    app = FastAPI(
+        title="Tastemaker",
+        version=__version__,
+        summary="A selfie + your board -> you, in your aesthetic.",
+        description=(
+            "Authenticate with `Authorization: Bearer tm_...` (keys come from `tastemaker keys create`). Every "
+            "error is JSON with a stable `code` and a human `message`. Limits per tier are reported in "
+            "`RateLimit`, `RateLimit-Policy` and `X-RateLimit-*` headers; `GET /v1/usage` has the month's quota."
+        ),
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "boards", "description": "Upload pinned images with their engagement"},
+            {"name": "taste", "description": "Taste profiles (strictly rate-limited)"},
+            {"name": "generations", "description": "Asynchronous image generation"},
+            {"name": "account", "description": "Usage and quota"},
+            {"name": "service", "description": "Health"},
+        ],
+    )
+    app.state.services = services
+    app.add_middleware(EdgeMiddleware, max_body=settings.max_request_bytes)
+    app.add_exception_handler(TastemakerError, _on_tastemaker_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+    for module in (boards, styleembed, generations, account):
+        app.include_router(module.router)
+    return app

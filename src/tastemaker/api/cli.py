@@ -1,0 +1,234 @@
+"""Service commands for the ``tastemaker`` CLI: ``serve``, ``keys create|list|revoke``, ``audit verify``,
+``db upgrade``. ``tastemaker.cli`` calls :func:`register` to add them.
+
+Nothing heavy is imported until a command runs, so ``tastemaker --help`` stays fast and works without
+the ``[server]`` extra (the commands then say which extra to install).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..errors import MissingDependencyError, TastemakerError
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from .settings import ServerSettings
+
+
+class AuditTamperedError(TastemakerError):
+    """``tastemaker audit verify`` found the log edited, truncated or extended."""
+
+    code = "audit_tampered"
+    exit_code = 5
+
+
+def _require_server_extra() -> None:
+    for module in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "limits"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError("the HTTP service", "server", module)
+
+
+def _open(settings: ServerSettings) -> Store:
+    from ..store import Store
+
+    store = Store(settings.db_url, settings.blob_dir)
+    if settings.auto_migrate:
+        store.upgrade()
+    store.check_schema()
+    return store
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to ``app``."""
+    from ..cli import console, err_console, handle_errors
+
+    keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
+    audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+    db_app = typer.Typer(help="The service database.", no_args_is_help=True)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(db_app, name="db")
+
+    @app.command()
+    @handle_errors
+    def serve(
+        host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ) -> None:
+        """Run the HTTP API (docs at /docs). Refuses the built-in secret unless TASTEMAKER_DEV_MODE=1."""
+        _require_server_extra()
+        import uvicorn
+
+        from .app import create_app
+        from .settings import load_server_settings
+
+        settings = load_server_settings()
+        settings.check_secrets()
+        err_console.print(
+            f"Tastemaker API on http://{host}:{port} (docs: /docs) · data {settings.data_dir} · "
+            f"database {settings.db_url.split('://')[0]} · {settings.job_workers} job worker(s)"
+            + (" · [yellow]dev mode[/]" if settings.dev_mode else ""),
+            highlight=False,
+        )
+        # One process per database: the job runner's restart recovery assumes it (see tastemaker.worker).
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, workers=1)
+
+    @keys_app.command("create")
+    @handle_errors
+    def keys_create(
+        name: Annotated[str, typer.Option("--name", help="Who the key is for (names a new account).")],
+        tier: Annotated[
+            str, typer.Option(help="Tier of the new account: free or pro (see TASTEMAKER_TIERS).")
+        ] = "free",
+        account: Annotated[
+            str | None, typer.Option(help="Add a key to this existing account (acc_...) instead of a new one.")
+        ] = None,
+    ) -> None:
+        """Create an API key and print it — once. Only its hash is stored."""
+        _require_server_extra()
+        from ..audit import AuditLog
+        from .admin import issue_key
+        from .settings import load_server_settings
+
+        settings = load_server_settings()
+        settings.check_secrets()
+        store = _open(settings)
+        try:
+            issued = issue_key(
+                store,
+                AuditLog(settings.secret_key.get_secret_value()),
+                settings,
+                name=name,
+                tier=tier,
+                account_id=account,
+            )
+        finally:
+            store.dispose()
+        console.print(issued.key, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"key {issued.key_id} for account {issued.account_id} ({issued.tier} tier). "
+            "Store it now: it is not shown again.",
+            highlight=False,
+        )
+
+    @keys_app.command("list")
+    @handle_errors
+    def keys_list() -> None:
+        """List keys (prefixes and ids; keys themselves are never stored)."""
+        _require_server_extra()
+        from rich.table import Table
+
+        from .admin import list_keys
+        from .settings import load_server_settings
+
+        store = _open(load_server_settings())
+        try:
+            infos = list_keys(store)
+        finally:
+            store.dispose()
+        table = Table(title=f"{len(infos)} API key(s)")
+        for col in ("id", "prefix", "name", "account", "tier", "created", "last used", "status"):
+            table.add_column(col)
+        for k in infos:
+            table.add_row(
+                k.key_id,
+                k.prefix + "…",
+                k.name,
+                k.account_id,
+                k.tier,
+                f"{k.created_at:%Y-%m-%d %H:%M}",
+                f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+                f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active",
+            )
+        console.print(table)
+
+    @keys_app.command("revoke")
+    @handle_errors
+    def keys_revoke(
+        key: Annotated[str, typer.Argument(help="Key id (key_...) or display prefix (tm_XXXXXXXX).")],
+    ) -> None:
+        """Revoke a key: requests with it get 401 api_key_revoked from now on."""
+        _require_server_extra()
+        from ..audit import AuditLog
+        from .admin import revoke_key
+        from .settings import load_server_settings
+
+        settings = load_server_settings()
+        settings.check_secrets()
+        store = _open(settings)
+        try:
+            info = revoke_key(store, AuditLog(settings.secret_key.get_secret_value()), key)
+        finally:
+            store.dispose()
+        console.print(f"revoked {info.key_id} ({info.prefix}…, account {info.account_id})", highlight=False)
+
+    @audit_app.command("verify")
+    @handle_errors
+    def audit_verify(
+        anchor: Annotated[
+            str | None, typer.Option(help="SEQ:HASH printed by an earlier verify; checks the log still contains it.")
+        ] = None,
+    ) -> None:
+        """Check the whole chain: any edited, deleted or inserted entry is reported (exit 5)."""
+        _require_server_extra()
+        from rich.table import Table
+
+        from ..audit import AuditLog, parse_anchor
+        from .settings import load_server_settings
+
+        settings = load_server_settings()
+        settings.check_secrets()
+        try:
+            anchored = parse_anchor(anchor) if anchor else None
+        except ValueError as exc:
+            from ..errors import InputError
+
+            raise InputError(str(exc)) from None
+        store = _open(settings)
+        try:
+            with store.session() as s:
+                report = AuditLog(settings.secret_key.get_secret_value()).verify(s, anchor=anchored)
+        finally:
+            store.dispose()
+        if report.problems:
+            table = Table(title="Audit log problems")
+            table.add_column("seq")
+            table.add_column("problem")
+            for p in report.problems:
+                table.add_row(str(p.seq), p.what)
+            console.print(table)
+            raise AuditTamperedError(
+                f"the audit log failed verification: {len(report.problems)} problem(s) in {report.entries} entries"
+            )
+        console.print(
+            f"audit log OK: {report.entries} entries, chain intact. Head (record it to anchor later): "
+            f"{report.head_seq}:{report.head_hash}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    @db_app.command("upgrade")
+    @handle_errors
+    def db_upgrade(
+        revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    ) -> None:
+        """Apply the packaged migrations (the server also does this at startup unless TASTEMAKER_AUTO_MIGRATE=0)."""
+        _require_server_extra()
+        from ..store import Store
+        from ..store.migrate import current_revision, upgrade
+        from .settings import load_server_settings
+
+        settings = load_server_settings()
+        store = Store(settings.db_url, settings.blob_dir)
+        try:
+            before = current_revision(store.engine)
+            after = upgrade(store.engine, revision)
+        finally:
+            store.dispose()
+        where = settings.db_url.split("@")[-1] if "@" in settings.db_url else settings.db_url
+        console.print(f"database {where}: {before or 'empty'} -> {after}", highlight=False, soft_wrap=True)

@@ -1,0 +1,187 @@
+"""Errors only the service raises, in the core hierarchy so the API's one handler maps them all.
+
+::
+
+    TastemakerError (tastemaker.errors)
+    ├── InputError                                 422 invalid_input
+    │   ├── ConsentRequiredError                   400 consent_required
+    │   ├── RequestTooLargeError                   413 request_too_large
+    │   ├── UnsupportedMediaTypeError              415 unsupported_media_type
+    │   └── IdempotencyKeyReusedError              422 idempotency_key_reused
+    ├── AuthError                                  401 (base, never raised itself)
+    │   ├── MissingApiKeyError                     401 missing_api_key
+    │   ├── InvalidApiKeyError                     401 invalid_api_key
+    │   └── RevokedApiKeyError                     401 api_key_revoked
+    ├── NotFoundError                              404 not_found
+    ├── IdempotencyInProgressError                 409 idempotency_key_in_use
+    ├── RateLimitedError                           429 rate_limited        (Retry-After)
+    │   ├── QuotaExceededError                     429 quota_exceeded      (Retry-After: next period)
+    │   └── TooManyJobsError                       429 too_many_jobs
+    ├── ServiceUnavailableError                    503 service_unavailable (Retry-After)
+    │   ├── QueueFullError                         503 queue_full
+    │   └── RateLimiterUnavailableError            503 rate_limiter_unavailable
+    ├── ForwardedError                             (a core error raised in a worker process; keeps its code)
+    ├── StoreError                                 500 store_error
+    │   └── BlobMissingError                       500 blob_missing
+    └── ConfigurationError              exit 78    500 configuration_error
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import InputError, TastemakerError
+
+
+class ServiceError(TastemakerError):
+    """Base for service errors that carry response headers (Retry-After, WWW-Authenticate)."""
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+class ConsentRequiredError(InputError):
+    code = "consent_required"
+    http_status = 400
+
+
+class RequestTooLargeError(InputError):
+    code = "request_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaTypeError(InputError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class IdempotencyKeyReusedError(InputError):
+    code = "idempotency_key_reused"
+
+
+class AuthError(ServiceError):
+    code = "unauthorized"
+    http_status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="tastemaker"'})
+
+
+class MissingApiKeyError(AuthError):
+    code = "missing_api_key"
+
+
+class InvalidApiKeyError(AuthError):
+    code = "invalid_api_key"
+
+
+class RevokedApiKeyError(AuthError):
+    code = "api_key_revoked"
+
+
+class NotFoundError(ServiceError):
+    code = "not_found"
+    http_status = 404
+
+
+class IdempotencyInProgressError(ServiceError):
+    code = "idempotency_key_in_use"
+    http_status = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
+def retry_after(seconds: float) -> str:
+    """Retry-After is whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
+class RateLimitedError(ServiceError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers={**(headers or {}), "Retry-After": retry_after(retry_after_s)})
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceededError(RateLimitedError):
+    code = "quota_exceeded"
+
+
+class TooManyJobsError(RateLimitedError):
+    code = "too_many_jobs"
+
+
+class ServiceUnavailableError(ServiceError):
+    code = "service_unavailable"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after_s: float = 5.0) -> None:
+        super().__init__(message, headers={"Retry-After": retry_after(retry_after_s)})
+
+
+class QueueFullError(ServiceUnavailableError):
+    code = "queue_full"
+
+
+class RateLimiterUnavailableError(ServiceUnavailableError):
+    code = "rate_limiter_unavailable"
+
+
+class ForwardedError(TastemakerError):
+    """A Tastemaker error raised in a worker process, carried back as (class name, code, status, message).
+
+    Worker processes never pickle exception objects (some take extra constructor arguments); they
+    send these four values and the API answers exactly as if the original had been raised here.
+    """
+
+    def __init__(self, name: str, code: str, http_status: int, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.code = code
+        self.http_status = http_status
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "error": self.name}
+
+
+class StoreError(TastemakerError):
+    code = "store_error"
+
+
+class BlobMissingError(StoreError):
+    code = "blob_missing"
+
+
+class ConfigurationError(TastemakerError):
+    code = "configuration_error"
+    exit_code = 78  # EX_CONFIG
+
+
+__all__ = [
+    "AuthError",
+    "BlobMissingError",
+    "ConfigurationError",
+    "ConsentRequiredError",
+    "ForwardedError",
+    "IdempotencyInProgressError",
+    "IdempotencyKeyReusedError",
+    "InvalidApiKeyError",
+    "MissingApiKeyError",
+    "NotFoundError",
+    "QueueFullError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "RateLimiterUnavailableError",
+    "RequestTooLargeError",
+    "RevokedApiKeyError",
+    "ServiceError",
+    "ServiceUnavailableError",
+    "StoreError",
+    "TooManyJobsError",
+    "UnsupportedMediaTypeError",
+    "retry_after",
+]

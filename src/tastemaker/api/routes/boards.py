@@ -1,0 +1,347 @@
+"""Boards: upload (multipart images + pins metadata), read, delete, add pins.
+
+Every upload is decoded (at thumbnail size) before anything is stored, through the core's one safe
+decoder: a non-image, a bomb or an oversize file fails the whole request with the core's error code,
+naming the file. Image bytes go to the content-addressed blob store; the database keeps pins and hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
+
+from ...audit import BOARD_CREATED, BOARD_DELETED, BOARD_PINS_ADDED
+from ...boards import Pin, make_thumb
+from ...errors import BoardError, ImageTooLargeError
+from ...store import repo, sha256_hex
+from ...store.models import Board, PinRecord
+from ..deps import (
+    CurrentAccount,
+    Idempotency,
+    IdempotencyKey,
+    Principal,
+    Services,
+    ServicesDep,
+    SessionDep,
+    fingerprint,
+    request_id,
+)
+from ..errors import UnsupportedMediaTypeError
+from ..schemas import BoardOut, PinIn, PinOut, PinsAdded, ProfileState, SkippedPin
+from .common import AUTH_ERRORS, errors, owned_board
+
+router = APIRouter(prefix="/v1/boards", tags=["boards"], responses=AUTH_ERRORS)
+
+BoardId = Annotated[str, PathParam(min_length=1, max_length=64, description="a board id (brd_...)")]
+_PINS = TypeAdapter(list[PinIn])
+PINS_HELP = (
+    "Engagement per image, as a JSON array of objects matched to the uploads by file name: "
+    '`[{"image": "a.jpg", "saves": 3, "clicks": 1, "dwell_seconds": 12.5, "pinned_at": "2024-05-01T12:00:00Z", '
+    '"title": "...", "tags": ["film", "grain"], "source": "..."}]`. Images without an entry count with no '
+    "engagement."
+)
+
+
+def require_multipart(request: Request, principal: CurrentAccount) -> Principal:
+    """Uploads are multipart/form-data; say so with 415 rather than a confusing 422 (after auth: 401 first)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "multipart/form-data":
+        raise UnsupportedMediaTypeError(
+            f"this endpoint takes multipart/form-data (image files + form fields), got {ctype or 'no content type'!r}"
+        )
+    return principal
+
+
+UploadAccount = Annotated[Principal, Depends(require_multipart)]
+
+
+def _validation_message(exc: ValidationError, where: str) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        parts.append(f"{where}{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_pins(text: str | None) -> dict[str, PinIn]:
+    """The ``pins`` form field: a JSON array of :class:`PinIn`, keyed by image name."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        entries = _PINS.validate_json(text)
+    except ValidationError as exc:
+        detail = _validation_message(exc, "pins")
+        raise BoardError(f"pins field is not a valid JSON array of pin objects: {detail}") from None
+    out: dict[str, PinIn] = {}
+    for i, entry in enumerate(entries):
+        if entry.image in out:
+            raise BoardError(f"pins[{i}]: image {entry.image!r} is listed twice")
+        out[entry.image] = entry
+    return out
+
+
+def _clean_name(filename: str | None, i: int) -> str:
+    """The upload's base name (never a path); a nameless part becomes image-N."""
+    raw = (filename or "").strip()
+    name = PureWindowsPath(PurePosixPath(raw).name).name.strip()
+    if not name or name in (".", "..") or any(ord(c) < 32 for c in name):
+        return f"image-{i + 1}"
+    return name[:255]
+
+
+def read_uploads(svc: Services, images: list[UploadFile], *, existing: int = 0) -> list[tuple[str, bytes]]:
+    """Read and validate every upload; the first bad one fails the request with the core's error."""
+    settings = svc.settings
+    if existing + len(images) > settings.max_pins_per_board:
+        raise BoardError(
+            f"a board holds at most {settings.max_pins_per_board} pins; this would make {existing + len(images)}"
+        )
+    out: list[tuple[str, bytes]] = []
+    names: set[str] = set()
+    for i, up in enumerate(images):
+        name = _clean_name(up.filename, i)
+        if name in names:
+            raise BoardError(f"two uploads are named {name!r}; file names identify pins, so make them unique")
+        names.add(name)
+        data = up.file.read(settings.max_image_bytes + 1)
+        if len(data) > settings.max_image_bytes:
+            raise ImageTooLargeError(f"{name}: over the {settings.max_image_bytes / 1e6:.0f} MB limit per image")
+        make_thumb(data, name, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+        out.append((name, data))
+    return out
+
+
+def new_pins(uploads: list[tuple[str, bytes]], meta: dict[str, PinIn]) -> tuple[list[repo.NewPin], list[SkippedPin]]:
+    """Combine uploads with their engagement; identical images in one upload are kept once."""
+    unknown = sorted(set(meta) - {name for name, _ in uploads})
+    if unknown:
+        raise BoardError(f"pins lists {unknown[:3]} but no such file was uploaded; names must match the files")
+    pins: list[repo.NewPin] = []
+    skipped: list[SkippedPin] = []
+    seen: dict[str, str] = {}
+    for name, data in uploads:
+        digest = sha256_hex(data)
+        if digest in seen:
+            skipped.append(SkippedPin(image=name, reason=f"same image as {seen[digest]!r}"))
+            continue
+        seen[digest] = name
+        m = meta.get(name) or PinIn(image=name)
+        pinned = m.pinned_at
+        if pinned is not None:
+            pinned = pinned.replace(tzinfo=UTC) if pinned.tzinfo is None else pinned.astimezone(UTC)
+        pin = Pin(
+            image=name,
+            saves=m.saves,
+            clicks=m.clicks,
+            dwell_seconds=m.dwell_seconds,
+            pinned_at=pinned,
+            title=m.title.strip(),
+            tags=tuple(t.strip() for t in m.tags if t.strip()),
+            source=m.source.strip(),
+        )
+        pins.append(repo.NewPin(pin=replace(pin, sha256=digest), byte_size=len(data)))
+    return pins, skipped
+
+
+def pin_out(p: PinRecord) -> PinOut:
+    return PinOut(
+        id=p.sha256[:16],
+        image=p.image,
+        sha256=p.sha256,
+        bytes=p.byte_size,
+        saves=p.saves,
+        clicks=p.clicks,
+        dwell_seconds=p.dwell_seconds,
+        pinned_at=p.pinned_at,
+        title=p.title,
+        tags=list(p.tags),
+        source=p.source,
+    )
+
+
+def board_out(board: Board, skipped: list[SkippedPin] | None = None) -> BoardOut:
+    profile = None
+    if board.profile_hash is not None and board.profile_revision is not None:
+        profile = ProfileState(
+            hash=board.profile_hash, revision=board.profile_revision, stale=board.profile_revision != board.revision
+        )
+    return BoardOut(
+        id=board.id,
+        name=board.name,
+        revision=board.revision,
+        n_pins=len(board.pins),
+        created_at=board.created_at,
+        updated_at=board.updated_at,
+        profile=profile,
+        pins=[pin_out(p) for p in board.pins],
+        skipped=skipped or [],
+    )
+
+
+def _pins_digest(pins: list[repo.NewPin]) -> str:
+    return sha256_hex("".join(sorted(p.pin.sha256 for p in pins)).encode())
+
+
+def _store_blobs(svc: Services, s: Session, uploads: list[tuple[str, bytes]]) -> list[str]:
+    """Write the uploads' blobs (call with ``svc.store.blobs.lock`` held, before committing the rows)."""
+    return [svc.store.blobs.put(data) for _, data in uploads]
+
+
+def _forget_blobs(svc: Services, s: Session, shas: list[str]) -> None:
+    """After a failed upload: remove the blobs it wrote that nothing refers to (lock held)."""
+    for sha in repo.unreferenced(s, shas):
+        svc.store.blobs.delete(sha)
+
+
+def _replay(record: Any) -> JSONResponse:
+    return JSONResponse(
+        record.response_body, status_code=record.response_status or 200, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=BoardOut,
+    summary="Create a board from uploaded images and their engagement",
+    responses=errors(413, 415),
+)
+def create_board(
+    request: Request,
+    svc: ServicesDep,
+    session: SessionDep,
+    principal: UploadAccount,
+    name: Annotated[str, Form(min_length=1, max_length=200, description="the board's name")],
+    images: Annotated[list[UploadFile], File(description="the pinned images (JPEG, PNG, WebP, GIF, TIFF, BMP)")],
+    pins: Annotated[str | None, Form(description=PINS_HELP)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    meta = parse_pins(pins)
+    uploads = read_uploads(svc, images)
+    if not uploads:
+        raise BoardError("a board needs at least one image")
+    items, skipped = new_pins(uploads, meta)
+    idem = Idempotency(svc, principal, idempotency_key, "POST /v1/boards")
+    fp = {"name": name, "pins": sorted((p.pin.sha256, json.dumps(p.pin.to_record(), default=str)) for p in items)}
+    replay = idem.claim(session, fingerprint("POST /v1/boards", fp))
+    if replay is not None:
+        return _replay(replay)
+    with svc.store.blobs.lock:
+        shas: list[str] = []
+        try:
+            shas = _store_blobs(svc, session, uploads)
+            board = repo.create_board(session, principal.account_id, name.strip(), items)
+            svc.audit.append(
+                session,
+                BOARD_CREATED,
+                account_id=principal.account_id,
+                objects={"board": board.id},
+                request_id=request_id(request),
+                detail={"pins": len(items), "pins_sha256": _pins_digest(items)},
+            )
+            body = board_out(board, skipped).model_dump(mode="json")
+            idem.complete(session, status=201, body=body, resource_id=board.id)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            _forget_blobs(svc, session, shas)
+            idem.abandon()
+            raise
+    return JSONResponse(
+        body, status_code=201, headers={"Location": str(request.url_for("get_board", board_id=board.id))}
+    )
+
+
+@router.get("/{board_id}", response_model=BoardOut, summary="A board and its pins", responses=errors(404))
+def get_board(
+    request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount, board_id: BoardId
+) -> BoardOut:
+    board = owned_board(svc, session, request, principal, board_id, with_pins=True)
+    return board_out(board)
+
+
+@router.delete(
+    "/{board_id}", status_code=204, summary="Delete a board, its pins and their images", responses=errors(404)
+)
+def delete_board(
+    request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount, board_id: BoardId
+) -> Response:
+    board = owned_board(svc, session, request, principal, board_id)
+    with svc.store.blobs.lock:
+        shas = repo.delete_board(session, board)
+        svc.audit.append(
+            session,
+            BOARD_DELETED,
+            account_id=principal.account_id,
+            objects={"board": board_id},
+            request_id=request_id(request),
+            detail={"pins": len(shas)},
+        )
+        session.commit()
+        for sha in repo.unreferenced(session, shas):
+            svc.store.blobs.delete(sha)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{board_id}/pins",
+    response_model=PinsAdded,
+    summary="Add pins to a board (its profile is rebuilt on next use)",
+    responses=errors(404, 413, 415),
+)
+def add_pins(
+    request: Request,
+    svc: ServicesDep,
+    session: SessionDep,
+    principal: UploadAccount,
+    board_id: BoardId,
+    images: Annotated[list[UploadFile], File(description="more pinned images")],
+    pins: Annotated[str | None, Form(description=PINS_HELP)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    board = owned_board(svc, session, request, principal, board_id, with_pins=True)
+    meta = parse_pins(pins)
+    uploads = read_uploads(svc, images, existing=len(board.pins))
+    if not uploads:
+        raise BoardError("no images to add")
+    items, skipped = new_pins(uploads, meta)
+    endpoint = f"POST /v1/boards/{board_id}/pins"
+    idem = Idempotency(svc, principal, idempotency_key, endpoint)
+    fp = {"pins": sorted((p.pin.sha256, json.dumps(p.pin.to_record(), default=str)) for p in items)}
+    replay = idem.claim(session, fingerprint(endpoint, fp))
+    if replay is not None:
+        return _replay(replay)
+    with svc.store.blobs.lock:
+        shas: list[str] = []
+        try:
+            shas = _store_blobs(svc, session, uploads)
+            added, dupes = repo.add_pins(session, board, items)
+            skipped += [SkippedPin(image=d.pin.image, reason="already on the board") for d in dupes]
+            svc.audit.append(
+                session,
+                BOARD_PINS_ADDED,
+                account_id=principal.account_id,
+                objects={"board": board.id},
+                request_id=request_id(request),
+                detail={"pins": len(added), "pins_sha256": _pins_digest(items)},
+            )
+            body = PinsAdded(board=board_out(board), added=[pin_out(p) for p in added], skipped=skipped).model_dump(
+                mode="json"
+            )
+            idem.complete(session, status=200, body=body, resource_id=board.id)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            _forget_blobs(svc, session, shas)
+            idem.abandon()
+            raise
+    return JSONResponse(body)

@@ -1,0 +1,81 @@
+"""Shared pieces of the routers: documented error responses and account-scoped loading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from ...audit import REQUEST_DENIED
+from ...store import repo
+from ...store.models import Board, Job
+from ..deps import Principal, Services, request_id
+from ..errors import NotFoundError
+from ..schemas import ErrorBody
+
+
+def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, all with the one error body.
+
+    ``explicit_json`` for routes whose success is not JSON (server-sent events): their errors still are.
+    """
+    text = {
+        400: "Consent missing",
+        401: "Missing, malformed, unknown or revoked API key",
+        404: "Not found",
+        409: "Conflict (idempotency key in use, result not ready)",
+        413: "Upload too large",
+        415: "Unsupported media type",
+        422: "Invalid input",
+        429: "Rate limit or quota exceeded",
+        503: "Queue full or rate limiter unavailable",
+    }
+    json_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    extra = {"content": json_body} if explicit_json else {}
+    return {c: {"model": ErrorBody, "description": text.get(c, "Error"), **extra} for c in codes}
+
+
+AUTH_ERRORS = errors(401, 422, 429, 503)
+
+
+def _foreign(
+    svc: Services,
+    s: Session,
+    request: Request,
+    principal: Principal,
+    kind: str,
+    model: type[Board] | type[Job],
+    object_id: str,
+    exc: NotFoundError,
+) -> NotFoundError:
+    """A 404 is a 404; but when the id exists under another account, the probe goes in the audit log."""
+    owner = repo.owner_of(s, model, object_id)
+    if owner is not None and owner != principal.account_id:
+        with svc.store.session() as s2:
+            svc.audit.record(
+                s2,
+                REQUEST_DENIED,
+                account_id=principal.account_id,
+                objects={kind: object_id},
+                request_id=request_id(request),
+                outcome="foreign_object",
+                detail={"method": request.method, "path": request.url.path[:200]},
+            )
+    return exc
+
+
+def owned_board(
+    svc: Services, s: Session, request: Request, principal: Principal, board_id: str, *, with_pins: bool = False
+) -> Board:
+    try:
+        return repo.get_board(s, principal.account_id, board_id, with_pins=with_pins)
+    except NotFoundError as exc:
+        raise _foreign(svc, s, request, principal, "board", Board, board_id, exc) from None
+
+
+def owned_job(svc: Services, s: Session, request: Request, principal: Principal, job_id: str) -> Job:
+    try:
+        return repo.get_job(s, principal.account_id, job_id)
+    except NotFoundError as exc:
+        raise _foreign(svc, s, request, principal, "generation", Job, job_id, exc) from None

@@ -1,0 +1,242 @@
+"""Request and response bodies as pydantic models: they are the OpenAPI schema clients (and schemathesis) see."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..engines.base import Aspect, Background, Framing, GenerationRequest
+
+_core = GenerationRequest.model_fields
+
+
+def _bounds(name: str) -> list[Any]:
+    """The core request's constraints for one field, so the API cannot drift from the library."""
+    return list(_core[name].metadata)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable error code", examples=["not_found"])
+    message: str = Field(description="what went wrong and what to do next")
+    error: str = Field(description="the error class name")
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+# ------------------------------------------------------------------------------------------ boards
+
+
+class PinIn(BaseModel):
+    """Engagement for one uploaded image (matched by file name)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, max_length=255, description="the uploaded file's name")
+    saves: int = Field(0, ge=0, le=10**9)
+    clicks: int = Field(0, ge=0, le=10**9)
+    dwell_seconds: float = Field(0.0, ge=0, le=1e9, allow_inf_nan=False)
+    pinned_at: datetime | None = None
+    title: str = Field("", max_length=500)
+    tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    source: str = Field("", max_length=500)
+
+
+class PinOut(BaseModel):
+    id: str = Field(description="content id: first 16 hex digits of the image's SHA-256")
+    image: str
+    sha256: str
+    bytes: int
+    saves: int
+    clicks: int
+    dwell_seconds: float
+    pinned_at: datetime | None
+    title: str
+    tags: list[str]
+    source: str
+
+
+class SkippedPin(BaseModel):
+    image: str
+    reason: str
+
+
+class ProfileState(BaseModel):
+    hash: str
+    revision: int
+    stale: bool = Field(description="pins were added since the cached profile was built")
+
+
+class BoardOut(BaseModel):
+    id: str
+    name: str
+    revision: int
+    n_pins: int
+    created_at: datetime
+    updated_at: datetime
+    profile: ProfileState | None
+    pins: list[PinOut]
+    skipped: list[SkippedPin] = Field(default_factory=list, description="uploads not added (duplicates)")
+
+
+class PinsAdded(BaseModel):
+    board: BoardOut
+    added: list[PinOut]
+    skipped: list[SkippedPin]
+
+
+# ------------------------------------------------------------------------------------------ styleembed
+
+
+class StyleEmbedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    board_id: str = Field(min_length=1, max_length=32)
+
+
+class LookSummary(BaseModel):
+    palette: list[str] = Field(description="the mode's palette as #rrggbb, heaviest first")
+    palette_weights: list[float]
+    tone: list[float] = Field(description="L* quantiles at 0, 5, ..., 100 %")
+    grain: float
+    softness: float
+    sharpness: float
+    vignette: float
+    chroma: float
+
+
+class ModeOut(BaseModel):
+    id: str
+    name: str
+    weight: float = Field(description="share of the board's engagement weight (modes sum to 1)")
+    n_pins: int
+    medoids: list[str]
+    tags: dict[str, float]
+    look: LookSummary
+    vector: list[float] = Field(description="the mode's style vector (the encoder's weighted feature space)")
+
+
+class PinWeight(BaseModel):
+    id: str
+    image: str
+    weight: float
+    mode: str
+
+
+class StyleEmbedOut(BaseModel):
+    board_id: str
+    board_revision: int
+    profile_hash: str
+    encoder: dict[str, str]
+    feature_names: list[str]
+    silhouette: float
+    modes: list[ModeOut]
+    pins: list[PinWeight]
+    profile: dict[str, Any] = Field(description="the full, portable TasteProfile JSON")
+
+
+# ------------------------------------------------------------------------------------------ generations
+
+
+class GenerationCreate(BaseModel):
+    """A generation request (JSON form; the multipart form has the same fields, ``selfie`` as a file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    board_id: str | None = Field(None, min_length=1, max_length=32, description="one of board_id or profile")
+    profile: dict[str, Any] | None = Field(None, description="a TasteProfile JSON object, instead of a board")
+    selfie: str = Field(min_length=1, description="the selfie image, base64 (JSON) — or a file part (multipart)")
+    selfie_name: str = Field("selfie", max_length=255)
+    consent: bool = Field(
+        False, description="must be true: you confirm the selfie is yours or you have the person's consent"
+    )
+    prompt: Annotated[str, *_bounds("prompt")] = _core["prompt"].default
+    n: Annotated[int, *_bounds("n")] = _core["n"].default
+    size: Annotated[int, *_bounds("size")] = _core["size"].default
+    aspect: Aspect = _core["aspect"].default
+    output_format: Literal["png", "jpeg", "webp"] = _core["format"].default
+    strength: Annotated[float, *_bounds("strength")] = _core["strength"].default
+    seed: Annotated[int | None, *_bounds("seed")] = None
+    background: Background = _core["background"].default
+    framing: Framing = _core["framing"].default
+    mode: str | None = Field(None, max_length=16, description="force one taste mode by id (e.g. m2)")
+    face_index: int | None = Field(None, ge=0, le=32)
+
+
+class Progress(BaseModel):
+    stage: str
+    done: int
+    total: int
+    fraction: float
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    retryable: bool
+
+
+class ImageOut(BaseModel):
+    index: int
+    url: str
+    media_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    seed: int | None = None
+    mode: str | None = None
+    identity_distance: float | None = None
+    style_score: float | None = None
+
+
+class GenerationOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: Progress
+    board_id: str | None
+    profile_hash: str
+    request: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: JobError | None
+    images: list[ImageOut]
+    links: dict[str, str]
+
+
+# ------------------------------------------------------------------------------------------ usage, health
+
+
+class Counter(BaseModel):
+    used: int
+    limit: int
+    remaining: int
+
+
+class WindowLimit(BaseModel):
+    limit: int
+    remaining: int
+    window_seconds: int
+    reset_in_seconds: int
+
+
+class UsageOut(BaseModel):
+    account_id: str
+    tier: str
+    period: str = Field(description="calendar month (UTC), YYYY-MM")
+    period_start: datetime
+    period_end: datetime
+    images: Counter
+    generations: int
+    styleembed_calls: int
+    active_jobs: Counter
+    rate_limits: dict[str, WindowLimit]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    database: Literal["ok", "error"]
+    jobs: dict[str, int]

@@ -1,0 +1,101 @@
+"""Server settings: the core :class:`~tastemaker.config.Settings` plus what only the service needs.
+
+Still one place reads the environment: this subclass of the core settings, with the same
+``TASTEMAKER_*`` prefix, built once by the CLI (``tastemaker serve``) or by whoever calls
+:func:`~tastemaker.api.create_app`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+from ..config import Settings
+from .errors import ConfigurationError
+
+#: The built-in secret. Fine on a laptop in dev mode, refused anywhere else.
+DEV_SECRET = "tastemaker-dev-secret-do-not-use-in-production"
+MIN_SECRET_CHARS = 32
+
+
+class TierLimits(BaseModel):
+    """One tier's limits. ``styleembed`` is stricter than plain requests: bulk taste extraction is the
+    scraping risk, generation is the cost."""
+
+    requests_per_minute: int = Field(ge=1)
+    styleembed_per_minute: int = Field(ge=1)
+    images_per_month: int = Field(ge=0)
+    max_active_jobs: int = Field(ge=1, description="queued + running generations per account")
+
+
+DEFAULT_TIERS: dict[str, TierLimits] = {
+    "free": TierLimits(requests_per_minute=60, styleembed_per_minute=10, images_per_month=100, max_active_jobs=2),
+    "pro": TierLimits(requests_per_minute=600, styleembed_per_minute=60, images_per_month=5000, max_active_jobs=8),
+}
+
+
+class ServerSettings(Settings):
+    """Everything ``tastemaker serve`` reads; each field is ``TASTEMAKER_<FIELD>`` in the environment."""
+
+    dev_mode: bool = Field(False, description="allow the built-in secret (local development only)")
+    secret_key: SecretStr = Field(SecretStr(DEV_SECRET), description="keys the audit chain; keep it stable")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite (WAL) in the data dir")
+    ratelimit_storage_url: str = Field("memory://", description="limits storage: memory:// or redis://host:port")
+    tiers: dict[str, TierLimits] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    # Request bodies: a whole request (all board images) and, separately, the core's per-image caps.
+    max_request_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    max_pins_per_board: int = Field(500, ge=1)
+    # Jobs: an in-process pool with a bounded queue; "process" keeps dlib's GIL away from the API threads.
+    job_workers: int = Field(1, ge=1, le=64)
+    job_queue_size: int = Field(8, ge=0, le=10_000)
+    job_executor: Literal["process", "thread"] = "process"
+    max_wait_seconds: float = Field(60.0, ge=0, le=60)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
+    idempotency_ttl_hours: float = Field(24.0, gt=0)
+    auto_migrate: bool = Field(True, description="bring the database schema up to date at startup")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data dir; ``postgresql://`` means psycopg 3."""
+        url = self.database_url or f"sqlite:///{Path(self.data_dir) / 'tastemaker.db'}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        return url
+
+    @property
+    def blob_dir(self) -> Path:
+        return Path(self.data_dir) / "blobs"
+
+    def check_secrets(self) -> None:
+        """Refuse the built-in or a short secret outside dev mode (fail closed, before serving)."""
+        secret = self.secret_key.get_secret_value()
+        if self.dev_mode:
+            return
+        if secret == DEV_SECRET:
+            raise ConfigurationError(
+                "TASTEMAKER_SECRET_KEY is the built-in development secret; set it to a random value, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or set TASTEMAKER_DEV_MODE=1 "
+                "on a development machine"
+            )
+        if len(secret) < MIN_SECRET_CHARS:
+            raise ConfigurationError(
+                f"TASTEMAKER_SECRET_KEY is {len(secret)} characters; use at least {MIN_SECRET_CHARS} random ones"
+            )
+
+    def tier(self, name: str) -> TierLimits:
+        try:
+            return self.tiers[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"tier {name!r} is not in the tier table (TASTEMAKER_TIERS has {', '.join(sorted(self.tiers))})"
+            ) from None
+
+
+def load_server_settings(**overrides: object) -> ServerSettings:
+    """Settings from the environment, explicit overrides on top (CLI flags, tests)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return ServerSettings(**clean)  # type: ignore[arg-type]

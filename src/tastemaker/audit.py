@@ -1,0 +1,254 @@
+"""Append-only, hash-chained audit log of sensitive actions — ids and hashes only, never image bytes.
+
+Entry ``n`` stores ``prev_hash`` (entry ``n-1``'s hash) and its own ``hash``, an HMAC-SHA256 keyed by
+the server secret over the canonical JSON of ``[seq, at, account_id, action, objects, request_id,
+outcome, detail, prev_hash]``. A single head row holds the last ``seq`` and ``hash`` with a MAC of its
+own. :meth:`AuditLog.verify` then detects:
+
+* an **edited** entry — its recomputed HMAC differs (an attacker without the secret cannot re-sign);
+* a **deleted** entry — a gap in ``seq`` and a ``prev_hash`` that no longer matches; deleting the newest
+  entries leaves the head pointing past the end;
+* an **inserted** entry — its HMAC is wrong, and the entries around it no longer chain.
+
+Wiping the whole log *and* resetting the head to genesis is the one thing a chain cannot see by itself:
+``tastemaker audit verify`` prints the head so operators can record it elsewhere and pass it back with
+``--anchor SEQ:HASH`` later.
+
+Appends serialise on the head row (an ``UPDATE`` that locks it on PostgreSQL and takes SQLite's write
+lock), inside the caller's transaction: the action and its audit entry commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .store.models import AuditEntry, AuditHead
+
+GENESIS = "0" * 64
+HEAD_ID = 1
+_KEY_LABEL = b"tastemaker.audit.v1"
+
+# The actions the service records (one per sensitive action).
+KEY_CREATED = "key.created"
+KEY_REVOKED = "key.revoked"
+BOARD_CREATED = "board.created"
+BOARD_PINS_ADDED = "board.pins_added"
+BOARD_DELETED = "board.deleted"
+STYLEEMBED = "styleembed"
+GENERATION_CREATED = "generation.created"
+GENERATION_FINISHED = "generation.finished"
+REQUEST_DENIED = "request.denied"
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Problem:
+    seq: int
+    what: str
+
+
+@dataclass
+class AuditReport:
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    problems: list[Problem] = field(default_factory=list)
+
+
+class AuditLog:
+    """Appends and verifies the chain with a key derived from the server secret."""
+
+    def __init__(self, secret: str | bytes) -> None:
+        raw = secret.encode() if isinstance(secret, str) else secret
+        self._key = hmac.new(raw, _KEY_LABEL, hashlib.sha256).digest()
+
+    # ------------------------------------------------------------------ hashing
+    def entry_hash(
+        self,
+        *,
+        seq: int,
+        at: str,
+        account_id: str | None,
+        action: str,
+        objects: Mapping[str, Any],
+        request_id: str | None,
+        outcome: str,
+        detail: Mapping[str, Any],
+        prev_hash: str,
+    ) -> str:
+        payload = [seq, at, account_id, action, dict(objects), request_id, outcome, dict(detail), prev_hash]
+        return hmac.new(self._key, _canonical(payload), hashlib.sha256).hexdigest()
+
+    def head_mac(self, seq: int, last_hash: str) -> str:
+        return hmac.new(self._key, f"head|{seq}|{last_hash}".encode(), hashlib.sha256).hexdigest()
+
+    def _hash_of(self, e: AuditEntry) -> str:
+        return self.entry_hash(
+            seq=e.seq,
+            at=e.at,
+            account_id=e.account_id,
+            action=e.action,
+            objects=e.objects,
+            request_id=e.request_id,
+            outcome=e.outcome,
+            detail=e.detail,
+            prev_hash=e.prev_hash,
+        )
+
+    # ------------------------------------------------------------------ writing
+    def append(
+        self,
+        s: Session,
+        action: str,
+        *,
+        account_id: str | None = None,
+        objects: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        outcome: str = "ok",
+        detail: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Add an entry to the caller's transaction; the caller commits (soon: the head stays locked).
+
+        ``objects`` maps kinds to ids (``{"board": "brd_..."}``); ``detail`` holds hashes and small
+        scalars. Nothing here may contain image bytes or secrets.
+        """
+        objects = {k: v for k, v in (objects or {}).items() if v is not None}
+        detail = dict(detail or {})
+        _check_small(objects, "objects")
+        _check_small(detail, "detail")
+        # Lock and read the head in one statement: a no-op UPDATE takes PostgreSQL's row lock and SQLite's
+        # write lock, and RETURNING hands back the values it locked.
+        locked = s.execute(
+            update(AuditHead)
+            .where(AuditHead.id == HEAD_ID)
+            .values(seq=AuditHead.seq)
+            .returning(AuditHead.seq, AuditHead.hash)
+        ).one()
+        head_seq, head_hash = int(locked.seq), str(locked.hash)
+        seq = head_seq + 1
+        at = _now()
+        h = self.entry_hash(
+            seq=seq,
+            at=at,
+            account_id=account_id,
+            action=action,
+            objects=objects,
+            request_id=request_id,
+            outcome=outcome,
+            detail=detail,
+            prev_hash=head_hash,
+        )
+        entry = AuditEntry(
+            seq=seq,
+            at=at,
+            account_id=account_id,
+            action=action,
+            objects=objects,
+            request_id=request_id,
+            outcome=outcome,
+            detail=detail,
+            prev_hash=head_hash,
+            hash=h,
+        )
+        s.add(entry)
+        s.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=h, mac=self.head_mac(seq, h)))
+        s.flush()
+        return entry
+
+    def record(self, s: Session, action: str, **kwargs: Any) -> AuditEntry:
+        """Append in a transaction of its own (denied requests, worker events) and commit."""
+        entry = self.append(s, action, **kwargs)
+        s.commit()
+        return entry
+
+    # ------------------------------------------------------------------ checking
+    def verify(self, s: Session, *, anchor: tuple[int, str] | None = None, batch: int = 1000) -> AuditReport:
+        """Walk the whole chain; report every inconsistency rather than stopping at the first."""
+        problems: list[Problem] = []
+        expected_seq, prev, count, last_seq = 1, GENESIS, 0, 0
+        anchor_seen = anchor is None
+        stmt = select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch)
+        for e in s.scalars(stmt):
+            count += 1
+            if e.seq != expected_seq:
+                if e.seq > expected_seq:
+                    gap = f"{expected_seq}" if e.seq == expected_seq + 1 else f"{expected_seq}..{e.seq - 1}"
+                    problems.append(Problem(e.seq, f"entries {gap} are missing (deleted)"))
+            if e.prev_hash != prev:
+                problems.append(
+                    Problem(
+                        e.seq,
+                        "prev_hash does not match the entry before it (an entry was deleted, inserted or re-chained)",
+                    )
+                )
+            if not hmac.compare_digest(self._hash_of(e), e.hash):
+                problems.append(
+                    Problem(e.seq, "content does not match its hash (edited, or not written by this server)")
+                )
+            if anchor is not None and e.seq == anchor[0]:
+                anchor_seen = True
+                if e.hash != anchor[1]:
+                    problems.append(Problem(e.seq, "hash differs from the recorded anchor"))
+            prev, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
+        head = s.get(AuditHead, HEAD_ID)
+        if head is None:
+            problems.append(Problem(0, "the audit head row is missing"))
+            head_seq, head_hash = 0, GENESIS
+        else:
+            head_seq, head_hash = head.seq, head.hash
+            genesis = head.seq == 0 and head.hash == GENESIS and head.mac == ""
+            if not genesis and not hmac.compare_digest(self.head_mac(head.seq, head.hash), head.mac):
+                problems.append(Problem(head.seq, "the head's MAC is wrong (head edited)"))
+            if head.seq > last_seq:
+                problems.append(
+                    Problem(
+                        last_seq + 1,
+                        f"the head records {head.seq} entries but the log ends at "
+                        f"{last_seq}: entries were deleted from the end",
+                    )
+                )
+            elif head.seq < last_seq:
+                problems.append(
+                    Problem(head.seq + 1, f"entries after {head.seq} were added without updating the head (inserted)")
+                )
+            elif head.hash != prev:
+                problems.append(Problem(last_seq, "the last entry's hash differs from the head's"))
+        if not anchor_seen and anchor is not None:
+            problems.append(Problem(anchor[0], "the anchored entry is missing"))
+        return AuditReport(ok=not problems, entries=count, head_seq=head_seq, head_hash=head_hash, problems=problems)
+
+
+def _check_small(values: Mapping[str, Any], name: str) -> None:
+    """Audit fields are ids, hashes and small scalars; refuse anything that could smuggle in content."""
+    for k, v in values.items():
+        if isinstance(v, bytes | bytearray | memoryview):
+            raise ValueError(f"audit {name}[{k!r}] is bytes; record a hash instead")
+        if isinstance(v, str) and len(v) > 200:
+            raise ValueError(f"audit {name}[{k!r}] is {len(v)} characters; record ids and hashes only")
+        if isinstance(v, list | tuple) and (len(v) > 64 or any(isinstance(x, bytes | dict) for x in v)):
+            raise ValueError(f"audit {name}[{k!r}] must be a short list of ids or hashes")
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as printed by ``tastemaker audit verify``."""
+    seq, _, h = text.partition(":")
+    if not seq.isdigit() or len(h) != 64:
+        raise ValueError(f"anchor must look like 42:<64 hex digits>, got {text!r}")
+    return int(seq), h.lower()

@@ -1,0 +1,1 @@
+"""Alembic migrations for the service database (shipped inside the package, run by ``store.migrate``)."""
