@@ -334,6 +334,7 @@ def engines() -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live beside the code they drive."""
+    from .api.cli import register as register_service
     from .engines.diffusion.cli import register as register_diffusion
     from .eval.cli import register as register_eval
     from .taste.cli import register as register_taste
@@ -341,6 +342,7 @@ def _register_subcommands() -> None:
     register_taste(app)
     register_eval(app)
     register_diffusion(app)
+    register_service(app)
 
 
 _register_subcommands()

@@ -144,18 +144,25 @@ class IdentityGuard:
 _DEFAULT_PROVENANCE: dict[str, Provenance] = {}
 
 
-def default_provenance() -> Provenance:
-    """The provenance store in the configured data dir (``TASTEMAKER_DATA_DIR``), opened once per process."""
+def provenance_for(data_dir: Path | str) -> Provenance:
+    """The provenance store under ``data_dir``, opened once per process (certificates from settings)."""
     from .config import Settings
 
     settings = Settings()
-    key = str(settings.data_dir.resolve())
+    key = str(Path(data_dir).resolve())
     prov = _DEFAULT_PROVENANCE.get(key)
     if prov is None:
-        prov = Provenance(settings.data_dir, chain_pem=settings.c2pa_chain_pem, key_pem=settings.c2pa_key_pem,
+        prov = Provenance(data_dir, chain_pem=settings.c2pa_chain_pem, key_pem=settings.c2pa_key_pem,
                           anchor_pem=settings.c2pa_anchor_pem)
         _DEFAULT_PROVENANCE[key] = prov
     return prov
+
+
+def default_provenance() -> Provenance:
+    """The provenance store in the configured data dir (``TASTEMAKER_DATA_DIR``)."""
+    from .config import Settings
+
+    return provenance_for(Settings().data_dir)
 
 
 def _as_image(item: np.ndarray | str | Path, max_pixels: int) -> tuple[np.ndarray, str]:

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .api.errors import ForwardedError, QueueFullError
@@ -54,7 +55,7 @@ STAGES: dict[str, tuple[float, float]] = {
     "identity": (0.05, 0.15),
     "profile": (0.15, 0.25),
     "render": (0.25, 0.9),
-    "encode": (0.9, 0.97),
+    "provenance": (0.9, 0.97),  # watermark, encode, C2PA signature, log append
     "store": (0.97, 1.0),
     "done": (1.0, 1.0),
 }
@@ -201,6 +202,8 @@ def task_generate(
     max_pixels: int,
     max_bytes: int,
     sink: Callable[[str, str, int, int], None] | None = None,
+    account_id: str = "local",
+    data_dir: str | None = None,
 ) -> Outcome:
     """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue."""
 
@@ -212,8 +215,8 @@ def task_generate(
 
     def run() -> list[GeneratedBlob]:
         from .engines.base import GenerationRequest, Subject
-        from .media import decode_image, encode_many
-        from .pipeline import generate
+        from .media import decode_image
+        from .pipeline import default_provenance, generate, provenance_for
         from .taste.profile import TasteProfile
 
         report("starting", 0, 1)
@@ -228,16 +231,16 @@ def task_generate(
             engine=engine,
             identity_threshold=identity_threshold,
             guard_workers=0,
+            provenance=provenance_for(data_dir) if data_dir else default_provenance(),
+            account=account_id,
             progress=report,
         )
-        report("encode", 0, len(result.images))
-        blobs = encode_many([im.pixels for im in result.images], req.format, workers=1)
+        # the images come back watermarked, C2PA-signed and logged (pipeline provenance); never re-encode them
         media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[req.format]
         out = []
-        for im, data in zip(result.images, blobs, strict=True):
+        for im in result.images:
             h, w = im.pixels.shape[:2]
-            out.append(GeneratedBlob(data=data, media_type=media_type, width=w, height=h, record=im.record()))
-        report("encode", len(out), len(out))
+            out.append(GeneratedBlob(data=im.data, media_type=media_type, width=w, height=h, record=im.record()))
         return out
 
     return _guard(run)
@@ -339,8 +342,10 @@ class JobRunner:
         identity_threshold: float = 0.35,
         max_pixels: int = 40_000_000,
         max_bytes: int = 50 * 1024 * 1024,
+        data_dir: Path | str | None = None,
     ) -> None:
         self.store, self.audit = store, audit
+        self.data_dir = None if data_dir is None else str(data_dir)
         self.workers, self.queue_size = workers, queue_size
         self.executor_kind = executor
         self.engine, self.identity_threshold = engine, identity_threshold
@@ -675,6 +680,8 @@ class JobRunner:
                 self.max_pixels,
                 self.max_bytes,
                 sink,
+                p.account_id,
+                self.data_dir,
             )
             images = unwrap(fut.result())
         except ForwardedError as exc:

@@ -185,6 +185,7 @@ def build_services(settings: ServerSettings) -> Services:
         identity_threshold=settings.identity_threshold,
         max_pixels=settings.max_image_pixels,
         max_bytes=settings.max_image_bytes,
+        data_dir=settings.data_dir,
     )
     return Services(
         settings=settings, store=store, audit=audit, limiter=RateLimiter(settings.ratelimit_storage_url), runner=runner

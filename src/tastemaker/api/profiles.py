@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,23 @@ def _hex(lab: list[list[float]]) -> list[str]:
     return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb.tolist()]
 
 
+def private_release(data_dir: Path, board_id: str, profile: TasteProfile) -> TasteProfile:
+    """The differentially private version of a board's profile that /v1/styleembed hands out.
+
+    Taste vectors leave the store only through this. One release per board revision is charged to the
+    board's privacy accountant; the cached release is returned for repeated calls (publishing the same
+    noisy answer again is post-processing and costs no further budget). A spent budget is a 429.
+    """
+    import numpy as np
+
+    from ..taste.privacy import Accountant, private_profile
+
+    vecs = np.array([p.vector for p in profile.pins])
+    eng = np.array([p.engagement for p in profile.pins])
+    return private_profile(profile, vecs, eng, accountant=Accountant(data_dir, f"board-{board_id}"),
+                           purpose="styleembed")
+
+
 def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[str, Any]:
     """The /v1/styleembed body: modes (weights, look summary, vectors), pin weights, and the full profile."""
     total = sum(m.weight for m in profile.modes) or 1.0
@@ -80,6 +98,7 @@ def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[
         ],
         "pins": [{"id": p.id, "image": images[p.id], "weight": p.weight, "mode": p.mode} for p in profile.pins],
         "profile": json.loads(profile.to_json()),
+        "privacy": profile.privacy,
     }
 
 
@@ -125,7 +144,8 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
         settings.recency_half_life_days,
     )
     profile = TasteProfile.from_json(profile_json, name=f"board {board.id}")
-    doc = styleembed_doc(board.id, revision, profile)
+    doc = styleembed_doc(board.id, revision, private_release(settings.data_dir, board.id, profile))
+    doc["profile_hash"] = profile.content_hash()  # the exact profile's hash: what generations are made from
     text = json.dumps(doc, separators=(",", ":"))
     repo.save_profile(
         s, board, revision=revision, profile_json=profile_json, profile_hash=doc["profile_hash"], styleembed_json=text

@@ -132,8 +132,9 @@ class StyleEmbedOut(BaseModel):
     feature_names: list[str]
     silhouette: float
     modes: list[ModeOut]
-    pins: list[PinWeight]
-    profile: dict[str, Any] = Field(description="the full, portable TasteProfile JSON")
+    pins: list[PinWeight] = Field(description="empty: per-pin data never leaves the store")
+    profile: dict[str, Any] = Field(description="the differentially private, portable TasteProfile JSON")
+    privacy: dict[str, Any] | None = Field(None, description="epsilon, delta, rho and mechanism of this release")
 
 
 # ------------------------------------------------------------------------------------------ generations

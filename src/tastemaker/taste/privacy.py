@@ -14,8 +14,11 @@ Mechanism (DP k-means, Su et al. 2016, with the Gaussian mechanism under zero-co
    public directions (no data-dependent initialisation). Rounds 1..T assign pins to the nearest
    current centre and release every mode's noisy sum (L2 sensitivity ``C``: a pin is in one mode) and
    noisy count (sensitivity 1), via OpenDP's ``make_gaussian`` on the concatenated vectors.
-3. Modes whose noisy count is under ``2 sigma_count`` are dropped (post-processing). Everything
-   after the noise is post-processing and costs no budget.
+3. Post-processing (costs no budget): modes whose noisy count is under ``2 sigma_count`` are dropped;
+   each centre is shrunk toward the public reference by the positive-part James-Stein factor
+   ``1 - d (sigma/count)^2 / |c - c0|^2`` (the noise level is known, so this only removes expected
+   noise); released features are clamped to public plausible ranges (:data:`FEATURE_BOUNDS`) and the
+   tone curve is made monotone, so even a very noisy release renders as a sane look.
 
 Accounting: each release spends ``rho`` (zCDP composes additively); its (epsilon, delta) is
 ``rho + 2 sqrt(rho ln(1/delta))``. A per-profile accountant persisted in the data dir keeps every
@@ -53,6 +56,15 @@ CLIP_NORM = 8.0
 #: Engagement score that counts as a full-weight pin (scores above are clipped).
 ENGAGEMENT_CAP = 6.0
 TONE_SCALE = 8.0
+#: Public plausible ranges of released features (clamping is post-processing).
+FEATURE_BOUNDS: dict[str, tuple[float, float]] = {
+    "L_mean": (0, 100), "a_mean": (-60, 60), "b_mean": (-60, 60), "L_std": (0, 50), "a_std": (0, 40),
+    "b_std": (0, 40), "chroma_mean": (0, 80), "chroma_p90": (0, 120), "neutral_frac": (0, 1),
+    "shadow_a": (-60, 60), "shadow_b": (-60, 60), "highlight_a": (-60, 60), "highlight_b": (-60, 60),
+    "contrast": (0, 100), "grain": (0, 2.5), "sharpness": (0, 4), "softness": (-2, 4), "vignette": (-0.5, 0.8),
+    "top_bottom": (-1, 1), **{f"L_p{p}": (0, 100) for p in (2, 10, 25, 50, 75, 90, 98)},
+    **{f"hue_{i}": (0, 1) for i in range(8)},
+}
 
 
 class PrivacyConfig(BaseModel):
@@ -199,13 +211,22 @@ def dp_kmeans(
             keep = cnts >= cnts.max()
         centres = sums[keep] / np.maximum(cnts[keep], 1e-6)[:, None]
         counts = cnts[keep]
+    # James-Stein shrinkage toward the reference (post-processing with the known noise level)
+    noise_var = d * (sigma_sum / np.maximum(counts, 1.0)) ** 2
+    size2 = np.maximum((centres**2).sum(1), 1e-12)
+    centres = centres * np.clip(1.0 - noise_var / size2, 0.0, 1.0)[:, None]
     return centres + reference_vector(), counts / counts.sum()
 
 
 def _look_from(vec: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, float], LookParams]:
     """Look parameters from a released (noisy) vector: features, tone curve, synthetic colour samples."""
     nf = len(FEATURE_NAMES)
-    feats = vector_to_features(vec[:nf])
+    feats = {k: float(np.clip(v, *FEATURE_BOUNDS[k])) for k, v in vector_to_features(vec[:nf]).items()}
+    hue = np.array([feats[f"hue_{i}"] for i in range(8)])
+    hue = hue / hue.sum() if hue.sum() > 0 else np.full(8, 1 / 8)
+    feats.update({f"hue_{i}": float(h) for i, h in enumerate(hue)})
+    ps = np.maximum.accumulate([feats[f"L_p{p}"] for p in (2, 10, 25, 50, 75, 90, 98)])
+    feats.update({f"L_p{p}": float(v) for p, v in zip((2, 10, 25, 50, 75, 90, 98), ps, strict=True)})
     tone = np.maximum.accumulate(np.clip(vec[nf:] * TONE_SCALE, 0, 100))
     lab = np.empty((1024, 3), np.float32)
     lab[:, 0] = np.interp(rng.uniform(0, 1, 1024), np.linspace(0, 1, TONE_POINTS), tone)

@@ -405,7 +405,7 @@ class LookEngine:
         k = float(np.clip((target_v - m2["vignette"]) * mean / (ring * 0.55), -0.25, 0.6))
 
         # grain: monochrome noise at analysis scale (film-like grain size), to the mode's level
-        target_g = float(np.expm1(look.grain))
+        target_g = float(np.expm1(min(look.grain, 3.0)))  # profiles are data: never trust them to be sane
         current_g = float(np.expm1(m2["grain"]))
         add = np.sqrt(max(target_g**2 - current_g**2, 0.0)) * s / _grain_gain()
         if abs(k) > 0.01:
@@ -415,7 +415,7 @@ class LookEngine:
             noise = rng.standard_normal((small_size[1], small_size[0]), dtype=np.float32)
             noise = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC) * np.float32(add * L_TO_RGB / 255.0)
             if face is not None:
-                noise *= 1.0 - 0.5 * face * np.float32(hold)
+                noise *= 1.0 - face * np.float32(hold)
             out = out + noise[..., None]
         return out
 
