@@ -319,7 +319,7 @@ def train_styleembed(cfg: TrainConfig, *, resume: Path | str | None = None, prog
         scaler.step(opt)
         scaler.update()
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         report(step, cfg.steps, losses[-1])
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save_checkpoint(cfg, adapter, opt, scaler, gen, step, losses)
