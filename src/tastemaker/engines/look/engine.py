@@ -409,14 +409,14 @@ class LookEngine:
         current_g = float(np.expm1(m2["grain"]))
         add = np.sqrt(max(target_g**2 - current_g**2, 0.0)) * s / _grain_gain()
         if abs(k) > 0.01:
-            out = out * (1.0 - np.float32(k) * _vignette_shape(H, W))[..., None]
+            out *= (1.0 - np.float32(k) * _vignette_shape(H, W))[..., None]  # in place: out is ours
         if add > 0.05:
             rng = np.random.default_rng(plan.seed)
             noise = rng.standard_normal((small_size[1], small_size[0]), dtype=np.float32)
             noise = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC) * np.float32(add * L_TO_RGB / 255.0)
             if face is not None:
                 noise *= 1.0 - face * np.float32(hold)
-            out = out + noise[..., None]
+            out += noise[..., None]
         return out
 
 
