@@ -236,18 +236,7 @@ def _look_from(vec: np.ndarray, rng: np.random.Generator) -> tuple[dict[str, flo
     from ..encoders.style import kmeans_palette
 
     pal, pw = kmeans_palette(lab, k=5)
-    look = LookParams(
-        colors=[f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb.tolist()],
-        tone=[round(float(t), 3) for t in tone],
-        palette=[[round(float(v), 3) for v in row] for row in pal],
-        palette_weights=[round(float(v), 4) for v in pw],
-        grain=feats["grain"],
-        softness=feats["softness"],
-        sharpness=feats["sharpness"],
-        vignette=feats["vignette"],
-        chroma=feats["chroma_mean"],
-    )
-    return feats, look
+    return feats, LookParams.from_stats(rgb, tone, pal, pw, feats)
 
 
 def private_profile(

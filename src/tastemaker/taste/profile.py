@@ -76,6 +76,24 @@ class LookParams(BaseModel):
     vignette: float
     chroma: float  # mean chroma
 
+    @classmethod
+    def from_stats(
+        cls, colors: np.ndarray, tone: np.ndarray, palette: np.ndarray, palette_weights: np.ndarray,
+        features: dict[str, float],
+    ) -> LookParams:
+        """Look parameters from colour samples (uint8 RGB), a tone curve, a Lab palette and style features."""
+        return cls(
+            colors=_hex(np.asarray(colors, dtype=np.uint8)),
+            tone=[round(float(v), 3) for v in tone],
+            palette=[[round(float(v), 3) for v in row] for row in palette],
+            palette_weights=[round(float(v), 4) for v in palette_weights],
+            grain=features["grain"],
+            softness=features["softness"],
+            sharpness=features["sharpness"],
+            vignette=features["vignette"],
+            chroma=features["chroma_mean"],
+        )
+
     def color_array(self) -> np.ndarray:
         """(K, 3) uint8 sRGB samples."""
         return np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in self.colors], dtype=np.uint8)
@@ -363,17 +381,7 @@ def build_profile(
                 tags[t.lower()] = tags.get(t.lower(), 0.0) + float(w[i])
             if board.pins[i].title:
                 titles.append(board.pins[i].title)
-        look = LookParams(
-            colors=_hex(colors),
-            tone=[round(float(v), 3) for v in tone],
-            palette=[[round(float(v), 3) for v in row] for row in palette],
-            palette_weights=[round(float(v), 4) for v in pw],
-            grain=feats["grain"],
-            softness=feats["softness"],
-            sharpness=feats["sharpness"],
-            vignette=feats["vignette"],
-            chroma=feats["chroma_mean"],
-        )
+        look = LookParams.from_stats(colors, tone, palette, pw, feats)
         modes.append(
             Mode(
                 id=f"m{j + 1}",
