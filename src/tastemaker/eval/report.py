@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from ..errors import MissingDependencyError
 from ..media import encode_image, ensure_writable_dir, write_atomic
+from ..report import _fit, _font
 from .runner import EvalRun
 
 COLORS = ["#d1495b", "#2e4057", "#66a182", "#edae49", "#00798c", "#8d6a9f", "#a0a0a0", "#5c4d7d"]
@@ -200,21 +201,6 @@ def plot_latency(results: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- contact sheets
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _fit(img: np.ndarray, w: int, h: int) -> Image.Image:
-    pil = Image.fromarray(img)
-    pil.thumbnail((w, h), Image.Resampling.LANCZOS)
-    canvas = Image.new("RGB", (w, h), (245, 244, 240))
-    canvas.paste(pil, ((w - pil.width) // 2, (h - pil.height) // 2))
-    return canvas
-
-
 def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: list[dict[str, Any]]) -> np.ndarray:
     """Selfie + board sample on top, then one row per method with each output's measurements."""
     rows = run.thumbs.get((person, selfie, board), {})
