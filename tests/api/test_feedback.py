@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tastemaker.encoders.style import describe, style_distance
 from tastemaker.media import decode_image
 from tastemaker.store.models import AuditEntry, Board, ProfileVersion
+from tastemaker.taste.privacy import Accountant
 from tastemaker.taste.profile import TasteProfile
 
 from .conftest import DEMO, Api, board_parts, generate, upload_board
@@ -140,6 +141,14 @@ def test_reactions_survive_a_rebuild_after_pins_are_added(shared_api: Api) -> No
     assert hist["versions"][-1]["replayed"] == 2
     r = react(shared_api, h, board_id=board["id"], image=base64.b64encode(pin).decode(), action="like")
     assert r.status_code == 200 and r.json()["version"] == 5 and r.json()["board_revision"] == 2
+
+    # deleting the board deletes its versions and its privacy ledger too
+    ledger = Accountant(shared_api.settings.data_dir, f"board-{board['id']}").path
+    assert ledger.exists()
+    assert shared_api.client.delete(f"/v1/boards/{board['id']}", headers=h).status_code == 204
+    with shared_api.services.store.session() as s:
+        assert s.scalars(select(ProfileVersion).where(ProfileVersion.board_id == board["id"])).all() == []
+    assert not ledger.exists()
 
 
 def test_concurrent_reactions_are_applied_one_after_the_other(backend_api: Api) -> None:

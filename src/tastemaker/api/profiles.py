@@ -63,6 +63,21 @@ def private_release(data_dir: Path, board_id: str, profile: TasteProfile) -> Tas
                            purpose="styleembed")
 
 
+def forget_board_files(data_dir: Path, board_id: str) -> bool:
+    """Remove a deleted board's files in the data dir (its privacy accountant); True if there was one.
+
+    A new board never inherits the ledger (board ids are never reused), so nothing is lost by removing it.
+    """
+    from ..taste.privacy import Accountant
+
+    path = Accountant(data_dir, f"board-{board_id}").path
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[str, Any]:
     """The /v1/styleembed body: modes (weights, look summary, vectors), pin weights, and the full profile."""
     total = sum(m.weight for m in profile.modes) or 1.0

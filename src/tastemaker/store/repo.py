@@ -169,8 +169,9 @@ def count_pins(s: Session, board_id: str) -> int:
 
 
 def delete_board(s: Session, board: Board) -> list[str]:
-    """Delete a board and its pins; returns the blob hashes that may now be unreferenced."""
+    """Delete a board, its pins and its profile versions; returns the blob hashes that may now be unreferenced."""
     shas = list(s.scalars(select(PinRecord.sha256).where(PinRecord.board_id == board.id)))
+    s.execute(delete(ProfileVersion).where(ProfileVersion.board_id == board.id))
     s.execute(delete(PinRecord).where(PinRecord.board_id == board.id))
     s.execute(update(Job).where(Job.board_id == board.id).values(board_id=None))
     s.execute(delete(Board).where(Board.id == board.id))

@@ -15,6 +15,7 @@ from ...store import repo
 from ...store.models import utcnow
 from ..deps import CurrentAccount, ServicesDep, SessionDep, request_id
 from ..limits import BUCKETS
+from ..profiles import forget_board_files
 from ..schemas import AccountDeletedOut, Counter, HealthOut, UsageOut, WindowLimit
 from .common import AUTH_ERRORS
 
@@ -73,8 +74,6 @@ def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> U
     ),
 )
 def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> AccountDeletedOut:
-    from ...taste.privacy import Accountant
-
     account_id = principal.account_id
     blobs = svc.store.blobs
     with blobs.lock:  # no upload or finishing job can commit a reference to a blob between the check and the delete
@@ -98,14 +97,10 @@ def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal
             blobs.delete(sha)
     ledgers = 0
     for board_id in gone.board_ids:  # the boards' differential-privacy accountants (files in the data dir)
-        path = Accountant(svc.settings.data_dir, f"board-{board_id}").path
         try:
-            path.unlink()
-            ledgers += 1
-        except FileNotFoundError:
-            pass
+            ledgers += forget_board_files(svc.settings.data_dir, board_id)
         except OSError:
-            log.exception("could not remove privacy ledger %s of a deleted account", path.name)
+            log.exception("could not remove the privacy ledger of board %s of a deleted account", board_id)
     svc.limiter.forget(account_id, principal.tier)
     kept = repo.audit_entries_of(session, account_id)
     return AccountDeletedOut(
