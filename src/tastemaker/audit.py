@@ -47,6 +47,9 @@ STYLEEMBED = "styleembed"
 GENERATION_CREATED = "generation.created"
 GENERATION_FINISHED = "generation.finished"
 REQUEST_DENIED = "request.denied"
+PROFILE_FEEDBACK = "profile.feedback"
+PROVENANCE_VERIFIED = "provenance.verified"
+ACCOUNT_DELETED = "account.deleted"
 
 
 def _canonical(value: Any) -> bytes:

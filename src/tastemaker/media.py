@@ -69,19 +69,8 @@ def read_image_bytes(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         raise ImageDecodeError(f"{p}: cannot read ({exc.strerror})") from exc
 
 
-def decode_image(
-    data: bytes,
-    *,
-    name: str = "image",
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    reduce_to: int | None = None,
-) -> np.ndarray:
-    """Decode bytes to an ``(H, W, 3) uint8`` sRGB array, upright, first frame only.
-
-    ``reduce_to`` lets JPEG decoding skip detail (DCT scaling) when only a thumbnail of about that
-    longest side is needed; the result is at least that large, never upscaled.
-    """
+def _open_checked(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Image.Image:
+    """Open (header only) and apply every check that needs no decoding: bytes, format, pixel count."""
     if not data:
         raise ImageDecodeError(f"{name}: file is empty (0 bytes); expected a JPEG, PNG, WebP or GIF image")
     if len(data) > max_bytes:
@@ -111,6 +100,34 @@ def decode_image(
             f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit "
             "(a decompression bomb, or a photo that should be downscaled first)"
         )
+    return img
+
+
+def check_image(
+    data: bytes, *, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[int, int]:
+    """The checks :func:`decode_image` makes before decoding, without decoding: ``(width, height)`` or the
+    same error (empty, oversize, bomb, unsupported format, unreadable header)."""
+    img = _open_checked(data, name, max_pixels, max_bytes)
+    size = img.size
+    img.close()
+    return size
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "image",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    reduce_to: int | None = None,
+) -> np.ndarray:
+    """Decode bytes to an ``(H, W, 3) uint8`` sRGB array, upright, first frame only.
+
+    ``reduce_to`` lets JPEG decoding skip detail (DCT scaling) when only a thumbnail of about that
+    longest side is needed; the result is at least that large, never upscaled.
+    """
+    img = _open_checked(data, name, max_pixels, max_bytes)
     try:
         if getattr(img, "is_animated", False):
             img.seek(0)

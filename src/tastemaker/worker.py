@@ -180,6 +180,39 @@ def task_build_profile(
     return _guard(run)
 
 
+def task_describe(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Outcome:
+    """Decode an image and describe its style (``POST /v1/feedback``); returns the StyleDescriptor."""
+
+    def run() -> Any:
+        from .encoders.style import describe
+        from .media import decode_image
+
+        return describe(decode_image(data, name=name, max_pixels=max_pixels, max_bytes=max_bytes))
+
+    return _guard(run)
+
+
+def task_verify(data: bytes, data_dir: str, max_pixels: int, max_bytes: int) -> Outcome:
+    """Check an image against the service's provenance store (``POST /v1/verify``); returns the report dict.
+
+    The service's size caps are applied from the header first (a bomb is a 413, not a long decode). An
+    unreadable header is left to :meth:`Provenance.verify`, which still reads a C2PA manifest if there is one.
+    """
+
+    def run() -> dict[str, Any]:
+        from .errors import ImageDecodeError
+        from .media import check_image
+        from .pipeline import provenance_for
+
+        try:
+            check_image(data, name="image", max_pixels=max_pixels, max_bytes=max_bytes)
+        except ImageDecodeError:
+            pass
+        return provenance_for(data_dir).verify(data).to_dict()
+
+    return _guard(run)
+
+
 @dataclass
 class GeneratedBlob:
     data: bytes

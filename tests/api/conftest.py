@@ -208,3 +208,22 @@ def selfie_bytes() -> bytes:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+def generate(api: Api, headers: dict[str, str], selfie: bytes, *, wait: int | None = 30, **fields: Any) -> Any:
+    """POST /v1/generations as multipart (n=1, 256 px, seed 3 unless overridden); waits up to ``wait`` s."""
+    data = {"consent": "true", "n": "1", "size": "256", "seed": "3", **{k: str(v) for k, v in fields.items()}}
+    h = dict(headers)
+    if wait is not None:
+        h["Prefer"] = f"wait={wait}"
+    return api.client.post("/v1/generations", data=data, files={"selfie": ("me.jpg", selfie, "image/jpeg")}, headers=h)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_api(request: pytest.FixtureRequest, tmp_path: Path, make_api: Callable[..., Api]) -> Api:
+    """An app on a fresh database of each backend (the PostgreSQL case skips without a server)."""
+    if request.param == "sqlite":
+        return make_api()
+    url: str = request.getfixturevalue("pg_database")
+    _reset_pg(url)
+    return make_api(database_url=url)

@@ -75,8 +75,14 @@ def test_health_docs_and_request_ids(shared_api: Api) -> None:
         "/v1/generations/{generation_id}/events",
         "/v1/generations/{generation_id}/images/{k}",
         "/v1/usage",
+        "/v1/feedback",
+        "/v1/boards/{board_id}/profile/history",
+        "/v1/verify",
+        "/v1/me",
         "/healthz",
     } <= set(paths)
+    components = shared_api.client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"GenerationCreate", "FeedbackIn", "VerifyIn"} <= set(components)  # the bodies' $refs resolve
 
 
 def test_unknown_route_and_method_are_json(shared_api: Api, alice: dict[str, str]) -> None:

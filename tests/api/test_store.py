@@ -39,6 +39,13 @@ class TestStoreContract:
         tables = set(inspect(store.engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
 
+    def test_profile_versions_migration_steps(self, store: Store) -> None:
+        assert downgrade(store.engine, "0001") == "0001"
+        assert "profile_versions" not in inspect(store.engine).get_table_names()
+        assert "boards" in inspect(store.engine).get_table_names()
+        assert upgrade(store.engine) == head_revision() == "0002"
+        assert "profile_versions" in inspect(store.engine).get_table_names()
+
     def test_downgrade_and_upgrade_round_trip(self, store: Store) -> None:
         assert downgrade(store.engine, "base") is None
         assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
@@ -78,6 +85,17 @@ class TestStoreContract:
                 s, fresh, revision=1, profile_json="{}", profile_hash="h", styleembed_json="{}"
             )
             assert repo.save_profile(s, fresh, revision=2, profile_json="{}", profile_hash="h", styleembed_json="{}")
+            # a racing build of the same revision never overwrites it (it may have taken feedback since)
+            assert not repo.save_profile(
+                s, fresh, revision=2, profile_json="{}", profile_hash="h2", styleembed_json="{}"
+            )
+            assert repo.set_board_profile(
+                s, fresh.id, revision=2, profile_json="{}", profile_hash="h3", styleembed_json=""
+            )
+            assert not repo.set_board_profile(
+                s, fresh.id, revision=1, profile_json="{}", profile_hash="h4", styleembed_json=""
+            )
+            assert repo.read_board_profile(s, fresh.id) == repo.BoardProfile(2, 2, "h3", "{}", "")
 
     def test_delete_board_cascades_and_reports_unreferenced_blobs(self, store: Store) -> None:
         with store.session() as s:

@@ -32,7 +32,8 @@ from ..worker import JobRunner
 from .deps import Services
 from .errors import NotFoundError, RequestTooLargeError, ServiceError
 from .limits import RateLimiter
-from .routes import account, boards, generations, styleembed
+from .routes import account, boards, feedback, generations, styleembed, verify
+from .schemas import FeedbackIn, GenerationCreate, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("tastemaker.api")
@@ -239,9 +240,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=[
             {"name": "boards", "description": "Upload pinned images with their engagement"},
-            {"name": "taste", "description": "Taste profiles (strictly rate-limited)"},
+            {"name": "taste", "description": "Taste profiles (strictly rate-limited) and feedback"},
             {"name": "generations", "description": "Asynchronous image generation"},
-            {"name": "account", "description": "Usage and quota"},
+            {"name": "provenance", "description": "Where an image came from (any tier, own rate limit)"},
+            {"name": "account", "description": "Usage and quota; deleting the account"},
             {"name": "service", "description": "Health"},
         ],
     )
@@ -251,6 +253,30 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
-    for module in (boards, styleembed, generations, account):
+    for module in (boards, styleembed, feedback, generations, verify, account):
         app.include_router(module.router)
+    _publish_body_models(app)
     return app
+
+
+#: Request bodies that routes parse themselves (JSON or multipart) and reference from ``openapi_extra``.
+BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn)
+
+
+def _publish_body_models(app: FastAPI) -> None:
+    """Put :data:`BODY_MODELS` into the OpenAPI components, so the ``$ref`` s in ``openapi_extra`` resolve
+    (FastAPI only publishes models it sees as parameters or response models)."""
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = base()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in BODY_MODELS:
+                js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in js.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components.setdefault(model.__name__, js)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,5 +1,5 @@
 """Dependencies every route declares in its signature: ``SessionDep``, ``CurrentAccount``,
-``StyleEmbedAccount`` (auth + the stricter styleembed bucket), ``IdempotencyKey``.
+``StyleEmbedAccount`` / ``VerifyAccount`` (auth + that endpoint's own bucket), ``IdempotencyKey``.
 
 Authentication and rate limiting happen here, once: a route that takes ``CurrentAccount`` cannot run
 without a valid, unrevoked key and a free slot in the account's ``requests`` bucket.
@@ -174,19 +174,30 @@ def authenticate(
 CurrentAccount = Annotated[Principal, Depends(authenticate)]
 
 
-def styleembed_limit(request: Request, svc: ServicesDep, principal: CurrentAccount) -> Principal:
-    """The stricter per-minute bucket for taste extraction, on top of the request bucket."""
+def _bucket_hit(request: Request, svc: Services, principal: Principal, bucket: str) -> Principal:
+    """Count one hit in ``bucket`` on top of the request bucket (429 + headers of both when it is empty)."""
     prior: list[LimitState] = list(getattr(request.state, "limits", []))
     try:
-        state = svc.limiter.hit(principal.account_id, principal.tier_name, principal.tier, "styleembed", prior=prior)
+        state = svc.limiter.hit(principal.account_id, principal.tier_name, principal.tier, bucket, prior=prior)
     except RateLimitedError as exc:
-        _deny(svc, request, exc, account_id=principal.account_id, detail={"bucket": "styleembed"})
+        _deny(svc, request, exc, account_id=principal.account_id, detail={"bucket": bucket})
         raise
     _set_limits(request, [*prior, state])
     return principal
 
 
+def styleembed_limit(request: Request, svc: ServicesDep, principal: CurrentAccount) -> Principal:
+    """The stricter per-minute bucket for taste extraction, on top of the request bucket."""
+    return _bucket_hit(request, svc, principal, "styleembed")
+
+
+def verify_limit(request: Request, svc: ServicesDep, principal: CurrentAccount) -> Principal:
+    """Provenance checks: any tier may verify, in a bucket of their own (CPU-bound, so bounded separately)."""
+    return _bucket_hit(request, svc, principal, "verify")
+
+
 StyleEmbedAccount = Annotated[Principal, Depends(styleembed_limit)]
+VerifyAccount = Annotated[Principal, Depends(verify_limit)]
 
 
 # ------------------------------------------------------------------------------------------ idempotency
@@ -265,4 +276,5 @@ __all__ = [
     "ServicesDep",
     "SessionDep",
     "StyleEmbedAccount",
+    "VerifyAccount",
 ]

@@ -14,6 +14,7 @@
     │   └── RevokedApiKeyError                     401 api_key_revoked
     ├── NotFoundError                              404 not_found
     ├── IdempotencyInProgressError                 409 idempotency_key_in_use
+    ├── ConflictError                              409 conflict            (Retry-After)
     ├── RateLimitedError                           429 rate_limited        (Retry-After)
     │   ├── QuotaExceededError                     429 quota_exceeded      (Retry-After: next period)
     │   └── TooManyJobsError                       429 too_many_jobs
@@ -93,6 +94,16 @@ class IdempotencyInProgressError(ServiceError):
         super().__init__(message, headers={"Retry-After": "1"})
 
 
+class ConflictError(ServiceError):
+    """The object changed under the request (e.g. pins added while feedback was applied); retry it."""
+
+    code = "conflict"
+    http_status = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
 def retry_after(seconds: float) -> str:
     """Retry-After is whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
@@ -165,6 +176,7 @@ __all__ = [
     "AuthError",
     "BlobMissingError",
     "ConfigurationError",
+    "ConflictError",
     "ConsentRequiredError",
     "ForwardedError",
     "IdempotencyInProgressError",

@@ -1,7 +1,8 @@
 """Per-tier rate limits with the ``limits`` library (moving windows; memory storage, or Redis by URL).
 
-Each account has two per-minute buckets: ``requests`` (every authenticated call) and ``styleembed``
-(taste extraction — bulk extraction is the scraping risk, so its limit is much stricter). Monthly image
+Each account has three per-minute buckets: ``requests`` (every authenticated call), ``styleembed``
+(taste extraction — bulk extraction is the scraping risk, so its limit is much stricter) and ``verify``
+(provenance checks: CPU-bound, and open to any tier, so they get their own budget). Monthly image
 quotas are not here: they must survive restarts, so they live in the database (``store.repo``).
 
 Responses carry the IETF draft headers (``RateLimit-Policy: "requests";q=60;w=60`` and
@@ -23,7 +24,8 @@ from .errors import ConfigurationError, RateLimitedError, RateLimiterUnavailable
 from .settings import TierLimits
 
 WINDOW_S = 60
-BUCKETS = ("requests", "styleembed")
+BUCKETS = ("requests", "styleembed", "verify")
+_PER_MINUTE = {"requests": "requests_per_minute", "styleembed": "styleembed_per_minute", "verify": "verify_per_minute"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,7 @@ class RateLimiter:
 
     @staticmethod
     def item(tier: TierLimits, bucket: str) -> RateLimitItem:
-        per_minute = tier.requests_per_minute if bucket == "requests" else tier.styleembed_per_minute
-        return RateLimitItemPerMinute(per_minute)
+        return RateLimitItemPerMinute(int(getattr(tier, _PER_MINUTE[bucket])))
 
     def hit(
         self, account_id: str, tier_name: str, tier: TierLimits, bucket: str, *, prior: list[LimitState]
@@ -103,6 +104,14 @@ class RateLimiter:
                 f"the rate limiter's storage is unavailable ({type(exc).__name__})"
             ) from exc
         return LimitState(bucket=bucket, limit=item.amount, remaining=max(0, remaining), reset_at=reset_at)
+
+    def forget(self, account_id: str, tier: TierLimits) -> None:
+        """Drop an account's counters in every bucket (``DELETE /v1/me``); best effort."""
+        for bucket in BUCKETS:
+            try:
+                self.limiter.clear(self.item(tier, bucket), account_id, bucket)
+            except Exception:  # storage down: the counters expire with their window anyway
+                pass
 
     def reset(self) -> None:
         self.storage.reset()

@@ -21,7 +21,7 @@ from ..store.models import Board, PinRecord
 from ..taste.profile import TasteProfile
 from ..worker import task_build_profile
 from .deps import Services
-from .errors import BlobMissingError
+from .errors import BlobMissingError, ConflictError, NotFoundError
 
 
 def core_pin(rec: PinRecord) -> Pin:
@@ -61,6 +61,21 @@ def private_release(data_dir: Path, board_id: str, profile: TasteProfile) -> Tas
     eng = np.array([p.engagement for p in profile.pins])
     return private_profile(profile, vecs, eng, accountant=Accountant(data_dir, f"board-{board_id}"),
                            purpose="styleembed")
+
+
+def forget_board_files(data_dir: Path, board_id: str) -> bool:
+    """Remove a deleted board's files in the data dir (its privacy accountant); True if there was one.
+
+    A new board never inherits the ledger (board ids are never reused), so nothing is lost by removing it.
+    """
+    from ..taste.privacy import Accountant
+
+    path = Accountant(data_dir, f"board-{board_id}").path
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[str, Any]:
@@ -115,6 +130,8 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
 
     ``want`` is ``"profile"`` (the TasteProfile JSON, for generations) or ``"styleembed"`` (the ready-made
     response body); the cache columns are loaded lazily, so a cached call reads only the one it needs.
+    A board that has taken feedback gets its reactions replayed onto the rebuilt profile (see
+    :func:`replay_feedback`), so adding pins never throws away what the person taught it.
     """
     if board.profile_revision == board.revision and board.profile_hash is not None:
         if want == "styleembed":
@@ -145,9 +162,159 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
     )
     profile = TasteProfile.from_json(profile_json, name=f"board {board.id}")
     doc = styleembed_doc(board.id, revision, private_release(settings.data_dir, board.id, profile))
+    last = repo.latest_profile_version(s, board.id)
+    if last is not None:  # the board has taken feedback: carry it over to the new revision
+        profile = replay_feedback(profile, TasteProfile.from_json(last.profile_json), version=last.version + 1)
+        profile_json = profile.to_json()
     doc["profile_hash"] = profile.content_hash()  # the exact profile's hash: what generations are made from
     text = json.dumps(doc, separators=(",", ":"))
-    repo.save_profile(
+    if last is not None:
+        repo.lock_board(s, board.id)
+    saved = repo.save_profile(
         s, board, revision=revision, profile_json=profile_json, profile_hash=doc["profile_hash"], styleembed_json=text
     )
+    if not saved:  # another request cached this revision first (and it may have taken feedback since): use it
+        current = repo.read_board_profile(s, board.id)
+        if current is not None and current.profile_revision == revision and current.profile_hash:
+            return CachedProfile(current.profile_json or "", current.profile_hash, current.styleembed_json or "", False)
+    elif last is not None:
+        repo.add_profile_version(
+            s,
+            account_id=board.account_id,
+            board_id=board.id,
+            board_revision=revision,
+            version=profile.version,
+            profile_hash=doc["profile_hash"],
+            profile_json=profile_json,
+            event={"kind": "rebuilt", "replayed": len(profile.feedback)},
+        )
     return CachedProfile(profile_json, doc["profile_hash"], text, False)
+
+
+def replay_feedback(built: TasteProfile, previous: TasteProfile, *, version: int) -> TasteProfile:
+    """``built`` (a fresh profile of the board's new revision) with ``previous``'s reactions applied.
+
+    Mode ids are not stable across rebuilds, so each reaction is re-assigned to the new mode closest to
+    the style of the image it was about; its time is kept, so it keeps fading at the same rate.
+    """
+    from datetime import UTC, datetime
+
+    from ..taste.feedback import FeedbackEvent, effective
+
+    events = []
+    for raw in previous.feedback:
+        ev = FeedbackEvent.model_validate(raw)
+        sims = built.mode_similarities(np.asarray(ev.vector, dtype=np.float64))
+        events.append(ev.model_copy(update={"mode": max(sims, key=lambda k: sims[k])}))
+    out = effective(built, events, datetime.now(UTC)) if events else built
+    return out.model_copy(update={"version": version})
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    board_id: str
+    board_revision: int
+    version: int
+    previous_hash: str
+    profile_hash: str
+    mode: str
+    mode_source: str
+
+
+def apply_board_feedback(
+    svc: Services,
+    s: Session,
+    board: Board,
+    *,
+    image: Any,
+    action: str,
+    dwell_seconds: float,
+    image_sha256: str,
+    source: dict[str, Any],
+    stored_mode: str | None,
+    made_from: str | None,
+) -> FeedbackResult:
+    """Apply one reaction to a board's current profile and keep the version history, in ``s``'s transaction.
+
+    ``image`` is the reacted image's StyleDescriptor. The reaction counts toward ``stored_mode`` (the mode
+    the generation drew the image in) when the image was made from this board revision's profile lineage
+    (``made_from`` is one of its hashes); otherwise toward the mode nearest the image's style. The board
+    row is locked for the read-modify-write, so concurrent reactions are applied one after the other.
+    """
+    from ..taste.feedback import apply_feedback
+
+    for _ in range(3):
+        ensure_profile(svc, s, board, want="profile")
+        repo.lock_board(s, board.id)
+        cur = repo.read_board_profile(s, board.id)
+        if cur is None:
+            raise NotFoundError(f"board {board.id!r} was deleted")
+        if cur.profile_revision == cur.revision and cur.profile_json and cur.profile_hash:
+            break
+        s.commit()  # pins were added meanwhile: release the lock, rebuild, and try again
+        s.expire(board)
+    else:
+        raise ConflictError(f"board {board.id} keeps changing; retry the feedback")
+    profile = TasteProfile.from_json(cur.profile_json, name=f"board {board.id}")
+    lineage = repo.revision_hashes(s, board.id, cur.revision) | {cur.profile_hash}
+    mode, mode_source = None, "nearest"
+    if stored_mode is not None and made_from in lineage and any(m.id == stored_mode for m in profile.modes):
+        mode, mode_source = stored_mode, "generation"
+    updated = apply_feedback(
+        profile, image=image, action=action, mode=mode, dwell_seconds=dwell_seconds, image_sha256=image_sha256
+    )
+    new_hash, new_json = updated.content_hash(), updated.to_json()
+    if repo.latest_profile_version(s, board.id) is None:  # the first reaction: keep what it started from
+        repo.add_profile_version(
+            s,
+            account_id=board.account_id,
+            board_id=board.id,
+            board_revision=cur.revision,
+            version=profile.version,
+            profile_hash=cur.profile_hash,
+            profile_json=cur.profile_json,
+            event={"kind": "built"},
+        )
+    chosen = updated.feedback[-1]["mode"]
+    repo.add_profile_version(
+        s,
+        account_id=board.account_id,
+        board_id=board.id,
+        board_revision=cur.revision,
+        version=updated.version,
+        profile_hash=new_hash,
+        profile_json=new_json,
+        event={
+            "kind": "feedback",
+            "action": action,
+            "mode": chosen,
+            "mode_source": mode_source,
+            "dwell_seconds": dwell_seconds,
+            "image_sha256": image_sha256,
+            **source,
+        },
+    )
+    styleembed_json = cur.styleembed_json
+    if styleembed_json:  # the DP release is of the pins and stays; its hash names what generations now use
+        body = json.loads(styleembed_json)
+        body["profile_hash"] = new_hash
+        styleembed_json = json.dumps(body, separators=(",", ":"))
+    saved = repo.set_board_profile(
+        s,
+        board.id,
+        revision=cur.revision,
+        profile_json=new_json,
+        profile_hash=new_hash,
+        styleembed_json=styleembed_json,
+    )
+    if not saved:
+        raise ConflictError(f"board {board.id} changed while the feedback was applied; retry it")
+    return FeedbackResult(
+        board_id=board.id,
+        board_revision=cur.revision,
+        version=updated.version,
+        previous_hash=cur.profile_hash,
+        profile_hash=new_hash,
+        mode=chosen,
+        mode_source=mode_source,
+    )

@@ -207,6 +207,155 @@ class GenerationOut(BaseModel):
     links: dict[str, str]
 
 
+# ------------------------------------------------------------------------------------------ feedback
+
+FeedbackAction = Literal["save", "like", "skip", "hide"]
+
+
+class FeedbackIn(BaseModel):
+    """A reaction to an image (JSON form; the multipart form has the same fields, ``image`` as a file).
+
+    Either ``generation_id`` (+ ``image_index``): one of this account's generated images — the reaction counts
+    toward the mode it was drawn in — or ``image`` + ``board_id``: an uploaded image, counted toward the board's
+    mode nearest its style.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: FeedbackAction = Field(
+        description="save and like move the profile toward the image's look; skip and hide away from it"
+    )
+    generation_id: str | None = Field(None, min_length=1, max_length=64, description="a generation (gen_...)")
+    image_index: int = Field(0, ge=0, le=63, description="which image of the generation, numbered from 0")
+    board_id: str | None = Field(
+        None, min_length=1, max_length=32, description="the board whose profile learns (default: the generation's)"
+    )
+    image: str | None = Field(None, min_length=1, description="an image, base64 (JSON) — or a file part (multipart)")
+    dwell_seconds: float = Field(0.0, ge=0, le=86400, allow_inf_nan=False, description="how long it was looked at")
+
+
+class FeedbackOut(BaseModel):
+    """What the reaction did. Taste weights and vectors are not returned: they leave the store only through
+    the differentially private ``/v1/styleembed`` release."""
+
+    board_id: str
+    board_revision: int
+    version: int = Field(description="the profile's version after this reaction")
+    previous_profile_hash: str
+    profile_hash: str = Field(description="the profile generations from this board use from now on")
+    action: FeedbackAction
+    mode: str = Field(description="the mode the reaction counted toward")
+    mode_source: Literal["generation", "nearest"] = Field(
+        description="generation: the mode the image was drawn in; nearest: the mode closest to its style"
+    )
+    image_sha256: str
+    generation_id: str | None
+    image_index: int | None
+    dwell_seconds: float
+
+
+class ProfileVersionOut(BaseModel):
+    version: int
+    board_revision: int
+    profile_hash: str
+    created_at: datetime
+    kind: Literal["built", "feedback", "rebuilt"] = Field(
+        description="built: before the first reaction; feedback: after a reaction; rebuilt: pins were added and "
+        "the reactions replayed onto the new profile"
+    )
+    action: FeedbackAction | None = None
+    mode: str | None = None
+    mode_source: Literal["generation", "nearest"] | None = None
+    generation_id: str | None = None
+    image_index: int | None = None
+    image_sha256: str | None = None
+    dwell_seconds: float | None = None
+    replayed: int | None = Field(None, description="reactions carried over (rebuilt)")
+
+
+class ProfileHistoryOut(BaseModel):
+    board_id: str
+    board_revision: int
+    profile_hash: str | None = Field(description="the current profile's hash (null until it is first built)")
+    versions: list[ProfileVersionOut] = Field(description="oldest first; empty until the first reaction")
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+class VerifyIn(BaseModel):
+    """An image to check (JSON form; the multipart form sends it as a file part named ``image``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, description="the image file's bytes, base64")
+
+
+class C2paOut(BaseModel):
+    state: Literal["valid", "tampered", "absent"]
+    trusted: bool = Field(description="signed by this server's own CA")
+    validation_state: str | None
+    record: dict[str, Any] | None = Field(
+        description="the provenance record embedded in the manifest (``account`` redacted unless it is yours)"
+    )
+
+
+class WatermarkOut(BaseModel):
+    id: str | None = Field(description="the record id the invisible watermark carries (10 hex digits)")
+    confidence: float
+
+
+class RecordOut(BaseModel):
+    """A provenance record: hashes and ids only (no prompt text, no pixels, no selfie)."""
+
+    record_id: int
+    account: str = Field(
+        description="the account that made the image — yours, or `redacted:<hash>` (the same hash for the same "
+        "account) when it belongs to another account"
+    )
+    created_at: str
+    prompt_sha256: str
+    profile_hash: str
+    engine: str
+    engine_version: str
+    seed: int
+    image_sha256: str = Field(description="SHA-256 of the marked pixels (not of the file)")
+    schema_: str = Field(alias="schema")
+
+
+class LogProofOut(BaseModel):
+    index: int | None = Field(description="the record's leaf index in the transparency log")
+    tree_size: int | None
+    root: str | None = Field(description="root hash of the current signed tree head (hex)")
+    inclusion_proof: list[str] = Field(description="RFC 9162 inclusion proof (hex hashes)")
+    proof_ok: bool
+
+
+class VerifyOut(BaseModel):
+    """Where an image came from. Every verdict is a 200: the verdict is the answer, not an error."""
+
+    verdict: Literal["verified", "not_ours", "tampered"]
+    image_sha256: str = Field(description="SHA-256 of the submitted file")
+    record_owner: Literal["you", "another_account"] | None = Field(
+        description="whose image the record says this is (null without a record)"
+    )
+    c2pa: C2paOut
+    watermark: WatermarkOut
+    record: RecordOut | None
+    log: LogProofOut
+    problems: list[str]
+
+
+# ------------------------------------------------------------------------------------------ account
+
+
+class AccountDeletedOut(BaseModel):
+    account_id: str
+    deleted: dict[str, int] = Field(description="what was removed, by kind")
+    kept: dict[str, int] = Field(description="what stays: hash-only audit entries naming the account")
+    note: str
+
+
 # ------------------------------------------------------------------------------------------ usage, health
 
 

@@ -28,11 +28,20 @@ class TierLimits(BaseModel):
     styleembed_per_minute: int = Field(ge=1)
     images_per_month: int = Field(ge=0)
     max_active_jobs: int = Field(ge=1, description="queued + running generations per account")
+    verify_per_minute: int = Field(30, ge=1, description="POST /v1/verify calls per minute (its own bucket)")
 
 
 DEFAULT_TIERS: dict[str, TierLimits] = {
-    "free": TierLimits(requests_per_minute=60, styleembed_per_minute=10, images_per_month=100, max_active_jobs=2),
-    "pro": TierLimits(requests_per_minute=600, styleembed_per_minute=60, images_per_month=5000, max_active_jobs=8),
+    "free": TierLimits(
+        requests_per_minute=60, styleembed_per_minute=10, images_per_month=100, max_active_jobs=2, verify_per_minute=20
+    ),
+    "pro": TierLimits(
+        requests_per_minute=600,
+        styleembed_per_minute=60,
+        images_per_month=5000,
+        max_active_jobs=8,
+        verify_per_minute=120,
+    ),
 }
 
 

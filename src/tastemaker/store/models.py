@@ -147,6 +147,30 @@ class PinRecord(Base):
     __table_args__ = (Index("ix_pins_sha256", "sha256"),)
 
 
+class ProfileVersion(Base):
+    """One version of a board's taste profile, kept once feedback has changed it (``POST /v1/feedback``).
+
+    The board row holds the current profile (what generations use); this table holds every version since
+    the first reaction: the one it started from (``event.kind == "built"``), one per reaction
+    (``"feedback"``), and one per rebuild after pins were added (``"rebuilt"``: the reactions replayed
+    onto the new board's modes). ``event`` holds ids, hashes and small scalars only.
+    """
+
+    __tablename__ = "profile_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    board_id: Mapped[str] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
+    board_revision: Mapped[int]
+    version: Mapped[int]
+    profile_hash: Mapped[str] = mapped_column(String(64))
+    profile_json: Mapped[str] = mapped_column(Text, deferred=True)
+    event: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("board_id", "version", name="uq_profile_versions_board_version"),)
+
+
 class Job(Base):
     """A generation job: ``queued -> running -> succeeded | failed`` (see :mod:`tastemaker.worker`)."""
 

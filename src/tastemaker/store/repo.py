@@ -11,22 +11,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload, undefer
 
 from ..api.errors import NotFoundError, StoreError
 from ..boards import Pin
 from .models import (
     Account,
     ApiKey,
+    AuditEntry,
     Board,
     IdempotencyRecord,
     Job,
     JobImage,
     PinRecord,
+    ProfileVersion,
     Usage,
     new_id,
     utcnow,
@@ -167,8 +169,9 @@ def count_pins(s: Session, board_id: str) -> int:
 
 
 def delete_board(s: Session, board: Board) -> list[str]:
-    """Delete a board and its pins; returns the blob hashes that may now be unreferenced."""
+    """Delete a board, its pins and its profile versions; returns the blob hashes that may now be unreferenced."""
     shas = list(s.scalars(select(PinRecord.sha256).where(PinRecord.board_id == board.id)))
+    s.execute(delete(ProfileVersion).where(ProfileVersion.board_id == board.id))
     s.execute(delete(PinRecord).where(PinRecord.board_id == board.id))
     s.execute(update(Job).where(Job.board_id == board.id).values(board_id=None))
     s.execute(delete(Board).where(Board.id == board.id))
@@ -188,10 +191,15 @@ def unreferenced(s: Session, shas: Iterable[str]) -> list[str]:
 def save_profile(
     s: Session, board: Board, *, revision: int, profile_json: str, profile_hash: str, styleembed_json: str
 ) -> bool:
-    """Cache a profile built from ``revision``; a no-op (False) if pins were added meanwhile."""
+    """Cache a profile built from ``revision``; a no-op (False) if pins were added meanwhile, or if another
+    request already cached one for this revision (it may since have taken feedback: never overwrite it)."""
     res = s.execute(
         update(Board)
-        .where(Board.id == board.id, Board.revision == revision)
+        .where(
+            Board.id == board.id,
+            Board.revision == revision,
+            or_(Board.profile_revision.is_(None), Board.profile_revision != revision),
+        )
         .values(
             profile_revision=revision,
             profile_json=profile_json,
@@ -200,6 +208,95 @@ def save_profile(
         )
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class BoardProfile:
+    """A board's cached profile columns, read fresh (not from the session's identity map)."""
+
+    revision: int
+    profile_revision: int | None
+    profile_hash: str | None
+    profile_json: str | None
+    styleembed_json: str | None
+
+
+def lock_board(s: Session, board_id: str) -> None:
+    """Take the board row's write lock (PostgreSQL row lock; SQLite's write lock) for a read-modify-write."""
+    s.execute(update(Board).where(Board.id == board_id).values(revision=Board.revision))
+
+
+def read_board_profile(s: Session, board_id: str) -> BoardProfile | None:
+    row = s.execute(
+        select(Board.revision, Board.profile_revision, Board.profile_hash, Board.profile_json, Board.styleembed_json)
+        .where(Board.id == board_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    return None if row is None else BoardProfile(*row)
+
+
+def set_board_profile(
+    s: Session, board_id: str, *, revision: int, profile_json: str, profile_hash: str, styleembed_json: str | None
+) -> bool:
+    """Replace the cached profile of ``revision`` (feedback); False if the board has moved on meanwhile."""
+    res = s.execute(
+        update(Board)
+        .where(Board.id == board_id, Board.revision == revision, Board.profile_revision == revision)
+        .values(profile_json=profile_json, profile_hash=profile_hash, styleembed_json=styleembed_json)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def latest_profile_version(s: Session, board_id: str) -> ProfileVersion | None:
+    """The newest kept version of a board's profile (with its JSON), or None if it never took feedback."""
+    return s.scalars(
+        select(ProfileVersion)
+        .where(ProfileVersion.board_id == board_id)
+        .options(undefer(ProfileVersion.profile_json))
+        .order_by(ProfileVersion.version.desc())
+        .limit(1)
+    ).first()
+
+
+def profile_versions(s: Session, board_id: str) -> list[ProfileVersion]:
+    """Every kept version of a board's profile, oldest first (without the JSON)."""
+    return list(
+        s.scalars(select(ProfileVersion).where(ProfileVersion.board_id == board_id).order_by(ProfileVersion.version))
+    )
+
+
+def revision_hashes(s: Session, board_id: str, revision: int) -> set[str]:
+    """Hashes of every kept profile version built from this board revision."""
+    q = select(ProfileVersion.profile_hash).where(
+        ProfileVersion.board_id == board_id, ProfileVersion.board_revision == revision
+    )
+    return set(s.scalars(q))
+
+
+def add_profile_version(
+    s: Session,
+    *,
+    account_id: str,
+    board_id: str,
+    board_revision: int,
+    version: int,
+    profile_hash: str,
+    profile_json: str,
+    event: dict[str, Any],
+) -> ProfileVersion:
+    row = ProfileVersion(
+        account_id=account_id,
+        board_id=board_id,
+        board_revision=board_revision,
+        version=version,
+        profile_hash=profile_hash,
+        profile_json=profile_json,
+        event=event,
+        created_at=utcnow(),
+    )
+    s.add(row)
+    s.flush()
+    return row
 
 
 # ----------------------------------------------------------------------------------------- jobs
@@ -315,6 +412,18 @@ def add_job_image(
     )
     s.add(img)
     return img
+
+
+def find_job_image(s: Session, account_id: str, sha256: str) -> tuple[Job, JobImage] | None:
+    """This account's generated image with these exact bytes (an upload that is one of its outputs)."""
+    row = s.execute(
+        select(Job, JobImage)
+        .join(JobImage, JobImage.job_id == Job.id)
+        .where(JobImage.sha256 == sha256, Job.account_id == account_id, Job.status == SUCCEEDED)
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 # ----------------------------------------------------------------------------------------- usage and quota
@@ -449,3 +558,54 @@ def release_idempotency_for(s: Session, resource_id: str) -> None:
 def purge_expired_idempotency(s: Session) -> int:
     res = s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= utcnow()))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------------------- accounts: forget
+
+
+@dataclass
+class DeletedAccount:
+    """What :func:`delete_account` removed: counts per kind, the board ids, and the blobs to check."""
+
+    counts: dict[str, int]
+    board_ids: list[str]
+    blob_candidates: list[str]
+
+
+def _count(s: Session, stmt: Any) -> int:
+    return int(s.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def delete_account(s: Session, account_id: str) -> DeletedAccount:
+    """Delete every row of an account — profile versions, pins, boards, generated images, generations,
+    idempotency keys, usage counters, API keys and the account itself — in the caller's transaction.
+
+    Children go first (foreign keys are enforced; nothing relies on ON DELETE CASCADE, so the counts are
+    exact on both backends). The audit log is not touched: it holds ids and hashes only and outlives what
+    it describes. Returns the blob hashes the account referred to; the caller deletes those that
+    :func:`unreferenced` then reports (content-addressed blobs may be shared with other accounts).
+    """
+    board_ids = list(s.scalars(select(Board.id).where(Board.account_id == account_id)))
+    job_ids = list(s.scalars(select(Job.id).where(Job.account_id == account_id)))
+    shas: set[str] = set()
+    if board_ids:
+        shas |= set(s.scalars(select(PinRecord.sha256).where(PinRecord.board_id.in_(board_ids))))
+    if job_ids:
+        shas |= set(s.scalars(select(JobImage.sha256).where(JobImage.job_id.in_(job_ids))))
+    counts = {
+        "profile_versions": _count(s, delete(ProfileVersion).where(ProfileVersion.account_id == account_id)),
+        "pins": _count(s, delete(PinRecord).where(PinRecord.board_id.in_(board_ids))) if board_ids else 0,
+        "images": _count(s, delete(JobImage).where(JobImage.job_id.in_(job_ids))) if job_ids else 0,
+        "generations": _count(s, delete(Job).where(Job.account_id == account_id)),
+        "boards": _count(s, delete(Board).where(Board.account_id == account_id)),
+        "idempotency_keys": _count(s, delete(IdempotencyRecord).where(IdempotencyRecord.account_id == account_id)),
+        "usage_periods": _count(s, delete(Usage).where(Usage.account_id == account_id)),
+        "api_keys": _count(s, delete(ApiKey).where(ApiKey.account_id == account_id)),
+        "accounts": _count(s, delete(Account).where(Account.id == account_id)),
+    }
+    return DeletedAccount(counts=counts, board_ids=board_ids, blob_candidates=sorted(shas))
+
+
+def audit_entries_of(s: Session, account_id: str) -> int:
+    """How many audit entries name the account (kept after it is deleted: ids and hashes only)."""
+    return int(s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.account_id == account_id)) or 0)

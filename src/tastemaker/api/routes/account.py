@@ -1,18 +1,25 @@
-"""``GET /v1/usage`` (this period's counts against the tier) and ``GET /healthz`` (no auth)."""
+"""``GET /v1/usage`` (this period's counts against the tier), ``DELETE /v1/me`` (forget the account) and
+``GET /healthz`` (no auth)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from ... import __version__
+from ...audit import ACCOUNT_DELETED
 from ...store import repo
 from ...store.models import utcnow
-from ..deps import CurrentAccount, ServicesDep, SessionDep
+from ..deps import CurrentAccount, ServicesDep, SessionDep, request_id
 from ..limits import BUCKETS
-from ..schemas import Counter, HealthOut, UsageOut, WindowLimit
+from ..profiles import forget_board_files
+from ..schemas import AccountDeletedOut, Counter, HealthOut, UsageOut, WindowLimit
 from .common import AUTH_ERRORS
+
+log = logging.getLogger("tastemaker.api")
 
 router = APIRouter()
 
@@ -47,6 +54,60 @@ def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> U
         styleembed_calls=u.styleembed,
         active_jobs=Counter(used=active, limit=tier.max_active_jobs, remaining=max(0, tier.max_active_jobs - active)),
         rate_limits=windows,
+    )
+
+
+@router.delete(
+    "/v1/me",
+    response_model=AccountDeletedOut,
+    tags=["account"],
+    responses=AUTH_ERRORS,
+    summary="Delete this account and every stored trace of it (irreversible)",
+    description=(
+        "Removes the account's boards and pins, taste profiles and their version history, generations and "
+        "their images, privacy ledgers, idempotency records, usage counters, rate-limit counters and API keys "
+        "(every key of the account stops working at once), and every stored image no other account refers to "
+        "(images are stored by content, so one another account also uploaded stays for them). Kept: the "
+        "hash-chained audit log (ids and hashes only; an `account.deleted` entry is added) and the provenance "
+        "transparency log (hashes and the now-orphaned account id; it is append-only so that every other "
+        "image stays verifiable). A generation still running finishes into nothing: its result is dropped."
+    ),
+)
+def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> AccountDeletedOut:
+    account_id = principal.account_id
+    blobs = svc.store.blobs
+    with blobs.lock:  # no upload or finishing job can commit a reference to a blob between the check and the delete
+        try:
+            gone = repo.delete_account(session, account_id)
+            orphans = repo.unreferenced(session, gone.blob_candidates)
+            counts = {**gone.counts, "blobs": len(orphans)}
+            svc.audit.append(
+                session,
+                ACCOUNT_DELETED,
+                account_id=account_id,
+                objects={"account": account_id},
+                request_id=request_id(request),
+                detail=counts,
+            )
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        for sha in orphans:
+            blobs.delete(sha)
+    ledgers = 0
+    for board_id in gone.board_ids:  # the boards' differential-privacy accountants (files in the data dir)
+        try:
+            ledgers += forget_board_files(svc.settings.data_dir, board_id)
+        except OSError:
+            log.exception("could not remove the privacy ledger of board %s of a deleted account", board_id)
+    svc.limiter.forget(account_id, principal.tier)
+    kept = repo.audit_entries_of(session, account_id)
+    return AccountDeletedOut(
+        account_id=account_id,
+        deleted={**counts, "privacy_ledgers": ledgers},
+        kept={"audit_entries": kept},
+        note="the account is gone and its keys no longer authenticate; the audit log keeps ids and hashes only",
     )
 
 

@@ -36,6 +36,7 @@ from ..deps import (
     request_id,
 )
 from ..errors import UnsupportedMediaTypeError
+from ..profiles import forget_board_files
 from ..schemas import BoardOut, PinIn, PinOut, PinsAdded, ProfileState, SkippedPin
 from .common import AUTH_ERRORS, errors, owned_board
 
@@ -270,7 +271,10 @@ def get_board(
 
 
 @router.delete(
-    "/{board_id}", status_code=204, summary="Delete a board, its pins and their images", responses=errors(404)
+    "/{board_id}",
+    status_code=204,
+    summary="Delete a board, its pins, its profile (and versions, and privacy ledger) and their images",
+    responses=errors(404),
 )
 def delete_board(
     request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount, board_id: BoardId
@@ -289,6 +293,7 @@ def delete_board(
         session.commit()
         for sha in repo.unreferenced(session, shas):
             svc.store.blobs.delete(sha)
+    forget_board_files(svc.settings.data_dir, board_id)
     return Response(status_code=204)
 
 
