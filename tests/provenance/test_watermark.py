@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import pywt
@@ -31,6 +32,48 @@ def test_survives_attack(marked: dict[str, np.ndarray], attack: str) -> None:
         got = wm.detect(ATTACKS[attack](img, rng))
         assert got.payload == PAYLOAD, f"{name} after {attack}: {got}"
         assert 0.0 < got.confidence <= 1.0
+
+
+@pytest.fixture(scope="module")
+def grass() -> tuple[np.ndarray, np.ndarray]:
+    """The hardest demo photo (dense grass at exactly the luma band) at its native 512 px, and marked."""
+    img = load_rgb(DEMO / "board" / "night-grass.jpg")
+    return img, wm.embed(img, PAYLOAD)
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_texture_heavy_photo_survives_attack(grass: tuple[np.ndarray, np.ndarray], attack: str) -> None:
+    # Luma alone could not carry this one at >= 38 dB: the chroma planes must.
+    img, marked = grass
+    assert wm.psnr(img, marked) >= 38.0
+    rng = np.random.default_rng(3)
+    for _ in range(2 if attack.startswith(("crop", "jpeg75+")) else 1):
+        got = wm.detect(ATTACKS[attack](marked, rng))
+        assert got.payload == PAYLOAD, f"night-grass after {attack}: {got}"
+
+
+def test_luma_alone_decodes(marked: dict[str, np.ndarray]) -> None:
+    # A greyscale copy keeps only the luma plane; the chroma planes' weights must drop to zero.
+    grey = cv2.cvtColor(marked["selfie@1024"], cv2.COLOR_RGB2GRAY)
+    assert wm.detect(grey).payload == PAYLOAD
+    assert wm.detect(np.dstack([grey] * 3)).payload == PAYLOAD
+
+
+def test_chroma_alone_decodes_after_odd_crop(grass: tuple[np.ndarray, np.ndarray]) -> None:
+    # The original's luma with the marked image's chroma: only Cb/Cr carry the mark. The odd crop
+    # offset checks that chroma (analysed a Haar level below luma) is aligned with the luma tile.
+    img, marked = grass
+    ycc = cv2.cvtColor(marked.astype(np.float32), cv2.COLOR_RGB2YCrCb)
+    ycc[..., 0] = cv2.cvtColor(img.astype(np.float32), cv2.COLOR_RGB2YCrCb)[..., 0]
+    chroma_only = np.clip(np.rint(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)), 0, 255).astype(np.uint8)
+    assert wm.detect(chroma_only[37:, 53:]).payload == PAYLOAD
+
+
+@pytest.mark.parametrize("factor", [0.35, 1.8])
+def test_survives_resizes_beyond_the_targets(marked: dict[str, np.ndarray], factor: float) -> None:
+    img = marked["cafe@1024"]
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    assert wm.detect(cv2.resize(img, None, fx=factor, fy=factor, interpolation=interp)).payload == PAYLOAD
 
 
 def test_psnr_meets_target(natural_images: dict[str, np.ndarray], marked: dict[str, np.ndarray]) -> None:
@@ -102,6 +145,20 @@ def test_haar_helpers_equal_pywt() -> None:
     np.testing.assert_allclose(wm._approx(y), pywt.dwt2(y[:100, :76], "haar")[0] / 2, atol=1e-3)
     a = rng.normal(0, 1, (50, 38)).astype(np.float32)
     np.testing.assert_allclose(wm._synth(a), pywt.idwt2((2 * a, (None, None, None)), "haar"), atol=1e-5)
+
+
+def test_whiten_is_per_channel() -> None:
+    # OpenCV arithmetic with a Python scalar only touches channel 0; the chroma planes are 2-channel.
+    rng = np.random.default_rng(2)
+    a = rng.normal(0, 5, (90, 70, 2)).astype(np.float32)
+    res = a - cv2.GaussianBlur(a, (0, 0), 2.5)
+    ref = np.clip(res / (np.sqrt(cv2.GaussianBlur(res * res, (0, 0), 3.0)) + 0.5), -3, 3)
+    np.testing.assert_allclose(wm._whiten1(a, 2.5, 3.0, 0.5), ref, atol=1e-5)
+
+
+def test_embed_directions_do_not_cross_talk() -> None:
+    # Each plane's mark direction moves only its own plane (Y, Cb, Cr) of the detector's analysis.
+    np.testing.assert_allclose(wm._YCC @ wm._DIRS.T, np.eye(3), atol=1e-5)
 
 
 def test_viterbi_corrects_scattered_errors() -> None:
