@@ -121,3 +121,16 @@ def test_verify_cli_exit_codes(tmp_path: Path, selfie_path: Path, subject: Subje
     (tmp_path / "bad.png").write_bytes(bytes(bad))
     r = runner.invoke(app, ["verify", str(tmp_path / "bad.png")])
     assert r.exit_code == 21, r.output
+
+
+def test_outputs_the_guard_rejects_leave_no_log_entry(
+    store: Provenance, subject: Subject, demo_profile: TasteProfile
+) -> None:
+    """Provenance is prepared while the guard runs, but only committed for images that pass it."""
+    before = store.ledger.size
+    with pytest.raises(errors.IdentityGuardError):
+        generate(GenerationRequest(n=2, size=256, seed=1), subject=subject, profile=demo_profile, provenance=store,
+                 identity_threshold=-1.0)
+    assert store.ledger.size == before and not store._reserved
+    ok = generate(GenerationRequest(n=2, size=256, seed=1), subject=subject, profile=demo_profile, provenance=store)
+    assert store.ledger.size == before + 2 and [i.log_index for i in ok.images] == [before, before + 1]

@@ -20,6 +20,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -42,7 +43,7 @@ from .engines.base import GenerationRequest, IdentitySubject, Rendered, Subject
 from .errors import IdentityGuardError, NoFaceError, ProvenanceError, RequestError
 from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
 from .prompt import parse_prompt
-from .provenance.service import Provenance, stamp_many
+from .provenance.service import Prepared, Provenance, prepare_many
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
 Progress = Callable[[str, int, int], None]
@@ -269,52 +270,67 @@ def generate(
     report("render", 0, len(plans))
     current = eng.render(plans, person, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
     timings["render"] = time.perf_counter() - t
-    t = time.perf_counter()
-    dists = guard.distances(current)
-    timings["guard"] = time.perf_counter() - t
-    level = [0] * len(plans)
-    while True:
-        todo = [k for k, d in enumerate(dists) if d > threshold and level[k] + 1 < len(HOLD_LEVELS)]
-        if not todo:
-            break
-        for k in todo:
-            level[k] += 1
-        t = time.perf_counter()
-        again = eng.render(
-            [current[k].plan for k in todo], person, profile, request, hold=[HOLD_LEVELS[level[k]] for k in todo]
-        )
-        timings["render"] += time.perf_counter() - t
-        t = time.perf_counter()
-        for k, r, d in zip(todo, again, guard.distances(again), strict=True):
-            current[k], dists[k] = r, d
-        timings["guard"] += time.perf_counter() - t
-    for r, dist in zip(current, dists, strict=True):
-        if dist > threshold:
-            raise IdentityGuardError(
-                f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
-                f"{threshold:.2f}) even with the face fully held; try a lower strength or another seed"
-            )
-    report("render", len(plans), len(plans))
-    finals = list(zip(current, dists, strict=True))
 
-    t = time.perf_counter()
+    # The guard (dlib, in worker processes) and the expensive half of provenance (watermark, encode,
+    # C2PA signature) run at the same time. Provenance here is only *prepared*: nothing is logged until
+    # the guard has passed an image, and prepared outputs the guard rejects are discarded.
     prov = provenance or default_provenance()
-    profile_hash = profile.content_hash()
-    report("provenance", 0, len(finals))
-    stamped = stamp_many(
-        prov,
-        [r.pixels for r, _ in finals],
-        fmt=request.format,
-        prompt=request.prompt,
-        profile_hash=profile_hash,
-        engine=eng.name,
-        engine_version=eng.version,
-        seed=request.seed,
-        account=account,
-        include_prompt=include_prompt,
+    meta: dict[str, Any] = dict(
+        fmt=request.format, prompt=request.prompt, profile_hash=profile.content_hash(), engine=eng.name,
+        engine_version=eng.version, seed=request.seed, account=account, include_prompt=include_prompt,
     )
-    report("provenance", len(finals), len(finals))
-    timings["provenance"] = time.perf_counter() - t
+    prepared: list[Prepared | None] = [None] * len(current)
+    try:
+        t = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1) as side:
+            guarded = side.submit(guard.distances, current)
+            t_prep = time.perf_counter()
+            prepared = list(prepare_many(prov, [r.pixels for r in current], **meta))
+            timings["provenance"] = time.perf_counter() - t_prep
+            dists = guarded.result()
+        timings["guard"] = time.perf_counter() - t
+        level = [0] * len(plans)
+        while True:
+            todo = [k for k, d in enumerate(dists) if d > threshold and level[k] + 1 < len(HOLD_LEVELS)]
+            if not todo:
+                break
+            for k in todo:
+                level[k] += 1
+                stale = prepared[k]
+                if stale is not None:
+                    prov.discard(stale)
+                    prepared[k] = None
+            t = time.perf_counter()
+            again = eng.render(
+                [current[k].plan for k in todo], person, profile, request, hold=[HOLD_LEVELS[level[k]] for k in todo]
+            )
+            timings["render"] += time.perf_counter() - t
+            t = time.perf_counter()
+            for k, r, d in zip(todo, again, guard.distances(again), strict=True):
+                current[k], dists[k] = r, d
+            timings["guard"] += time.perf_counter() - t
+        for r, dist in zip(current, dists, strict=True):
+            if dist > threshold:
+                raise IdentityGuardError(
+                    f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
+                    f"{threshold:.2f}) even with the face fully held; try a lower strength or another seed"
+                )
+        report("render", len(plans), len(plans))
+        t = time.perf_counter()
+        missing = [k for k, pr in enumerate(prepared) if pr is None]
+        fresh = prepare_many(prov, [current[k].pixels for k in missing], **meta)
+        for k, new in zip(missing, fresh, strict=True):
+            prepared[k] = new
+        report("provenance", 0, len(current))
+        stamped = [prov.commit(pr) for pr in prepared if pr is not None]
+        report("provenance", len(stamped), len(current))
+        timings["provenance"] = timings.get("provenance", 0.0) + time.perf_counter() - t
+    except BaseException:
+        for pr in prepared:
+            if pr is not None:
+                prov.discard(pr)
+        raise
+    finals = list(zip(current, dists, strict=True))
 
     t = time.perf_counter()
     images = []

@@ -39,6 +39,15 @@ VERDICT_EXIT = {"verified": 0, "not_ours": 20, "tampered": 21}
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A marked, encoded and signed output whose record is not logged yet."""
+
+    data: bytes
+    pixels: np.ndarray
+    record: ProvenanceRecord
+
+
+@dataclass(frozen=True)
 class Stamped:
     """A marked, signed, logged output."""
 
@@ -151,7 +160,7 @@ class Provenance:
                     return rid
         raise LedgerError("could not find an unused record id (the id space looks exhausted)")
 
-    def stamp(
+    def prepare(
         self,
         pixels: np.ndarray,
         *,
@@ -164,11 +173,11 @@ class Provenance:
         account: str = "local",
         include_prompt: bool = False,
         quality: int = 92,
-    ) -> Stamped:
-        """Mark, record, sign and log one output. Raises instead of returning anything unmarked.
+    ) -> Prepared:
+        """The expensive, uncommitted half of stamping: reserve an id, mark, record, encode, sign.
 
-        Thread-safe: ids are reserved under a lock; marking, encoding and signing run unlocked (so
-        several outputs can be stamped in parallel); the log append and index insert are serialised.
+        Nothing is logged yet, so a prepared output that is then rejected (e.g. by the identity guard)
+        leaves no trace: :meth:`discard` it. Only :meth:`commit` makes it an output. Thread-safe.
         """
         rid = self._reserve_id()
         try:
@@ -179,17 +188,38 @@ class Provenance:
             )
             data = sign_image(encode_image(marked, fmt, quality=quality), fmt, record, self.identity,
                               prompt=prompt if include_prompt else None)
+        except BaseException:
+            self._release(rid)
+            raise
+        return Prepared(data=data, pixels=marked, record=record)
+
+    def commit(self, prepared: Prepared) -> Stamped:
+        """Append a prepared output's record to the log and index it: from now on it exists."""
+        record = prepared.record
+        try:
             with self._lock:
                 entry = self.ledger.append(record.canonical_json())
                 try:
                     self._db.execute("INSERT INTO records (record_id, log_index, record) VALUES (?, ?, ?)",
-                                     (rid, entry.index, record.canonical_json().decode()))
+                                     (record.record_id, entry.index, record.canonical_json().decode()))
                 except sqlite3.Error as exc:
                     raise LedgerError(f"could not index provenance record {record.id_hex}: {exc}") from exc
         finally:
-            with self._lock:
-                self._reserved.discard(rid)
-        return Stamped(data=data, pixels=marked, record=record, log_index=entry.index)
+            self._release(record.record_id)
+        return Stamped(data=prepared.data, pixels=prepared.pixels, record=record, log_index=entry.index)
+
+    def discard(self, prepared: Prepared) -> None:
+        """Drop a prepared output that will not be released (its id goes back to the pool)."""
+        self._release(prepared.record.record_id)
+
+    def _release(self, rid: int) -> None:
+        with self._lock:
+            self._reserved.discard(rid)
+
+    def stamp(self, pixels: np.ndarray, **kw: Any) -> Stamped:
+        """Mark, record, sign and log one output (``prepare`` + ``commit``). Raises rather than return
+        anything unmarked."""
+        return self.commit(self.prepare(pixels, **kw))
 
     # ------------------------------------------------------------------ lookup / verify
     def lookup(self, record_id: int) -> tuple[ProvenanceRecord, int] | None:
@@ -259,15 +289,29 @@ class Provenance:
         return report
 
 
-def stamp_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, **kw: Any) -> list[Stamped]:
-    """Stamp several outputs, marking/encoding/signing them on ``workers`` threads."""
-    if workers <= 1 or len(images) <= 1:
-        return [prov.stamp(img, **kw) for img in images]
+def prepare_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, **kw: Any) -> list[Prepared]:
+    """Prepare several outputs on ``workers`` threads; if one fails, the others are discarded too."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(workers, len(images))) as pool:
-        return list(pool.map(lambda img: prov.stamp(img, **kw), images))
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(images)))) as pool:
+        futures = [pool.submit(prov.prepare, img, **kw) for img in images]
+    done, error = [], None
+    for f in futures:
+        try:
+            done.append(f.result())
+        except BaseException as exc:  # keep the first error, release everything else
+            error = error or exc
+    if error is not None:
+        for prepared in done:
+            prov.discard(prepared)
+        raise error
+    return done
 
 
-__all__ = ["VERDICT_EXIT", "Provenance", "Stamped", "VerifyReport", "stamp_many"]
+def stamp_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, **kw: Any) -> list[Stamped]:
+    """Stamp several outputs, marking/encoding/signing them on ``workers`` threads."""
+    return [prov.commit(p) for p in prepare_many(prov, images, workers=workers, **kw)]
+
+
+__all__ = ["VERDICT_EXIT", "Prepared", "Provenance", "Stamped", "VerifyReport", "prepare_many", "stamp_many"]
 
