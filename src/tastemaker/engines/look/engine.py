@@ -47,7 +47,7 @@ BACKGROUND_CYCLE = ("keep", "blur", "backdrop")
 #: On the face and similar skin the grade is split: luminance (tone, mood) follows it by SKIN_TONE,
 #: chroma (hue, saturation: what makes skin look alive) only by SKIN_CHROMA. Other pixels get all of it.
 SKIN_TONE = 0.85
-SKIN_CHROMA = 0.3
+SKIN_CHROMA = 0.8
 SKIN_PROTECT = 0.6
 #: L* units to 8-bit RGB levels (mid-tones), for grain.
 L_TO_RGB = 2.4
