@@ -11,7 +11,8 @@ Each class knows three things about itself, so the edges never have to guess:
     │   ├── ImageError                            422 invalid_image
     │   │   ├── ImageDecodeError                  422 image_unreadable    (empty, truncated, not an image)
     │   │   ├── UnsupportedImageError             415 image_unsupported   (a format we do not take)
-    │   │   └── ImageTooLargeError                413 image_too_large     (bytes or pixels over the cap)
+    │   │   └── ImageTooLargeError                413 image_too_large     (bytes over the cap)
+    │   │       └── ImagePixelLimitError          422 image_too_many_pixels (pixel count over the cap: a bomb)
     │   ├── BoardError                            422 invalid_board
     │   │   ├── EmptyBoardError                   422 board_empty
     │   │   └── PinsFileError                     422 pins_file_invalid   (names file and line)
@@ -81,6 +82,16 @@ class UnsupportedImageError(ImageError):
 class ImageTooLargeError(ImageError):
     code = "image_too_large"
     http_status = 413
+
+
+class ImagePixelLimitError(ImageTooLargeError):
+    """Too many pixels (a decompression bomb, or an enormous photo): refused from the header, before decoding.
+
+    422 rather than 413: the upload itself was within the byte limit; its content is what is refused.
+    """
+
+    code = "image_too_many_pixels"
+    http_status = 422
 
 
 class BoardError(InputError):
@@ -227,6 +238,7 @@ __all__ = [
     "IdentityMismatchError",
     "ImageDecodeError",
     "ImageError",
+    "ImagePixelLimitError",
     "ImageTooLargeError",
     "InputError",
     "LedgerError",

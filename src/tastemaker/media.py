@@ -27,6 +27,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import (
     ImageDecodeError,
+    ImagePixelLimitError,
     ImageTooLargeError,
     OutputError,
     RequestError,
@@ -80,7 +81,7 @@ def _open_checked(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Im
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}; the limit is {max_pixels:,} pixels") from exc
+        raise ImagePixelLimitError(f"{name}: {exc}; the limit is {max_pixels:,} pixels") from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
             f"{name}: not a recognised image ({len(data)} bytes); expected JPEG, PNG, WebP or GIF"
@@ -96,7 +97,7 @@ def _open_checked(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Im
     if w <= 0 or h <= 0:
         raise ImageDecodeError(f"{name}: image has no pixels ({w}x{h})")
     if w * h > max_pixels:
-        raise ImageTooLargeError(
+        raise ImagePixelLimitError(
             f"{name}: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit "
             "(a decompression bomb, or a photo that should be downscaled first)"
         )

@@ -192,7 +192,7 @@ def bomb_png() -> bytes:
     [
         ([("images", ("notes.jpg", b"this is not an image", "image/jpeg"))], {"name": "b"}, 422, "image_unreadable"),
         ([("images", ("empty.png", b"", "image/png"))], {"name": "b"}, 422, "image_unreadable"),
-        ([("images", ("bomb.png", bomb_png(), "image/png"))], {"name": "b"}, 413, "image_too_large"),
+        ([("images", ("bomb.png", bomb_png(), "image/png"))], {"name": "b"}, 422, "image_too_many_pixels"),
         (None, {"name": "b", "pins": '[{"image": 1}]'}, 422, "invalid_board"),
         (None, {"name": "b", "pins": json.dumps([{"image": "nope.jpg"}])}, 422, "invalid_board"),
         (None, {"name": "b", "pins": json.dumps([{"image": "meadow.jpg", "saves": -1}])}, 422, "invalid_board"),
@@ -447,7 +447,7 @@ def test_generation_bad_selfies(shared_api: Api, alice: dict[str, str], board: d
         (b"GIF89a but not really", 422, "image_unreadable"),
         (b"", 422, "image_unreadable"),
         (cat, 422, "no_face"),
-        (bomb_png(), 413, "image_too_large"),
+        (bomb_png(), 422, "image_too_many_pixels"),
     ]
     for data, status, code in cases:
         r = gen(shared_api, alice, data, board_id=board["id"])

@@ -126,8 +126,8 @@ def test_bad_input_gets_the_core_error_codes(shared_api: Api, owner: dict[str, s
         (c.post("/v1/verify", files={"image": ("x.png", b"", "image/png")}, headers=owner), 422, "image_unreadable"),
         (
             c.post("/v1/verify", files={"image": ("x.png", bomb_png(), "image/png")}, headers=owner),
-            413,
-            "image_too_large",
+            422,
+            "image_too_many_pixels",
         ),
         (c.post("/v1/verify", files={"photo": ("x.png", b"x", "image/png")}, headers=owner), 422, "invalid_request"),
         (
