@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from ...audit import REQUEST_DENIED
+from ...errors import RequestError
 from ...store import repo
 from ...store.models import Board, Job
 from ..deps import Principal, Services, request_id
 from ..errors import NotFoundError
 from ..schemas import ErrorBody
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_body(model: type[M], data: Any) -> M:
+    """Validate a body we parsed ourselves (multipart fields or JSON), as a 422 naming the first problems."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors()[:6]:
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            parts.append(f"{where}: {err['msg']}")
+        raise RequestError("; ".join(parts)) from None
 
 
 def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -23,7 +23,6 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -55,7 +54,7 @@ from ..errors import (
 )
 from ..profiles import ensure_profile
 from ..schemas import GenerationCreate, GenerationOut
-from .common import AUTH_ERRORS, errors, owned_board, owned_job
+from .common import AUTH_ERRORS, errors, owned_board, owned_job, validate_body
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=AUTH_ERRORS)
 
@@ -101,7 +100,7 @@ async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError(f"the body is not valid JSON ({exc})") from None
-        model = _validate(data)
+        model = validate_body(GenerationCreate, data)
         try:
             selfie = base64.b64decode(model.selfie, validate=True)
         except (binascii.Error, ValueError):
@@ -138,21 +137,10 @@ async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
                 raise RequestError(f"unexpected file part {key!r}; the selfie goes in a part named 'selfie'")
         if selfie_bytes is None:
             raise RequestError("selfie: missing; send the photo as a file part named 'selfie'")
-        return _validate(fields), selfie_bytes
+        return validate_body(GenerationCreate, fields), selfie_bytes
     raise UnsupportedMediaTypeError(
         f"send application/json (selfie base64) or multipart/form-data (selfie as a file), got {ctype or 'none'!r}"
     )
-
-
-def _validate(data: Any) -> GenerationCreate:
-    try:
-        return GenerationCreate.model_validate(data)
-    except ValidationError as exc:
-        parts = []
-        for err in exc.errors()[:6]:
-            where = ".".join(str(p) for p in err["loc"]) or "body"
-            parts.append(f"{where}: {err['msg']}")
-        raise RequestError("; ".join(parts)) from None
 
 
 def job_doc(request: Request, job: Job) -> dict[str, Any]:

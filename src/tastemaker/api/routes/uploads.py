@@ -12,26 +12,16 @@ import json
 from typing import Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from ...errors import ImageTooLargeError, RequestError
 from ..errors import UnsupportedMediaTypeError
+from .common import validate_body
 from .generations import _InMemoryParser
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def _validate(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        parts = []
-        for err in exc.errors()[:6]:
-            where = ".".join(str(p) for p in err["loc"]) or "body"
-            parts.append(f"{where}: {err['msg']}")
-        raise RequestError("; ".join(parts)) from None
 
 
 def _check_size(data: bytes, field: str, max_bytes: int) -> bytes:
@@ -55,7 +45,7 @@ async def read_image_body(
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RequestError(f"the body is not valid JSON ({exc})") from None
-        body = _validate(model, data)
+        body = validate_body(model, data)
         encoded = getattr(body, field, None)
         if encoded is None:
             return body, None
@@ -86,7 +76,7 @@ async def read_image_body(
                 raise RequestError(f"unknown form field {key!r}")
             elif value != "":
                 fields[key] = value
-        return _validate(model, fields), image
+        return validate_body(model, fields), image
     raise UnsupportedMediaTypeError(
         f"send application/json (the image base64 in {field!r}) or multipart/form-data (the image as a file part "
         f"named {field!r}), got {ctype or 'no content type'!r}"
