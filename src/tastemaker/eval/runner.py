@@ -325,7 +325,10 @@ def run_eval(
                 done += 1
     report("done", total, total)
     run.duration_s = time.perf_counter() - started
-    run.peak_rss_mb = max(peak, M.peak_rss_mb())
+    # The kernel's RSS counters are per-thread cached and can read a few pages apart from one call to the
+    # next, so the run's peak is also at least every request's own peak (otherwise it could read below one).
+    req_peaks = [r["peak_rss_mb"] for r in run.requests if r.get("peak_rss_mb") is not None]
+    run.peak_rss_mb = max([peak, M.peak_rss_mb(), *req_peaks])
     return run
 
 
