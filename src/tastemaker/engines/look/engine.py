@@ -318,22 +318,20 @@ class LookEngine:
         t = time.perf_counter()
         vl, vt, vr, vb = frame.valid_box(img_w, img_h)
         outside = not (vl <= 0 and vt <= 0 and vr >= W and vb >= H)
-        m3 = person[..., None]
         if plan.background == "backdrop":
             bd = make_backdrop(
                 np.array(look.palette, np.float32), np.array(look.palette_weights), (W, H), plan.seed
             ).astype(np.float32) * np.float32(1 / 255)
-            out = bd + (out - bd) * m3
+            out = _mix(out, bd, person)
         elif plan.background == "blur" or outside:
             blurred = _masked_blur(out, person, sigma=0.014 * max(W, H))
             if plan.background == "blur":
-                out = blurred + (out - blurred) * m3
+                out = _mix(out, blurred, person)
             else:  # keep, but the frame reaches past the photo: soft fill outside it
                 valid: np.ndarray = np.zeros((H, W), np.float32)
                 valid[vt:vb, vl:vr] = 1.0
                 valid = cv2.GaussianBlur(valid, (0, 0), 0.01 * max(W, H) + 1)
-                keep = np.maximum(valid, person)[..., None]
-                out = blurred + (out - blurred) * keep
+                out = _mix(out, blurred, np.maximum(valid, person))
         timings["background"] = time.perf_counter() - t
 
         # ---- per-variation exposure / contrast / warmth (zero for a mode's first variation)
@@ -388,14 +386,16 @@ class LookEngine:
         elif target_soft < m["softness"] - 0.05:
             detail_a = L - cv2.GaussianBlur(L, (0, 0), 1.0)
             amount = _search(lambda c: _texture(L + c * detail_a)["softness"], target_soft, 0.0, 1.5, decreasing=True)
-        keep_face = None if face is None else (face * np.float32(hold))[..., None]
+        keep_face = None if face is None else face * np.float32(hold)
         if sigma_a > 0:
-            blurred = cv2.GaussianBlur(out, (0, 0), sigma_a / f)
-            out = blurred if keep_face is None else blurred + (out - blurred) * keep_face
+            blurred = _lowpass(out, sigma_a / f)
+            out = blurred if keep_face is None else _mix(out, blurred, keep_face)
         elif amount > 0:
-            detail = out - cv2.GaussianBlur(out, (0, 0), 1.0 / f)
-            gain = np.float32(amount) if keep_face is None else np.float32(amount) * (1.0 - keep_face)
-            out = out + detail * gain
+            low = _lowpass(out, 1.0 / f)
+            if keep_face is None:  # out + amount * (out - low), in one pass
+                out = cv2.addWeighted(out, 1.0 + amount, low, -amount, 0.0)
+            else:  # the held face keeps its own detail level
+                out = _mix(out, low, np.float32(1.0 + amount) - np.float32(amount) * keep_face)
 
         # vignette: radial gain solved from the measured centre/ring luminance
         L2, m2 = measure(out) if (sigma_a or amount) else (L, m)
@@ -409,14 +409,15 @@ class LookEngine:
         current_g = float(np.expm1(m2["grain"]))
         add = np.sqrt(max(target_g**2 - current_g**2, 0.0)) * s / _grain_gain()
         if abs(k) > 0.01:
-            out *= (1.0 - np.float32(k) * _vignette_shape(H, W))[..., None]  # in place: out is ours
+            gain = np.float32(1.0) - np.float32(k) * _vignette_shape(H, W)
+            cv2.multiply(out, cv2.merge((gain, gain, gain)), dst=out)  # in place: out is ours
         if add > 0.05:
             rng = np.random.default_rng(plan.seed)
             noise = rng.standard_normal((small_size[1], small_size[0]), dtype=np.float32)
             noise = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC) * np.float32(add * L_TO_RGB / 255.0)
             if face is not None:
                 noise *= 1.0 - face * np.float32(hold)
-            out += noise[..., None]
+            cv2.add(out, cv2.merge((noise, noise, noise)), dst=out)
         return out
 
 
@@ -432,6 +433,32 @@ def _search(
         else:
             lo = mid
     return (lo + hi) / 2
+
+
+def _mix(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``b + (a - b) * m`` for HxWx3 float images and an HxW weight, in OpenCV passes.
+
+    NumPy's broadcast over a trailing axis of 3 runs ~3x slower than OpenCV on a merged 3-channel weight,
+    and this blend runs several times per 1024² output.
+    """
+    d = cv2.subtract(a, b)
+    cv2.multiply(d, cv2.merge((m, m, m)), dst=d)
+    return cv2.add(d, b, dst=d)
+
+
+def _lowpass(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur; wide ones (sigma >= 3 px) run at half resolution, several times faster at 1024².
+
+    The half-resolution path subtracts the variance the 2x2 area downsample (1/4 px²) and the linear
+    upsample (~2/3 px²) add, so the total blur matches; a Gaussian this wide has no content near the
+    half-resolution Nyquist limit: measured, the mean difference is 0.06-0.2 of an 8-bit level.
+    """
+    if sigma < 3.0:
+        return cv2.GaussianBlur(img, (0, 0), sigma)
+    h, w = img.shape[:2]
+    half = cv2.resize(img, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    half = cv2.GaussianBlur(half, (0, 0), float(np.sqrt(max(sigma**2 - 0.92, 0.25))) / 2)
+    return cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _masked_blur(img: np.ndarray, person: np.ndarray, sigma: float) -> np.ndarray:
