@@ -11,8 +11,10 @@ measurement's allocations and caches never leak into another's. Figures come fro
   ``generate`` call (4 variations, 1024 px, identity guard in-process) — the process total at its
   peak, and how far it rose above the loaded engine;
 * ``cold``     — a fresh process doing everything at once: load, then one generate call (peak);
-* ``workers``  — the same call with the guard's 2 worker processes: each worker's peak RSS
-  (each holds its own copy of dlib's models; copy-on-write does not apply to spawned processes).
+* ``workers``  — the same call with dlib's own descriptor runner (``TASTEMAKER_FACE_NET=dlib``, the
+  fallback) in the guard's 2 worker processes: each worker's peak RSS (each holds its own copy of
+  dlib's models; copy-on-write does not apply to spawned processes). The default NumPy runner embeds
+  in-process and starts no workers.
 
 Run: python bench/memory.py [--size 1024] [--n 4]
 Last line: {"generate_peak_rss_mb": ..., "engine_loaded_rss_mb": ..., ...}
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,9 +87,10 @@ def child(mode: str, size: int, n: int) -> dict[str, Any]:
 
 def measure(mode: str, size: int, n: int) -> dict[str, Any]:
     """Run one child process and read its JSON answer (its last stdout line)."""
+    env = {**os.environ, **({"TASTEMAKER_FACE_NET": "dlib"} if mode == "workers" else {})}
     res = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--size", str(size), "-n", str(n)],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=env,
     )
     if res.returncode != 0:
         raise SystemExit(f"child {mode} failed:\n{res.stderr[-2000:]}")
@@ -117,7 +121,7 @@ def main() -> None:
         ("  rise above the loaded engine", eng["peak_mb"] - eng["loaded_mb"]),
         ("  RSS after the call", eng["after_mb"]),
         ("cold process, load + one generate: peak RSS", cold["peak_mb"]),
-        ("same call, guard on 2 workers: main process peak", wrk["peak_mb"]),
+        ("same call, dlib's runner on 2 workers: main peak", wrk["peak_mb"]),
         *[(f"  guard worker {i + 1} peak RSS", v) for i, v in enumerate(wrk.get("worker_peaks_mb", []))],
         (f"for scale: the {args.n} output images as uint8", out_mb),
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tastemaker.encoders.identity import IdentityEncoder, identity_distance
+from tastemaker.encoders.identity import IdentityEncoder, _numpy_net, identity_distance
 from tastemaker.encoders.style import describe
 from tastemaker.engines import create_engine, list_engines
 from tastemaker.engines.base import GenerationRequest, Subject
@@ -129,11 +129,19 @@ def test_guard_fails_closed(subject: Subject, demo_profile: TasteProfile) -> Non
         generate(GenerationRequest(n=1, size=256, seed=1), subject=subject, profile=demo_profile, engine=Scrambler())
 
 
-def test_guard_worker_processes_give_the_same_result(subject: Subject, demo_profile: TasteProfile) -> None:
+def test_guard_gives_the_same_result_with_dlibs_runner_in_workers(
+    subject: Subject, demo_profile: TasteProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
     req = GenerationRequest(n=2, size=256, seed=9)
     a = generate(req, subject=subject, profile=demo_profile, guard_workers=0)
-    b = generate(req, subject=subject, profile=demo_profile, guard_workers=2)
-    assert [round(i.identity_distance, 6) for i in a.images] == [round(i.identity_distance, 6) for i in b.images]
+    monkeypatch.setenv("TASTEMAKER_FACE_NET", "dlib")
+    _numpy_net.cache_clear()
+    try:
+        b = generate(req, subject=subject, profile=demo_profile, guard_workers=2)
+    finally:
+        monkeypatch.delenv("TASTEMAKER_FACE_NET")
+        _numpy_net.cache_clear()
+    assert [i.identity_distance for i in a.images] == pytest.approx([i.identity_distance for i in b.images], abs=1e-5)
 
 
 def test_prompt_selects_mode_and_composition(subject: Subject, demo_profile: TasteProfile) -> None:

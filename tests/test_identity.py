@@ -10,7 +10,9 @@ from tastemaker.encoders.identity import (
     SAME_PERSON_THRESHOLD,
     IdentityEmbedding,
     IdentityEncoder,
+    _numpy_net,
     embed_chips,
+    embed_pool,
     identity_distance,
 )
 from tastemaker.errors import (
@@ -95,11 +97,21 @@ def test_identity_file_holds_only_the_embedding(enc: IdentityEncoder, selfie: np
         IdentityEmbedding.from_dict({**data, "vector": [0.0] * 3})
 
 
-def test_worker_pool_matches_in_process(enc: IdentityEncoder, selfie: np.ndarray, hopper: np.ndarray) -> None:
+def test_numpy_batch_matches_dlib_in_worker_processes(
+    enc: IdentityEncoder, selfie: np.ndarray, hopper: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     f1, _ = enc.embed(selfie)
     f2, _ = enc.embed(hopper)
     chips = [enc.chip(selfie, f1.box), enc.chip(hopper, f2.box)]
-    local = embed_chips(chips, workers=0)
-    pooled = embed_chips(chips, workers=2)
+    local = embed_chips(chips, workers=2)  # the NumPy port: one in-process batch, no pool
+    assert embed_pool(2) is None
+    monkeypatch.setenv("TASTEMAKER_FACE_NET", "dlib")
+    _numpy_net.cache_clear()
+    try:
+        assert embed_pool(2) is not None
+        pooled = embed_chips(chips, workers=2)  # dlib's own runner in two spawned processes
+    finally:
+        monkeypatch.delenv("TASTEMAKER_FACE_NET")
+        _numpy_net.cache_clear()
     for a, b in zip(local, pooled, strict=True):
-        assert np.allclose(a, b, atol=1e-6)
+        assert np.allclose(a, b, atol=1e-5)

@@ -110,7 +110,7 @@ class GenerationResult:
 
 
 class IdentityGuard:
-    """Measures outputs' identity distances (in parallel processes when ``workers`` > 0).
+    """Measures outputs' identity distances (one in-process batch; dlib's own runner uses ``workers`` processes).
 
     The face is aligned inside the box where the engine put it; an engine that cannot say where the
     face is gets a full detection instead. A missing face counts as infinitely far.
@@ -227,7 +227,7 @@ def generate(
     if request.seed is None:
         request = request.with_seed(secrets.randbelow(2**31))
     enc = encoder or IdentityEncoder()
-    embed_pool(guard_workers)  # start worker processes early; they load models while we work
+    embed_pool(guard_workers)  # with dlib's runner, start its worker processes early (they load models meanwhile)
 
     eng = create_engine(engine) if isinstance(engine, str) else engine
     t = time.perf_counter()
@@ -271,7 +271,7 @@ def generate(
     current = eng.render(plans, person, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
     timings["render"] = time.perf_counter() - t
 
-    # The guard (dlib, in worker processes) and the expensive half of provenance (watermark, encode,
+    # The guard (a batch through the face ResNet) and the expensive half of provenance (watermark, encode,
     # C2PA signature) run at the same time. Provenance here is only *prepared*: nothing is logged until
     # the guard has passed an image, and prepared outputs the guard rejects are discarded.
     prov = provenance or default_provenance()
@@ -355,9 +355,12 @@ def generate(
                 timings=r.timings,
             )
         )
-    selfie_score = (
-        float("nan") if subject.image is None else profile.style_score(describe(subject.image, palette=False))
-    )
+    selfie_score = float("nan")
+    if subject.image is not None:  # the same selfie against the same profile: describe it once
+        key = f"selfie_score:{meta['profile_hash']}"
+        if key not in subject.cache:
+            subject.cache[key] = profile.style_score(describe(subject.image, palette=False))
+        selfie_score = subject.cache[key]
     timings["score"] = time.perf_counter() - t
     return GenerationResult(
         images=images,

@@ -127,10 +127,10 @@ def unwrap(outcome: Outcome) -> Any:
 
 def task_warm() -> bool:
     """Load the models once per worker process, before the first request needs them."""
-    from .encoders.identity import _models
+    from .encoders.identity import warm_models
     from .engines import create_engine
 
-    _models()
+    warm_models()
     create_engine("look")
     return True
 
