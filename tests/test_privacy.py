@@ -56,6 +56,22 @@ def test_accountant_refuses_when_budget_spent(tmp_path: Path) -> None:
     assert Accountant(tmp_path, "other", cfg).spent()[1] == 0.0
 
 
+def test_one_release_id_is_charged_once_even_from_racing_threads(tmp_path: Path) -> None:
+    """Two builds of one board revision race; only one answer is published, so only one is charged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = PrivacyConfig(epsilon=1.0, budget_epsilon=10.0)
+    rho = rho_for(1.0, cfg.delta)
+    acc = Accountant(tmp_path, "board-b1", cfg)
+    with ThreadPoolExecutor(4) as pool:
+        after = list(pool.map(lambda _: acc.charge(rho, "styleembed", release_id="styleembed:r1"), range(8)))
+    assert after == pytest.approx([1.0] * 8)
+    assert acc.spent()[1] == pytest.approx(1.0)
+    two = acc.charge(rho, "styleembed", release_id="styleembed:r2")
+    assert two > 1.0  # a new revision is a new release
+    assert acc.charge(rho, "export") > two  # no id: always charged
+
+
 def test_damaged_ledger_fails_closed(tmp_path: Path) -> None:
     acc = Accountant(tmp_path, "p", PrivacyConfig())
     acc.path.parent.mkdir(parents=True)

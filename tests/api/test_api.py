@@ -282,6 +282,27 @@ def test_styleembed_is_the_core_profile_and_cached(
     assert r.json()["profile"] == {"hash": core.content_hash(), "revision": 1, "stale": False}
 
 
+def test_racing_styleembed_builds_charge_the_privacy_budget_once(shared_api: Api) -> None:
+    """Two first calls for one board build its profile at the same time; one release is published and charged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tastemaker.taste.privacy import Accountant
+
+    headers = shared_api.key(name="racer")
+    board = upload_board(shared_api, headers, name="race")
+
+    def call(_: int) -> tuple[int, str]:
+        r = shared_api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=headers)
+        return r.status_code, r.text
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(call, range(2)))
+    assert [code for code, _ in results] == [200, 200]
+    assert results[0][1] == results[1][1]  # both callers got the one published release
+    ledger = Accountant(shared_api.settings.data_dir, f"board-{board['id']}")
+    assert ledger.spent()[1] == pytest.approx(1.0)  # epsilon of a single release
+
+
 def test_styleembed_bad_input(shared_api: Api, alice: dict[str, str]) -> None:
     c = shared_api.client
     r = c.post("/v1/styleembed", content=b"{not json", headers={**alice, "Content-Type": "application/json"})

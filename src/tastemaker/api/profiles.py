@@ -46,12 +46,14 @@ def _hex(lab: list[list[float]]) -> list[str]:
     return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb.tolist()]
 
 
-def private_release(data_dir: Path, board_id: str, profile: TasteProfile) -> TasteProfile:
+def private_release(data_dir: Path, board_id: str, revision: int, profile: TasteProfile) -> TasteProfile:
     """The differentially private version of a board's profile that /v1/styleembed hands out.
 
     Taste vectors leave the store only through this. One release per board revision is charged to the
-    board's privacy accountant; the cached release is returned for repeated calls (publishing the same
-    noisy answer again is post-processing and costs no further budget). A spent budget is a 429.
+    board's privacy accountant (keyed by the revision, so two requests racing to build the same revision
+    are charged once: only the one whose save wins is ever published); the cached release is returned
+    for repeated calls (publishing the same noisy answer again is post-processing and costs no further
+    budget). A spent budget is a 429.
     """
     import numpy as np
 
@@ -60,7 +62,7 @@ def private_release(data_dir: Path, board_id: str, profile: TasteProfile) -> Tas
     vecs = np.array([p.vector for p in profile.pins])
     eng = np.array([p.engagement for p in profile.pins])
     return private_profile(profile, vecs, eng, accountant=Accountant(data_dir, f"board-{board_id}"),
-                           purpose="styleembed")
+                           purpose="styleembed", release_id=f"styleembed:r{revision}")
 
 
 def forget_board_files(data_dir: Path, board_id: str) -> bool:
@@ -161,7 +163,7 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
         settings.recency_half_life_days,
     )
     profile = TasteProfile.from_json(profile_json, name=f"board {board.id}")
-    doc = styleembed_doc(board.id, revision, private_release(settings.data_dir, board.id, profile))
+    doc = styleembed_doc(board.id, revision, private_release(settings.data_dir, board.id, revision, profile))
     last = repo.latest_profile_version(s, board.id)
     if last is not None:  # the board has taken feedback: carry it over to the new revision
         profile = replay_feedback(profile, TasteProfile.from_json(last.profile_json), version=last.version + 1)
@@ -177,6 +179,9 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
         current = repo.read_board_profile(s, board.id)
         if current is not None and current.profile_revision == revision and current.profile_hash:
             return CachedProfile(current.profile_json or "", current.profile_hash, current.styleembed_json or "", False)
+        # Never publish this losing build's private release: it was not charged (the winner's was, under
+        # the same release id), and the board has moved on anyway.
+        raise ConflictError(f"board {board.id} changed while its profile was being built; retry the request")
     elif last is not None:
         repo.add_profile_version(
             s,

@@ -118,13 +118,20 @@ class Accountant:
         rho = sum(r["rho"] for r in self._load() if datetime.fromisoformat(r["time"]) > since)
         return rho, epsilon_of(rho, self.cfg.delta)
 
-    def charge(self, rho: float, purpose: str, now: datetime | None = None) -> float:
-        """Record a release of ``rho`` or refuse it; returns the epsilon spent in the period after it."""
+    def charge(self, rho: float, purpose: str, now: datetime | None = None, *, release_id: str | None = None) -> float:
+        """Record a release of ``rho`` or refuse it; returns the epsilon spent in the period after it.
+
+        ``release_id`` names one published answer: a second charge with an id already in the ledger costs
+        nothing (two racing builds of one board revision compute two answers, but only the one that is
+        stored is ever published — the caller must guarantee that, as the API's compare-and-set save does).
+        """
         now = now or datetime.now(UTC)
         with self._lock:
             releases = self._load()
             since = now - timedelta(days=self.cfg.period_days)
             current = sum(r["rho"] for r in releases if datetime.fromisoformat(r["time"]) > since)
+            if release_id is not None and any(r.get("id") == release_id for r in releases):
+                return epsilon_of(current, self.cfg.delta)
             after = epsilon_of(current + rho, self.cfg.delta)
             if after > self.cfg.budget_epsilon + 1e-9:
                 oldest = min(
@@ -138,7 +145,10 @@ class Accountant:
                     f"(already {epsilon_of(current, self.cfg.delta):.2f}); try again in "
                     f"{max(wait.total_seconds(), 0) / 3600:.1f} h"
                 )
-            releases.append({"time": now.isoformat(), "rho": rho, "purpose": purpose})
+            entry: dict[str, Any] = {"time": now.isoformat(), "rho": rho, "purpose": purpose}
+            if release_id is not None:
+                entry["id"] = release_id
+            releases.append(entry)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps({"releases": releases}, indent=1).encode())
             os.chmod(self.path, 0o600)
@@ -248,15 +258,17 @@ def private_profile(
     cfg: PrivacyConfig | None = None,
     purpose: str = "export",
     seed: int | None = None,
+    release_id: str | None = None,
 ) -> TasteProfile:
     """A differentially private version of ``profile``; charges the accountant first (fails closed).
 
     ``pin_vectors`` are the pins' style vectors with their tone curves scaled by 1/8 (see
-    :func:`pin_release_vectors`), ``engagement`` their engagement scores.
+    :func:`pin_release_vectors`), ``engagement`` their engagement scores. ``release_id``: see
+    :meth:`Accountant.charge`.
     """
     cfg = cfg or accountant.cfg
     rho = rho_for(cfg.epsilon, cfg.delta)
-    accountant.charge(rho, purpose)
+    accountant.charge(rho, purpose, release_id=release_id)
     z, w = pin_contributions(pin_vectors, engagement)
     centres, weights = dp_kmeans(
         z, w, len(profile.modes), rho=rho, rounds=cfg.rounds, count_share=cfg.count_share,
