@@ -140,3 +140,45 @@ def test_delete_me_needs_a_valid_key(backend_api: Api) -> None:
     assert c.delete("/v1/me", headers=h).status_code == 200
     r = c.delete("/v1/me", headers=h)
     assert r.status_code == 401 and r.json()["code"] == "invalid_api_key"
+
+
+def test_deletions_during_admission_are_clear_errors_not_500s(
+    backend_api: Api, selfie_bytes: bytes, monkeypatch: Any
+) -> None:
+    """The account (or the board) is deleted while the face check runs: the job row cannot be written."""
+    from tastemaker.store import repo
+    from tastemaker.store.models import Board, Job
+
+    api, c = backend_api, backend_api.client
+    svc = api.services
+    h = api.key("pro", "vanishing")
+    me = c.get("/v1/usage", headers=h).json()["account_id"]
+    board = upload_board(api, h, names=["meadow.jpg", "cat-nap.jpg", "night-grass.jpg"])
+    assert c.post("/v1/styleembed", json={"board_id": board["id"]}, headers=h).status_code == 200
+    original = svc.runner.call_async
+    doomed: dict[str, str] = {}
+
+    async def face_check_then_delete(*args: Any, **kwargs: Any) -> Any:
+        out = await original(*args, **kwargs)
+        with svc.store.session() as s:  # what DELETE /v1/boards/{id} or DELETE /v1/me does meanwhile
+            if doomed.get("what") == "board":
+                repo.delete_board(s, repo.get_board(s, me, board["id"]))
+            else:
+                repo.delete_account(s, me)
+            s.commit()
+        return out
+
+    monkeypatch.setattr(svc.runner, "call_async", face_check_then_delete)
+    doomed["what"] = "board"
+    r = generate(api, h, selfie_bytes, board_id=board["id"])
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert "deleted while the generation was being admitted" in r.json()["message"]
+
+    other = upload_board(api, h, names=["meadow.jpg", "cat-nap.jpg", "night-grass.jpg"])
+    doomed["what"] = "account"
+    r = generate(api, h, selfie_bytes, board_id=other["id"])
+    assert r.status_code == 401 and r.json()["code"] == "invalid_api_key"
+    assert "account was deleted" in r.json()["message"]
+    with svc.store.session() as s:  # nothing half-written: no job, no board left behind
+        assert s.scalars(select(Job).where(Job.account_id == me)).first() is None
+        assert s.scalars(select(Board).where(Board.account_id == me)).first() is None

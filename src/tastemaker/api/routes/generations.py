@@ -23,6 +23,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -30,7 +31,7 @@ from ...audit import GENERATION_CREATED
 from ...engines.base import GenerationRequest
 from ...errors import RequestError
 from ...store import repo, sha256_hex
-from ...store.models import Job, utcnow
+from ...store.models import Board, Job, utcnow
 from ...taste.profile import TasteProfile
 from ...worker import RETRYABLE, JobPayload, task_prepare_subject
 from ..deps import (
@@ -44,7 +45,9 @@ from ..deps import (
     request_id,
 )
 from ..errors import (
+    ConflictError,
     ConsentRequiredError,
+    InvalidApiKeyError,
     NotFoundError,
     QueueFullError,
     QuotaExceededError,
@@ -326,6 +329,10 @@ def _finish(
             )
             idem.complete(s, status=202, body=None, resource_id=job.id)
             s.commit()
+        except IntegrityError as exc:  # the account or board went away during the face check
+            s.rollback()
+            slot.release()
+            raise _vanished(svc, principal, adm) from exc
         except BaseException:
             s.rollback()
             slot.release()
@@ -344,6 +351,20 @@ def _finish(
         ),
     )
     return job.id
+
+
+def _vanished(svc: Services, principal: Principal, adm: _Admission) -> ServiceError:
+    """The clear error for a job row that could not be written because what it refers to was deleted."""
+    with svc.store.session() as s:
+        if repo.get_account(s, principal.account_id) is None:
+            return InvalidApiKeyError(
+                "this account was deleted while the generation was being admitted; nothing was queued or charged"
+            )
+        if adm.board_id is not None and s.get(Board, adm.board_id) is None:
+            return NotFoundError(
+                f"board {adm.board_id!r} was deleted while the generation was being admitted; nothing was queued"
+            )
+    return ConflictError("the account's data changed while the generation was being admitted; retry the request")
 
 
 async def admit(
