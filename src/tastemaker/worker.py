@@ -35,6 +35,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ CPU_NICE = 5
 JOB_NICE = 10
 INTERRUPTED = "interrupted"
 WORKER_CRASHED = "worker_crashed"
+JOB_TIMEOUT = "job_timeout"
 RETRYABLE = frozenset({INTERRUPTED, WORKER_CRASHED, "internal_error"})
 INTERRUPTED_MESSAGE = (
     "the server stopped before this generation finished; the selfie is held only in memory and never "
@@ -376,8 +378,10 @@ class JobRunner:
         max_pixels: int = 40_000_000,
         max_bytes: int = 50 * 1024 * 1024,
         data_dir: Path | str | None = None,
+        job_timeout_s: float = 600.0,
     ) -> None:
         self.store, self.audit = store, audit
+        self.job_timeout_s = job_timeout_s
         self.data_dir = None if data_dir is None else str(data_dir)
         self.workers, self.queue_size = workers, queue_size
         self.executor_kind = executor
@@ -612,11 +616,14 @@ class JobRunner:
                 _close_pool(self._cpu)
                 self._cpu = self._process_pool(1, CPU_NICE)
 
-    def _rebuild_gen(self) -> None:
+    def _rebuild_gen(self, broken: Executor | None) -> None:
+        """Replace the generation pool ``broken`` (unless another job already replaced it)."""
         with self._lock:
-            if isinstance(self._gen, ProcessPoolExecutor):
+            if isinstance(self._gen, ProcessPoolExecutor) and self._gen is broken:
                 _close_pool(self._gen)
                 self._gen = self._process_pool(self.workers, JOB_NICE)
+                for _ in range(self.workers):  # start the new workers now, so the next job does not wait
+                    self._gen.submit(task_warm)
 
     # ------------------------------------------------------------------ watching
     def watch(self, job_id: str) -> Watch:
@@ -697,9 +704,10 @@ class JobRunner:
         self._notify(p.job_id)
         t0 = time.monotonic()
         sink = self._progress if self.executor_kind == "thread" else None
-        assert self._gen is not None
+        pool = self._gen
+        assert pool is not None
         try:
-            fut: Future[Outcome] = self._gen.submit(
+            fut: Future[Outcome] = pool.submit(
                 task_generate,
                 p.job_id,
                 p.request,
@@ -716,12 +724,24 @@ class JobRunner:
                 p.account_id,
                 self.data_dir,
             )
-            images = unwrap(fut.result())
+            images = unwrap(fut.result(timeout=self.job_timeout_s))
+        except FutureTimeoutError:
+            # Fail it first (the quota goes back), then stop the work: a worker process cannot be told to
+            # stop, so the pool is replaced. With job_workers > 1 a job running beside it in that pool
+            # fails as worker_crashed (retryable); in thread mode the render finishes and is dropped.
+            log.error("job %s: still running after %g s; stopping it", p.job_id, self.job_timeout_s)
+            self._fail_by_id(
+                p.job_id, JOB_TIMEOUT,
+                f"the generation took longer than {self.job_timeout_s:g} s and was stopped; its images went back "
+                "to the quota (try fewer or smaller images)",
+            )
+            fut.cancel()
+            self._rebuild_gen(pool)
         except ForwardedError as exc:
             self._fail_by_id(p.job_id, exc.code, exc.message)
         except BrokenProcessPool:
             log.error("job %s: the worker process died", p.job_id)
-            self._rebuild_gen()
+            self._rebuild_gen(pool)
             self._fail_by_id(p.job_id, WORKER_CRASHED, "the worker process rendering this job crashed; retry it")
         except Exception as exc:  # CancelledError at shutdown, RuntimeError from a closed pool
             self._fail_by_id(

@@ -164,6 +164,46 @@ def test_progress_is_persisted_while_running(make_api: Any, selfie_bytes: bytes,
     assert doc["status"] == "succeeded" and doc["progress"] == {"stage": "done", "done": 1, "total": 1, "fraction": 1.0}
 
 
+def test_a_job_over_its_time_limit_is_failed_and_refunded(
+    make_api: Any, selfie_bytes: bytes, gate: threading.Event
+) -> None:
+    api = make_api(job_timeout_seconds=0.5)
+    headers = api.key("pro")
+    b = upload_board(api, headers, names=SMALL_BOARD)
+    job = submit(api, headers, selfie_bytes, b["id"])  # held by the gate: it cannot finish in 0.5 s
+    doc = wait_status(api, headers, job["id"], ("succeeded", "failed"), timeout=10)
+    assert doc["status"] == "failed" and doc["error"]["code"] == "job_timeout", doc
+    assert "longer than 0.5 s" in doc["error"]["message"] and not doc["error"]["retryable"]
+    assert api.client.get("/v1/usage", headers=headers).json()["images"]["used"] == 0  # given back
+    gate.set()  # the held render now finishes in its thread; its result must be dropped, not stored
+    time.sleep(1.0)
+    again = api.client.get(f"/v1/generations/{job['id']}", headers=headers).json()
+    assert again["status"] == "failed" and again["images"] == []
+    assert finished(api)[job["id"]] == "job_timeout"
+
+
+@pytest.mark.slow
+def test_process_pool_stops_a_job_over_its_time_limit(tmp_path: Any, selfie_bytes: bytes) -> None:
+    """In process mode the stuck worker process is replaced, and the next job runs on a fresh one."""
+    settings = make_settings(tmp_path, job_executor="process", job_timeout_seconds=0.2)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, settings)
+        headers = api.key("pro")
+        b = upload_board(api, headers, names=SMALL_BOARD)
+        before = api.services.runner.worker_pids()
+        doc = submit(api, headers, selfie_bytes, b["id"], wait=30)
+        doc = wait_status(api, headers, doc["id"], ("succeeded", "failed"), timeout=30)
+        assert doc["status"] == "failed" and doc["error"]["code"] == "job_timeout", doc
+        after = api.services.runner.worker_pids()
+        assert after and not set(after) & set(before)
+        for pid in before:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        api.services.runner.job_timeout_s = 120.0
+        ok = submit(api, headers, selfie_bytes, b["id"], wait=60)
+        assert wait_status(api, headers, ok["id"], ("succeeded", "failed"), timeout=60)["status"] == "succeeded"
+
+
 @pytest.mark.slow
 def test_process_pool_generates_and_survives_a_crash(tmp_path: Any, selfie_bytes: bytes) -> None:
     """The default executor: work runs in spawned processes; killing one fails its job, not the server;

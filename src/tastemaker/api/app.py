@@ -187,6 +187,7 @@ def build_services(settings: ServerSettings) -> Services:
         max_pixels=settings.max_image_pixels,
         max_bytes=settings.max_image_bytes,
         data_dir=settings.data_dir,
+        job_timeout_s=settings.job_timeout_seconds,
     )
     return Services(
         settings=settings, store=store, audit=audit, limiter=RateLimiter(settings.ratelimit_storage_url), runner=runner

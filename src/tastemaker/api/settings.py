@@ -60,6 +60,8 @@ class ServerSettings(Settings):
     job_workers: int = Field(1, ge=1, le=64)
     job_queue_size: int = Field(8, ge=0, le=10_000)
     job_executor: Literal["process", "thread"] = "process"
+    # A generation still running after this is stopped and failed (code job_timeout; quota given back).
+    job_timeout_seconds: float = Field(600.0, gt=0)
     max_wait_seconds: float = Field(60.0, ge=0, le=60)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     idempotency_ttl_hours: float = Field(24.0, gt=0)
