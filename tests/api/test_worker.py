@@ -191,8 +191,14 @@ def test_process_pool_stops_a_job_over_its_time_limit(tmp_path: Any, selfie_byte
         headers = api.key("pro")
         b = upload_board(api, headers, names=SMALL_BOARD)
         before = api.services.runner.worker_pids()
-        doc = submit(api, headers, selfie_bytes, b["id"], wait=30)
-        doc = wait_status(api, headers, doc["id"], ("succeeded", "failed"), timeout=30)
+        r = client.post(  # four 1024 px images: several seconds of work, far over 0.2 s
+            "/v1/generations",
+            data={"board_id": b["id"], "consent": "true", "n": "4", "size": "1024", "seed": "2"},
+            files={"selfie": ("me.jpg", selfie_bytes, "image/jpeg")},
+            headers=headers,
+        )
+        assert r.status_code == 202, r.text
+        doc = wait_status(api, headers, r.json()["id"], ("succeeded", "failed"), timeout=30)
         assert doc["status"] == "failed" and doc["error"]["code"] == "job_timeout", doc
         after = api.services.runner.worker_pids()
         assert after and not set(after) & set(before)
