@@ -90,19 +90,29 @@ def synthetic(seed: int, h: int, w: int) -> np.ndarray:
 
 
 def real_outputs(seeds: list[int]) -> list[tuple[str, np.ndarray]]:
-    """Look-engine outputs for the demo selfie + board (the images Tastemaker actually ships)."""
+    """Look-engine renders for the demo selfie + board, *before* marking.
+
+    ``generate()`` returns what Tastemaker ships, and that already carries its provenance watermark; a
+    "clean" image with a mark in it would count as a false detection. So the engine renders directly.
+    """
     try:
         from tastemaker.boards import load_board
         from tastemaker.engines.base import GenerationRequest
-        from tastemaker.pipeline import generate
+        from tastemaker.engines.look import LookEngine
+        from tastemaker.pipeline import prepare_subject
+        from tastemaker.prompt import parse_prompt
+        from tastemaker.taste.profile import build_profile
 
-        board = load_board(DEMO / "board")
+        profile = build_profile(load_board(DEMO / "board"))
+        subject = prepare_subject([DEMO / "selfie.jpg"])
+        engine = LookEngine()
+        intent = parse_prompt("", [(m.id, m.text, m.weight) for m in profile.modes])
         out = []
         for seed in seeds:
-            res = generate(
-                GenerationRequest(n=4, seed=seed, size=1024), selfies=[DEMO / "selfie.jpg"], board=board
-            )
-            out += [(f"look-s{seed}-{im.index}", im.pixels) for im in res.images]
+            req = GenerationRequest(n=4, seed=seed, size=1024)
+            plans = engine.plan(req, subject, profile, intent)
+            rendered = engine.render(plans, subject, profile, req, hold=[0.0] * len(plans))
+            out += [(f"look-s{seed}-{r.plan.index}", r.pixels) for r in rendered]
         return out
     except Exception as exc:  # noqa: BLE001 - the bench still runs on the other images
         print(f"(no real outputs: {type(exc).__name__}: {exc})", file=sys.stderr)
