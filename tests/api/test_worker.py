@@ -200,7 +200,12 @@ def test_process_pool_stops_a_job_over_its_time_limit(tmp_path: Any, selfie_byte
         assert r.status_code == 202, r.text
         doc = wait_status(api, headers, r.json()["id"], ("succeeded", "failed"), timeout=30)
         assert doc["status"] == "failed" and doc["error"]["code"] == "job_timeout", doc
-        after = api.services.runner.worker_pids()
+        deadline = time.monotonic() + 30  # the job is failed first, then its pool replaced: wait for that
+        while True:
+            after = api.services.runner.worker_pids()
+            if (after and not set(after) & set(before)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert after and not set(after) & set(before)
         for pid in before:
             with pytest.raises(ProcessLookupError):
