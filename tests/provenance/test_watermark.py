@@ -81,6 +81,26 @@ def test_psnr_meets_target(natural_images: dict[str, np.ndarray], marked: dict[s
         assert wm.psnr(img, marked[name]) >= 38.0, name
 
 
+@pytest.mark.parametrize(
+    ("name", "orient"),
+    [
+        ("mirrored left-right", lambda a: a[:, ::-1]),
+        ("mirrored top-bottom", lambda a: a[::-1]),
+        ("turned 90° clockwise", lambda a: np.rot90(a, -1)),
+        ("turned 90° anticlockwise", lambda a: np.rot90(a, 1)),
+        ("turned 180°", lambda a: np.rot90(a, 2)),
+        ("transposed", lambda a: np.swapaxes(a, 0, 1)),
+    ],
+)
+def test_mirrored_and_turned_copies_decode_and_say_how(marked: dict[str, np.ndarray], name: str, orient) -> None:  # type: ignore[no-untyped-def]
+    for img_name, img in marked.items():
+        copy = jpeg(np.ascontiguousarray(orient(img)), 75)  # a phone's mirror/rotate, saved as JPEG
+        got = wm.detect(copy)
+        assert got.payload == PAYLOAD, f"{img_name} {name}: {got}"
+        assert got.reason == f"found in a copy {name}"
+    assert wm.detect(np.ascontiguousarray(orient(marked["synthetic"])), search=False).payload is None  # fast path
+
+
 def test_clean_images_and_crops_give_no_id(natural_images: dict[str, np.ndarray]) -> None:
     rng = np.random.default_rng(11)
     photos = [load_rgb(p) for p in sorted((DEMO / "board").glob("*.jpg"))] + list(natural_images.values())
