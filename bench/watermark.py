@@ -5,7 +5,8 @@ Images (52 in a full run): the 14 demo photos at their native 512 px, the same 1
 upscaled photos (640-900 px), 8 synthetic images (gradients + texture + noise, 512-1024 px).
 
 Attacks: none, JPEG Q50, JPEG Q75, resize 0.5x (area), crop to 50 % of the area (random place,
-aspect kept), JPEG75 + resize 0.75x + crop 80 %.
+aspect kept), JPEG75 + resize 0.75x + crop 80 %, a mirror copy saved as JPEG75, a quarter turn
+saved as JPEG75.
 
 * TPR: the embedded id is read back exactly (ours: CRC-checked 40-bit id; baselines: all 32
   bits equal, the most lenient fair rule for a method without a detection threshold).
@@ -20,13 +21,13 @@ aspect kept), JPEG75 + resize 0.75x + crop 80 %.
   the 512 px images and 24 clean decodes. Bit accuracy is shown for the baselines only (ours
   returns a CRC-checked id or nothing).
 
-Last full run (shared 2-core CPU, 341 s): ours TPR 1.000 after every attack (none, Q50, Q75,
-0.5x, crop 50 %, combo), 0 false ids in 1092 clean decodes, PSNR 39.95 dB mean (38.20 min),
-embed+detect 60.5 ms at 1024². No misses (the previous luma-only version missed night-grass at
-512 px and a crop of it under 0.5x / crop 50 % / combo: min TPR 0.962). Stock dwtDct fails
-every attack, dwtDctSvd survives only JPEG 75 (0.77), rivaGan (6 images) JPEG 50 0.50 / crop
-1.00 / combo 0.50 at ~16 s per embed+detect at 1024². rivaGan's 0.000 after a 0.5x resize is
-the stock decoder refusing images under 256x256.
+Last full run (shared 2-core CPU, 851 s): ours TPR 1.000 after every attack (none, Q50, Q75,
+0.5x, crop 50 %, combo, mirror + Q75, quarter turn + Q75), 0 false ids in 1508 clean decodes, PSNR
+39.95 dB mean (38.20 min), embed+detect 60-96 ms at 1024² (a mirrored / turned copy costs 170-240 ms
+to detect: the other orientations are tried after the scale search). Stock dwtDct fails every attack,
+dwtDctSvd survives only JPEG 75 (0.77), rivaGan (6 images) JPEG 50 0.50 / crop 1.00 / combo 0.50 at
+~15 s per embed+detect at 1024²; none of the three reads a mirrored or turned copy. rivaGan's 0.000
+after a 0.5x resize is the stock decoder refusing images under 256x256.
 
 Run: python bench/watermark.py [--quick] [--seed 0] [--no-baselines]
 The last line is one JSON object for our method:
@@ -55,7 +56,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from tastemaker.provenance import watermark as wm  # noqa: E402
 
 DEMO = ROOT / "src" / "tastemaker" / "data" / "demo"
-ATTACK_NAMES = ["none", "jpeg50", "jpeg75", "resize0.5", "crop50", "jpeg75+resize0.75+crop80"]
+ATTACK_NAMES = [
+    "none", "jpeg50", "jpeg75", "resize0.5", "crop50", "jpeg75+resize0.75+crop80", "mirror+jpeg75", "rot90+jpeg75",
+]
 
 
 # ----------------------------------------------------------------------------- images and attacks
@@ -168,6 +171,8 @@ ATTACKS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
     "resize0.5": lambda im, r: resize(im, 0.5),
     "crop50": lambda im, r: crop_area(im, 0.5, r),
     "jpeg75+resize0.75+crop80": lambda im, r: crop_area(resize(jpeg(im, 75), 0.75), 0.8, r),
+    "mirror+jpeg75": lambda im, r: jpeg(np.ascontiguousarray(im[:, ::-1]), 75),
+    "rot90+jpeg75": lambda im, r: jpeg(np.ascontiguousarray(np.rot90(im)), 75),
 }
 
 
