@@ -38,7 +38,7 @@ from ..deps import (
 from ..errors import UnsupportedMediaTypeError
 from ..profiles import forget_board_files
 from ..schemas import BoardOut, PinIn, PinOut, PinsAdded, ProfileState, SkippedPin
-from .common import AUTH_ERRORS, errors, owned_board
+from .common import AUTH_ERRORS, errors, media_type, owned_board
 
 router = APIRouter(prefix="/v1/boards", tags=["boards"], responses=AUTH_ERRORS)
 
@@ -54,7 +54,7 @@ PINS_HELP = (
 
 def require_multipart(request: Request, principal: CurrentAccount) -> Principal:
     """Uploads are multipart/form-data; say so with 415 rather than a confusing 422 (after auth: 401 first)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = media_type(request)
     if ctype != "multipart/form-data":
         raise UnsupportedMediaTypeError(
             f"this endpoint takes multipart/form-data (image files + form fields), got {ctype or 'no content type'!r}"

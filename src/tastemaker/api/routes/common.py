@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -17,6 +18,24 @@ from ..errors import NotFoundError
 from ..schemas import ErrorBody
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def media_type(request: Request) -> str:
+    """The request's media type, lower-case, without parameters ("" when there is no Content-Type)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def is_json(ctype: str) -> bool:
+    return ctype == "application/json" or ctype.endswith("+json")
+
+
+async def json_body(request: Request) -> Any:
+    """The body parsed as JSON, or a 422 that says why it is not."""
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"the body is not valid JSON ({exc})") from None
 
 
 def validate_body(model: type[M], data: Any) -> M:

@@ -57,7 +57,7 @@ from ..errors import (
 )
 from ..profiles import ensure_profile
 from ..schemas import GenerationCreate, GenerationOut
-from .common import AUTH_ERRORS, errors, owned_board, owned_job, validate_body
+from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, owned_job, validate_body
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=AUTH_ERRORS)
 
@@ -96,13 +96,9 @@ _MULTIPART_FIELDS = set(GenerationCreate.model_fields) - {"selfie"}
 
 async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
     """Parse JSON (selfie in base64) or multipart (selfie as a file part) into one model."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json" or ctype.endswith("+json"):
-        raw = await request.body()
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(f"the body is not valid JSON ({exc})") from None
+    ctype = media_type(request)
+    if is_json(ctype):
+        data = await json_body(request)
         model = validate_body(GenerationCreate, data)
         try:
             selfie = base64.b64decode(model.selfie, validate=True)

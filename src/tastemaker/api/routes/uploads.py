@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -18,7 +17,7 @@ from starlette.formparsers import MultiPartException
 
 from ...errors import ImageTooLargeError, RequestError
 from ..errors import UnsupportedMediaTypeError
-from .common import validate_body
+from .common import is_json, json_body, media_type, validate_body
 from .generations import _InMemoryParser
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,13 +37,9 @@ async def read_image_body(
     JSON: ``field`` holds the image base64-encoded. Multipart: ``field`` is a file part; every other part is
     a form field of ``model`` (unknown fields are refused, as the JSON form's ``extra="forbid"`` does).
     """
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json" or ctype.endswith("+json"):
-        raw = await request.body()
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(f"the body is not valid JSON ({exc})") from None
+    ctype = media_type(request)
+    if is_json(ctype):
+        data = await json_body(request)
         body = validate_body(model, data)
         encoded = getattr(body, field, None)
         if encoded is None:
