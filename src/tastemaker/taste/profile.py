@@ -17,6 +17,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +39,7 @@ from ..encoders.style import (
     to_lab,
     vector_to_features,
 )
+from ..encoders.medium import MediumInfo, medium_stats, mode_medium
 from ..errors import ProfileError
 from ..media import write_atomic
 from .modes import medoids, split_modes
@@ -75,6 +77,8 @@ class LookParams(BaseModel):
     sharpness: float
     vignette: float
     chroma: float  # mean chroma
+    #: the lowest and highest mean chroma among the mode's pins: an output's colour should land inside
+    chroma_range: list[float] | None = None
 
     @classmethod
     def from_stats(
@@ -124,6 +128,9 @@ class Mode(BaseModel):
     look: LookParams
     tags: dict[str, float] = Field(default_factory=dict)  # tag -> engagement weight
     titles: list[str] = Field(default_factory=list)
+    #: what the mode's pictures are made with (photo, paint, line work) and how strongly to transfer it;
+    #: None in profiles made before medium analysis (the engine then grades colour only and says so)
+    medium: MediumInfo | None = None
 
     @cached_property
     def vector(self) -> np.ndarray:
@@ -331,13 +338,11 @@ def build_profile(
         from ..errors import EmptyBoardError
 
         raise EmptyBoardError(f"board {board.name!r} has no usable pins")
-    if descriptors is not None:
-        descs = list(descriptors)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=2) as pool:  # OpenCV/NumPy release the GIL for most of it
-            descs = list(pool.map(lambda t: describe(t, palette=False), board.thumbs))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # OpenCV/NumPy release the GIL for most of it
+        descs = list(descriptors) if descriptors is not None else list(
+            pool.map(lambda t: describe(t, palette=False), board.thumbs)
+        )
+        mediums = list(pool.map(medium_stats, board.thumbs))
     x = np.stack([d.vector for d in descs])
     base_w, weighting = _engagement_weights(board, x, cfg)
     defence = defend(x, board.pins, base_w, cfg.robust, cfg.weights)
@@ -382,6 +387,8 @@ def build_profile(
             if board.pins[i].title:
                 titles.append(board.pins[i].title)
         look = LookParams.from_stats(colors, tone, palette, pw, feats)
+        pin_chroma = [descs[i].features["chroma_mean"] for i in idx]
+        look.chroma_range = [round(float(min(pin_chroma)), 3), round(float(max(pin_chroma)), 3)]
         modes.append(
             Mode(
                 id=f"m{j + 1}",
@@ -393,6 +400,7 @@ def build_profile(
                 look=look,
                 tags={t: round(v, 4) for t, v in sorted(tags.items(), key=lambda kv: (-kv[1], kv[0]))[:12]},
                 titles=titles[:20],
+                medium=mode_medium([mediums[i] for i in idx], w[idx]),
             )
         )
     from .weights import engagement_score
