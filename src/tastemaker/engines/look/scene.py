@@ -1,0 +1,761 @@
+"""Scenes, "me in that place": the person from a selfie composited into a scene from their board.
+
+Pure functions over NumPy arrays; no engine state. The engine frames the person at the output size
+(``compose``), calls :func:`fit_scene` for the scene's crop and :func:`composite` for the picture.
+Images are RGB; ``uint8`` where a function says so, otherwise ``float32`` in 0..1 (sRGB-encoded).
+
+Light
+    :func:`fit_sh` fits the first-order spherical-harmonic irradiance model ``E(n) = a0 + a . n``
+    (the constant and the three linear SH terms; Ramamoorthi & Hanrahan 2001, "An efficient
+    representation for irradiance environment maps", show irradiance is a low-pass function of the
+    normal; the first order already holds most of its energy) by iteratively re-weighted least
+    squares with Huber weights, so eyes left in by mistake, glasses, beard or hair do not pull it.
+    ``a / |a|`` is the dominant light's direction, ``a0`` the ambient term, ``|a|`` its strength.
+
+    :func:`person_light` samples the selfie's linear luminance at the 468 vertices of MediaPipe's
+    face mesh (Kartynnik et al. 2019), with normals from the mesh's own triangles, minus eyes, brows,
+    lips and vertices off the skin colour, divided by the median (a per-face albedo), and fits the
+    model. Without a mesh it fits the same model on an ellipsoid standing in for the face.
+
+    :func:`scene_light` has no geometry: it reads the picture's large-scale luminance. A plane fit to
+    the luminance of a 64 px thumbnail gives the in-image direction the light comes from (brighter
+    side), pulled a little toward the centroid of the brightest 3 %; the stronger the gradient, the
+    more the light is taken to come from the side rather than from the camera. Its colour, like the
+    selfie's, is the "shades of grey" illuminant estimate (Finlayson & Trezzi 2004, Minkowski p = 6).
+    Limits: albedo and shading cannot be told apart in one picture (a white wall on the left reads as
+    light from the left), back light reads as top or side light, and paintings have painted light.
+    The estimate is only ever used for a subtle relight, clamped, never for hard shadows on the face.
+
+Scene crop (:func:`fit_scene`)
+    The scene covers the frame (scaled, never stretched or mirrored), zoomed in more for tighter shots
+    (a closer camera sees less of the background). Among candidate crops the one with the least detail
+    where the person will stand wins: gradient energy plus frequency-tuned colour saliency (Achanta
+    et al. 2009) under the person's mask (or a centre-bottom silhouette), with a mild pull to the centre.
+
+Composite (:func:`composite`), every step scaled by ``strength`` (0 is the plain alpha composite)
+    1. **matte**: the alpha is refined where the mask's edge is unsure by a local two-colour model
+       (foreground and old background colours from normalised box blurs, alpha from the projection of
+       the pixel onto the line between them, trusted where they differ), then feathered by a pixel.
+    2. **decontaminate**: the foreground colour at soft pixels is re-estimated with blur-fusion
+       (Forte & Pitié 2021, "Approximate fast foreground colour estimation"), which pushes the old
+       background out, so hair does not carry a halo of the selfie's background into the scene.
+    3. **harmonise**: Lab lightness mean/std of the person move part of the way toward the scene's
+       statistics around where the person stands (Reinhard et al. 2001, partial and clamped); colour
+       follows the change of illuminant by a partial von Kries adaptation (per-channel gains in linear
+       RGB from the two light colours), shrunk until the skin's hue stays in the range of skin and
+       within a few degrees of the original, so skin never turns green, grey or purple.
+    4. **relight**: normals from the mask (an inflated silhouette from its distance transform, Johnston
+       2002 "Lumo" style) with an ellipsoid over the face; the shading ratio ``E_scene(n) / E_person(n)``
+       of the two SH fits, clamped, at low resolution (it is smooth), multiplies the person.
+    5. **edges**: a gradient-domain (Poisson, Pérez et al. 2003) correction for the low-frequency colour
+       offset along the seam — Laplace's equation solved at low resolution by Jacobi iterations from
+       a normalised-convolution start, applied only in a thin band inside the edge — plus a narrow
+       "light wrap" of the blurred scene onto the person's rim, as compositors do.
+    6. **contact shadow**: the mask, pushed away from the scene's light and down, blurred wide and
+       faint, multiplies the scene behind and below the person.
+    7. **grain**: when the scene is noisier than the selfie, seeded Gaussian grain makes up the
+       difference on the person (a clean cut-out on a grainy picture is what gives composites away).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+#: Gamma of the sRGB-like encoding used for cheap linear<->encoded conversions of gains.
+GAMMA = 2.2
+#: Longest side of the working thumbnails for statistics, normals, shadow and the Poisson solve.
+LOW_SIDE = 160
+#: Relight ratio bounds (linear), before ``strength`` scales it.
+RELIGHT_MIN, RELIGHT_MAX = 0.72, 1.3
+#: Fraction of the relight ratio applied at strength 1: subtle on purpose.
+RELIGHT_GAIN = 0.7
+#: Partial Lab lightness transfer: mean, std exponent; largest mean shift in L* units.
+L_MEAN_W, L_STD_W, L_MAX_SHIFT = 0.3, 0.3, 8.0
+#: Partial von Kries adaptation toward the scene's illuminant.
+ILLUM_W = 0.55
+#: Skin hue (Lab, degrees) must stay inside this range and move by at most SKIN_HUE_STEP.
+SKIN_HUE_RANGE, SKIN_HUE_STEP = (12.0, 80.0), 6.0
+#: Contact shadow opacity at strength 1 (fraction of light removed at its darkest).
+SHADOW_OPACITY = 0.38
+#: Poisson seam correction (fraction, band width as a fraction of the frame) and light wrap.
+SEAM_W, SEAM_BAND = 0.3, 0.03
+WRAP_W, WRAP_BAND = 0.4, 0.008
+
+_MESH_LOCK = threading.Lock()
+_MESH: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class SceneLight:
+    """What we know of a picture's light (first-order SH irradiance, relative units).
+
+    ``direction``: unit 3-vector toward the light in camera coordinates (x right, y down, z toward the
+    viewer). ``ambient`` and ``strength``: ``E(n) = ambient + strength * (direction . n)``, in units of
+    the subject's median luminance (face) or the picture's mean (scene). ``colour``: the illuminant's
+    linear RGB, normalised to mean 1.
+    """
+
+    direction: np.ndarray
+    ambient: float
+    strength: float
+    colour: np.ndarray
+
+    @property
+    def relative(self) -> float:
+        """Directional over ambient light, clamped to 0..0.9 (what the relight uses)."""
+        return float(np.clip(self.strength / max(self.ambient, 1e-3), 0.0, 0.9))
+
+    def irradiance(self, normals: np.ndarray) -> np.ndarray:
+        """Relative irradiance ``1 + relative * (direction . n)`` for normals (..., 3)."""
+        return np.float32(1.0) + np.float32(self.relative) * (normals @ self.direction.astype(np.float32))
+
+
+NEUTRAL = SceneLight(np.array([0.0, 0.0, 1.0]), 1.0, 0.0, np.ones(3))
+
+
+# --------------------------------------------------------------------------- small helpers
+def _to01(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) * np.float32(1 / 255)
+    return np.clip(img.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+def _low(img: np.ndarray, side: int = LOW_SIDE) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(1.0, side / max(h, w))
+    if s == 1.0:
+        return img
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _up(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _linear_luma(rgb01: np.ndarray) -> np.ndarray:
+    return _luma(np.power(np.maximum(rgb01, 0.0), GAMMA))
+
+
+def _norm_blur(img: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of ``img`` weighted by ``w`` (normalised convolution)."""
+    ww = w[..., None] if img.ndim == 3 else w
+    num = cv2.GaussianBlur(img * ww, (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)
+    den = den[..., None] if img.ndim == 3 else den
+    return num / np.maximum(den, 1e-4)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-9 else np.array([0.0, 0.0, 1.0])
+
+
+def illuminant(rgb01: np.ndarray, weight: np.ndarray | None = None, p: float = 6.0) -> np.ndarray:
+    """Shades-of-grey illuminant estimate (Finlayson & Trezzi 2004): linear RGB, mean 1."""
+    lin = np.power(np.clip(_low(rgb01, 96), 1e-4, 1.0), GAMMA).reshape(-1, 3).astype(np.float64)
+    wt = np.ones(len(lin)) if weight is None else _low(weight.astype(np.float32), 96).reshape(-1)
+    e = (np.sum(wt[:, None] * lin**p, 0) / max(float(wt.sum()), 1e-6)) ** (1.0 / p)
+    return (e / max(float(e.mean()), 1e-6)).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- the SH fit
+def fit_sh(normals: np.ndarray, luminance: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Robust least-squares fit of ``L = a0 + a . n``; returns ``(a0, a)``.
+
+    Huber-weighted IRLS (5 rounds, threshold 1.345 robust sigma), on top of optional prior weights.
+    """
+    n = np.asarray(normals, np.float64).reshape(-1, 3)
+    y = np.asarray(luminance, np.float64).reshape(-1)
+    w0 = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    A = np.concatenate([np.ones((len(y), 1)), n], axis=1)
+    w = w0.copy()
+    coef = np.zeros(4)
+    for _ in range(5):
+        sw = np.sqrt(w)
+        coef, *_ = np.linalg.lstsq(A * sw[:, None], y * sw, rcond=None)
+        r = y - A @ coef
+        sigma = 1.4826 * float(np.median(np.abs(r[w0 > 0]))) + 1e-6
+        k = 1.345 * sigma
+        ar = np.abs(r)
+        w = w0 * np.where(ar <= k, 1.0, k / np.maximum(ar, 1e-12))
+    return float(coef[0]), coef[1:].copy()
+
+
+def _light_from_fit(a0: float, a: np.ndarray, colour: np.ndarray) -> SceneLight:
+    return SceneLight(direction=_unit(a), ambient=max(a0, 1e-3), strength=float(np.linalg.norm(a)), colour=colour)
+
+
+# --------------------------------------------------------------------------- the person's light
+def _face_mesh() -> Any:
+    fm = _MESH.get("mesh")
+    if fm is None:
+        from mediapipe.python.solutions.face_mesh import FaceMesh
+
+        fm = FaceMesh(static_image_mode=True, refine_landmarks=False, max_num_faces=1, min_detection_confidence=0.3)
+        _MESH["mesh"] = fm
+    return fm
+
+
+@functools.lru_cache(maxsize=1)
+def _mesh_topology() -> tuple[np.ndarray, np.ndarray]:
+    """Triangles (T, 3) of the 468-vertex face mesh, and a mask of vertices to leave out of the fit."""
+    from mediapipe.python.solutions import face_mesh_connections as fc
+
+    edges = {tuple(sorted(e)) for e in fc.FACEMESH_TESSELATION}
+    nbr: dict[int, set[int]] = {}
+    for i, j in edges:
+        nbr.setdefault(i, set()).add(j)
+        nbr.setdefault(j, set()).add(i)
+    tris = set()
+    for i, j in edges:
+        for k in nbr[i] & nbr[j]:
+            tris.add(tuple(sorted((i, j, k))))
+    skip = np.zeros(468, bool)
+    for part in (fc.FACEMESH_LEFT_EYE, fc.FACEMESH_RIGHT_EYE, fc.FACEMESH_LEFT_EYEBROW,
+                 fc.FACEMESH_RIGHT_EYEBROW, fc.FACEMESH_LIPS):
+        for e in part:
+            skip[list(e)] = True
+    ring = skip.copy()  # and their one-ring: lashes, shadows of the brow ridge, lip edges
+    for v in np.flatnonzero(skip):
+        ring[list(nbr.get(int(v), ()))] = True
+    return np.array(sorted(tris), np.int64), ring
+
+
+def mesh_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals (V, 3) of a camera-facing mesh, oriented toward the viewer (+z)."""
+    v = np.asarray(vertices, np.float64)
+    a, b, c = v[triangles[:, 0]], v[triangles[:, 1]], v[triangles[:, 2]]
+    fn = np.cross(b - a, c - a)
+    fn *= np.where(fn[:, 2:3] < 0, -1.0, 1.0)
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, triangles[:, k], fn)
+    norm = np.linalg.norm(vn, axis=1, keepdims=True)
+    return vn / np.maximum(norm, 1e-12)
+
+
+def _face_crop(img_h: int, img_w: int, landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    x0, y0 = landmarks.min(0)
+    x1, y1 = landmarks.max(0)
+    fw, fh = x1 - x0, y1 - y0
+    side = 1.5 * max(fw, fh)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.1 * fh
+    left, t = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    r, b = min(img_w, int(cx + side / 2)), min(img_h, int(cy + side / 2))
+    return left, t, r, b
+
+
+def person_light(img_rgb: np.ndarray, landmarks: np.ndarray, person_mask: np.ndarray | None = None) -> SceneLight:
+    """The selfie's light from the face: first-order SH fit of luminance on face-mesh normals.
+
+    ``img_rgb``: the selfie (uint8 RGB or float 0..1); ``landmarks``: dlib's (68, 2) points in its
+    pixels; ``person_mask``: optional 0..1 mask of the same size (vertices off the person are ignored).
+    Falls back to an ellipsoid over the landmarks when the mesh finds no face.
+    """
+    img = np.ascontiguousarray(img_rgb if img_rgb.dtype == np.uint8 else (_to01(img_rgb) * 255 + 0.5).astype(np.uint8))
+    h, w = img.shape[:2]
+    lm = np.asarray(landmarks, np.float32)
+    colour = illuminant(_to01(img))
+    cl, t, r, b = _face_crop(h, w, lm)
+    crop = img[t:b, cl:r]
+    if crop.size == 0:
+        return NEUTRAL
+    s = min(1.0, 256 / max(crop.shape[:2]))
+    if s < 1.0:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))),
+                          interpolation=cv2.INTER_AREA)
+    ch, cw = crop.shape[:2]
+    with _MESH_LOCK:
+        res = _face_mesh().process(np.ascontiguousarray(crop))
+    crop01 = crop.astype(np.float32) * np.float32(1 / 255)
+    # luminance averaged over a few pixels: pores and stubble are not shading
+    lum = cv2.GaussianBlur(_linear_luma(crop01), (0, 0), max(1.0, 0.012 * cw))
+    lab = cv2.cvtColor(cv2.GaussianBlur(crop01, (0, 0), max(1.0, 0.012 * cw)), cv2.COLOR_RGB2Lab)
+    mask_c = None
+    if person_mask is not None:
+        mask_c = cv2.resize(np.ascontiguousarray(person_mask[t:b, cl:r], np.float32), (cw, ch),
+                            interpolation=cv2.INTER_LINEAR)
+    lm_c = (lm - np.array([cl, t], np.float32)) * s
+    box_c = (*lm_c.min(0).tolist(), *lm_c.max(0).tolist())
+    if not res.multi_face_landmarks:
+        return _ellipsoid_light(lum, lab, box_c, mask_c, colour, lm_c)
+    pts = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark[:468]], np.float64)
+    verts = np.stack([pts[:, 0] * cw, pts[:, 1] * ch, -pts[:, 2] * cw], axis=1)
+    tris, skip = _mesh_topology()
+    normals = mesh_normals(verts, tris)
+    xs = np.clip(np.round(verts[:, 0]).astype(int), 0, cw - 1)
+    ys = np.clip(np.round(verts[:, 1]).astype(int), 0, ch - 1)
+    y = lum[ys, xs].astype(np.float64)
+    ab = lab[ys, xs, 1:].astype(np.float64)
+    keep = ~skip & (normals[:, 2] > 0.15)
+    if mask_c is not None:
+        keep &= mask_c[ys, xs] > 0.5
+    if keep.sum() < 40:
+        return _ellipsoid_light(lum, lab, box_c, mask_c, colour, lm_c)
+    # off the skin's colour: hair over the forehead, beard, glasses frames, specular spots on lenses
+    med_ab = np.median(ab[keep], 0)
+    d_ab = np.linalg.norm(ab - med_ab, axis=1)
+    keep &= d_ab < max(12.0, 2.5 * float(np.median(d_ab[keep])))
+    med = float(np.median(y[keep])) + 1e-6
+    a0, a = fit_sh(normals[keep], y[keep] / med)
+    return _light_from_fit(a0, a, colour)
+
+
+def _ellipsoid_normals(shape: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Normals (h, w, 3) of an ellipsoid standing on ``box`` and the mask (h, w) of where it is."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    rx, ry = max(1.0, (x1 - x0) / 2), max(1.0, (y1 - y0) / 2)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u, v = (xx - cx) / rx, (yy - cy) / ry
+    rho2 = u * u + v * v
+    inside = rho2 < 1.0
+    nz = np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
+    n = np.stack([u, v, nz], axis=-1)
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
+    return n, inside
+
+
+def _ellipsoid_light(
+    lum: np.ndarray,
+    lab: np.ndarray,
+    box: tuple[float, float, float, float],
+    mask: np.ndarray | None,
+    colour: np.ndarray,
+    landmarks: np.ndarray | None = None,
+) -> SceneLight:
+    """Fallback: the SH fit on an ellipsoid standing in for the face (brows to chin ``box``, raised
+    a quarter for the forehead); eyes, brows and lips left out when ``landmarks`` (68) are given."""
+    h, w = lum.shape
+    x0, y0, x1, y1 = box
+    fh = y1 - y0
+    n, inside = _ellipsoid_normals((h, w), (x0, y0 - 0.25 * fh, x1, y1))
+    skip = np.zeros((h, w), np.uint8)
+    if landmarks is not None:
+        for idx in (range(36, 42), range(42, 48), range(48, 60), range(17, 22), range(22, 27)):
+            hull = cv2.convexHull(np.round(landmarks[list(idx)]).astype(np.int32))
+            cv2.fillConvexPoly(skip, hull, 1)
+        skip = np.asarray(cv2.dilate(skip, np.ones((5, 5), np.uint8)), np.uint8)
+    keep = inside & (skip == 0) & (n[..., 2] > 0.2)
+    if mask is not None:
+        keep &= mask > 0.5
+    if keep.sum() < 40:
+        return NEUTRAL
+    step = max(1, int(np.sqrt(keep.sum() / 2000)))
+    sel = np.zeros_like(keep)
+    sel[::step, ::step] = True
+    keep &= sel
+    y = lum[keep].astype(np.float64)
+    ab = lab[keep][:, 1:].astype(np.float64)
+    d_ab = np.linalg.norm(ab - np.median(ab, 0), axis=1)
+    good = d_ab < max(12.0, 2.5 * float(np.median(d_ab)))
+    a0, a = fit_sh(n[keep][good], y[good] / (float(np.median(y[good])) + 1e-6))
+    return _light_from_fit(a0, a, colour)
+
+
+# --------------------------------------------------------------------------- the scene's light
+def scene_light(scene_rgb: np.ndarray) -> SceneLight:
+    """The scene's light from its large-scale luminance (see the module docstring for its limits)."""
+    img = _to01(scene_rgb)
+    small = _low(img, 64)
+    lum = cv2.GaussianBlur(_linear_luma(small), (0, 0), 2.0).astype(np.float64)
+    h, w = lum.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    u = (xx - (w - 1) / 2) / (max(h, w) / 2)
+    v = (yy - (h - 1) / 2) / (max(h, w) / 2)
+    A = np.stack([np.ones(lum.size), u.ravel(), v.ravel()], 1)
+    (c, gx, gy), *_ = np.linalg.lstsq(A, lum.ravel(), rcond=None)
+    mean = max(float(lum.mean()), 1e-4)
+    g = np.array([gx, gy]) / mean
+    # the brightest 3 %: where a window, the sky or a lamp is
+    thr = np.quantile(lum, 0.97)
+    hot = lum >= thr
+    centroid = np.array([u[hot].mean(), v[hot].mean()]) if hot.any() else np.zeros(2)
+    d2 = g + 0.35 * centroid * min(1.0, float(np.linalg.norm(g)) * 2.0)
+    side = float(np.clip(1.6 * np.linalg.norm(g), 0.15, 0.85))  # sine of the angle off the camera axis
+    dir2 = d2 / max(float(np.linalg.norm(d2)), 1e-9) if np.linalg.norm(d2) > 1e-6 else np.zeros(2)
+    direction = _unit(np.array([dir2[0] * side, dir2[1] * side, np.sqrt(1.0 - side * side)]))
+    # directional share: from the luminance contrast the plane explains and the highlights' punch
+    contrast = float(np.std(A @ np.array([c, gx, gy]))) / mean
+    punch = float(thr / mean - 1.0)
+    rel = float(np.clip(0.5 * contrast + 0.12 * punch, 0.1, 0.7))
+    return SceneLight(direction=direction, ambient=1.0, strength=rel, colour=illuminant(img))
+
+
+# --------------------------------------------------------------------------- scene crop
+def _detail_map(img01: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(img01, cv2.COLOR_RGB2Lab)
+    L = lab[..., 0]
+    gx = cv2.Sobel(L, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(L, cv2.CV_32F, 0, 1, ksize=3)
+    grad = cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy), (0, 0), 1.5)
+    blur = cv2.GaussianBlur(lab, (0, 0), 1.5)
+    sal = np.linalg.norm(blur - lab.reshape(-1, 3).mean(0), axis=-1)  # Achanta et al. 2009
+    return grad / (float(grad.mean()) + 1e-3) + 0.5 * sal / (float(sal.mean()) + 1e-3)
+
+
+def _default_silhouette(w: int, h: int) -> np.ndarray:
+    """Where a framed person usually is: a head-and-shoulders shape, centre, down to the bottom."""
+    m: np.ndarray = np.zeros((h, w), np.float32)
+    cv2.ellipse(m, (w // 2, int(0.38 * h)), (max(1, int(0.12 * w)), max(1, int(0.16 * h))), 0, 0, 360, 1.0, -1)
+    pts = np.array([[0.2 * w, h], [0.32 * w, 0.62 * h], [0.68 * w, 0.62 * h], [0.8 * w, h]], np.int32)
+    cv2.fillPoly(m, [pts], 1.0)
+    return m
+
+
+def scene_zoom(person_scale_hint: float) -> float:
+    """How much tighter than "cover" the scene is cropped for a face this big in the frame."""
+    return float(np.clip(1.0 + 2.2 * (person_scale_hint - 0.11), 1.0, 1.8))
+
+
+def fit_scene(
+    scene_rgb: np.ndarray,
+    out_w: int,
+    out_h: int,
+    *,
+    person_scale_hint: float = 0.26,
+    person_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Crop and scale the scene to the output frame; float32 RGB 0..1 of shape (out_h, out_w, 3).
+
+    ``person_scale_hint``: the face's height over the frame's (``compose.FRAMING``: about 0.42 for a
+    closeup, 0.26 portrait, 0.17 half, 0.11 full); tighter shots crop tighter (:func:`scene_zoom`).
+    ``person_mask``: where the person will stand (any size, resized to the frame); without it, a
+    centre head-and-shoulders silhouette. The crop keeps the aspect (no distortion) and orientation.
+    """
+    img = _to01(scene_rgb)
+    H, W = img.shape[:2]
+    cover = max(out_w / W, out_h / H)
+    z = scene_zoom(person_scale_hint)
+    cw, ch = min(W, out_w / (cover * z)), min(H, out_h / (cover * z))
+    small_s = min(1.0, 96 / max(H, W))
+    detail = _detail_map(_low(img, 96))
+    sil = _default_silhouette(out_w, out_h) if person_mask is None else person_mask.astype(np.float32)
+    best, best_cost = (0.0, 0.0), np.inf
+    xs = np.linspace(0.0, W - cw, 9) if W - cw >= 1 else np.array([(W - cw) / 2])
+    ys = np.linspace(0.0, H - ch, 7) if H - ch >= 1 else np.array([(H - ch) / 2])
+    for y0 in ys:
+        for x0 in xs:
+            a, b = int(x0 * small_s), int(y0 * small_s)
+            win = detail[b : b + max(1, int(ch * small_s)), a : a + max(1, int(cw * small_s))]
+            m = cv2.resize(sil, (win.shape[1], win.shape[0]), interpolation=cv2.INTER_AREA)
+            cost = float((win * m).sum() / (m.sum() + 1e-6))
+            off_x = (x0 + cw / 2 - W / 2) / W
+            off_y = (y0 + ch / 2 - H / 2) / H
+            cost += 1.5 * (off_x * off_x + off_y * off_y)
+            if cost < best_cost:
+                best, best_cost = (x0, y0), cost
+    x0, y0 = best
+    sx, sy = out_w / cw, out_h / ch
+    if sx < 1.0:  # shrink: area-average first, then the sub-pixel placement
+        pre = cv2.resize(img, (max(1, round(W * sx)), max(1, round(H * sy))), interpolation=cv2.INTER_AREA)
+        x0, y0, sx, sy = x0 * pre.shape[1] / W, y0 * pre.shape[0] / H, out_w / (cw * pre.shape[1] / W), out_h / (
+            ch * pre.shape[0] / H
+        )
+        img = pre
+    m = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy]], np.float32)
+    out = cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(out, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- composite
+def _refine_alpha(img: np.ndarray, alpha: np.ndarray, size: int) -> np.ndarray:
+    """Two-colour local alpha where the mask is unsure and the two colours differ (low resolution)."""
+    h, w = alpha.shape
+    s = min(1.0, 512 / max(h, w))
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    im = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else img
+    a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else alpha
+    r = max(3, round(0.025 * max(sw, sh)))
+    hard = (a > 0.5).astype(np.float32)
+    fg = _norm_blur(im, hard * (a > 0.9), r / 2)
+    bg = _norm_blur(im, (1 - hard) * (a < 0.1), r / 2)
+    d = fg - bg
+    den = (d * d).sum(-1)
+    proj = np.clip(((im - bg) * d).sum(-1) / np.maximum(den, 1e-4), 0.0, 1.0)
+    conf = np.clip((np.sqrt(den) - 0.12) / 0.2, 0.0, 1.0)
+    # only near the edge: within r of the mask boundary
+    k = np.ones((2 * (r // 2) + 1,) * 2, np.uint8)
+    band = cv2.GaussianBlur(np.asarray(cv2.dilate(hard, k) - cv2.erode(hard, k), np.float32), (0, 0), r / 4)
+    # a wide soft zone is the segmenter's doubt, not transparency: where colour cannot decide either
+    # (dark hair on a dark background), narrow the transition around 0.55 rather than keep a smoky rim
+    sharp = np.clip((a - 0.35) / 0.4, 0.0, 1.0)
+    sharp = sharp * sharp * (3 - 2 * sharp)
+    target = sharp + conf * (proj - sharp)
+    delta = band * (target - a)
+    if s < 1:
+        delta = _up(delta, w, h)
+    return np.clip(alpha + delta, 0.0, 1.0)
+
+
+def _blur_fusion(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Foreground colour at soft pixels (Forte & Pitié 2021), the two blurs at reduced resolution."""
+    h, w = alpha.shape
+    out_f = img
+    f_est, b_est = img, img
+    for frac, side in ((0.09, 128), (0.006, 512)):
+        s = min(1.0, side / max(h, w))
+        sw, sh = max(1, round(w * s)), max(1, round(h * s))
+        if s < 1:
+            a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
+            fs = cv2.resize(f_est, (sw, sh), interpolation=cv2.INTER_AREA)
+            bs = cv2.resize(b_est, (sw, sh), interpolation=cv2.INTER_AREA)
+        else:
+            a, fs, bs = alpha, f_est, b_est
+        r = max(1, round(frac * max(sw, sh)) * 2 + 1)
+        ba = cv2.blur(a, (r, r))
+        bf = cv2.blur(fs * a[..., None], (r, r)) / (ba[..., None] + 1e-5)
+        bb = cv2.blur(bs * (1 - a)[..., None], (r, r)) / ((1 - ba)[..., None] + 1e-5)
+        if s < 1:
+            bf, bb = _up(bf, w, h), _up(bb, w, h)
+        a3 = alpha[..., None]
+        out_f = np.clip(bf + a3 * (img - a3 * bf - (1 - a3) * bb), 0.0, 1.0)
+        f_est, b_est = out_f, bb
+    return out_f
+
+
+def _inflate_normals(mask: np.ndarray, face_box: tuple[float, float, float, float] | None) -> np.ndarray:
+    """Normals (h, w, 3) of the mask inflated into a rounded body, an ellipsoid on the face."""
+    h, w = mask.shape
+    hard = (mask > 0.5).astype(np.uint8)
+    dist = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
+    R = max(2.0, float(np.quantile(dist[hard > 0], 0.9)) if hard.any() else 2.0)
+    d = np.minimum(dist / R, 1.0)
+    height = R * np.sqrt(np.clip(1.0 - (1.0 - d) ** 2, 0.0, 1.0))
+    height = cv2.GaussianBlur(height, (0, 0), max(1.0, 0.01 * max(h, w)))
+    gx = cv2.Sobel(height, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(height, cv2.CV_32F, 0, 1, ksize=3) / 8
+    n = np.stack([-gx, -gy, np.ones_like(gx)], axis=-1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    if face_box is not None:
+        x0, y0, x1, y1 = face_box
+        fh = y1 - y0
+        fn, inside = _ellipsoid_normals((h, w), (x0 - 0.05 * fh, y0 - 0.3 * fh, x1 + 0.05 * fh, y1 + 0.05 * fh))
+        wf = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(1.0, 0.08 * fh))[..., None]
+        n = n * (1 - wf) + fn * wf
+        n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
+    return n.astype(np.float32)
+
+
+def _membrane(diff: np.ndarray, inside: np.ndarray, iters: int = 60) -> np.ndarray:
+    """Harmonic interpolation into ``inside`` of the values ``diff`` has on its boundary (Jacobi)."""
+    k = np.ones((3, 3), np.uint8)
+    inner = cv2.erode(inside, k)
+    ring = (inside > 0) & (inner == 0)
+    known = ring.astype(np.float32)
+    # start from a normalised convolution of the boundary values (already close to harmonic)
+    sig = 0.06 * max(inside.shape)
+    f = _norm_blur(diff * known[..., None], known, sig) if known.any() else np.zeros_like(diff)
+    f[ring] = diff[ring]
+    avg = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+    free = (inner > 0)[..., None]
+    for _ in range(iters):
+        f = np.where(free, cv2.filter2D(f, -1, avg, borderType=cv2.BORDER_REPLICATE), f)
+    return f * (inside > 0)[..., None]
+
+
+def _noise_sigma(img: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Noise level (0..1 units) from the median absolute Laplacian response (Immerkær 1996 kernel)."""
+    g = _luma(img)
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    r = np.abs(cv2.filter2D(g, -1, k))
+    if weight is not None:
+        r = r[weight > 0.5]
+    if r.size == 0:
+        return 0.0
+    return float(np.median(r)) * np.sqrt(np.pi / 2) / 6.0
+
+
+def _lab_mean_std(lab: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = w.reshape(-1).astype(np.float64)
+    x = lab.reshape(-1, 3).astype(np.float64)
+    sw = max(float(w.sum()), 1e-6)
+    mu = (w[:, None] * x).sum(0) / sw
+    sd = np.sqrt((w[:, None] * (x - mu) ** 2).sum(0) / sw)
+    return mu, sd
+
+
+def _lab1(rgb_lin: np.ndarray) -> np.ndarray:
+    srgb = np.power(np.clip(rgb_lin, 0.0, 1.0), 1 / GAMMA).astype(np.float32).reshape(1, 1, 3)
+    return np.asarray(cv2.cvtColor(srgb, cv2.COLOR_RGB2Lab)[0, 0], np.float64)
+
+
+def _hue(lab: np.ndarray) -> float:
+    return float(np.degrees(np.arctan2(lab[2], lab[1])))
+
+
+def _skin_safe_gains(gains_full: np.ndarray, skin_lin: np.ndarray | None) -> np.ndarray:
+    """Shrink a von Kries adaptation until the skin's hue stays plausible (bisection on its power)."""
+    if skin_lin is None:
+        return gains_full
+    base = _lab1(skin_lin)
+    h0 = _hue(base)
+    lo_h, hi_h = SKIN_HUE_RANGE
+
+    def ok(t: float) -> bool:
+        lab = _lab1(skin_lin * gains_full**t)
+        h = _hue(lab)
+        chroma_ok = np.hypot(lab[1], lab[2]) >= 0.8 * np.hypot(base[1], base[2])
+        in_range = lo_h <= h <= hi_h or not lo_h <= h0 <= hi_h  # unusual skin hue to start with: hold it
+        return bool(abs(h - h0) <= SKIN_HUE_STEP and chroma_ok and (in_range or abs(h - h0) < 2.0))
+
+    if ok(1.0):
+        return gains_full
+    lo, hi = 0.0, 1.0
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return np.asarray(gains_full**lo, np.float64)
+
+
+def composite(
+    person_rgb: np.ndarray,
+    person_mask: np.ndarray,
+    face_box: tuple[float, float, float, float] | None,
+    scene_rgb: np.ndarray,
+    *,
+    strength: float = 1.0,
+    seed: int = 0,
+    light: tuple[SceneLight, SceneLight] | None = None,
+) -> np.ndarray:
+    """The person composited into the scene; float32 RGB 0..1, the shape of ``person_rgb``.
+
+    ``person_rgb``: float32 (H, W, 3) 0..1, the selfie framed at the output size (its old background
+    included); ``person_mask``: (H, W) 0..1; ``face_box``: (x0, y0, x1, y1) in output pixels, or None;
+    ``scene_rgb``: float32 (H, W, 3) 0..1, already fitted (:func:`fit_scene`); ``strength``: 0 is the
+    plain alpha composite, 1 the full treatment (see the module docstring); ``seed``: the grain's;
+    ``light``: (person's, scene's) light, e.g. from :func:`person_light` and :func:`scene_light`;
+    estimated from the two images when None (the person's then from an ellipsoid on ``face_box``).
+    """
+    person = np.ascontiguousarray(_to01(person_rgb))
+    scene = np.ascontiguousarray(_to01(scene_rgb))
+    mask = np.clip(np.asarray(person_mask, np.float32), 0.0, 1.0)
+    H, W = mask.shape
+    if person.shape[:2] != (H, W) or scene.shape[:2] != (H, W):
+        raise ValueError(f"person {person.shape[:2]}, mask {(H, W)} and scene {scene.shape[:2]} must match")
+    s = float(np.clip(strength, 0.0, 1.0))
+    if s == 0.0 or not (mask > 0.5).any():
+        plain = person * mask[..., None] + scene * (1 - mask[..., None])
+        return np.asarray(np.clip(plain, 0.0, 1.0), np.float32)
+    side = max(H, W)
+
+    # ---- 1-2. matte and foreground colour
+    alpha = _refine_alpha(person, mask, side)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.6, 0.0009 * side))
+    fg = _blur_fusion(person, alpha)
+    alpha = mask + s * (alpha - mask)
+    fg = person + np.float32(s) * (fg - person)
+
+    # ---- low-resolution working copies
+    lw_s = min(1.0, LOW_SIDE / side)
+    lw, lh = max(1, round(W * lw_s)), max(1, round(H * lw_s))
+    m_low = cv2.resize(alpha, (lw, lh), interpolation=cv2.INTER_AREA)
+    p_low = cv2.resize(fg, (lw, lh), interpolation=cv2.INTER_AREA)
+    s_low = cv2.resize(scene, (lw, lh), interpolation=cv2.INTER_AREA)
+    fb_low = None if face_box is None else tuple(float(v) * lw_s for v in face_box)
+
+    if light is None:
+        p_lin_low = np.power(p_low, GAMMA)
+        lum = _luma(p_lin_low)
+        lab_p = cv2.cvtColor(p_low, cv2.COLOR_RGB2Lab)
+        if fb_low is not None:
+            pl = _ellipsoid_light(lum, lab_p, fb_low, m_low, illuminant(person))
+        else:
+            pl = NEUTRAL
+        light = (pl, scene_light(scene))
+    p_light, s_light = light
+
+    # ---- 3. harmonise: Lab lightness statistics + partial von Kries toward the scene's illuminant
+    lab_p = cv2.cvtColor(p_low, cv2.COLOR_RGB2Lab)
+    lab_s = cv2.cvtColor(s_low, cv2.COLOR_RGB2Lab)
+    pw = (m_low > 0.5).astype(np.float32)
+    around = cv2.GaussianBlur(pw, (0, 0), 0.18 * max(lw, lh))  # the scene near where the person stands
+    mu_p, sd_p = _lab_mean_std(lab_p, pw)
+    mu_s, sd_s = _lab_mean_std(lab_s, around)
+    d_mu = float(np.clip(L_MEAN_W * s * (mu_s[0] - mu_p[0]), -L_MAX_SHIFT, L_MAX_SHIFT))
+    ratio = float(np.clip((sd_s[0] / max(sd_p[0], 1.0)) ** (L_STD_W * s), 0.9, 1.12))
+    skin_lin = None
+    if fb_low is not None:
+        x0, y0, x1, y1 = (int(round(v)) for v in fb_low)
+        cx0, cx1 = x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4
+        cy0, cy1 = y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4
+        patch = p_low[max(0, cy0) : max(0, cy1), max(0, cx0) : max(0, cx1)]
+        if patch.size:
+            skin_lin = np.power(np.median(patch.reshape(-1, 3), 0).astype(np.float64), GAMMA)
+    gains = (np.asarray(s_light.colour, np.float64) / np.maximum(np.asarray(p_light.colour, np.float64), 1e-3))
+    gains = np.clip(gains, 0.5, 2.0) ** (ILLUM_W * s)
+    gains /= float(gains @ np.array([0.2126, 0.7152, 0.0722]))
+    gains = _skin_safe_gains(gains, skin_lin)
+    # tone curve on L*: L' = mu_p + d_mu + ratio * (L - mu_p), realised as a gain on encoded luma
+    v = np.linspace(0.0, 1.0, 1025, dtype=np.float32)
+    grey = np.repeat(v[:, None], 3, 1).reshape(1, -1, 3)
+    L = cv2.cvtColor(grey, cv2.COLOR_RGB2Lab)[0, :, 0]
+    L2 = np.clip(mu_p[0] + d_mu + ratio * (L - mu_p[0]), 0.0, 100.0)
+    v2 = np.interp(L2, L, v)
+    # a gain where it is tame (keeps hue and saturation), the rest as a neutral offset (deep shadows:
+    # a large gain there would only amplify the chroma of noise)
+    tone_gain = np.clip(v2 / np.maximum(v, 1e-3), 0.6, 1.6).astype(np.float32)
+    tone_off = (v2 - v * tone_gain).astype(np.float32)
+
+    # ---- 4. relight: shading ratio of the two SH fits on approximate normals (low resolution)
+    normals = _inflate_normals(m_low, fb_low)
+    rl = s_light.irradiance(normals) / np.maximum(p_light.irradiance(normals), 0.2)
+    # exposure is the harmonisation's business: the ratio only moves light around the person
+    rl /= max(float((rl * pw).sum() / max(float(pw.sum()), 1.0)), 1e-3)
+    rl = np.clip(rl, RELIGHT_MIN, RELIGHT_MAX)
+    rl = 1.0 + (RELIGHT_GAIN * s) * (rl - 1.0)
+    rl = cv2.GaussianBlur(rl.astype(np.float32), (0, 0), 1.0)
+
+    # ---- 5. seam: Poisson offset in a band + light wrap (low resolution fields)
+    inside = (m_low > 0.5).astype(np.uint8)
+    dist_in = cv2.distanceTransform(inside, cv2.DIST_L2, 3) / max(lw, lh)
+    pin = _norm_blur(p_low, pw, 2.0)
+    sout = _norm_blur(s_low, 1 - pw, 2.0)
+    off = _membrane(sout - pin, inside) * (SEAM_W * s * np.exp(-dist_in / SEAM_BAND))[..., None]
+    off = np.clip(off, -0.12, 0.12)
+    wrap_w = (WRAP_W * s * np.exp(-dist_in / WRAP_BAND) * (inside > 0)).astype(np.float32)
+    wrap_bg = _norm_blur(s_low, 1 - pw, 0.015 * max(lw, lh) + 1.0)
+
+    # ---- 6. contact shadow on the scene
+    ld = np.asarray(s_light.direction, np.float64)
+    push = np.array([-ld[0], max(0.35, -ld[1] + 0.35)])
+    push = push / max(float(np.linalg.norm(push)), 1e-6) * 0.035 * max(lw, lh)
+    shift = np.array([[1, 0, push[0]], [0, 1, push[1]]], np.float32)
+    sh = cv2.warpAffine(pw, shift, (lw, lh), borderMode=cv2.BORDER_REPLICATE)
+    sh = cv2.GaussianBlur(np.maximum(sh, pw), (0, 0), 0.04 * max(lw, lh))
+    opacity = SHADOW_OPACITY * s * (0.6 + 0.6 * min(1.0, s_light.relative / 0.5))
+    shade = 1.0 - np.clip(opacity * sh, 0.0, 0.6)
+
+    # ---- full resolution: person = fg * tone(luma) * relight^(1/gamma) * gains^(1/gamma) + seam
+    idx = np.clip(_luma(fg) * 1024 + 0.5, 0, 1024).astype(np.int32)
+    rl_full = _up(np.power(rl, 1 / GAMMA).astype(np.float32), W, H)
+    g_enc = np.power(gains, 1 / GAMMA).astype(np.float32)
+    out_p = (fg * (tone_gain[idx] * rl_full)[..., None] + (tone_off[idx] * rl_full)[..., None]) * g_enc
+    out_p += _up(off.astype(np.float32), W, H)
+    ww = _up(wrap_w, W, H)[..., None]
+    out_p += ww * (_up(wrap_bg.astype(np.float32), W, H) - out_p)
+    # ---- 7. grain: make up the scene's extra noise on the person
+    sig_s = _noise_sigma(_low(scene, 512), _low(1 - alpha, 512))
+    sig_p = _noise_sigma(_low(person, 512), _low(alpha, 512))
+    extra = np.sqrt(max(sig_s**2 - sig_p**2, 0.0)) * s
+    if extra > 0.002:
+        rng = np.random.default_rng(seed)
+        out_p += (rng.standard_normal((H, W), dtype=np.float32) * np.float32(extra))[..., None]
+    bg = scene * _up(shade.astype(np.float32), W, H)[..., None]
+    a3 = alpha[..., None]
+    out = out_p * a3 + bg * (1 - a3)
+    return np.asarray(np.clip(out, 0.0, 1.0), np.float32)
