@@ -83,9 +83,11 @@ ILLUM_W = 0.55
 SKIN_HUE_RANGE, SKIN_HUE_STEP = (12.0, 80.0), 6.0
 #: Contact shadow opacity at strength 1 (fraction of light removed at its darkest).
 SHADOW_OPACITY = 0.38
+#: How far the shadow falls from the person (fraction of the frame): a wall a step behind them.
+SHADOW_OFFSET = 0.06
 #: Poisson seam correction (fraction, band width as a fraction of the frame) and light wrap.
-SEAM_W, SEAM_BAND = 0.3, 0.03
-WRAP_W, WRAP_BAND = 0.4, 0.008
+SEAM_W, SEAM_BAND = 0.15, 0.02
+WRAP_W, WRAP_BAND = 0.25, 0.008
 
 _MESH_LOCK = threading.Lock()
 _MESH: dict[str, Any] = {}
@@ -153,6 +155,18 @@ def _norm_blur(img: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
     den = cv2.GaussianBlur(w, (0, 0), sigma)
     den = den[..., None] if img.ndim == 3 else den
     return num / np.maximum(den, 1e-4)
+
+
+def _local_colour(img: np.ndarray, w: np.ndarray, r: int) -> np.ndarray:
+    """The local mean colour of ``img`` where ``w``: box-filter normalised convolution over a
+    ``r`` window, falling back to 4x and 16x wider ones where the smaller hold none of ``w``."""
+    iw = img * w[..., None]
+    num = cv2.blur(iw, (r, r))
+    den = cv2.blur(w, (r, r))
+    for k, eps in ((4, 0.02), (16, 4e-4)):
+        num += eps * cv2.blur(iw, (k * r, k * r))
+        den += eps * cv2.blur(w, (k * r, k * r))
+    return num / np.maximum(den, 1e-7)[..., None]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -434,14 +448,16 @@ def fit_scene(
     ``person_mask``: where the person will stand (any size, resized to the frame); without it, a
     centre head-and-shoulders silhouette. The crop keeps the aspect (no distortion) and orientation.
     """
-    img = _to01(scene_rgb)
+    img = np.ascontiguousarray(scene_rgb)
     H, W = img.shape[:2]
     cover = max(out_w / W, out_h / H)
     z = scene_zoom(person_scale_hint)
     cw, ch = min(W, out_w / (cover * z)), min(H, out_h / (cover * z))
-    small_s = min(1.0, 96 / max(H, W))
-    detail = _detail_map(_low(img, 96))
-    sil = _default_silhouette(out_w, out_h) if person_mask is None else person_mask.astype(np.float32)
+    small = _low(img, 96)
+    small_s = small.shape[1] / W
+    detail = _detail_map(_to01(small))
+    sil = _default_silhouette(64, max(1, round(64 * out_h / out_w))) if person_mask is None else person_mask
+    sil = _low(np.asarray(sil, np.float32), 64)
     best, best_cost = (0.0, 0.0), np.inf
     xs = np.linspace(0.0, W - cw, 9) if W - cw >= 1 else np.array([(W - cw) / 2])
     ys = np.linspace(0.0, H - ch, 7) if H - ch >= 1 else np.array([(H - ch) / 2])
@@ -457,72 +473,106 @@ def fit_scene(
             if cost < best_cost:
                 best, best_cost = (x0, y0), cost
     x0, y0 = best
-    sx, sy = out_w / cw, out_h / ch
-    if sx < 1.0:  # shrink: area-average first, then the sub-pixel placement
-        pre = cv2.resize(img, (max(1, round(W * sx)), max(1, round(H * sy))), interpolation=cv2.INTER_AREA)
-        x0, y0, sx, sy = x0 * pre.shape[1] / W, y0 * pre.shape[0] / H, out_w / (cw * pre.shape[1] / W), out_h / (
-            ch * pre.shape[0] / H
-        )
-        img = pre
-    m = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy]], np.float32)
-    out = cv2.warpAffine(img, m, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
-    return np.clip(out, 0.0, 1.0)
+    # the crop, area-averaged when shrinking, then placed with sub-pixel accuracy
+    l0, t0 = int(np.floor(x0)), int(np.floor(y0))
+    r0, b0 = min(W, int(np.ceil(x0 + cw)) + 1), min(H, int(np.ceil(y0 + ch)) + 1)
+    crop = img[t0:b0, l0:r0]
+    fx, fy = out_w / cw, out_h / ch
+    if fx < 1.0:
+        pw_, ph_ = max(1, round(crop.shape[1] * fx)), max(1, round(crop.shape[0] * fy))
+        fx2, fy2 = pw_ / crop.shape[1], ph_ / crop.shape[0]
+        crop = cv2.resize(crop, (pw_, ph_), interpolation=cv2.INTER_AREA)
+        fx, fy = fx / fx2, fy / fy2
+        ox, oy = (x0 - l0) * fx2, (y0 - t0) * fy2
+    else:
+        ox, oy = x0 - l0, y0 - t0
+    m = np.array([[fx, 0.0, -ox * fx], [0.0, fy, -oy * fy]], np.float32)
+    out = cv2.warpAffine(crop, m, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(_to01(out), 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- composite
-def _refine_alpha(img: np.ndarray, alpha: np.ndarray, size: int) -> np.ndarray:
-    """Two-colour local alpha where the mask is unsure and the two colours differ (low resolution)."""
-    h, w = alpha.shape
-    s = min(1.0, 512 / max(h, w))
-    sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    im = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else img
-    a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA) if s < 1 else alpha
-    r = max(3, round(0.025 * max(sw, sh)))
-    hard = (a > 0.5).astype(np.float32)
-    fg = _norm_blur(im, hard * (a > 0.9), r / 2)
-    bg = _norm_blur(im, (1 - hard) * (a < 0.1), r / 2)
-    d = fg - bg
-    den = (d * d).sum(-1)
-    proj = np.clip(((im - bg) * d).sum(-1) / np.maximum(den, 1e-4), 0.0, 1.0)
-    conf = np.clip((np.sqrt(den) - 0.12) / 0.2, 0.0, 1.0)
-    # only near the edge: within r of the mask boundary
+def _refine_alpha(im: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Alpha correction (to add) where the mask is unsure, at the working resolution of ``im``.
+
+    Near the mask's edge, a local two-colour model: foreground and old-background colours from
+    normalised box blurs of the sure pixels; alpha from the projection of each pixel on the line
+    between them, trusted as far as the two colours differ. Elsewhere, and where colour cannot tell,
+    the soft transition is narrowed (0.35..0.75 -> 0..1, smoothstep).
+    """
+    h, w = a.shape
+    r = max(3, round(0.025 * max(h, w)))
     k = np.ones((2 * (r // 2) + 1,) * 2, np.uint8)
+    hard = (a > 0.5).astype(np.float32)
     band = cv2.GaussianBlur(np.asarray(cv2.dilate(hard, k) - cv2.erode(hard, k), np.float32), (0, 0), r / 4)
+    band = np.maximum(band, np.clip(np.minimum(a, 1 - a) / 0.02, 0.0, 1.0))  # and wherever the mask is soft
     # a wide soft zone is the segmenter's doubt, not transparency: where colour cannot decide either
     # (dark hair on a dark background), narrow the transition around 0.55 rather than keep a smoky rim
     sharp = np.clip((a - 0.35) / 0.4, 0.0, 1.0)
     sharp = sharp * sharp * (3 - 2 * sharp)
-    target = sharp + conf * (proj - sharp)
-    delta = band * (target - a)
-    if s < 1:
-        delta = _up(delta, w, h)
-    return np.clip(alpha + delta, 0.0, 1.0)
+    ones = np.ones((1, 3), np.float32)
+    cur = a
+    for _ in range(2):  # the second round takes its sure pixels from the first round's matte
+        sure_f = cv2.erode((cur > 0.95).astype(np.uint8), k).astype(np.float32)
+        sure_b = cv2.erode((cur < 0.05).astype(np.uint8), k).astype(np.float32)
+        fg = _local_colour(im, sure_f, r)
+        bg = _local_colour(im, sure_b, r)
+        d = fg - bg
+        den = cv2.transform(d * d, ones)
+        proj = cv2.transform((im - bg) * d, ones) / np.maximum(den, 1e-4)
+        # the foreground's own texture scatters around its mean: only clear evidence moves alpha
+        proj = np.clip((proj - 0.1) / 0.8, 0.0, 1.0)
+        conf = np.clip((np.sqrt(den) - 0.12) / 0.2, 0.0, 1.0)
+        cur = sharp + (band * conf) * (proj - sharp)
+    return np.asarray(cur - a, np.float32)
 
 
-def _blur_fusion(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Foreground colour at soft pixels (Forte & Pitié 2021), the two blurs at reduced resolution."""
-    h, w = alpha.shape
-    out_f = img
-    f_est, b_est = img, img
-    for frac, side in ((0.09, 128), (0.006, 512)):
-        s = min(1.0, side / max(h, w))
-        sw, sh = max(1, round(w * s)), max(1, round(h * s))
-        if s < 1:
-            a = cv2.resize(alpha, (sw, sh), interpolation=cv2.INTER_AREA)
-            fs = cv2.resize(f_est, (sw, sh), interpolation=cv2.INTER_AREA)
-            bs = cv2.resize(b_est, (sw, sh), interpolation=cv2.INTER_AREA)
-        else:
-            a, fs, bs = alpha, f_est, b_est
-        r = max(1, round(frac * max(sw, sh)) * 2 + 1)
-        ba = cv2.blur(a, (r, r))
-        bf = cv2.blur(fs * a[..., None], (r, r)) / (ba[..., None] + 1e-5)
-        bb = cv2.blur(bs * (1 - a)[..., None], (r, r)) / ((1 - ba)[..., None] + 1e-5)
-        if s < 1:
-            bf, bb = _up(bf, w, h), _up(bb, w, h)
-        a3 = alpha[..., None]
-        out_f = np.clip(bf + a3 * (img - a3 * bf - (1 - a3) * bb), 0.0, 1.0)
-        f_est, b_est = out_f, bb
-    return out_f
+def _box_fusion(img: np.ndarray, f: np.ndarray, b: np.ndarray, a: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """One blur-fusion step (Forte & Pitié 2021): blurred foreground and background estimates."""
+    ba = cv2.blur(a, (r, r))
+    bf = cv2.blur(f * a[..., None], (r, r)) / (ba[..., None] + 1e-5)
+    bb = cv2.blur(b * (1 - a)[..., None], (r, r)) / ((1 - ba)[..., None] + 1e-5)
+    return bf, bb
+
+
+def _fuse(img: np.ndarray, a: np.ndarray, bf: np.ndarray, bb: np.ndarray) -> np.ndarray:
+    a3 = a[..., None]
+    return np.clip(bf + a3 * (img - a3 * bf - (1 - a3) * bb), 0.0, 1.0)
+
+
+def _foreground(person: np.ndarray, alpha: np.ndarray, im_w: np.ndarray, a_w: np.ndarray, s: float) -> np.ndarray:
+    """The person's colour with the old background pushed out of soft pixels (blur-fusion, two scales).
+
+    The blurred estimates are made at reduced resolution (``im_w``/``a_w``, the working copies) and
+    sampled at the soft pixels of the full-resolution ``alpha`` only; elsewhere the colour is the
+    photo's (alpha 1: exactly; alpha 0: it does not show).
+    """
+    H, W = alpha.shape
+    hw, ww = a_w.shape
+    coarse = _low(im_w, 96)
+    a_c = cv2.resize(a_w, (coarse.shape[1], coarse.shape[0]), interpolation=cv2.INTER_AREA)
+    r1 = 2 * round(0.045 * max(a_c.shape)) + 1
+    bf, bb = _box_fusion(coarse, coarse, coarse, a_c, r1)
+    bf, bb = _up(bf, ww, hw), _up(bb, ww, hw)
+    f1 = _fuse(im_w, a_w, bf, bb)
+    r2 = 2 * max(1, round(0.003 * max(hw, ww))) + 1
+    bf, bb = _box_fusion(im_w, f1, bb, a_w, r2)
+    out = person.copy()
+    ys, xs = np.nonzero((alpha > 0.004) & (alpha < 0.996))
+    if len(ys) == 0:
+        return out
+    n = len(ys)
+    cols = 512
+    pad = -n % cols  # remap wants a 2-D map under 32767 rows: fold the pixel list into rows of 512
+    mx = np.pad((xs.astype(np.float32) + 0.5) * (ww / W) - 0.5, (0, pad)).reshape(-1, cols)
+    my = np.pad((ys.astype(np.float32) + 0.5) * (hw / H) - 0.5, (0, pad)).reshape(-1, cols)
+    sbf = cv2.remap(bf, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:n]
+    sbb = cv2.remap(bb, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:n]
+    px = person[ys, xs]
+    a = alpha[ys, xs][:, None]
+    est = np.clip(sbf + a * (px - a * sbf - (1 - a) * sbb), 0.0, 1.0)
+    out[ys, xs] = px + np.float32(s) * (est - px)
+    return out
 
 
 def _inflate_normals(mask: np.ndarray, face_box: tuple[float, float, float, float] | None) -> np.ndarray:
@@ -548,7 +598,7 @@ def _inflate_normals(mask: np.ndarray, face_box: tuple[float, float, float, floa
     return n.astype(np.float32)
 
 
-def _membrane(diff: np.ndarray, inside: np.ndarray, iters: int = 60) -> np.ndarray:
+def _membrane(diff: np.ndarray, inside: np.ndarray, iters: int = 40) -> np.ndarray:
     """Harmonic interpolation into ``inside`` of the values ``diff`` has on its boundary (Jacobi)."""
     k = np.ones((3, 3), np.uint8)
     inner = cv2.erode(inside, k)
@@ -565,14 +615,14 @@ def _membrane(diff: np.ndarray, inside: np.ndarray, iters: int = 60) -> np.ndarr
     return f * (inside > 0)[..., None]
 
 
-def _noise_sigma(img: np.ndarray, weight: np.ndarray | None = None) -> float:
-    """Noise level (0..1 units) from the median absolute Laplacian response (Immerkær 1996 kernel)."""
-    g = _luma(img)
+def _noise_sigma(img: np.ndarray, weight: np.ndarray) -> float:
+    """Noise level (0..1 units) where ``weight`` > 0.5, from the median absolute response to
+    Immerkær's (1996) Laplacian-difference kernel, over a strided sample of pixels."""
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    r = np.abs(cv2.filter2D(g, -1, k))
-    if weight is not None:
-        r = r[weight > 0.5]
-    if r.size == 0:
+    r = np.abs(cv2.filter2D(g, -1, k)).reshape(-1)[::7]
+    r = r[weight.reshape(-1)[::7] > 0.5]
+    if r.size < 100:
         return 0.0
     return float(np.median(r)) * np.sqrt(np.pi / 2) / 6.0
 
@@ -584,6 +634,18 @@ def _lab_mean_std(lab: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarra
     mu = (w[:, None] * x).sum(0) / sw
     sd = np.sqrt((w[:, None] * (x - mu) ** 2).sum(0) / sw)
     return mu, sd
+
+
+def _lab_y(L: np.ndarray | float) -> np.ndarray:
+    """CIE L* -> relative luminance Y."""
+    L = np.asarray(L, np.float64)
+    return np.where(L > 8.0, ((L + 16.0) / 116.0) ** 3, L / 903.3)
+
+
+def _y_lab(Y: np.ndarray) -> np.ndarray:
+    """Relative luminance Y -> CIE L*."""
+    Y = np.asarray(Y, np.float64)
+    return np.where(Y > 0.008856, 116.0 * np.cbrt(Y) - 16.0, 903.3 * Y)
 
 
 def _lab1(rgb_lin: np.ndarray) -> np.ndarray:
@@ -649,45 +711,50 @@ def composite(
         raise ValueError(f"person {person.shape[:2]}, mask {(H, W)} and scene {scene.shape[:2]} must match")
     s = float(np.clip(strength, 0.0, 1.0))
     if s == 0.0 or not (mask > 0.5).any():
-        plain = person * mask[..., None] + scene * (1 - mask[..., None])
-        return np.asarray(np.clip(plain, 0.0, 1.0), np.float32)
+        a3 = mask[..., None]
+        return np.asarray(np.clip(person * a3 + scene * (1 - a3), 0.0, 1.0), np.float32)
     side = max(H, W)
 
-    # ---- 1-2. matte and foreground colour
-    alpha = _refine_alpha(person, mask, side)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.6, 0.0009 * side))
-    fg = _blur_fusion(person, alpha)
-    alpha = mask + s * (alpha - mask)
-    fg = person + np.float32(s) * (fg - person)
+    # ---- working copies: <= 512 px for the matte, LOW_SIDE for statistics and smooth fields
+    ws = min(1.0, 512 / side)
+    ww, wh = max(1, round(W * ws)), max(1, round(H * ws))
+    im_w = cv2.resize(person, (ww, wh), interpolation=cv2.INTER_AREA) if ws < 1 else person
+    a_w = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_AREA) if ws < 1 else mask
 
-    # ---- low-resolution working copies
+    # ---- 1. matte: refined where unsure, feathered by about a pixel
+    delta = _refine_alpha(im_w, a_w) * np.float32(s)
+    a_w = np.clip(a_w + delta, 0.0, 1.0)
+    alpha = np.clip(
+        cv2.GaussianBlur(mask + (_up(delta, W, H) if ws < 1 else delta), (0, 0), max(0.5, s * 0.0009 * side)), 0.0, 1.0
+    )
+    # ---- 2. foreground colour: the old background pushed out of the soft pixels
+    fg = _foreground(person, alpha, im_w, a_w, s)
+
     lw_s = min(1.0, LOW_SIDE / side)
     lw, lh = max(1, round(W * lw_s)), max(1, round(H * lw_s))
-    m_low = cv2.resize(alpha, (lw, lh), interpolation=cv2.INTER_AREA)
-    p_low = cv2.resize(fg, (lw, lh), interpolation=cv2.INTER_AREA)
+    m_low = cv2.resize(a_w, (lw, lh), interpolation=cv2.INTER_AREA)
+    p_low = cv2.resize(im_w, (lw, lh), interpolation=cv2.INTER_AREA)
     s_low = cv2.resize(scene, (lw, lh), interpolation=cv2.INTER_AREA)
-    fb_low = None if face_box is None else tuple(float(v) * lw_s for v in face_box)
+    pw = (m_low > 0.5).astype(np.float32)
+    fb_low = None if face_box is None else (
+        face_box[0] * lw / W, face_box[1] * lh / H, face_box[2] * lw / W, face_box[3] * lh / H
+    )
+    lab_p = cv2.cvtColor(p_low, cv2.COLOR_RGB2Lab)
+    lab_s = cv2.cvtColor(s_low, cv2.COLOR_RGB2Lab)
 
     if light is None:
-        p_lin_low = np.power(p_low, GAMMA)
-        lum = _luma(p_lin_low)
-        lab_p = cv2.cvtColor(p_low, cv2.COLOR_RGB2Lab)
+        pl = NEUTRAL
         if fb_low is not None:
-            pl = _ellipsoid_light(lum, lab_p, fb_low, m_low, illuminant(person))
-        else:
-            pl = NEUTRAL
-        light = (pl, scene_light(scene))
+            pl = _ellipsoid_light(_linear_luma(p_low), lab_p, fb_low, m_low, illuminant(im_w))
+        light = (pl, scene_light(s_low))
     p_light, s_light = light
 
     # ---- 3. harmonise: Lab lightness statistics + partial von Kries toward the scene's illuminant
-    lab_p = cv2.cvtColor(p_low, cv2.COLOR_RGB2Lab)
-    lab_s = cv2.cvtColor(s_low, cv2.COLOR_RGB2Lab)
-    pw = (m_low > 0.5).astype(np.float32)
     around = cv2.GaussianBlur(pw, (0, 0), 0.18 * max(lw, lh))  # the scene near where the person stands
     mu_p, sd_p = _lab_mean_std(lab_p, pw)
     mu_s, sd_s = _lab_mean_std(lab_s, around)
     d_mu = float(np.clip(L_MEAN_W * s * (mu_s[0] - mu_p[0]), -L_MAX_SHIFT, L_MAX_SHIFT))
-    ratio = float(np.clip((sd_s[0] / max(sd_p[0], 1.0)) ** (L_STD_W * s), 0.9, 1.12))
+    ratio = float(np.clip((sd_s[0] / max(sd_p[0], 1.0)) ** (L_STD_W * s), 0.92, 1.12))
     skin_lin = None
     if fb_low is not None:
         x0, y0, x1, y1 = (int(round(v)) for v in fb_low)
@@ -696,66 +763,79 @@ def composite(
         patch = p_low[max(0, cy0) : max(0, cy1), max(0, cx0) : max(0, cx1)]
         if patch.size:
             skin_lin = np.power(np.median(patch.reshape(-1, 3), 0).astype(np.float64), GAMMA)
-    gains = (np.asarray(s_light.colour, np.float64) / np.maximum(np.asarray(p_light.colour, np.float64), 1e-3))
+    gains = np.asarray(s_light.colour, np.float64) / np.maximum(np.asarray(p_light.colour, np.float64), 1e-3)
     gains = np.clip(gains, 0.5, 2.0) ** (ILLUM_W * s)
     gains /= float(gains @ np.array([0.2126, 0.7152, 0.0722]))
     gains = _skin_safe_gains(gains, skin_lin)
-    # tone curve on L*: L' = mu_p + d_mu + ratio * (L - mu_p), realised as a gain on encoded luma
-    v = np.linspace(0.0, 1.0, 1025, dtype=np.float32)
-    grey = np.repeat(v[:, None], 3, 1).reshape(1, -1, 3)
-    L = cv2.cvtColor(grey, cv2.COLOR_RGB2Lab)[0, :, 0]
-    L2 = np.clip(mu_p[0] + d_mu + ratio * (L - mu_p[0]), 0.0, 100.0)
-    v2 = np.interp(L2, L, v)
-    # a gain where it is tame (keeps hue and saturation), the rest as a neutral offset (deep shadows:
-    # a large gain there would only amplify the chroma of noise)
+    g_enc = np.power(gains, 1 / GAMMA).astype(np.float32)
+    # tone curve: an exposure (a gain in linear light, so black stays black) that moves the person's
+    # mean L* by d_mu, then contrast around the new mean, faded out toward black; realised as a gain
+    # on encoded luma where it is tame (keeps hue and saturation) and the rest as a neutral offset (a
+    # large gain in deep shadows would only amplify the chroma of noise); 256 levels, as a look-up table
+    v = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    L = cv2.cvtColor(np.repeat(v[:, None], 3, 1).reshape(1, -1, 3), cv2.COLOR_RGB2Lab)[0, :, 0].astype(np.float64)
+    expo = _lab_y(mu_p[0] + d_mu) / max(_lab_y(mu_p[0]), 1e-6)
+    L1 = _y_lab(np.minimum(_lab_y(L) * expo, 1.0))
+    mu1 = mu_p[0] + d_mu
+    L2 = L1 + (ratio - 1.0) * (L1 - mu1) * np.minimum(1.0, L1 / max(mu1, 1.0))
+    v2 = np.interp(np.clip(L2, 0.0, 100.0), L, v)
     tone_gain = np.clip(v2 / np.maximum(v, 1e-3), 0.6, 1.6).astype(np.float32)
     tone_off = (v2 - v * tone_gain).astype(np.float32)
 
-    # ---- 4. relight: shading ratio of the two SH fits on approximate normals (low resolution)
+    # ---- 4. relight: shading ratio of the two SH fits on approximate normals
     normals = _inflate_normals(m_low, fb_low)
     rl = s_light.irradiance(normals) / np.maximum(p_light.irradiance(normals), 0.2)
     # exposure is the harmonisation's business: the ratio only moves light around the person
     rl /= max(float((rl * pw).sum() / max(float(pw.sum()), 1.0)), 1e-3)
     rl = np.clip(rl, RELIGHT_MIN, RELIGHT_MAX)
-    rl = 1.0 + (RELIGHT_GAIN * s) * (rl - 1.0)
-    rl = cv2.GaussianBlur(rl.astype(np.float32), (0, 0), 1.0)
+    rl = cv2.GaussianBlur((1.0 + (RELIGHT_GAIN * s) * (rl - 1.0)).astype(np.float32), (0, 0), 1.0)
 
-    # ---- 5. seam: Poisson offset in a band + light wrap (low resolution fields)
+    # ---- 5. seam: Poisson offset in a band + light wrap
     inside = (m_low > 0.5).astype(np.uint8)
     dist_in = cv2.distanceTransform(inside, cv2.DIST_L2, 3) / max(lw, lh)
     pin = _norm_blur(p_low, pw, 2.0)
     sout = _norm_blur(s_low, 1 - pw, 2.0)
-    off = _membrane(sout - pin, inside) * (SEAM_W * s * np.exp(-dist_in / SEAM_BAND))[..., None]
-    off = np.clip(off, -0.12, 0.12)
-    wrap_w = (WRAP_W * s * np.exp(-dist_in / WRAP_BAND) * (inside > 0)).astype(np.float32)
+    ms = min(1.0, 96 / max(lw, lh))
+    mw_, mh_ = max(1, round(lw * ms)), max(1, round(lh * ms))
+    memb = _membrane(
+        cv2.resize(sout - pin, (mw_, mh_), interpolation=cv2.INTER_AREA),
+        (cv2.resize(m_low, (mw_, mh_), interpolation=cv2.INTER_AREA) > 0.5).astype(np.uint8),
+    )
+    off = _up(memb, lw, lh) * (SEAM_W * s * np.exp(-dist_in / SEAM_BAND) * inside)[..., None]
+    off = np.clip(off, -0.08, 0.08)
+    wrap = (WRAP_W * s * np.exp(-dist_in / WRAP_BAND) * inside).astype(np.float32)
     wrap_bg = _norm_blur(s_low, 1 - pw, 0.015 * max(lw, lh) + 1.0)
 
     # ---- 6. contact shadow on the scene
     ld = np.asarray(s_light.direction, np.float64)
     push = np.array([-ld[0], max(0.35, -ld[1] + 0.35)])
-    push = push / max(float(np.linalg.norm(push)), 1e-6) * 0.035 * max(lw, lh)
+    push = push / max(float(np.linalg.norm(push)), 1e-6) * SHADOW_OFFSET * max(lw, lh)
     shift = np.array([[1, 0, push[0]], [0, 1, push[1]]], np.float32)
     sh = cv2.warpAffine(pw, shift, (lw, lh), borderMode=cv2.BORDER_REPLICATE)
     sh = cv2.GaussianBlur(np.maximum(sh, pw), (0, 0), 0.04 * max(lw, lh))
     opacity = SHADOW_OPACITY * s * (0.6 + 0.6 * min(1.0, s_light.relative / 0.5))
     shade = 1.0 - np.clip(opacity * sh, 0.0, 0.6)
 
-    # ---- full resolution: person = fg * tone(luma) * relight^(1/gamma) * gains^(1/gamma) + seam
-    idx = np.clip(_luma(fg) * 1024 + 0.5, 0, 1024).astype(np.int32)
-    rl_full = _up(np.power(rl, 1 / GAMMA).astype(np.float32), W, H)
-    g_enc = np.power(gains, 1 / GAMMA).astype(np.float32)
-    out_p = (fg * (tone_gain[idx] * rl_full)[..., None] + (tone_off[idx] * rl_full)[..., None]) * g_enc
-    out_p += _up(off.astype(np.float32), W, H)
-    ww = _up(wrap_w, W, H)[..., None]
-    out_p += ww * (_up(wrap_bg.astype(np.float32), W, H) - out_p)
+    # ---- full resolution, folded into as few passes as possible:
+    # person' = (fg * g * tone_gain(luma) + g * tone_off(luma)) * relight * (1 - wrap) + offset + wrap * bg_blur
+    # out     = person' * alpha + scene * shade * (1 - alpha)
+    smooth = cv2.merge([np.power(rl, 1 / GAMMA) * (1 - wrap), shade.astype(np.float32)])
+    smooth = _up(smooth, W, H)
+    add_low = (off * (1 - wrap)[..., None] + wrap[..., None] * wrap_bg).astype(np.float32)
+    luma8 = cv2.convertScaleAbs(cv2.cvtColor(fg, cv2.COLOR_RGB2GRAY), alpha=255.0)
+    rel_a = smooth[..., 0] * alpha
+    k_mul = cv2.LUT(luma8, tone_gain) * rel_a
+    k_add = cv2.LUT(luma8, tone_off) * rel_a
+    out = cv2.transform(fg, np.diag(g_enc)) * k_mul[..., None]
+    out += k_add[..., None] * g_enc
+    out += _up(add_low, W, H) * alpha[..., None]
+    out += scene * (smooth[..., 1] * (1 - alpha))[..., None]
     # ---- 7. grain: make up the scene's extra noise on the person
-    sig_s = _noise_sigma(_low(scene, 512), _low(1 - alpha, 512))
-    sig_p = _noise_sigma(_low(person, 512), _low(alpha, 512))
+    sig_s = _noise_sigma(scene, 1 - mask)
+    sig_p = _noise_sigma(person, mask)
     extra = np.sqrt(max(sig_s**2 - sig_p**2, 0.0)) * s
     if extra > 0.002:
         rng = np.random.default_rng(seed)
-        out_p += (rng.standard_normal((H, W), dtype=np.float32) * np.float32(extra))[..., None]
-    bg = scene * _up(shade.astype(np.float32), W, H)[..., None]
-    a3 = alpha[..., None]
-    out = out_p * a3 + bg * (1 - a3)
-    return np.asarray(np.clip(out, 0.0, 1.0), np.float32)
+        noise = rng.standard_normal((H, W), dtype=np.float32)
+        out += (noise * (alpha * np.float32(extra)))[..., None]
+    return np.asarray(np.clip(out, 0.0, 1.0, out=out), np.float32)
