@@ -161,11 +161,11 @@ def _local_colour(img: np.ndarray, w: np.ndarray, r: int) -> np.ndarray:
     """The local mean colour of ``img`` where ``w``: box-filter normalised convolution over a
     ``r`` window, falling back to 4x and 16x wider ones where the smaller hold none of ``w``."""
     iw = img * w[..., None]
-    num = cv2.blur(iw, (r, r))
-    den = cv2.blur(w, (r, r))
+    num = np.asarray(cv2.blur(iw, (r, r)), np.float32)
+    den = np.asarray(cv2.blur(w, (r, r)), np.float32)
     for k, eps in ((4, 0.02), (16, 4e-4)):
-        num += eps * cv2.blur(iw, (k * r, k * r))
-        den += eps * cv2.blur(w, (k * r, k * r))
+        num = num + np.float32(eps) * cv2.blur(iw, (k * r, k * r))
+        den = den + np.float32(eps) * cv2.blur(w, (k * r, k * r))
     return num / np.maximum(den, 1e-7)[..., None]
 
 
@@ -235,8 +235,13 @@ def _mesh_topology() -> tuple[np.ndarray, np.ndarray]:
         for k in nbr[i] & nbr[j]:
             tris.add(tuple(sorted((i, j, k))))
     skip = np.zeros(468, bool)
-    for part in (fc.FACEMESH_LEFT_EYE, fc.FACEMESH_RIGHT_EYE, fc.FACEMESH_LEFT_EYEBROW,
-                 fc.FACEMESH_RIGHT_EYEBROW, fc.FACEMESH_LIPS):
+    for part in (
+        fc.FACEMESH_LEFT_EYE,
+        fc.FACEMESH_RIGHT_EYE,
+        fc.FACEMESH_LEFT_EYEBROW,
+        fc.FACEMESH_RIGHT_EYEBROW,
+        fc.FACEMESH_LIPS,
+    ):
         for e in part:
             skip[list(e)] = True
     ring = skip.copy()  # and their one-ring: lashes, shadows of the brow ridge, lip edges
@@ -286,8 +291,9 @@ def person_light(img_rgb: np.ndarray, landmarks: np.ndarray, person_mask: np.nda
         return NEUTRAL
     s = min(1.0, 256 / max(crop.shape[:2]))
     if s < 1.0:
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))),
-                          interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(
+            crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))), interpolation=cv2.INTER_AREA
+        )
     ch, cw = crop.shape[:2]
     with _MESH_LOCK:
         res = _face_mesh().process(np.ascontiguousarray(crop))
@@ -297,8 +303,9 @@ def person_light(img_rgb: np.ndarray, landmarks: np.ndarray, person_mask: np.nda
     lab = cv2.cvtColor(cv2.GaussianBlur(crop01, (0, 0), max(1.0, 0.012 * cw)), cv2.COLOR_RGB2Lab)
     mask_c = None
     if person_mask is not None:
-        mask_c = cv2.resize(np.ascontiguousarray(person_mask[t:b, cl:r], np.float32), (cw, ch),
-                            interpolation=cv2.INTER_LINEAR)
+        mask_c = cv2.resize(
+            np.ascontiguousarray(person_mask[t:b, cl:r], np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR
+        )
     lm_c = (lm - np.array([cl, t], np.float32)) * s
     box_c = (*lm_c.min(0).tolist(), *lm_c.max(0).tolist())
     if not res.multi_face_landmarks:
@@ -736,8 +743,10 @@ def composite(
     p_low = cv2.resize(im_w, (lw, lh), interpolation=cv2.INTER_AREA)
     s_low = cv2.resize(scene, (lw, lh), interpolation=cv2.INTER_AREA)
     pw = (m_low > 0.5).astype(np.float32)
-    fb_low = None if face_box is None else (
-        face_box[0] * lw / W, face_box[1] * lh / H, face_box[2] * lw / W, face_box[3] * lh / H
+    fb_low = (
+        None
+        if face_box is None
+        else (face_box[0] * lw / W, face_box[1] * lh / H, face_box[2] * lw / W, face_box[3] * lh / H)
     )
     lab_p = cv2.cvtColor(p_low, cv2.COLOR_RGB2Lab)
     lab_s = cv2.cvtColor(s_low, cv2.COLOR_RGB2Lab)
