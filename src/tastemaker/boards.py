@@ -30,7 +30,7 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,6 +101,9 @@ class Board:
     thumbs: list[np.ndarray]
     #: (file name, reason) for every image that could not be used.
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: reads a pin's image bytes again (the board folder, a blob store), for engines that need more than
+    #: thumbnails (medium transfer, scenes); None for boards that only exist as thumbnails
+    reader: Callable[[Pin], bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.pins) != len(self.thumbs):
@@ -287,8 +290,13 @@ def build_board(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     skipped: Sequence[tuple[str, str]] = (),
+    reader: Callable[[Pin], bytes] | None = None,
 ) -> Board:
-    """Build a board from pins and their image bytes (used by folder import and API upload alike)."""
+    """Build a board from pins and their image bytes (used by folder import and API upload alike).
+
+    ``reader`` re-reads a pin's bytes later (see :attr:`Board.reader`); without one the board keeps the
+    bytes of its pins in memory for that purpose.
+    """
     pins: list[Pin] = []
     thumbs: list[np.ndarray] = []
     skip = list(skipped)
@@ -323,7 +331,25 @@ def build_board(
             more = f" (and {len(skip) - 5} more)" if len(skip) > 5 else ""
             raise EmptyBoardError(f"board {name!r}: none of its {len(skip)} images could be used — {detail}{more}")
         raise EmptyBoardError(f"board {name!r} has no images; add JPEG, PNG, WebP or GIF files")
-    return Board(name=name, pins=pins, thumbs=thumbs, skipped=skip)
+    if reader is None:
+        kept = {pin.image: data for pin, data in items}
+
+        def reader(pin: Pin) -> bytes:
+            return kept[pin.image]
+
+    return Board(name=name, pins=pins, thumbs=thumbs, skipped=skip, reader=reader)
+
+
+def folder_reader(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[[Pin], bytes]:
+    """Read a pin's image from its board folder, refusing a file that changed since the board was loaded."""
+
+    def read(pin: Pin) -> bytes:
+        data = read_image_bytes(root / pin.image, max_bytes=max_bytes)
+        if pin.sha256 and hashlib.sha256(data).hexdigest() != pin.sha256:
+            raise BoardError(f"{root / pin.image} changed since the board was loaded; load the board again")
+        return data
+
+    return read
 
 
 def load_board(
@@ -351,4 +377,7 @@ def load_board(
             skipped.append((path.name, exc.message))
             continue
         items.append((pin, data))
-    return build_board(root.name, items, max_pixels=max_pixels, max_bytes=max_bytes, skipped=skipped)
+    return build_board(
+        root.name, items, max_pixels=max_pixels, max_bytes=max_bytes, skipped=skipped,
+        reader=folder_reader(root, max_bytes),
+    )

@@ -39,7 +39,7 @@ from .encoders.identity import (
 )
 from .encoders.style import describe
 from .engines import Engine, create_engine
-from .engines.base import GenerationRequest, IdentitySubject, Rendered, Subject
+from .engines.base import BoardAssets, GenerationRequest, IdentitySubject, Rendered, Subject
 from .errors import IdentityGuardError, NoFaceError, ProvenanceError, RequestError
 from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
 from .prompt import parse_prompt
@@ -72,6 +72,8 @@ class GeneratedImage:
     record_id: str = ""
     log_index: int = -1
     timings: dict[str, float] = field(default_factory=dict)
+    #: what the engine did (medium, exemplar pin, scene pin, honest size, fallbacks): see Rendered.info
+    info: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """Manifest entry (without pixels)."""
@@ -88,6 +90,7 @@ class GeneratedImage:
             "face_hold": self.hold,
             "identity_distance": round(self.identity_distance, 4),
             "style_score": round(self.style_score, 4),
+            **self.info,
             "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
         }
 
@@ -107,6 +110,8 @@ class GenerationResult:
     guard_threshold: float
     board: Board | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: where the pins the engine drew from came from ("board 'name'"), or None for a profile-only run
+    assets_source: str | None = None
 
 
 class IdentityGuard:
@@ -200,6 +205,7 @@ def generate(
     subject: Subject | IdentitySubject | None = None,
     board: Board | None = None,
     profile: TasteProfile | None = None,
+    assets: BoardAssets | None = None,
     engine: str | Engine = "look",
     identity: IdentityEmbedding | None = None,
     identity_threshold: float = 0.35,
@@ -217,8 +223,10 @@ def generate(
 
     With ``identity`` and no selfies (or an :class:`IdentitySubject`), the person is known only by an embedding
     made on their device; engines that can draw from it alone (``accepts_identity_only``) do, others refuse.
-    An engine with a ``prepare_board(board, profile)`` method is given the board when there is one (the
-    diffusion engine embeds the pins with CLIP there).
+    With a board the engine's ``prepare_board`` loads what it draws from (the look engine: the modes'
+    medoid pins, for medium transfer and scenes; the diffusion engine embeds pins with CLIP). With a
+    profile alone there are no pins, unless the caller passes ``assets`` it loaded (the server does, from
+    its stored board); an engine that needed them falls back and says so in each image's record.
     """
     timings: dict[str, float] = {}
     report = progress or (lambda stage, done, total: None)
@@ -249,13 +257,14 @@ def generate(
         report("profile", 1, 1)
     timings["profile"] = time.perf_counter() - t
 
-    prepare_board = getattr(eng, "prepare_board", None)
-    if board is not None and callable(prepare_board):
-        prepare_board(board, profile)
+    if board is not None:
+        t = time.perf_counter()
+        assets = eng.prepare_board(board, profile)
+        timings["board"] = time.perf_counter() - t
     intent = parse_prompt(request.prompt, [(m.id, m.text, m.weight) for m in profile.modes], text_encoder)
     # an IdentitySubject only reaches engines that accept one (checked above)
     person = cast(Subject, subject)
-    plans = eng.plan(request, person, profile, intent)
+    plans = eng.plan(request, person, profile, intent, assets=assets)
 
     own = subject.cache.get("own_distance")
     if own is None:
@@ -268,7 +277,7 @@ def generate(
 
     t = time.perf_counter()
     report("render", 0, len(plans))
-    current = eng.render(plans, person, profile, request, hold=[HOLD_LEVELS[0]] * len(plans))
+    current = eng.render(plans, person, profile, request, hold=[HOLD_LEVELS[0]] * len(plans), assets=assets)
     timings["render"] = time.perf_counter() - t
 
     # The guard (a batch through the face ResNet) and the expensive half of provenance (watermark, encode,
@@ -302,7 +311,8 @@ def generate(
                     prepared[k] = None
             t = time.perf_counter()
             again = eng.render(
-                [current[k].plan for k in todo], person, profile, request, hold=[HOLD_LEVELS[level[k]] for k in todo]
+                [current[k].plan for k in todo], person, profile, request,
+                hold=[HOLD_LEVELS[level[k]] for k in todo], assets=assets,
             )
             timings["render"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -353,6 +363,7 @@ def generate(
                 record_id=st.record.id_hex,
                 log_index=st.log_index,
                 timings=r.timings,
+                info=r.info,
             )
         )
     selfie_score = float("nan")
@@ -375,6 +386,7 @@ def generate(
         guard_threshold=threshold,
         board=board,
         timings=timings,
+        assets_source=assets.source if assets is not None else None,
     )
 
 
@@ -411,6 +423,7 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
             "modes": [{"id": m.id, "name": m.name, "weight": round(m.weight, 4)} for m in result.profile.modes],
         },
         "identity_threshold": round(result.guard_threshold, 4),
+        "pins_from": result.assets_source,
         "selfie_style_score": round(result.selfie_style_score, 4),
         "contact_sheet": "contact_sheet.png" if sheet_bytes is not None else None,
         "timings_ms": {k: round(v * 1000, 1) for k, v in {**result.timings, "encode": encode_s}.items()},

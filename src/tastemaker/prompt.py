@@ -11,6 +11,14 @@ background    ``blurred background``, ``blurry background``, ``bokeh``, ``shallo
               ``blur`` -> blur; ``studio``, ``backdrop``, ``plain background``, ``new background``,
               ``abstract background`` -> backdrop; ``keep background``, ``original background``,
               ``same background``, ``as is`` -> keep
+scene         a place: ``in``/``at``/``on``/``inside``/``by``/``near`` (+ ``a``/``an``/``the``/``my``) and
+              a place word — ``café``/``cafe``/``coffee shop``, ``street``, ``city``, ``park``, ``garden``,
+              ``beach``, ``sea``, ``forest``, ``woods``, ``field``, ``meadow``, ``mountains``, ``room``,
+              ``kitchen``, ``library``, ``studio``, ``club``, ``bar``, ``restaurant``, ``station``, ``market``,
+              ``office``, ``home``, ``house``, ``window``, ``river``, ``lake``, ``snow``, ``night`` — or the
+              words ``scene``, ``that place``, ``in the picture`` -> scene (the person is put into one
+              of the board's pictures: the pin whose title/tags best match the place words, else
+              by engagement; with no pins at hand, a backdrop and a note in the manifest)
 ============  ==============================================================================
 
 What remains is matched against each mode's name, tags and pin titles with the text encoder
@@ -39,8 +47,18 @@ _BACKGROUND: list[tuple[str, str]] = [
         r"(blurr?(ed|y)?|soft|out[\s-]of[\s-]focus) background|bokeh|shallow depth( of field)?|\bblur\b",
         "blur",
     ),
-    (r"studio|backdrop|(plain|new|abstract|solid|clean) background|replace the background", "backdrop"),
+    (r"backdrop|(plain|new|abstract|solid|clean) background|replace the background|\bstudio\b", "backdrop"),
 ]
+_PLACES = (
+    r"caf[eé]s?|coffee[\s-]?shops?|streets?|city|park|gardens?|beach|sea(side)?|forest|woods|fields?|meadows?|"
+    r"mountains?|room|kitchen|library|studio|club|bar|restaurant|station|market|office|home|house|window|"
+    r"river|lake|snow|night"
+)
+_SCENE = re.compile(
+    r"\b(?:in|at|on|inside|by|near)\s+(?:(?:a|an|the|my|some)\s+)?(?P<place>(?:\w+\s+)?(?:" + _PLACES + r"))\b"
+    r"|\b(?P<generic>scene|that place|in the picture)\b",
+    flags=re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,8 @@ class PromptIntent:
     style_text: str
     mode_weights: dict[str, float]
     matched: bool
+    #: the place words of a scene request ("cafe", "rainy street"), matched to pin titles and tags
+    scene: str | None = None
 
 
 def _take(text: str, table: list[tuple[str, str]]) -> tuple[str | None, str]:
@@ -65,7 +85,14 @@ def _take(text: str, table: list[tuple[str, str]]) -> tuple[str | None, str]:
 def parse_prompt(prompt: str, modes: list[tuple[str, str, float]], encoder: TextEncoder | None = None) -> PromptIntent:
     """``modes`` is ``[(mode_id, mode_text, weight)]``; returns framing, background and mode weights."""
     text = prompt or ""
+    scene = None
+    m = _SCENE.search(text)
+    if m:
+        scene = (m.group("place") or "").strip() or None
+        text = text[: m.start()] + " " + text[m.end() :]
     background, text = _take(text, _BACKGROUND)
+    if m and background is None:
+        background = "scene"
     framing, text = _take(text, _FRAMING)
     style_text = re.sub(r"\s+", " ", text).strip(" ,.;")
     base = {mid: max(w, 1e-9) for mid, _, w in modes}
@@ -85,4 +112,5 @@ def parse_prompt(prompt: str, modes: list[tuple[str, str, float]], encoder: Text
         style_text=style_text,
         mode_weights={k: v / total for k, v in base.items()},
         matched=matched,
+        scene=scene,
     )

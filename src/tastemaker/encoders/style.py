@@ -236,6 +236,14 @@ def _texture(L: np.ndarray) -> dict[str, float]:
     return {"grain": float(np.log1p(grain)), "sharpness": sharp, "softness": soft}
 
 
+def texture_stats(L: np.ndarray) -> dict[str, float]:
+    """Grain, sharpness, softness, vignette and top-to-bottom light of a luminance plane (L* 0..100).
+
+    The same measurements :func:`describe` makes, for engines that match them on their own thumbnails.
+    """
+    return {**_texture(L), **_falloff(L)}
+
+
 _RADIAL_CACHE: dict[tuple[int, int], np.ndarray] = {}
 
 

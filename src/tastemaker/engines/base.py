@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import RequestError
 
 if TYPE_CHECKING:
+    from ..boards import Board
     from ..encoders.identity import Face, IdentityEmbedding
     from ..prompt import PromptIntent
     from ..taste.profile import TasteProfile
 
 Aspect = Literal["1:1", "4:5", "2:3", "9:16", "original"]
-Background = Literal["auto", "keep", "blur", "backdrop"]
+Background = Literal["auto", "keep", "blur", "backdrop", "scene"]
 Framing = Literal["auto", "closeup", "portrait", "half", "full"]
 ASPECTS: tuple[str, ...] = ("1:1", "4:5", "2:3", "9:16", "original")
 
@@ -117,6 +118,35 @@ class IdentitySubject:
 
 
 @dataclass(frozen=True)
+class PinImage:
+    """One pin's pixels for this request (medium exemplar or scene), with what the person said about it."""
+
+    id: str
+    image: np.ndarray  # uint8 RGB, at most ASSET_SIDE on its longest side
+    mode: str
+    weight: float
+    text: str = ""
+
+
+@dataclass
+class BoardAssets:
+    """The board's own pixels for one request: what medium transfer and scenes draw from.
+
+    A taste profile never carries pixels, so these exist only where the pins are (a board folder, the
+    server's stored board) and only for the request that loaded them. ``source`` says where they came from.
+    """
+
+    source: str
+    pins: dict[str, PinImage] = field(default_factory=dict)
+    #: what could not be loaded, and why (reported in the manifest)
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def for_mode(self, mode_id: str) -> list[PinImage]:
+        """The mode's pins that are here, heaviest first."""
+        return sorted((p for p in self.pins.values() if p.mode == mode_id), key=lambda p: (-p.weight, p.id))
+
+
+@dataclass(frozen=True)
 class VariationPlan:
     """Everything that makes one variation what it is (reproducible from the request seed)."""
 
@@ -138,17 +168,39 @@ class Rendered:
     hold: float
     face_box: tuple[int, int, int, int] | None
     timings: dict[str, float] = field(default_factory=dict)
+    #: what the engine did that a person may want to know (medium, exemplar, scene, size, fallbacks);
+    #: goes into the manifest and the provenance record as is (JSON-safe values only)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Engine(Protocol):
-    """What every engine provides. Register implementations with :func:`register_engine`."""
+    """What every engine provides. Register implementations with :func:`register_engine`.
+
+    * ``accepts_identity_only``: the engine can draw a person known only by an identity embedding
+      (:class:`IdentitySubject`, no selfie pixels); the pipeline refuses such requests to other engines.
+    * :meth:`prepare_board` runs once per request that has a board (not only a profile): the engine
+      loads or embeds what it needs from the pins and returns it as :class:`BoardAssets` (or ``None``).
+      The pipeline passes the result to :meth:`plan` and :meth:`render` as ``assets``; a request made
+      from a profile alone gets ``assets=None`` (or assets the caller loaded, e.g. the server's stored
+      board), and an engine that needs pins falls back and says so in :attr:`Rendered.info`.
+    * :meth:`plan` turns a request into one :class:`VariationPlan` per output; :meth:`render` draws them.
+    """
 
     name: str
     version: str
+    accepts_identity_only: bool
+
+    def prepare_board(self, board: Board, profile: TasteProfile) -> BoardAssets | None: ...
 
     def plan(
-        self, request: GenerationRequest, subject: Subject, profile: TasteProfile, intent: PromptIntent
+        self,
+        request: GenerationRequest,
+        subject: Subject,
+        profile: TasteProfile,
+        intent: PromptIntent,
+        *,
+        assets: BoardAssets | None = None,
     ) -> list[VariationPlan]: ...
 
     def render(
@@ -159,4 +211,5 @@ class Engine(Protocol):
         request: GenerationRequest,
         *,
         hold: Sequence[float],
+        assets: BoardAssets | None = None,
     ) -> list[Rendered]: ...

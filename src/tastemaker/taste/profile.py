@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..boards import Board
+from ..encoders.medium import MediumInfo, medium_stats, mode_medium
 from ..encoders.style import (
     ENCODER_NAME,
     ENCODER_VERSION,
@@ -39,7 +40,6 @@ from ..encoders.style import (
     to_lab,
     vector_to_features,
 )
-from ..encoders.medium import MediumInfo, medium_stats, mode_medium
 from ..errors import ProfileError
 from ..media import write_atomic
 from .modes import medoids, split_modes

@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import RequestError
-from ..base import GenerationRequest, Rendered, Subject, VariationPlan
+from ..base import BoardAssets, GenerationRequest, Rendered, Subject, VariationPlan
 from ..look.compose import frame_subject, output_size
-from ..look.engine import _allocate_modes
+from ..look.fill import push_pull
+from ..planning import plan_variations
 from ._clip import ClipStyleEncoder, PinEmbeddings, encoder_fingerprint, mode_prototypes
 from ._errors import ModelFilesError
 
@@ -271,17 +272,21 @@ class DiffusionEngine:
             self.embeddings.update(emb)
             self._prototypes.clear()
 
-    def prepare_board(self, board: Board, profile: TasteProfile) -> None:
-        """Embed the board's pins that have no embedding yet (the pipeline calls this when given a board)."""
+    def prepare_board(self, board: Board, profile: TasteProfile) -> BoardAssets | None:
+        """Embed the board's pins that have no embedding yet (the pipeline calls this when given a board).
+
+        The embeddings live in the engine (keyed by pin content id); no per-request assets are returned.
+        """
         if self.adapter is None:
-            return
+            return None
         missing = [i for i, p in enumerate(board.pins) if p.id not in self.embeddings.vectors]
         if not missing:
-            return
+            return None
         vecs = self.encoder.embed([board.thumbs[i] for i in missing])
         self.add_embeddings(PinEmbeddings(self.encoder.fingerprint, {
             board.pins[i].id: v for i, v in zip(missing, vecs, strict=True)
         }))
+        return None
 
     def prototypes(self, profile: TasteProfile) -> dict[str, np.ndarray]:
         key = profile.content_hash()
@@ -294,7 +299,13 @@ class DiffusionEngine:
 
     # ------------------------------------------------------------------ planning
     def plan(
-        self, request: GenerationRequest, subject: Subject, profile: TasteProfile, intent: PromptIntent
+        self,
+        request: GenerationRequest,
+        subject: Subject,
+        profile: TasteProfile,
+        intent: PromptIntent,
+        *,
+        assets: BoardAssets | None = None,
     ) -> list[VariationPlan]:
         if self.adapter is not None:
             self.prototypes(profile)  # fail before rendering when the board's embeddings are missing
@@ -303,37 +314,15 @@ class DiffusionEngine:
                 raise RequestError(
                     f"identity embedding has {ident.size} values; the adapter takes {self.adapter.config.identity_dim}"
                 )
-        seed = request.seed if request.seed is not None else 0
-        if request.mode:
-            profile.mode(request.mode)
-            modes = [request.mode] * request.n
-        else:
-            modes = _allocate_modes(intent.mode_weights, request.n)
-        children = np.random.SeedSequence(seed).spawn(request.n)
-        plans = []
-        for i, (mode_id, child) in enumerate(zip(modes, children, strict=True)):
-            vseed = int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-            rng = np.random.default_rng(vseed)
-            framing = request.framing if request.framing != "auto" else (intent.framing or "portrait")
-            bg = request.background if request.background != "auto" else (intent.background or "scene")
-            words = [self.base_prompt, FRAMING_WORDS[framing], BACKGROUND_WORDS[bg], request.prompt.strip(),
-                     *mode_words(profile, mode_id)]
-            plans.append(
-                VariationPlan(
-                    index=i,
-                    seed=vseed,
-                    mode_id=mode_id,
-                    background=bg,
-                    framing=framing,
-                    strength=request.strength,
-                    params={
-                        "prompt": ", ".join(w for w in words if w),
-                        "zoom": float(rng.uniform(0.94, 1.06)),
-                        "shift": (float(rng.uniform(-0.03, 0.03)), float(rng.uniform(-0.02, 0.02))),
-                    },
-                )
-            )
-        return plans
+        plans = plan_variations(request, profile, intent, backgrounds=("scene",))
+        out = []
+        for p in plans:
+            parts = [self.base_prompt, FRAMING_WORDS[p.framing], BACKGROUND_WORDS[p.background],
+                     request.prompt.strip(), *mode_words(profile, p.mode_id)]
+            out.append(VariationPlan(index=p.index, seed=p.seed, mode_id=p.mode_id, background=p.background,
+                                     framing=p.framing, strength=p.strength,
+                                     params={**p.params, "prompt": ", ".join(w for w in parts if w)}))
+        return out
 
     # ------------------------------------------------------------------ rendering
     @property
@@ -360,10 +349,14 @@ class DiffusionEngine:
         h, w = img.shape[:2]
         frame = frame_subject(
             w, h, subject.face.box, framing=plan.framing, size=max(gw, gh), aspect=aspect,
-            zoom=plan.params["zoom"], shift=tuple(plan.params["shift"]),
+            zoom=plan.params["zoom"], shift=tuple(plan.params["shift"]), max_upscale=None,
         )
         out = cv2.warpAffine(img, frame.matrix(), (frame.out_w, frame.out_h), flags=cv2.INTER_AREA,
-                             borderMode=cv2.BORDER_REFLECT_101)
+                             borderMode=cv2.BORDER_CONSTANT)
+        if not frame.covers(w, h):  # continue the photo's colours past its edge: never a mirror image
+            valid = cv2.warpAffine(np.ones((h, w), np.float32), frame.matrix(), (frame.out_w, frame.out_h),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            out = np.clip(push_pull(out.astype(np.float32), valid), 0, 255).astype(np.uint8)
         if (frame.out_w, frame.out_h) != (gw, gh):
             out = cv2.resize(out, (gw, gh), interpolation=cv2.INTER_AREA)
         return out.astype(np.float32) / 255.0
@@ -400,6 +393,7 @@ class DiffusionEngine:
         request: GenerationRequest,
         *,
         hold: Sequence[float],
+        assets: BoardAssets | None = None,
     ) -> list[Rendered]:
         holds = [float(h) for h in hold]
         if len(holds) != len(plans):

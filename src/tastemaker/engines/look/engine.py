@@ -1,21 +1,28 @@
-"""The look engine: the selfie, re-framed and re-lit in a taste mode's look. CPU only, no weights.
+"""The look engine: the person re-drawn in a taste mode's look — colour, medium and place. CPU only, no weights.
 
-Per variation:
+The board is the model. Per variation:
 
-1. **frame** the selfie for the aspect, size and shot type, face on the upper third (``compose``);
+1. **frame** the selfie for the aspect, size and shot type with portrait practice (``compose``): the
+   whole head with headroom, crops between joints, never enlarged past the selfie's detail (a smaller,
+   honest output instead, reported in ``info["size"]``);
 2. **grade** colour and tone toward the mode's colour distribution with a sliced-OT 3D LUT
-   (``grade``), fitted once per (selfie, mode) on thumbnails and applied at full size;
-3. **protect** the face (landmark polygon) and skin like it: they receive only part of the grade,
-   and less as the identity guard raises ``hold``;
-4. **restyle the background**: keep it (graded), blur it (mask-normalised, no halo), or replace it
-   with a backdrop made from the mode's palette (``backdrop``); the person comes from MediaPipe
-   segmentation (``segment``);
-5. **texture and light**: soften or sharpen, vignette and grain until the thumbnail's measured
-   softness, light falloff and grain match the mode's (the same measurements the style encoder
-   makes), scaled by ``strength``.
+   (``grade``), then hold the mode's **colour character** (``colour``): monochrome and toned modes get
+   their toning curve everywhere — skin and eyes included —, colour modes keep skin alive;
+3. **extend** the canvas where the frame reaches past the photo by push-pull interpolation (``fill``):
+   never a mirror image;
+4. **background**: keep it, blur it, replace it with a backdrop from the mode's palette
+   (``backdrop``), or put the person into a **scene** from the board (``scene``: the pin chosen by the
+   prompt's place words or by engagement, light and colour harmonised, contact shadow);
+5. **light**: a soft directional light and small exposure / contrast / warmth changes per variation;
+6. **medium** (modes whose pins are paintings or line work, when the pins are here): the picture is
+   re-drawn from patches of one of the mode's medoid pins by guided patch synthesis (``medium``); the
+   face keeps the selfie's structure above the finest scale, and less medium as the identity guard
+   raises ``hold``;
+7. **texture and light matching** for photographic modes: softness, vignette and grain until the
+   thumbnail's measurements match the mode's.
 
-Variations differ by mode, background, framing jitter and seed; the same seed gives the same pixels.
-Variations render on two threads (OpenCV and NumPy release the GIL for the heavy parts).
+Variations differ by mode, exemplar, background or scene, crop, and light; the same seed gives the
+same pixels. Variations render on two threads (OpenCV, NumPy and faiss release the GIL).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import functools
 import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -31,113 +39,119 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from ...encoders.style import ANALYSIS_SIDE, _falloff, _texture
+from ...encoders.style import ANALYSIS_SIDE, texture_stats
 from ...media import resize_max_side
-from ..base import GenerationRequest, Rendered, Subject, VariationPlan
+from ..assets import load_assets
+from ..base import BoardAssets, GenerationRequest, PinImage, Rendered, Subject, VariationPlan
+from ..planning import plan_variations
+from . import scene as scenes
 from .backdrop import make_backdrop
-from .compose import Frame, frame_subject
+from .colour import ColourCharacter, apply_toning, colour_character, keep_skin_alive, toning_amount
+from .compose import Frame, content_box, frame_subject
+from .fill import extend
 from .grade import apply_lut, fit_lut
+from .medium import Exemplar, prepare_exemplar, synthesize
 from .segment import WORK_SIDE, face_mask, person_mask, skin_map
 
 if TYPE_CHECKING:
+    from ...boards import Board
     from ...prompt import PromptIntent
-    from ...taste.profile import LookParams, TasteProfile
+    from ...taste.profile import LookParams, Mode, TasteProfile
 
-BACKGROUND_CYCLE = ("keep", "blur", "backdrop")
-#: On the face and similar skin the grade is split: luminance (tone, mood) follows it by SKIN_TONE,
-#: chroma (hue, saturation: what makes skin look alive) only by SKIN_CHROMA. Other pixels get all of it.
-SKIN_TONE = 0.85
-SKIN_CHROMA = 0.8
+BACKGROUND_CYCLE = ("keep", "backdrop", "blur")
+SCENE_CYCLE = ("keep", "scene", "backdrop", "blur")
+FRAMING_CYCLE = ("portrait", "closeup", "portrait", "half")
+#: on the face the grade's luminance change is kept at this share (tone and mood; hold lowers it)
+SKIN_TONE = 0.9
 SKIN_PROTECT = 0.6
 #: L* units to 8-bit RGB levels (mid-tones), for grain.
 L_TO_RGB = 2.4
-
-
-def _allocate_modes(weights: dict[str, float], n: int) -> list[str]:
-    """Largest-remainder allocation of ``n`` variations to modes, interleaved heaviest first."""
-    ids = list(weights)
-    w = np.array([weights[i] for i in ids], dtype=np.float64)
-    share = w / w.sum() * n
-    count = np.floor(share).astype(int)
-    order = np.lexsort((np.arange(len(ids)), -(share - count)))
-    count[order[: n - count.sum()]] += 1
-    if n >= len(ids):  # every eligible mode shows up at least once
-        for i in np.flatnonzero(count == 0):
-            j = int(np.argmax(count))
-            count[j] -= 1
-            count[i] += 1
-    out: list[str] = []
-    left = count.copy()
-    rank = np.argsort(-w, kind="stable")
-    while len(out) < n:
-        for i in rank:
-            if left[i] > 0:
-                out.append(ids[i])
-                left[i] -= 1
-    return out
+#: longest side of the medium synthesis (the result is upsampled, guided by the full-size render)
+SYNTH_SIDE = 448
+#: exemplar resolution per medium: line work keeps its marks resolved, paint its strokes
+EXEMPLAR_SIDE = {"line": 900, "paint": 640}
+EXEMPLAR_CROP = 640
+#: how much of the face's own structure (above the finest scale) survives the medium, by hold
+FACE_KEEP = (0.55, 0.8, 0.92, 1.0)
+MAX_EXEMPLARS = 3
+#: at full hold the face still shows this much less than 1 of the medium (its finest marks only)
+FACE_EASE = 0.6
 
 
 class LookEngine:
-    """Default engine: classic computer vision on the selfie, driven by the taste profile."""
+    """Default engine: classic computer vision and example-based synthesis, driven by the taste profile."""
 
     name = "look"
-    version = "1"
+    version = "2"
+    accepts_identity_only = False
 
-    def __init__(self, *, threads: int = 2, lut_iterations: int = 10) -> None:
+    def __init__(self, *, threads: int = 2, lut_iterations: int = 10, synth_side: int = SYNTH_SIDE,
+                 exemplar_cache: int = 12) -> None:
         self.threads = max(1, threads)
         self.lut_iterations = lut_iterations
+        self.synth_side = synth_side
         self._lock = threading.Lock()
+        self._exemplars: OrderedDict[str, Exemplar] = OrderedDict()
+        self._exemplar_cache = exemplar_cache
+        self._building: dict[str, threading.Lock] = {}
+
+    # ------------------------------------------------------------------ board
+    def prepare_board(self, board: Board, profile: TasteProfile) -> BoardAssets:
+        """Decode the pins medium transfer and scenes draw from (each mode's medoids and heaviest pins)."""
+        return load_assets(board, profile)
 
     # ------------------------------------------------------------------ planning
     def plan(
-        self, request: GenerationRequest, subject: Subject, profile: TasteProfile, intent: PromptIntent
+        self,
+        request: GenerationRequest,
+        subject: Subject,
+        profile: TasteProfile,
+        intent: PromptIntent,
+        *,
+        assets: BoardAssets | None = None,
     ) -> list[VariationPlan]:
-        seed = request.seed if request.seed is not None else 0
-        if request.mode:
-            profile.mode(request.mode)  # raises a clear error for an unknown id
-            modes = [request.mode] * request.n
-        else:
-            modes = _allocate_modes(intent.mode_weights, request.n)
-        children = np.random.SeedSequence(seed).spawn(request.n)
-        seen_modes: set[str] = set()
-        plans = []
-        for i, (mode_id, child) in enumerate(zip(modes, children, strict=True)):
-            # 53-bit variation seeds: exact in JSON and in provenance records
-            vseed = int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(11))
-            rng = np.random.default_rng(vseed)
-            bg: str
-            if request.background != "auto":
-                bg = request.background
-            elif intent.background:
-                bg = intent.background
-            else:
-                bg = BACKGROUND_CYCLE[i % len(BACKGROUND_CYCLE)]
-            framing = request.framing if request.framing != "auto" else (intent.framing or "portrait")
-            # the first variation of a mode shows its canonical look; later ones vary exposure,
-            # contrast and warmth a little, so variations differ even when mode and background repeat
-            canonical = mode_id not in seen_modes
-            seen_modes.add(mode_id)
-            jitter = (0.0, 0.0, 0.0) if canonical else (
-                float(rng.uniform(-0.07, 0.07)), float(rng.uniform(-0.08, 0.08)), float(rng.uniform(-0.04, 0.04))
-            )
-            plans.append(
-                VariationPlan(
-                    index=i,
-                    seed=vseed,
-                    mode_id=mode_id,
-                    background=bg,
-                    framing=framing,
-                    strength=request.strength,
-                    params={
-                        "zoom": float(rng.uniform(0.94, 1.06)),
-                        "shift": (float(rng.uniform(-0.03, 0.03)), float(rng.uniform(-0.02, 0.02))),
-                        "exposure": jitter[0],
-                        "contrast": jitter[1],
-                        "warmth": jitter[2],
-                    },
-                )
-            )
-        return plans
+        has_scenes = assets is not None and bool(assets.pins)
+        seen: dict[str, int] = {}
+        prep = self._prepare(subject)
+        body_below = prep["body_below_chin"]
+        framings = FRAMING_CYCLE if body_below >= 3.0 else ("portrait", "closeup")
+
+        def extra(i: int, mode_id: str, rng: np.random.Generator) -> dict[str, Any]:
+            k = seen.get(mode_id, 0)
+            seen[mode_id] = k + 1
+            mode = profile.mode(mode_id)
+            params: dict[str, Any] = {
+                "variant": k,
+                # a soft window light from a random side; the mode's first variation gets the mildest
+                "light": (float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0.04, 0.07) if k == 0 else
+                                                                   rng.uniform(0.07, 0.14))),
+                "exposure": 0.0 if k == 0 else float(rng.uniform(-0.06, 0.06)),
+                "contrast": 0.0 if k == 0 else float(rng.uniform(-0.07, 0.07)),
+                "warmth": 0.0 if k == 0 else float(rng.uniform(-0.035, 0.035)),
+            }
+            pins = assets.for_mode(mode_id) if assets is not None else []
+            if mode.medium is not None and not mode.medium.photographic and pins:
+                medoids = [p for p in pins if p.id in mode.medoids][:MAX_EXEMPLARS] or pins[:MAX_EXEMPLARS]
+                params["exemplar"] = medoids[k % len(medoids)].id
+            return params
+
+        plans = plan_variations(
+            request, profile, intent, backgrounds=SCENE_CYCLE if has_scenes else BACKGROUND_CYCLE,
+            framings=framings, extra=extra,
+        )
+        out = []
+        for p in plans:
+            if p.background == "scene":
+                pins = assets.for_mode(p.mode_id) if assets is not None else []
+                if not pins and assets is not None:
+                    pins = sorted(assets.pins.values(), key=lambda q: (-q.weight, q.id))
+                if pins:
+                    pick = _choose_scene(pins, intent.scene, int(p.params["variant"]))
+                    p = _with_params(p, scene=pick.id)
+                else:
+                    p = _with_params(p, scene=None)
+            out.append(p)
+        return out
 
     # ------------------------------------------------------------------ per-subject preparation
     def _prepare(self, subject: Subject) -> dict[str, Any]:
@@ -151,12 +165,19 @@ class LookEngine:
             work = resize_max_side(img, WORK_SIDE)
             person = person_mask(work)
             skin = skin_map(work, subject.face.landmarks * work_scale, person)
+            left, top, right, bottom = subject.face.box
+            fh = max(1.0, float(bottom - top))
+            content = content_box(img)
+            cb = max(1, min(person.shape[0], round(content[3] * work_scale)))
             prep = {
                 "work_scale": work_scale,
                 "person": person,
                 "skin": skin,
                 "samples": resize_max_side(img, 160).reshape(-1, 3),
-                "touches_bottom": bool(person[-3:].mean() > 0.05),
+                "touches_bottom": bool(person[max(0, cb - 3) : cb].mean() > 0.05),
+                "head_top": _head_top(person, subject.face.box, work_scale),
+                "body_below_chin": (content[3] - float(bottom)) / fh,
+                "content": content,
                 "levels": {},
                 "luts": {},
                 "composites": {},
@@ -208,6 +229,7 @@ class LookEngine:
             "image": img,
             "person": person,
             "face": face,
+            "skin": np.maximum(face, skin),
             "protect": np.maximum(face, SKIN_PROTECT * skin),
         }
         with self._lock:
@@ -215,9 +237,10 @@ class LookEngine:
         return lv
 
     def _composite(
-        self, lv: dict[str, Any], prep: dict[str, Any], look: LookParams, mode_id: str, hold: float, strength: float
+        self, lv: dict[str, Any], prep: dict[str, Any], look: LookParams, char: ColourCharacter, hold: float,
+        strength: float,
     ) -> np.ndarray:
-        """The selfie graded toward a mode at source resolution, face and skin partly protected.
+        """The selfie graded toward a mode at source resolution, in its colour character, face held by ``hold``.
 
         The grade is pointwise, so grading once in source space and warping per variation gives the
         same pixels as grading every output, at a fraction of the cost.
@@ -232,15 +255,53 @@ class LookEngine:
         base = img.astype(np.float32) * np.float32(1 / 255)
         lab_b = cv2.cvtColor(base, cv2.COLOR_RGB2Lab)
         lab_g = cv2.cvtColor(graded, cv2.COLOR_RGB2Lab)
-        gain = np.array([SKIN_TONE, SKIN_CHROMA, SKIN_CHROMA], np.float32) * np.float32(1.0 - hold)
-        skin = cv2.cvtColor(lab_b + (lab_g - lab_b) * gain, cv2.COLOR_Lab2RGB)
-        target = graded + (skin - graded) * lv["protect"][..., None]
-        comp = base + (target - base) * np.float32(strength)
+        if char.restricted:
+            tone = toning_amount(strength)
+            apply_toning(lab_g, char, 1.0)
+            lab_b = apply_toning(lab_b.copy(), char, tone)  # the held face is grey (or toned) too
+        else:
+            lab_g = keep_skin_alive(lab_g, lab_b, lv["skin"])
+        # the face and skin like it keep part of their own tone, more as the guard raises hold
+        keep = np.float32(1.0 - (1.0 - SKIN_TONE) * (1.0 - hold) - hold) if hold < 1 else np.float32(0.0)
+        protect = lv["protect"][..., None]
+        lab_t = lab_g.copy()
+        lab_t[..., 0] = lab_g[..., 0] + (lab_b[..., 0] - lab_g[..., 0]) * (1 - keep) * protect[..., 0]
+        lab_t[..., 1:] = lab_g[..., 1:] + (lab_b[..., 1:] - lab_g[..., 1:]) * np.float32(hold) * protect
+        target = cv2.cvtColor(lab_t, cv2.COLOR_Lab2RGB)
+        base_c = cv2.cvtColor(lab_b, cv2.COLOR_Lab2RGB) if char.restricted else base
+        comp = base_c + (target - base_c) * np.float32(strength)
         with self._lock:
             if len(prep["composites"]) > 16:
                 prep["composites"].clear()
             prep["composites"][key] = comp
         return comp
+
+    # ------------------------------------------------------------------ exemplars
+    def exemplar(self, pin: PinImage, kind: str) -> Exemplar:
+        """The prepared exemplar for a pin (cached by pixel content, built once even when asked twice)."""
+        side = EXEMPLAR_SIDE.get(kind, 640)
+        digest = hashlib.sha1(np.ascontiguousarray(pin.image).data).hexdigest()[:20]
+        key = f"{digest}:{kind}:{side}"
+        with self._lock:
+            ex = self._exemplars.get(key)
+            if ex is not None:
+                self._exemplars.move_to_end(key)
+                return ex
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                ex = self._exemplars.get(key)
+            if ex is None:
+                img = resize_max_side(pin.image, side)
+                if kind == "line":
+                    img = _busiest_crop(img, EXEMPLAR_CROP)
+                ex = prepare_exemplar(img, side=max(img.shape[:2]), key=pin.id)
+                with self._lock:
+                    self._exemplars[key] = ex
+                    while len(self._exemplars) > self._exemplar_cache:
+                        self._exemplars.popitem(last=False)
+                    self._building.pop(key, None)
+        return ex
 
     # ------------------------------------------------------------------ rendering
     def render(
@@ -251,6 +312,7 @@ class LookEngine:
         request: GenerationRequest,
         *,
         hold: Sequence[float],
+        assets: BoardAssets | None = None,
     ) -> list[Rendered]:
         prep = self._prepare(subject)
         img_h, img_w = subject.image.shape[:2]
@@ -266,18 +328,22 @@ class LookEngine:
                 zoom=plan.params["zoom"],
                 shift=tuple(plan.params["shift"]),
                 touches_bottom=prep["touches_bottom"],
+                head_top=prep["head_top"],
+                bounds=prep["content"],
             )
             jobs.append((plan, h, frame, self._level_key(frame.scale)))
+        chars = {m.id: colour_character(m.look) for m in profile.modes}
         needed = {(key, plan.mode_id, h, plan.strength) for plan, h, _, key in jobs}
 
         def build(item: tuple[float, str, float, float]) -> None:
             key, mode_id, h, strength = item
             lv = self._level(subject, prep, key)
-            self._composite(lv, prep, profile.mode(mode_id).look, mode_id, h, strength)
+            self._composite(lv, prep, profile.mode(mode_id).look, chars[mode_id], h, strength)
 
         def draw(job: tuple[VariationPlan, float, Frame, float]) -> Rendered:
             plan, h, frame, key = job
-            return self._render_one(plan, h, frame, self._level(subject, prep, key), subject, profile, prep)
+            return self._render_one(plan, h, frame, self._level(subject, prep, key), subject, profile, prep,
+                                    chars[plan.mode_id], assets)
 
         workers = min(self.threads, max(len(jobs), len(needed)))
         if workers <= 1:
@@ -297,59 +363,95 @@ class LookEngine:
         subject: Subject,
         profile: TasteProfile,
         prep: dict[str, Any],
+        char: ColourCharacter,
+        assets: BoardAssets | None,
     ) -> Rendered:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        look = profile.mode(plan.mode_id).look
+        info: dict[str, Any] = {"colour": char.kind}
+        mode = profile.mode(plan.mode_id)
+        look = mode.look
         img_h, img_w = subject.image.shape[:2]
         W, H = frame.out_w, frame.out_h
+        if frame.reduced and frame.requested is not None:
+            info["size"] = {
+                "requested": list(frame.requested), "rendered": [W, H],
+                "reason": f"the selfie has {frame.ch:.0f} px for this crop; more than {frame.scale:.1f}x "
+                          "would only enlarge blur and compression blocks",
+            }
         m = frame.matrix(lv["pre"])
-        comp = self._composite(lv, prep, look, plan.mode_id, hold, plan.strength)
-        out = cv2.warpAffine(comp, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        comp = self._composite(lv, prep, look, char, hold, plan.strength)
+        out = cv2.warpAffine(comp, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         person = cv2.warpAffine(lv["person"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        face = (
-            cv2.warpAffine(lv["face"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            if hold > 0
-            else None
-        )
+        face = cv2.warpAffine(lv["face"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        content = prep["content"]
+        if not frame.covers(img_w, img_h, content):
+            inside: np.ndarray = np.zeros(lv["image"].shape[:2], np.float32)
+            x0, y0, x1, y1 = (round(v * lv["pre"]) for v in content)
+            inside[y0:y1, x0:x1] = 1.0
+            valid = cv2.warpAffine(inside, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            out = extend(out, valid, seed=plan.seed)
+            person = person * valid
+            info["extended"] = "the frame reaches past the photo: its colours are continued (never mirrored)"
+        fb = subject.face.box
+        face_box_out = frame.to_output(np.array([[fb[0], fb[1]], [fb[2], fb[3]]], np.float32)).ravel()
         timings["frame_grade"] = time.perf_counter() - t0
 
         # ---- background
         t = time.perf_counter()
-        vl, vt, vr, vb = frame.valid_box(img_w, img_h)
-        outside = not (vl <= 0 and vt <= 0 and vr >= W and vb >= H)
-        if plan.background == "backdrop":
+        background = plan.background
+        if background == "scene":
+            pin = assets.pins.get(plan.params.get("scene") or "") if assets is not None else None
+            if pin is None:
+                background = "backdrop"
+                info["scene"] = {"fallback": "backdrop", "reason": _no_pins_reason(assets, "a scene")}
+            else:
+                out = self._place_in_scene(out, person, face_box_out, pin, mode, char, plan, prep)
+                info["scene"] = {"pin": pin.id, "text": pin.text[:80]}
+        if background == "backdrop":
             bd = make_backdrop(
                 np.array(look.palette, np.float32), np.array(look.palette_weights), (W, H), plan.seed
             ).astype(np.float32) * np.float32(1 / 255)
             out = _mix(out, bd, person)
-        elif plan.background == "blur" or outside:
-            blurred = _masked_blur(out, person, sigma=0.014 * max(W, H))
-            if plan.background == "blur":
-                out = _mix(out, blurred, person)
-            else:  # keep, but the frame reaches past the photo: soft fill outside it
-                valid: np.ndarray = np.zeros((H, W), np.float32)
-                valid[vt:vb, vl:vr] = 1.0
-                valid = cv2.GaussianBlur(valid, (0, 0), 0.01 * max(W, H) + 1)
-                out = _mix(out, blurred, np.maximum(valid, person))
+        elif background == "blur":
+            out = _mix(out, _masked_blur(out, person, sigma=0.014 * max(W, H)), person)
         timings["background"] = time.perf_counter() - t
 
-        # ---- per-variation exposure / contrast / warmth (zero for a mode's first variation)
-        ex, ct, wm = (plan.params.get(k, 0.0) for k in ("exposure", "contrast", "warmth"))
-        if ex or ct or wm:
-            g = (1.0 + ex * plan.strength) * np.array([1.0 + wm, 1.0, 1.0 - wm], np.float32)
-            c = 1.0 + ct * plan.strength
-            affine = np.concatenate([np.diag(g * c), (0.5 * (1.0 - c) * g)[:, None]], axis=1).astype(np.float32)
-            out = cv2.transform(out, affine)
+        # ---- light: exposure / contrast / warmth, and a soft directional light
+        out = self._light(out, plan, person)
+
+        # ---- medium
+        t = time.perf_counter()
+        medium = mode.medium
+        strength_m = 0.0
+        if medium is None:
+            info["medium"] = {"kind": "unknown", "applied": False,
+                              "reason": "the profile predates medium analysis; rebuild it from the board"}
+        elif medium.photographic:
+            info["medium"] = {"kind": "photo", "applied": False}
+        else:
+            pin = assets.pins.get(plan.params.get("exemplar") or "") if assets is not None else None
+            if pin is None:
+                info["medium"] = {"kind": medium.kind, "applied": False, "fallback": "grade only",
+                                  "reason": _no_pins_reason(assets, "the medium's exemplar pins")}
+            else:
+                strength_m = float(medium.strength) * float(plan.strength)
+                ex = self.exemplar(pin, medium.kind)
+                key = (plan.seed, plan.index, plan.mode_id, ex.key, W, H, plan.background, plan.params.get("scene"))
+                out, face_strength = self._medium(out, face, ex, strength_m, hold, medium.kind, prep, key)
+                info["medium"] = {"kind": medium.kind, "applied": True, "exemplar": pin.id,
+                                  "strength": round(strength_m, 3), "face_strength": round(face_strength, 3)}
+        timings["medium"] = time.perf_counter() - t
 
         # ---- texture and light, matched on the thumbnail the style encoder measures
         t = time.perf_counter()
-        out = self._texture_and_light(out, look, plan, hold, face, float(plan.strength))
+        out = self._texture_and_light(out, look, plan, hold, face, float(plan.strength),
+                                      texture=strength_m == 0.0)
+        if char.restricted:
+            lab = cv2.cvtColor(np.clip(out, 0.0, 1.0), cv2.COLOR_RGB2Lab)
+            out = cv2.cvtColor(apply_toning(lab, char, toning_amount(plan.strength)), cv2.COLOR_Lab2RGB)
         pixels = cv2.addWeighted(out, 255.0, out, 0.0, 0.5, dtype=cv2.CV_8U)
         timings["texture"] = time.perf_counter() - t
-
-        fb = subject.face.box
-        face_box_out = frame.to_output(np.array([[fb[0], fb[1]], [fb[2], fb[3]]], np.float32)).ravel()
         timings["total"] = time.perf_counter() - t0
         return Rendered(
             pixels=pixels,
@@ -357,7 +459,84 @@ class LookEngine:
             hold=hold,
             face_box=tuple(int(round(v)) for v in face_box_out),  # type: ignore[arg-type]
             timings=timings,
+            info=info,
         )
+
+    # ------------------------------------------------------------------ steps
+    def _place_in_scene(
+        self, out: np.ndarray, person: np.ndarray, face_box: np.ndarray, pin: PinImage, mode: Mode,
+        char: ColourCharacter, plan: VariationPlan, prep: dict[str, Any],
+    ) -> np.ndarray:
+        """The person in one of the board's pictures, the scene graded into the mode's look."""
+        H, W = person.shape
+        hint = float(face_box[3] - face_box[1]) / H
+        scene = scenes.fit_scene(pin.image, W, H, person_scale_hint=hint, person_mask=person)
+        lut = self._lut(prep, mode.look)
+        scene8 = cv2.addWeighted(scene, 255.0, scene, 0.0, 0.5, dtype=cv2.CV_8U)
+        graded = apply_lut(scene8, lut)
+        scene = scene + (graded - scene) * np.float32(0.5 * plan.strength)  # a pin is already in the look
+        return scenes.composite(out, person, tuple(float(v) for v in face_box), scene,  # type: ignore[arg-type]
+                                strength=float(plan.strength), seed=plan.seed)
+
+    @staticmethod
+    def _light(out: np.ndarray, plan: VariationPlan, person: np.ndarray) -> np.ndarray:
+        ex, ct, wm = (float(plan.params.get(k, 0.0)) for k in ("exposure", "contrast", "warmth"))
+        if ex or ct or wm:
+            g = (1.0 + ex * plan.strength) * np.array([1.0 + wm, 1.0, 1.0 - wm], np.float32)
+            c = 1.0 + ct * plan.strength
+            affine = np.concatenate([np.diag(g * c), (0.5 * (1.0 - c) * g)[:, None]], axis=1).astype(np.float32)
+            out = cv2.transform(out, affine)
+        angle, amount = plan.params.get("light", (0.0, 0.0))
+        if amount:
+            H, W = person.shape
+            yy = (np.arange(H, dtype=np.float32) - H / 2) / (max(H, W) / 2)
+            xx = (np.arange(W, dtype=np.float32) - W / 2) / (max(H, W) / 2)
+            ramp = np.cos(angle) * xx[None, :] + np.sin(angle) * yy[:, None]
+            gain = np.float32(1.0) + np.float32(amount * plan.strength) * np.clip(ramp, -1.0, 1.0)
+            cv2.multiply(out, cv2.merge((gain, gain, gain)), dst=out)
+        return out
+
+    def _medium(
+        self, out: np.ndarray, face: np.ndarray, ex: Exemplar, strength: float, hold: float, kind: str,
+        prep: dict[str, Any], key: tuple[Any, ...],
+    ) -> tuple[np.ndarray, float]:
+        """Re-draw ``out`` from the exemplar's patches; the face keeps its structure (more with ``hold``).
+
+        The synthesis of a variation is kept for the request: when the identity guard asks for a higher
+        hold only the face's blend changes, so a re-render costs no new synthesis.
+        """
+        H, W = out.shape[:2]
+        f = min(1.0, self.synth_side / max(H, W))
+        size = (max(16, round(W * f)), max(16, round(H * f)))
+        with self._lock:
+            syn = prep.setdefault("syntheses", {}).get(key)
+        if syn is None:
+            small = cv2.resize(np.clip(out, 0.0, 1.0), size, interpolation=cv2.INTER_AREA)
+            face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
+            lab_s = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
+            syn = synthesize(lab_s, ex, guide_weight=1.6 + 2.4 * face_s)
+            with self._lock:
+                cache = prep["syntheses"]
+                if len(cache) >= 16:
+                    cache.pop(next(iter(cache)))
+                cache[key] = syn
+        syn_up = cv2.resize(syn, (W, H), interpolation=cv2.INTER_CUBIC)
+        if kind == "line":  # crisp the upsampled marks again
+            Ls = syn_up[..., 0]
+            syn_up[..., 0] = np.clip(Ls + 0.8 * (Ls - cv2.GaussianBlur(Ls, (0, 0), 1.2 / f)), 0.0, 100.0)
+        lab = cv2.cvtColor(np.clip(out, 0.0, 1.0), cv2.COLOR_RGB2Lab)
+        level = min(range(len(FACE_KEEP)), key=lambda i: abs(i / (len(FACE_KEEP) - 1) - hold))
+        keep_face = FACE_KEEP[level] if hold < 1 else 1.0
+        keep = (face * np.float32(keep_face))
+        sigma = max(1.0, 1.6 / f)
+        # the face: the medium's finest marks over the selfie's structure at every coarser scale
+        base = cv2.GaussianBlur(lab[..., 0], (0, 0), sigma) - cv2.GaussianBlur(syn_up[..., 0], (0, 0), sigma)
+        syn_up[..., 0] += keep * base
+        syn_up[..., 1:] += (lab[..., 1:] - syn_up[..., 1:]) * (0.6 * keep)[..., None]
+        amount = np.float32(strength) * (np.float32(1.0) - face * np.float32(FACE_EASE * hold))
+        res = lab + (syn_up - lab) * amount[..., None]
+        face_strength = float(strength * (1.0 - FACE_EASE * hold))
+        return cv2.cvtColor(res, cv2.COLOR_Lab2RGB), face_strength
 
     def _texture_and_light(
         self,
@@ -367,6 +546,8 @@ class LookEngine:
         hold: float,
         face: np.ndarray | None,
         s: float,
+        *,
+        texture: bool = True,
     ) -> np.ndarray:
         H, W = out.shape[:2]
         f = ANALYSIS_SIDE / max(H, W)
@@ -375,27 +556,30 @@ class LookEngine:
         def measure(img: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
             th = cv2.resize(img, small_size, interpolation=cv2.INTER_AREA)
             L = cv2.cvtColor(th, cv2.COLOR_RGB2Lab)[..., 0]
-            return L, {**_texture(L), **_falloff(L)}
+            return L, texture_stats(L)
 
         L, m = measure(out)
-        # softness: blur (or sharpen) at analysis scale until the measured softness matches
-        target_soft = m["softness"] + (look.softness - m["softness"]) * s
         sigma_a = amount = 0.0
-        if target_soft > m["softness"] + 0.05:
-            sigma_a = _search(lambda c: _texture(cv2.GaussianBlur(L, (0, 0), c))["softness"], target_soft, 0.3, 1.8)
-        elif target_soft < m["softness"] - 0.05:
-            detail_a = L - cv2.GaussianBlur(L, (0, 0), 1.0)
-            amount = _search(lambda c: _texture(L + c * detail_a)["softness"], target_soft, 0.0, 1.5, decreasing=True)
         keep_face = None if face is None else face * np.float32(hold)
-        if sigma_a > 0:
-            blurred = _lowpass(out, sigma_a / f)
-            out = blurred if keep_face is None else _mix(out, blurred, keep_face)
-        elif amount > 0:
-            low = _lowpass(out, 1.0 / f)
-            if keep_face is None:  # out + amount * (out - low), in one pass
-                out = cv2.addWeighted(out, 1.0 + amount, low, -amount, 0.0)
-            else:  # the held face keeps its own detail level
-                out = _mix(out, low, np.float32(1.0 + amount) - np.float32(amount) * keep_face)
+        if texture:
+            # softness: blur (or sharpen) at analysis scale until the measured softness matches
+            target_soft = m["softness"] + (look.softness - m["softness"]) * s
+            if target_soft > m["softness"] + 0.05:
+                sigma_a = _search(lambda c: texture_stats(cv2.GaussianBlur(L, (0, 0), c))["softness"],
+                                  target_soft, 0.3, 1.8)
+            elif target_soft < m["softness"] - 0.05:
+                detail_a = L - cv2.GaussianBlur(L, (0, 0), 1.0)
+                amount = _search(lambda c: texture_stats(L + c * detail_a)["softness"], target_soft, 0.0, 1.5,
+                                 decreasing=True)
+            if sigma_a > 0:
+                blurred = _lowpass(out, sigma_a / f)
+                out = blurred if keep_face is None else _mix(out, blurred, keep_face)
+            elif amount > 0:
+                low = _lowpass(out, 1.0 / f)
+                if keep_face is None:  # out + amount * (out - low), in one pass
+                    out = cv2.addWeighted(out, 1.0 + amount, low, -amount, 0.0)
+                else:  # the held face keeps its own detail level
+                    out = _mix(out, low, np.float32(1.0 + amount) - np.float32(amount) * keep_face)
 
         # vignette: radial gain solved from the measured centre/ring luminance
         L2, m2 = measure(out) if (sigma_a or amount) else (L, m)
@@ -403,14 +587,15 @@ class LookEngine:
         ring = float(L2[_radius_map(*L2.shape) > 0.8].mean()) + 1e-3
         mean = float(L2.mean()) + 5.0
         k = float(np.clip((target_v - m2["vignette"]) * mean / (ring * 0.55), -0.25, 0.6))
-
+        if abs(k) > 0.01:
+            gain = np.float32(1.0) - np.float32(k) * _vignette_shape(H, W)
+            cv2.multiply(out, cv2.merge((gain, gain, gain)), dst=out)  # in place: out is ours
+        if not texture:
+            return out
         # grain: monochrome noise at analysis scale (film-like grain size), to the mode's level
         target_g = float(np.expm1(min(look.grain, 3.0)))  # profiles are data: never trust them to be sane
         current_g = float(np.expm1(m2["grain"]))
         add = np.sqrt(max(target_g**2 - current_g**2, 0.0)) * s / _grain_gain()
-        if abs(k) > 0.01:
-            gain = np.float32(1.0) - np.float32(k) * _vignette_shape(H, W)
-            cv2.multiply(out, cv2.merge((gain, gain, gain)), dst=out)  # in place: out is ours
         if add > 0.05:
             rng = np.random.default_rng(plan.seed)
             noise = rng.standard_normal((small_size[1], small_size[0]), dtype=np.float32)
@@ -419,6 +604,73 @@ class LookEngine:
                 noise *= 1.0 - face * np.float32(hold)
             cv2.add(out, cv2.merge((noise, noise, noise)), dst=out)
         return out
+
+
+def _with_params(plan: VariationPlan, **params: Any) -> VariationPlan:
+    from dataclasses import replace
+
+    return replace(plan, params={**plan.params, **params})
+
+
+def _no_pins_reason(assets: BoardAssets | None, what: str) -> str:
+    if assets is None:
+        return f"{what} need the board's pins; this request has a profile only (give the board, not the profile)"
+    return f"{what} could not be loaded from {assets.source}"
+
+
+def _choose_scene(pins: list[PinImage], query: str | None, variant: int) -> PinImage:
+    """The scene pin: the best match of the prompt's place words to pin titles/tags, else by engagement."""
+    if query:
+        from ...encoders.text import get_text_encoder
+
+        texts = [p.text for p in pins]
+        if any(texts):
+            enc = get_text_encoder()
+            sims = enc.similarity(query, texts)
+            best = int(np.argmax(sims))
+            if float(sims[best]) >= enc.match_min:
+                return pins[best]
+    return pins[variant % len(pins)]
+
+
+def _head_top(person: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> float | None:
+    """The top of the head (hair included) in selfie pixels: the person mask's top above the face."""
+    left, top, right, bottom = (v * scale for v in face_box)
+    x0, x1 = int(max(0, left)), int(min(person.shape[1], right))
+    if x1 <= x0:
+        return None
+    cols = person[:, x0:x1] > 0.5
+    rows = np.flatnonzero(cols.mean(axis=1) > 0.25)
+    rows = rows[rows < top]
+    if len(rows) == 0:
+        return None
+    # the first row of the run that reaches down to the face (a stray blob above does not count)
+    run_start = int(rows[-1])
+    for r in rows[::-1]:
+        if r < run_start - 1:
+            break
+        run_start = int(r)
+    return run_start / scale
+
+
+def _busiest_crop(img: np.ndarray, side: int) -> np.ndarray:
+    """The ``side`` x ``side`` window with the most marks (edge density): margins and blank paper out."""
+    h, w = img.shape[:2]
+    if h <= side and w <= side:
+        return img
+    small_f = 128 / max(h, w)
+    g = cv2.cvtColor(cv2.resize(img, None, fx=small_f, fy=small_f, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    e = np.abs(cv2.Laplacian(g.astype(np.float32), cv2.CV_32F))
+    cw, ch = max(1, round(min(side, w) * small_f)), max(1, round(min(side, h) * small_f))
+    integ = cv2.integral(e)
+    best, pos = -1.0, (0, 0)
+    for y in range(0, e.shape[0] - ch + 1, 2):
+        for x in range(0, e.shape[1] - cw + 1, 2):
+            s = integ[y + ch, x + cw] - integ[y, x + cw] - integ[y + ch, x] + integ[y, x]
+            if s > best:
+                best, pos = float(s), (x, y)
+    x0, y0 = round(pos[0] / small_f), round(pos[1] / small_f)
+    return np.ascontiguousarray(img[y0 : y0 + min(side, h), x0 : x0 + min(side, w)])
 
 
 def _search(
@@ -501,4 +753,4 @@ def _vignette_shape(h: int, w: int) -> np.ndarray:
 def _grain_gain() -> float:
     """How much of unit white noise made at analysis scale the grain measure sees (fixed seed)."""
     n = np.random.default_rng(0).standard_normal((ANALYSIS_SIDE, ANALYSIS_SIDE)).astype(np.float32)
-    return float(np.expm1(_texture(n * 10.0)["grain"]) / 10.0)
+    return float(np.expm1(texture_stats(n * 10.0)["grain"]) / 10.0)

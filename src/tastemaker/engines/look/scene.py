@@ -160,13 +160,13 @@ def _norm_blur(img: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
 def _local_colour(img: np.ndarray, w: np.ndarray, r: int) -> np.ndarray:
     """The local mean colour of ``img`` where ``w``: box-filter normalised convolution over a
     ``r`` window, falling back to 4x and 16x wider ones where the smaller hold none of ``w``."""
-    iw = img * w[..., None]
-    num = np.asarray(cv2.blur(iw, (r, r)), np.float32)
-    den = np.asarray(cv2.blur(w, (r, r)), np.float32)
-    for k, eps in ((4, 0.02), (16, 4e-4)):
-        num = num + np.float32(eps) * cv2.blur(iw, (k * r, k * r))
-        den = den + np.float32(eps) * cv2.blur(w, (k * r, k * r))
-    return num / np.maximum(den, 1e-7)[..., None]
+    h, wd = w.shape
+    both = np.concatenate([img * w[..., None], w[..., None]], axis=-1)  # 4 channels: one pass each
+    acc = np.asarray(cv2.blur(both, (r, r)), np.float32)
+    for k, eps in ((4, 0.02), (16, 4e-4)):  # the wide windows at 1/k resolution (they are smooth)
+        small = cv2.resize(both, (max(1, wd // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+        acc = acc + np.float32(eps) * _up(cv2.blur(small, (r, r)), wd, h)
+    return acc[..., :3] / np.maximum(acc[..., 3:], 1e-7)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
