@@ -161,12 +161,12 @@ def _local_colour(img: np.ndarray, w: np.ndarray, r: int) -> np.ndarray:
     """The local mean colour of ``img`` where ``w``: box-filter normalised convolution over a
     ``r`` window, falling back to 4x and 16x wider ones where the smaller hold none of ``w``."""
     h, wd = w.shape
-    both = np.concatenate([img * w[..., None], w[..., None]], axis=-1)  # 4 channels: one pass each
-    acc = np.asarray(cv2.blur(both, (r, r)), np.float32)
+    both = cv2.merge([img[..., 0] * w, img[..., 1] * w, img[..., 2] * w, w])  # 4 channels: one pass each
+    acc = cv2.blur(both, (r, r))
     for k, eps in ((4, 0.02), (16, 4e-4)):  # the wide windows at 1/k resolution (they are smooth)
         small = cv2.resize(both, (max(1, wd // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
-        acc = acc + np.float32(eps) * _up(cv2.blur(small, (r, r)), wd, h)
-    return acc[..., :3] / np.maximum(acc[..., 3:], 1e-7)
+        acc = cv2.scaleAdd(_up(cv2.blur(small, (r, r)), wd, h), eps, acc)
+    return np.asarray(acc[..., :3] / np.maximum(acc[..., 3:], 1e-7), np.float32)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -551,12 +551,17 @@ def _refine_alpha(im: np.ndarray, a: np.ndarray) -> np.ndarray:
     sharp = np.clip((a - 0.35) / 0.4, 0.0, 1.0)
     sharp = sharp * sharp * (3 - 2 * sharp)
     ones = np.ones((1, 3), np.float32)
+    # the two colour models are smooth: made at half resolution
+    hw2, hh2 = max(1, w // 2), max(1, h // 2)
+    im2 = cv2.resize(im, (hw2, hh2), interpolation=cv2.INTER_AREA)
+    k2 = np.ones((r // 2 * 2 + 1,) * 2, np.uint8) if r >= 4 else k
     cur = a
     for _ in range(2):  # the second round takes its sure pixels from the first round's matte
-        sure_f = cv2.erode((cur > 0.95).astype(np.uint8), k).astype(np.float32)
-        sure_b = cv2.erode((cur < 0.05).astype(np.uint8), k).astype(np.float32)
-        fg = _local_colour(im, sure_f, r)
-        bg = _local_colour(im, sure_b, r)
+        c2 = cv2.resize(cur, (hw2, hh2), interpolation=cv2.INTER_AREA)
+        sure_f = cv2.erode((c2 > 0.95).astype(np.uint8), k2).astype(np.float32)
+        sure_b = cv2.erode((c2 < 0.05).astype(np.uint8), k2).astype(np.float32)
+        fg = _up(_local_colour(im2, sure_f, max(3, r // 2)), w, h)
+        bg = _up(_local_colour(im2, sure_b, max(3, r // 2)), w, h)
         d = fg - bg
         den = cv2.transform(d * d, ones)
         proj = cv2.transform((im - bg) * d, ones) / np.maximum(den, 1e-4)
