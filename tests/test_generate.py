@@ -119,8 +119,8 @@ def test_guard_fails_closed(subject: Subject, demo_profile: TasteProfile) -> Non
         def plan(self, *a, **k):  # type: ignore[no-untyped-def]
             return self.inner.plan(*a, **k)
 
-        def render(self, plans, subject, profile, request, *, hold):  # type: ignore[no-untyped-def]
-            out = self.inner.render(plans, subject, profile, request, hold=hold)
+        def render(self, plans, subject, profile, request, *, hold, assets=None):  # type: ignore[no-untyped-def]
+            out = self.inner.render(plans, subject, profile, request, hold=hold, assets=assets)
             for r in out:
                 r.pixels = np.ascontiguousarray(r.pixels[::-1])  # upside down: no face where promised
             return out

@@ -86,7 +86,7 @@ class Projection:
         for d, ker in enumerate(self.kernels):
             acc = cv2.filter2D(chans[0], cv2.CV_32F, ker[0], borderType=cv2.BORDER_REFLECT_101)
             for i in range(1, c):
-                acc += cv2.filter2D(chans[i], cv2.CV_32F, ker[i], borderType=cv2.BORDER_REFLECT_101)
+                cv2.add(acc, cv2.filter2D(chans[i], cv2.CV_32F, ker[i], borderType=cv2.BORDER_REFLECT_101), dst=acc)
             out[..., d] = acc + self.offset[d]
         return out
 

@@ -532,10 +532,10 @@ def fit_scene(
 
 
 # --------------------------------------------------------------------------- composite
-def _refine_alpha(im: np.ndarray, a: np.ndarray) -> np.ndarray:
+def _refine_alpha(im: np.ndarray, a: np.ndarray, protect: np.ndarray | None = None) -> np.ndarray:
     """Alpha correction (to add) where the mask is unsure, at the working resolution of ``im``.
 
-    Near the mask's edge, a local two-colour model: foreground and old-background colours from
+    Near the mask's edge (and in thin slots the mask fills), a local two-colour model: foreground and old-background colours from
     normalised box blurs of the sure pixels; alpha from the projection of each pixel on the line
     between them, trusted as far as the two colours differ. Elsewhere, and where colour cannot tell,
     the soft transition is narrowed (0.35..0.75 -> 0..1, smoothstep).
@@ -569,7 +569,13 @@ def _refine_alpha(im: np.ndarray, a: np.ndarray) -> np.ndarray:
         proj = np.clip((proj - 0.1) / 0.8, 0.0, 1.0)
         conf = np.clip((np.sqrt(den) - 0.12) / 0.2, 0.0, 1.0)
         cur = sharp + (band * conf) * (proj - sharp)
-    return np.asarray(cur - a, np.float32)
+    delta = cur - a
+    # taking away is riskier than adding (a bald head on a pale wall reads as wall): less of it where
+    # the segmenter was nearly sure, none on ``protect`` (the face and forehead)
+    keep = np.clip((1.0 - a) / 0.05, 0.0, 1.0)
+    if protect is not None:
+        keep *= 1.0 - protect
+    return np.asarray(np.where(delta < 0, delta * keep, delta), np.float32)
 
 
 def _drop_islands(a: np.ndarray) -> np.ndarray:
@@ -586,6 +592,26 @@ def _drop_islands(a: np.ndarray) -> np.ndarray:
     r = max(3, round(0.02 * max(a.shape)))
     keep = cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return np.asarray(a * cv2.GaussianBlur(keep.astype(np.float32), (0, 0), r / 2), np.float32)
+
+
+def _skin_near_face(img: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """How much each pixel around the head looks like the face's skin (0..1): what the matte must
+    not take away (forehead, temples, a bald head, ears), however close to the old background."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = box
+    fw, fh = x1 - x0, y1 - y0
+    cheeks = img[int(y0 + 0.3 * fh) : int(y1 - 0.2 * fh), int(x0 + 0.2 * fw) : int(x1 - 0.2 * fw)]
+    if cheeks.size < 30:
+        return np.zeros((h, w), np.float32)
+    ab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)[..., 1:]
+    pts = cv2.cvtColor(np.ascontiguousarray(cheeks), cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float64)
+    mu = pts.mean(0)
+    inv = np.linalg.inv(np.cov(pts.T) + np.eye(2) * 4.0)
+    d = ab - mu.astype(np.float32)
+    m2 = d[..., 0] ** 2 * inv[0, 0] + 2 * d[..., 0] * d[..., 1] * inv[0, 1] + d[..., 1] ** 2 * inv[1, 1]
+    like = np.exp(-0.5 * m2 / 2.5**2)
+    _, head = _ellipsoid_normals((h, w), (x0 - 0.5 * fh, y0 - 0.8 * fh, x1 + 0.5 * fh, y1 + 0.3 * fh))
+    return np.asarray(like * cv2.GaussianBlur(head.astype(np.float32), (0, 0), max(1.0, 0.1 * fh)), np.float32)
 
 
 def _box_fusion(img: np.ndarray, f: np.ndarray, b: np.ndarray, a: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -783,7 +809,8 @@ def composite(
     a_w = cv2.resize(mask, (ww, wh), interpolation=cv2.INTER_AREA) if ws < 1 else mask
 
     # ---- 1. matte: refined where unsure, feathered by about a pixel
-    refined = _drop_islands(np.clip(a_w + _refine_alpha(im_w, a_w), 0.0, 1.0))
+    protect = None if face_box is None else _skin_near_face(im_w, tuple(v * ws for v in face_box))
+    refined = _drop_islands(np.clip(a_w + _refine_alpha(im_w, a_w, protect), 0.0, 1.0))
     delta = (refined - a_w) * np.float32(s)
     a_w = np.clip(a_w + delta, 0.0, 1.0)
     alpha = np.clip(
