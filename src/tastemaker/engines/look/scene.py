@@ -535,9 +535,10 @@ def fit_scene(
 def _refine_alpha(im: np.ndarray, a: np.ndarray, protect: np.ndarray | None = None) -> np.ndarray:
     """Alpha correction (to add) where the mask is unsure, at the working resolution of ``im``.
 
-    Near the mask's edge (and in thin slots the mask fills), a local two-colour model: foreground and old-background colours from
-    normalised box blurs of the sure pixels; alpha from the projection of each pixel on the line
-    between them, trusted as far as the two colours differ. Elsewhere, and where colour cannot tell,
+    Near the mask's edge (and in thin slots the mask fills), a local two-colour model: foreground
+    and old-background colours from normalised box blurs of the sure pixels; alpha from the
+    projection of each pixel on the line between them, trusted as far as the two colours differ.
+    Elsewhere, and where colour cannot tell,
     the soft transition is narrowed (0.35..0.75 -> 0..1, smoothstep).
     """
     h, w = a.shape
