@@ -8,8 +8,10 @@ import pytest
 
 from tastemaker.engines.look.scene import (
     NEUTRAL,
+    FaceGeometry,
     SceneLight,
     composite,
+    face_geometry,
     fit_scene,
     fit_sh,
     person_light,
@@ -75,6 +77,30 @@ def test_person_light_from_a_real_face_lit_from_the_left_flips_in_the_mirror(
     # the photo as it is: its own light mirrors too
     own, own_m = person_light(img, lm), person_light(*_mirror(img, lm))
     assert abs(own.direction[0] + own_m.direction[0]) < 0.15
+
+
+def test_face_geometry_is_a_camera_facing_mesh_that_follows_the_frame(
+    selfie_face: tuple[np.ndarray, np.ndarray],
+) -> None:
+    img, lm = selfie_face
+    geo = face_geometry(img, lm)
+    assert geo is not None
+    assert geo.points.shape == (468, 2) and geo.normals.shape == (468, 3)
+    np.testing.assert_allclose(np.linalg.norm(geo.normals, axis=1), 1.0, atol=1e-4)
+    assert np.median(geo.normals[:, 2]) > 0.7  # toward the viewer
+    # the mesh sits on dlib's face: its centre within a tenth of the face's width
+    width = float(np.ptp(lm[:, 0]))
+    assert np.linalg.norm(geo.points.mean(0) - lm.mean(0)) < 0.1 * width
+    # the nose tip (vertex 1) points at the camera more than the cheeks' outer edge (234, 454)
+    assert geo.normals[1, 2] > geo.normals[234, 2] and geo.normals[1, 2] > geo.normals[454, 2]
+    assert geo.normals[234, 0] * geo.normals[454, 0] < 0  # one cheek faces left, the other right
+    moved = geo.transformed(np.array([[2.0, 0.0, 10.0], [0.0, 2.0, -5.0]]))
+    np.testing.assert_allclose(moved.points, geo.points * 2 + [10.0, -5.0], rtol=1e-5)
+    np.testing.assert_allclose(moved.normals, geo.normals)
+    mirrored = geo.transformed(np.array([[-1.0, 0.0, img.shape[1] - 1.0], [0.0, 1.0, 0.0]]))
+    np.testing.assert_allclose(mirrored.normals[:, 0], -geo.normals[:, 0])
+    # the light from a given mesh is the light found without it
+    np.testing.assert_allclose(person_light(img, lm, geometry=geo).direction, person_light(img, lm).direction)
 
 
 def test_person_light_falls_back_without_a_mesh() -> None:
@@ -272,6 +298,25 @@ def test_composite_harmonises_toward_the_scene_but_skin_stays_skin() -> None:
     assert abs(hue_out - hue_in) <= 7.0 and 10.0 < hue_out < 85.0
     # darker light lowers a* and b* with L*; saturation (chroma over lightness) stays
     assert np.hypot(lab_out[1], lab_out[2]) / lab_out[0] > 0.8 * np.hypot(lab_in[1], lab_in[2]) / lab_in[0]
+
+
+def test_composite_relights_with_the_face_mesh_when_given() -> None:
+    img, mask, _, box = _person()
+    scene = _scene()
+    # a toy mesh over the head: a hemisphere's normals at 468 points
+    rng = np.random.default_rng(2)
+    u = rng.uniform(-1, 1, (468, 2)) * 0.95
+    u = u[np.hypot(u[:, 0], u[:, 1]) < 0.95][:200]
+    normals = np.concatenate([u, np.sqrt(1 - (u**2).sum(1, keepdims=True))], 1)
+    face = FaceGeometry(points=(u * [26, 32] + [96, 72]).astype(np.float32), normals=normals.astype(np.float32))
+    with_mesh = composite(img, mask, box, scene, light=LIGHTS, face=face)
+    without = composite(img, mask, box, scene, light=LIGHTS)
+    assert with_mesh.dtype == np.float32 and 0.0 <= with_mesh.min() and with_mesh.max() <= 1.0
+    head = np.zeros((S, S), bool)
+    head[50:95, 75:118] = True
+    assert np.abs(with_mesh - without)[head].max() > 1e-3
+    # only the face's shading changes: the background does not
+    np.testing.assert_allclose(with_mesh[:20, :20], without[:20, :20], atol=1e-6)
 
 
 def test_composite_is_deterministic_for_a_seed() -> None:

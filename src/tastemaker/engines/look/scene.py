@@ -274,46 +274,107 @@ def _face_crop(img_h: int, img_w: int, landmarks: np.ndarray) -> tuple[int, int,
     return left, t, r, b
 
 
-def person_light(img_rgb: np.ndarray, landmarks: np.ndarray, person_mask: np.ndarray | None = None) -> SceneLight:
-    """The selfie's light from the face: first-order SH fit of luminance on face-mesh normals.
+@dataclass(frozen=True)
+class FaceGeometry:
+    """A face's mesh: the 468 MediaPipe vertices' positions and unit normals.
 
-    ``img_rgb``: the selfie (uint8 RGB or float 0..1); ``landmarks``: dlib's (68, 2) points in its
-    pixels; ``person_mask``: optional 0..1 mask of the same size (vertices off the person are ignored).
-    Falls back to an ellipsoid over the landmarks when the mesh finds no face.
+    ``points``: (468, 2) x, y in the pixels of the image it was found in; ``normals``: (468, 3) camera
+    coordinates (x right, y down, z toward the viewer), from the mesh's own triangles.
     """
-    img = np.ascontiguousarray(img_rgb if img_rgb.dtype == np.uint8 else (_to01(img_rgb) * 255 + 0.5).astype(np.uint8))
+
+    points: np.ndarray
+    normals: np.ndarray
+
+    def transformed(self, matrix: np.ndarray) -> FaceGeometry:
+        """The mesh under a 2x3 affine without rotation (``compose.Frame.matrix()``: scale and shift);
+        a mirror flips the normals' x (or y) with the points."""
+        m = np.asarray(matrix, np.float64)
+        pts = self.points.astype(np.float64) @ m[:, :2].T + m[:, 2]
+        flip = np.array([np.sign(m[0, 0]) or 1.0, np.sign(m[1, 1]) or 1.0, 1.0])
+        return FaceGeometry(points=pts.astype(np.float32), normals=(self.normals * flip).astype(np.float32))
+
+
+def _mesh_crop(img: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, int, int, float]:
+    """The face crop the mesh runs on (<= 256 px), its top-left corner in ``img`` and its scale."""
     h, w = img.shape[:2]
-    lm = np.asarray(landmarks, np.float32)
-    colour = illuminant(_to01(img))
     cl, t, r, b = _face_crop(h, w, lm)
     crop = img[t:b, cl:r]
     if crop.size == 0:
-        return NEUTRAL
+        return crop, cl, t, 1.0
     s = min(1.0, 256 / max(crop.shape[:2]))
     if s < 1.0:
-        crop = cv2.resize(
-            crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))), interpolation=cv2.INTER_AREA
-        )
-    ch, cw = crop.shape[:2]
+        size = (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s)))
+        crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop), cl, t, s
+
+
+def _run_mesh(crop: np.ndarray, cl: int, t: int, s: float) -> FaceGeometry | None:
+    if crop.size == 0:
+        return None
     with _MESH_LOCK:
-        res = _face_mesh().process(np.ascontiguousarray(crop))
+        res = _face_mesh().process(crop)
+    if not res.multi_face_landmarks:
+        return None
+    ch, cw = crop.shape[:2]
+    pts = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark[:468]], np.float64)
+    verts = np.stack([pts[:, 0] * cw, pts[:, 1] * ch, -pts[:, 2] * cw], axis=1)  # MediaPipe's z points away
+    normals = mesh_normals(verts, _mesh_topology()[0])
+    points = verts[:, :2] / s + np.array([cl, t])
+    return FaceGeometry(points=points.astype(np.float32), normals=normals.astype(np.float32))
+
+
+def _uint8(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img if img.dtype == np.uint8 else (_to01(img) * 255 + 0.5).astype(np.uint8))
+
+
+def face_geometry(img_rgb: np.ndarray, landmarks: np.ndarray) -> FaceGeometry | None:
+    """MediaPipe's face mesh (``static_image_mode``, 468 points) on a <= 256 px crop around dlib's
+    (68, 2) ``landmarks``, with per-vertex normals; None when the mesh finds no face."""
+    img = _uint8(img_rgb)
+    return _run_mesh(*_mesh_crop(img, np.asarray(landmarks, np.float32)))
+
+
+def person_light(
+    img_rgb: np.ndarray,
+    landmarks: np.ndarray,
+    person_mask: np.ndarray | None = None,
+    *,
+    geometry: FaceGeometry | None = None,
+) -> SceneLight:
+    """The selfie's light from the face: first-order SH fit of luminance on face-mesh normals.
+
+    ``img_rgb``: the selfie (uint8 RGB or float 0..1); ``landmarks``: dlib's (68, 2) points in its
+    pixels; ``person_mask``: optional 0..1 mask of the same size (vertices off the person are ignored);
+    ``geometry``: the mesh from :func:`face_geometry` when the caller has it (else it is run here).
+    Falls back to an ellipsoid over the landmarks when the mesh finds no face.
+    """
+    img = _uint8(img_rgb)
+    lm = np.asarray(landmarks, np.float32)
+    colour = illuminant(_to01(img))
+    crop, cl, t, s = _mesh_crop(img, lm)
+    if crop.size == 0:
+        return NEUTRAL
+    if geometry is None:
+        geometry = _run_mesh(crop, cl, t, s)
+    ch, cw = crop.shape[:2]
     crop01 = crop.astype(np.float32) * np.float32(1 / 255)
     # luminance averaged over a few pixels: pores and stubble are not shading
-    lum = cv2.GaussianBlur(_linear_luma(crop01), (0, 0), max(1.0, 0.012 * cw))
-    lab = cv2.cvtColor(cv2.GaussianBlur(crop01, (0, 0), max(1.0, 0.012 * cw)), cv2.COLOR_RGB2Lab)
+    blurred = cv2.GaussianBlur(crop01, (0, 0), max(1.0, 0.012 * cw))
+    lum = _linear_luma(blurred)
+    lab = cv2.cvtColor(blurred, cv2.COLOR_RGB2Lab)
     mask_c = None
     if person_mask is not None:
+        b, r = t + round(ch / s), cl + round(cw / s)
         mask_c = cv2.resize(
             np.ascontiguousarray(person_mask[t:b, cl:r], np.float32), (cw, ch), interpolation=cv2.INTER_LINEAR
         )
     lm_c = (lm - np.array([cl, t], np.float32)) * s
     box_c = (*lm_c.min(0).tolist(), *lm_c.max(0).tolist())
-    if not res.multi_face_landmarks:
+    if geometry is None:
         return _ellipsoid_light(lum, lab, box_c, mask_c, colour, lm_c)
-    pts = np.array([(p.x, p.y, p.z) for p in res.multi_face_landmarks[0].landmark[:468]], np.float64)
-    verts = np.stack([pts[:, 0] * cw, pts[:, 1] * ch, -pts[:, 2] * cw], axis=1)
-    tris, skip = _mesh_topology()
-    normals = mesh_normals(verts, tris)
+    verts = (geometry.points - np.array([cl, t], np.float32)) * s
+    normals = geometry.normals.astype(np.float64)
+    skip = _mesh_topology()[1]
     xs = np.clip(np.round(verts[:, 0]).astype(int), 0, cw - 1)
     ys = np.clip(np.round(verts[:, 1]).astype(int), 0, ch - 1)
     y = lum[ys, xs].astype(np.float64)
@@ -663,8 +724,32 @@ def _foreground(person: np.ndarray, alpha: np.ndarray, im_w: np.ndarray, a_w: np
     return out
 
 
-def _inflate_normals(mask: np.ndarray, face_box: tuple[float, float, float, float] | None) -> np.ndarray:
-    """Normals (h, w, 3) of the mask inflated into a rounded body, an ellipsoid on the face."""
+def _splat_mesh(shape: tuple[int, int], face: FaceGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh's normals spread over the pixels it covers (h, w, 3) and its soft coverage (h, w)."""
+    h, w = shape
+    pts = face.points.astype(np.float64)
+    xs = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
+    ys = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
+    acc = np.zeros((h, w, 3), np.float32)
+    cnt = np.zeros((h, w), np.float32)
+    np.add.at(acc, (ys, xs), face.normals.astype(np.float32))
+    np.add.at(cnt, (ys, xs), 1.0)
+    width = float(np.ptp(pts[:, 0])) or 1.0
+    sigma = max(0.7, width / 20)
+    acc_b = cv2.GaussianBlur(acc, (0, 0), sigma)
+    cnt_b = cv2.GaussianBlur(cnt, (0, 0), sigma)
+    n = acc_b / np.maximum(np.linalg.norm(acc_b, axis=-1, keepdims=True), 1e-6)
+    hull: np.ndarray = np.zeros((h, w), np.float32)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(pts).astype(np.int32)), 1.0)
+    cover = cv2.GaussianBlur(cv2.erode(hull, np.ones((3, 3), np.uint8)), (0, 0), sigma)
+    return n * (cnt_b > 1e-4)[..., None], np.asarray(cover * (cnt_b > 1e-4), np.float32)
+
+
+def _inflate_normals(
+    mask: np.ndarray, face_box: tuple[float, float, float, float] | None, face: FaceGeometry | None = None
+) -> np.ndarray:
+    """Normals (h, w, 3) of the mask inflated into a rounded body; on the face, the mesh's normals
+    when given, else an ellipsoid on the face box."""
     h, w = mask.shape
     hard = (mask > 0.5).astype(np.uint8)
     dist = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
@@ -682,6 +767,10 @@ def _inflate_normals(mask: np.ndarray, face_box: tuple[float, float, float, floa
         fn, inside = _ellipsoid_normals((h, w), (x0 - 0.05 * fh, y0 - 0.3 * fh, x1 + 0.05 * fh, y1 + 0.05 * fh))
         wf = cv2.GaussianBlur(inside.astype(np.float32), (0, 0), max(1.0, 0.08 * fh))[..., None]
         n = n * (1 - wf) + fn * wf
+        n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
+    if face is not None:
+        mn, cover = _splat_mesh((h, w), face)
+        n = n * (1 - cover[..., None]) + mn * cover[..., None]
         n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-6)
     return n.astype(np.float32)
 
@@ -781,6 +870,7 @@ def composite(
     strength: float = 1.0,
     seed: int = 0,
     light: tuple[SceneLight, SceneLight] | None = None,
+    face: FaceGeometry | None = None,
 ) -> np.ndarray:
     """The person composited into the scene; float32 RGB 0..1, the shape of ``person_rgb``.
 
@@ -789,7 +879,9 @@ def composite(
     ``scene_rgb``: float32 (H, W, 3) 0..1, already fitted (:func:`fit_scene`); ``strength``: 0 is the
     plain alpha composite, 1 the full treatment (see the module docstring); ``seed``: the grain's;
     ``light``: (person's, scene's) light, e.g. from :func:`person_light` and :func:`scene_light`;
-    estimated from the two images when None (the person's then from an ellipsoid on ``face_box``).
+    estimated from the two images when None (the person's then from an ellipsoid on ``face_box``);
+    ``face``: the face mesh in output pixels (``face_geometry(...).transformed(frame.matrix())``), for
+    the relight's normals on the face (an ellipsoid on ``face_box`` without it).
     """
     person = np.ascontiguousarray(_to01(person_rgb))
     scene = np.ascontiguousarray(_to01(scene_rgb))
@@ -875,7 +967,10 @@ def composite(
     tone_off = (v2 - v * tone_gain).astype(np.float32)
 
     # ---- 4. relight: shading ratio of the two SH fits on approximate normals
-    normals = _inflate_normals(m_low, fb_low)
+    face_low = None
+    if face is not None:
+        face_low = FaceGeometry(points=face.points * np.array([lw / W, lh / H], np.float32), normals=face.normals)
+    normals = _inflate_normals(m_low, fb_low, face_low)
     rl = s_light.irradiance(normals) / np.maximum(p_light.irradiance(normals), 0.2)
     # exposure is the harmonisation's business: the ratio only moves light around the person
     rl /= max(float((rl * pw).sum() / max(float(pw.sum()), 1.0)), 1e-3)
