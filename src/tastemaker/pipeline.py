@@ -38,7 +38,7 @@ from .encoders.identity import (
     identity_distance,
 )
 from .encoders.style import describe
-from .engines import Engine, create_engine
+from .engines import Engine, get_engine
 from .engines.base import BoardAssets, GenerationRequest, IdentitySubject, Rendered, Subject
 from .errors import IdentityGuardError, NoFaceError, ProvenanceError, RequestError
 from .media import encode_image, ensure_writable_dir, load_image, suffix_for, write_atomic
@@ -237,7 +237,7 @@ def generate(
     enc = encoder or IdentityEncoder()
     embed_pool(guard_workers)  # with dlib's runner, start its worker processes early (they load models meanwhile)
 
-    eng = create_engine(engine) if isinstance(engine, str) else engine
+    eng = get_engine(engine) if isinstance(engine, str) else engine
     t = time.perf_counter()
     if subject is None and not selfies and identity is not None:
         subject = IdentitySubject(identity=identity)

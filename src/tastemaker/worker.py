@@ -127,13 +127,18 @@ def unwrap(outcome: Outcome) -> Any:
     raise ForwardedError(name, code, status, message)
 
 
-def task_warm() -> bool:
-    """Load the models once per worker process, before the first request needs them."""
+def task_warm(engine: str | None = None) -> bool:
+    """Load the models and the configured engine once per worker process, before the first request needs them.
+
+    The engine instance is the process's shared one (:func:`tastemaker.engines.get_engine`), so jobs reuse
+    it — its caches and, for the diffusion engine, its weights.
+    """
     from .encoders.identity import warm_models
-    from .engines import create_engine
+    from .engines import get_engine
 
     warm_models()
-    create_engine("look")
+    if engine is not None:
+        get_engine(engine)
     return True
 
 
@@ -239,8 +244,13 @@ def task_generate(
     sink: Callable[[str, str, int, int], None] | None = None,
     account_id: str = "local",
     data_dir: str | None = None,
+    pins: list[tuple[Any, str]] | None = None,
 ) -> Outcome:
-    """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue."""
+    """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue.
+
+    ``pins`` are the stored board's pins (core Pin, blob path) the engine may draw from; the bytes are read
+    here, in the worker, and live only for this job.
+    """
 
     def report(stage: str, done: int, total: int) -> None:
         if sink is not None:
@@ -249,6 +259,9 @@ def task_generate(
             _SINK.put((job_id, stage, done, total))
 
     def run() -> list[GeneratedBlob]:
+        from pathlib import Path
+
+        from .engines.assets import assets_from_bytes
         from .engines.base import GenerationRequest, Subject
         from .media import decode_image
         from .pipeline import default_provenance, generate, provenance_for
@@ -259,10 +272,21 @@ def task_generate(
         img = decode_image(selfie, name=selfie_name, max_pixels=max_pixels, max_bytes=max_bytes)
         subject = Subject(image=img, face=face, identity=identity, name=selfie_name)
         profile = TasteProfile.from_json(profile_json, name="profile")
+        assets = None
+        if pins:
+            stored = {}
+            for pin, path in pins:
+                try:
+                    stored[pin.id] = (pin, Path(path).read_bytes())
+                except OSError:
+                    continue  # deleted meanwhile: the engine falls back for that pin and says so
+            assets = assets_from_bytes("the stored board", stored, profile, max_pixels=max_pixels,
+                                       max_bytes=max_bytes)
         result = generate(
             req,
             subject=subject,
             profile=profile,
+            assets=assets,
             engine=engine,
             identity_threshold=identity_threshold,
             guard_workers=0,
@@ -311,6 +335,8 @@ class JobPayload:
     face: Any = field(repr=False)
     identity: Any = field(repr=False)
     profile_json: str = field(repr=False)
+    #: the stored board's pins the engine may draw from: (core Pin, blob path); empty for a profile upload
+    pins: list[tuple[Any, str]] = field(default_factory=list, repr=False)
 
 
 class Slot:
@@ -416,12 +442,13 @@ class JobRunner:
                 self._listener.start()
             self._cpu = self._process_pool(1, CPU_NICE)
             self._gen = self._process_pool(self.workers, JOB_NICE)
-            for pool, n in ((self._cpu, 1), (self._gen, self.workers)):
-                for _ in range(n):
-                    pool.submit(task_warm)
+            self._cpu.submit(task_warm)  # face checks and profiles: the models, no engine
+            for _ in range(self.workers):
+                self._gen.submit(task_warm, self.engine)
         else:
             self._cpu = ThreadPoolExecutor(2, thread_name_prefix="tm-cpu")
             self._gen = ThreadPoolExecutor(self.workers, thread_name_prefix="tm-gen")
+            self._gen.submit(task_warm, self.engine)
 
     def start(self) -> list[str]:
         """Recover what a previous process left behind, then start taking jobs. Returns recovered ids."""
@@ -623,7 +650,7 @@ class JobRunner:
                 _close_pool(self._gen)
                 self._gen = self._process_pool(self.workers, JOB_NICE)
                 for _ in range(self.workers):  # start the new workers now, so the next job does not wait
-                    self._gen.submit(task_warm)
+                    self._gen.submit(task_warm, self.engine)
 
     # ------------------------------------------------------------------ watching
     def watch(self, job_id: str) -> Watch:
@@ -723,6 +750,7 @@ class JobRunner:
                 sink,
                 p.account_id,
                 self.data_dir,
+                p.pins,
             )
             images = unwrap(fut.result(timeout=self.job_timeout_s))
         except FutureTimeoutError:

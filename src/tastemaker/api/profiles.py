@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..boards import Pin
 from ..encoders.style import FEATURE_NAMES, lab_to_rgb8
+from ..engines.assets import wanted_pins
 from ..store import repo
 from ..store.models import Board, PinRecord
 from ..taste.profile import TasteProfile
@@ -125,6 +126,23 @@ class CachedProfile:
     profile_hash: str
     styleembed_json: str  # "" when the caller did not ask for it
     cache_hit: bool
+
+
+def board_assets(svc: Services, board: Board, profile: TasteProfile) -> list[tuple[Pin, str]]:
+    """The stored pins a generation from this board may draw from (medium exemplars, scenes), with blob paths.
+
+    The same choice the CLI makes from a board folder (:func:`tastemaker.engines.assets.wanted_pins`); a pin
+    whose blob is gone is left out (the engine then falls back and says so).
+    """
+    wanted = wanted_pins(profile)
+    out = []
+    for rec in board.pins:
+        pin = core_pin(rec)
+        if pin.id in wanted:
+            path = svc.store.blobs.path(rec.sha256)
+            if path.exists():
+                out.append((pin, str(path)))
+    return out
 
 
 def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "profile") -> CachedProfile:

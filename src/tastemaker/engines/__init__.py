@@ -1,4 +1,8 @@
-"""Engines by name: ``list_engines()``, ``create_engine(name, **config)``.
+"""Engines by name: ``list_engines()``, ``create_engine(name, **config)``, ``get_engine(name)``.
+
+``get_engine`` is the process's one shared instance of a named engine with its default configuration:
+the pipeline and the service use it, so an engine's caches (the look engine's prepared exemplars) and
+weights (the diffusion engine's) are built once per process, never per job.
 
 Built-in engines register exactly the way a plugin would: a factory under a name. Third-party
 packages can add engines through the ``tastemaker.engines`` entry-point group (the entry point
@@ -7,6 +11,7 @@ names a zero-argument-or-kwargs factory returning an :class:`~tastemaker.engines
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -17,6 +22,8 @@ from .base import Engine, GenerationRequest, Rendered, Subject, VariationPlan
 EngineFactory = Callable[..., Engine]
 _REGISTRY: dict[str, EngineFactory] = {}
 _PLUGINS_LOADED = False
+_SHARED: dict[str, Engine] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def register_engine(name: str, factory: EngineFactory) -> None:
@@ -68,6 +75,16 @@ def create_engine(name: str, **config: Any) -> Engine:
     return factory(**config)
 
 
+def get_engine(name: str) -> Engine:
+    """The shared instance of engine ``name`` in this process (created on first use, then reused)."""
+    with _SHARED_LOCK:
+        eng = _SHARED.get(name)
+        if eng is None:
+            eng = create_engine(name)
+            _SHARED[name] = eng
+        return eng
+
+
 __all__ = [
     "Engine",
     "GenerationRequest",
@@ -75,6 +92,7 @@ __all__ = [
     "Subject",
     "VariationPlan",
     "create_engine",
+    "get_engine",
     "list_engines",
     "register_engine",
 ]

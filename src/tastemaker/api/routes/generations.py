@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -55,7 +55,7 @@ from ..errors import (
     TooManyJobsError,
     UnsupportedMediaTypeError,
 )
-from ..profiles import ensure_profile
+from ..profiles import board_assets, ensure_profile
 from ..schemas import GenerationCreate, GenerationOut
 from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, owned_job, validate_body
 
@@ -200,6 +200,8 @@ class _Admission:
     profile_json: str
     profile_hash: str
     board_id: str | None
+    #: the stored board's pins the engine may draw from (medium exemplars, scenes): (pin, blob path)
+    pins: list[tuple[Any, str]] = field(default_factory=list)
 
 
 def _too_many_jobs(svc: Services, request: Request, principal: Principal, active: int) -> TooManyJobsError:
@@ -266,10 +268,12 @@ def _begin(
                 board = owned_board(svc, s, request, principal, body.board_id)
                 cached = ensure_profile(svc, s, board)
                 profile_json, profile_hash, board_id = cached.profile_json, cached.profile_hash, board.id
+                pins = board_assets(svc, board, TasteProfile.from_json(profile_json, name=f"board {board.id}"))
                 s.commit()  # keep a freshly built profile even if the selfie turns out to be unusable
             else:
                 profile = TasteProfile.from_json(json.dumps(body.profile), name="profile")
                 profile_json, profile_hash, board_id = profile.to_json(), profile.content_hash(), None
+                pins = []  # a profile carries no pixels: medium transfer and scenes fall back (noted per image)
             if gen_request.mode is not None:
                 TasteProfile.from_json(profile_json).mode(gen_request.mode)  # unknown mode -> 422 now
             if not runner.begin_admission(principal.account_id, active, principal.tier.max_active_jobs):
@@ -277,7 +281,7 @@ def _begin(
         except BaseException:
             idem.abandon()
             raise
-    return _Admission(gen_request, selfie_sha, period, period_end, profile_json, profile_hash, board_id)
+    return _Admission(gen_request, selfie_sha, period, period_end, profile_json, profile_hash, board_id, pins)
 
 
 def _finish(
@@ -344,6 +348,7 @@ def _finish(
             face=face,
             identity=identity,
             profile_json=adm.profile_json,
+            pins=adm.pins,
         ),
     )
     return job.id
