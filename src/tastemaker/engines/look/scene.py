@@ -606,6 +606,7 @@ def _refine_alpha(im: np.ndarray, a: np.ndarray, protect: np.ndarray | None = No
     r = max(3, round(0.025 * max(h, w)))
     k = np.ones((2 * (r // 2) + 1,) * 2, np.uint8)
     hard = (a > 0.5).astype(np.float32)
+    near = cv2.GaussianBlur(np.asarray(cv2.dilate(hard, k), np.float32), (0, 0), r / 4)  # within r/2 of it
     band = cv2.GaussianBlur(np.asarray(cv2.dilate(hard, k) - cv2.erode(hard, k), np.float32), (0, 0), r / 4)
     band = np.maximum(band, np.clip(np.minimum(a, 1 - a) / 0.02, 0.0, 1.0))  # and wherever the mask is soft
     # a wide soft zone is the segmenter's doubt, not transparency: where colour cannot decide either
@@ -632,12 +633,15 @@ def _refine_alpha(im: np.ndarray, a: np.ndarray, protect: np.ndarray | None = No
         conf = np.clip((np.sqrt(den) - 0.12) / 0.2, 0.0, 1.0)
         cur = sharp + (band * conf) * (proj - sharp)
     delta = cur - a
-    # taking away is riskier than adding (a bald head on a pale wall reads as wall): less of it where
-    # the segmenter was nearly sure, none on ``protect`` (the face and forehead)
+    # the colour model only arbitrates where the segmenter hesitated: it adds only close to the
+    # person and where the mask is not near 0 (the rest of a pale suit the segmenter left out would
+    # come back as a floating scrap), and takes less away where the mask is near 1 (a bald head on
+    # a pale wall reads as wall), nothing on ``protect``
+    grow = np.clip(a / 0.1, 0.0, 1.0) * near
     keep = np.clip((1.0 - a) / 0.05, 0.0, 1.0)
     if protect is not None:
         keep *= 1.0 - protect
-    return np.asarray(np.where(delta < 0, delta * keep, delta), np.float32)
+    return np.asarray(delta * np.where(delta < 0, keep, grow), np.float32)
 
 
 def _drop_islands(a: np.ndarray) -> np.ndarray:
