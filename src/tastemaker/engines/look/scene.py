@@ -976,8 +976,17 @@ def composite(
         face_low = FaceGeometry(points=face.points * np.array([lw / W, lh / H], np.float32), normals=face.normals)
     normals = _inflate_normals(m_low, fb_low, face_low)
     rl = s_light.irradiance(normals) / np.maximum(p_light.irradiance(normals), 0.2)
-    # exposure is the harmonisation's business: the ratio only moves light around the person
-    rl /= max(float((rl * pw).sum() / max(float(pw.sum()), 1.0)), 1e-3)
+    # exposure is the harmonisation's business: the ratio only moves light around the person, and
+    # the face (what one looks at first) keeps its mean
+    ref = pw
+    if fb_low is not None:
+        ref = np.zeros_like(pw)
+        x0, y0, x1, y1 = (int(round(v)) for v in fb_low)
+        ref[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 1.0
+        ref *= pw
+        if ref.sum() < 4:
+            ref = pw
+    rl /= max(float((rl * ref).sum() / max(float(ref.sum()), 1.0)), 1e-3)
     rl = np.clip(rl, RELIGHT_MIN, RELIGHT_MAX)
     rl = cv2.GaussianBlur((1.0 + (RELIGHT_GAIN * s) * (rl - 1.0)).astype(np.float32), (0, 0), 1.0)
 
