@@ -27,26 +27,38 @@ Light
     The estimate is only ever used for a subtle relight, clamped, never for hard shadows on the face.
 
 Scene crop (:func:`fit_scene`)
-    The scene covers the frame (scaled, never stretched or mirrored), zoomed in more for tighter shots
-    (a closer camera sees less of the background). Among candidate crops the one with the least detail
-    where the person will stand wins: gradient energy plus frequency-tuned colour saliency (Achanta
-    et al. 2009) under the person's mask (or a centre-bottom silhouette), with a mild pull to the centre.
+    A scan's border or a painting's frame edge is left out first (the strongest edge running all
+    along a side within its outer 6 %). The scene then covers the frame (scaled, never stretched or
+    mirrored), zoomed in more for tighter shots (a closer camera sees less of the background). Among
+    candidate crops the one with the least detail where the person will stand wins: gradient energy
+    plus frequency-tuned colour saliency (Achanta et al. 2009) under the person's mask (or a
+    centre-bottom silhouette), with a mild pull to the centre.
 
 Composite (:func:`composite`), every step scaled by ``strength`` (0 is the plain alpha composite)
-    1. **matte**: the alpha is refined where the mask's edge is unsure by a local two-colour model
-       (foreground and old background colours from normalised box blurs, alpha from the projection of
-       the pixel onto the line between them, trusted where they differ), then feathered by a pixel.
+    1. **matte**: where the segmenter hesitated (its soft zone, thin slots of background it filled,
+       a band at its edge) a local two-colour model decides: foreground and old-background colours
+       from normalised box blurs of the sure pixels around, alpha from the projection of the pixel
+       on the line between them, trusted as far as the two colours differ; two rounds, the second
+       taking its sure pixels from the first. It adds alpha only next to the person, takes less away
+       where the mask was nearly sure and never takes away skin like the face's around the head.
+       Where colour cannot tell, the soft zone is narrowed (doubt is not transparency: no smoky
+       rims); stray islands far from the person go; then a one-pixel feather.
     2. **decontaminate**: the foreground colour at soft pixels is re-estimated with blur-fusion
        (Forte & Pitié 2021, "Approximate fast foreground colour estimation"), which pushes the old
        background out, so hair does not carry a halo of the selfie's background into the scene.
-    3. **harmonise**: Lab lightness mean/std of the person move part of the way toward the scene's
-       statistics around where the person stands (Reinhard et al. 2001, partial and clamped); colour
-       follows the change of illuminant by a partial von Kries adaptation (per-channel gains in linear
-       RGB from the two light colours), shrunk until the skin's hue stays in the range of skin and
-       within a few degrees of the original, so skin never turns green, grey or purple.
-    4. **relight**: normals from the mask (an inflated silhouette from its distance transform, Johnston
-       2002 "Lumo" style) with an ellipsoid over the face; the shading ratio ``E_scene(n) / E_person(n)``
-       of the two SH fits, clamped, at low resolution (it is smooth), multiplies the person.
+    3. **harmonise**: the person's Lab lightness mean moves part of the way toward the scene's around
+       where the person stands, as an exposure (a gain in linear light, so black stays black), and
+       its spread a little toward the scene's, around the new mean (Reinhard et al. 2001 statistics,
+       partial and clamped). Colour follows the change of illuminant by a partial von Kries
+       adaptation (per-channel gains in linear RGB from the two light colours), shrunk until the
+       skin's hue stays in the range of skin, within a few degrees of the original and keeps its
+       saturation: skin never turns green, grey or purple. Clothes' colours are not "the light", so
+       the person's mean a*/b* is deliberately not matched to the scene's.
+    4. **relight**: normals from the mask (an inflated silhouette from its distance transform, in the
+       manner of Johnston 2002, "Lumo") with the face mesh's normals on the face (``face``) or an
+       ellipsoid on ``face_box``; the shading ratio ``E_scene(n) / E_person(n)`` of the two SH fits,
+       normalised to keep the face's mean, clamped, at low resolution (it is smooth), multiplies the
+       person.
     5. **edges**: a gradient-domain (Poisson, Pérez et al. 2003) correction for the low-frequency colour
        offset along the seam — Laplace's equation solved at low resolution by Jacobi iterations from
        a normalised-convolution start, applied only in a thin band inside the edge — plus a narrow
@@ -55,6 +67,19 @@ Composite (:func:`composite`), every step scaled by ``strength`` (0 is the plain
        faint, multiplies the scene behind and below the person.
     7. **grain**: when the scene is noisier than the selfie, seeded Gaussian grain makes up the
        difference on the person (a clean cut-out on a grainy picture is what gives composites away).
+
+    Heavy steps run on copies at <= 512 px (matte) and <= 160 px (statistics, normals, fields); the
+    full-resolution work is a handful of fused passes: about 0.1 s at 1024 x 1024 on one core.
+
+Use (``frame`` from ``compose.frame_subject``; ``person``/``mask`` the selfie and its mask warped
+with ``frame.matrix()``; ``box`` the face box in output pixels)::
+
+    geo = face_geometry(selfie, face.landmarks)
+    lights = (person_light(selfie, face.landmarks, selfie_mask, geometry=geo), scene_light(pin))
+    bg = fit_scene(pin, frame.out_w, frame.out_h, person_scale_hint=(box[3] - box[1]) / frame.out_h,
+                   person_mask=mask)
+    out = composite(person, mask, box, bg, strength=s, seed=seed, light=lights,
+                    face=None if geo is None else geo.transformed(frame.matrix()))
 """
 
 from __future__ import annotations
@@ -599,8 +624,8 @@ def _refine_alpha(im: np.ndarray, a: np.ndarray, protect: np.ndarray | None = No
     Near the mask's edge (and in thin slots the mask fills), a local two-colour model: foreground
     and old-background colours from normalised box blurs of the sure pixels; alpha from the
     projection of each pixel on the line between them, trusted as far as the two colours differ.
-    Elsewhere, and where colour cannot tell,
-    the soft transition is narrowed (0.35..0.75 -> 0..1, smoothstep).
+    Elsewhere, and where colour cannot tell, the soft transition is narrowed (0.35..0.75 -> 0..1,
+    smoothstep).
     """
     h, w = a.shape
     r = max(3, round(0.025 * max(h, w)))
