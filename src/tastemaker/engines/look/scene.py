@@ -689,20 +689,29 @@ def _skin_near_face(img: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
     """How much each pixel around the head looks like the face's skin (0..1): what the matte must
     not take away (forehead, temples, a bald head, ears), however close to the old background."""
     h, w = img.shape[:2]
+    out: np.ndarray = np.zeros((h, w), np.float32)
     x0, y0, x1, y1 = box
     fw, fh = x1 - x0, y1 - y0
     cheeks = img[int(y0 + 0.3 * fh) : int(y1 - 0.2 * fh), int(x0 + 0.2 * fw) : int(x1 - 0.2 * fw)]
     if cheeks.size < 30:
-        return np.zeros((h, w), np.float32)
-    ab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)[..., 1:]
+        return out
+    # the head: an ellipse around the face box, raised over the forehead; worked on in its bounds only
+    hx0, hy0, hx1, hy1 = x0 - 0.5 * fh, y0 - 0.8 * fh, x1 + 0.5 * fh, y1 + 0.3 * fh
+    lf, t = max(0, int(hx0)), max(0, int(hy0))
+    r, b = min(w, int(np.ceil(hx1)) + 1), min(h, int(np.ceil(hy1)) + 1)
+    if r <= lf or b <= t:
+        return out
     pts = cv2.cvtColor(np.ascontiguousarray(cheeks), cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float64)
     mu = pts.mean(0)
     inv = np.linalg.inv(np.cov(pts.T) + np.eye(2) * 4.0)
-    d = ab - mu.astype(np.float32)
+    d = cv2.cvtColor(np.ascontiguousarray(img[t:b, lf:r]), cv2.COLOR_RGB2Lab)[..., 1:] - mu.astype(np.float32)
     m2 = d[..., 0] ** 2 * inv[0, 0] + 2 * d[..., 0] * d[..., 1] * inv[0, 1] + d[..., 1] ** 2 * inv[1, 1]
-    like = np.exp(-0.5 * m2 / 2.5**2)
-    _, head = _ellipsoid_normals((h, w), (x0 - 0.5 * fh, y0 - 0.8 * fh, x1 + 0.5 * fh, y1 + 0.3 * fh))
-    return np.asarray(like * cv2.GaussianBlur(head.astype(np.float32), (0, 0), max(1.0, 0.1 * fh)), np.float32)
+    head: np.ndarray = np.zeros((b - t, r - lf), np.float32)
+    centre = (round((hx0 + hx1) / 2 - lf), round((hy0 + hy1) / 2 - t))
+    cv2.ellipse(head, centre, (max(1, round((hx1 - hx0) / 2)), max(1, round((hy1 - hy0) / 2))), 0, 0, 360, 1.0, -1)
+    head = cv2.GaussianBlur(head, (0, 0), max(1.0, 0.1 * fh))
+    out[t:b, lf:r] = np.exp(-0.5 * m2 / 2.5**2) * head
+    return out
 
 
 def _box_fusion(img: np.ndarray, f: np.ndarray, b: np.ndarray, a: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
