@@ -170,15 +170,21 @@ def _run_generate(
         )
         manifest = save_result(result, out)
     table = Table(title=f"{len(result.images)} image(s) in {out}")
-    for col in ("file", "mode", "background", "identity dist.", "style score"):
+    for col in ("file", "mode", "medium", "background", "identity dist.", "style score"):
         table.add_column(col)
     data = json.loads(manifest.read_text())
     for entry in data["images"]:
+        medium = entry.get("medium") or {}
+        kind = medium.get("kind", "")
+        shown = f"{kind} ({medium['strength']:.2f})" if medium.get("applied") else (
+            f"{kind}: grade only" if medium.get("fallback") else kind)
         table.add_row(
-            entry["file"], entry["mode_name"], entry["background"],
+            entry["file"], entry["mode_name"], shown, entry["background"],
             f"{entry['identity_distance']:.3f}", f"{entry['style_score']:.3f}",
         )
     console.print(table)
+    for note in data.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"selfie's own style score: {result.selfie_style_score:.3f} · seed {result.request.seed}")
     return manifest
 

@@ -113,6 +113,22 @@ class GenerationResult:
     #: where the pins the engine drew from came from ("board 'name'"), or None for a profile-only run
     assets_source: str | None = None
 
+    def notes(self) -> list[str]:
+        """What a person should know about how the images were made: fallbacks and reduced sizes, once each."""
+        out: list[str] = []
+        for im in self.images:
+            for key in ("medium", "scene"):
+                part = im.info.get(key) or {}
+                if part.get("reason"):
+                    what = "medium transfer" if key == "medium" else "scene"
+                    out.append(f"{what}: {part.get('fallback', 'not applied')} — {part['reason']}")
+            size = im.info.get("size")
+            if size:
+                w, h = size["rendered"]
+                out.append(f"rendered at {w}x{h} instead of {size['requested'][0]}x{size['requested'][1]}: "
+                           f"{size['reason']}")
+        return list(dict.fromkeys(out))
+
 
 class IdentityGuard:
     """Measures outputs' identity distances (one in-process batch; dlib's own runner uses ``workers`` processes).
@@ -426,6 +442,7 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
         "pins_from": result.assets_source,
         "selfie_style_score": round(result.selfie_style_score, 4),
         "contact_sheet": "contact_sheet.png" if sheet_bytes is not None else None,
+        "notes": result.notes(),
         "timings_ms": {k: round(v * 1000, 1) for k, v in {**result.timings, "encode": encode_s}.items()},
         "images": [{"file": name, **img.record()} for (name, _), img in zip(blobs, result.images, strict=True)],
     }

@@ -226,3 +226,29 @@ def test_core_path_does_not_import_torch() -> None:
         cwd=str(DEMO.parents[3]),
         env={"PYTHONPATH": str(DEMO.parents[2]), "PATH": ""},
     )
+
+
+def _chroma_and_hue(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    return np.hypot(lab[..., 1], lab[..., 2]), np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
+
+
+@pytest.mark.parametrize("tone", ["grey", "sepia"])
+def test_a_grey_or_toned_picture_keeps_its_colour(tone: str) -> None:
+    """Black-and-white stays black-and-white, sepia keeps its one hue: the mark's chroma part follows the toning
+    (it used to add colour noise of ~1.3 C* to a grey image). It still decodes after JPEG 75."""
+    grey = cv2.cvtColor(load_rgb(DEMO / "selfie.jpg"), cv2.COLOR_RGB2GRAY)
+    img = np.repeat(grey[..., None], 3, axis=2)
+    if tone == "sepia":
+        lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+        lab[..., 1], lab[..., 2] = 6 * lab[..., 0] / 100, 22 * lab[..., 0] / 100
+        img = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+    out = wm.embed(img, PAYLOAD)
+    c0, h0 = _chroma_and_hue(img)
+    c1, h1 = _chroma_and_hue(out)
+    if tone == "grey":
+        assert float(c1.mean()) < 0.3
+    else:  # hue moves no more than 8-bit rounding moves it (a 30 % chroma share in all directions: ~8 degrees)
+        strong = c0 > 8
+        assert float(np.abs(h1[strong] - h0[strong]).mean()) < 2.0
+    assert wm.detect(jpeg(out, 75)).payload == PAYLOAD

@@ -293,6 +293,33 @@ def _raw_units(lay: _Layout, spectrum: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- signal helpers
 
 
+#: an image is grey when under 1 % of its (quarter-resolution) pixels have |(Cb, Cr)| over 3 (8-bit units);
+#: toned when those pixels' chroma varies only along their mean direction: the robust spread across it
+#: (1.4826 x median absolute deviation) under this many units. A sepia print measures 0.11; the demo
+#: board's strongly graded photographs 0.42-10, ink on cream paper 0.73-0.88, watercolours 2-6.
+_CHROMA_MIN = 3.0
+_TONED_SPREAD = 0.3
+
+
+def chroma_axis(cq: np.ndarray) -> np.ndarray | None:
+    """The one chroma direction a grey or toned image allows ((0, 0) for grey), or None for a colour image.
+
+    The mark's chroma part is then confined to it: a black-and-white picture gets no colour noise and a
+    sepia one keeps its single hue (only its saturation carries the mark). Detection needs no change: it
+    weights each plane by the signal it finds.
+    """
+    c = cq.reshape(-1, 2).astype(np.float64)
+    coloured = c[np.hypot(c[:, 0], c[:, 1]) > _CHROMA_MIN]
+    if len(coloured) < max(1, 0.01 * len(c)):
+        return np.zeros(2)
+    mean = coloured.mean(0)
+    u = mean / (float(np.linalg.norm(mean)) + 1e-12)
+    across = coloured @ np.array([-u[1], u[0]])
+    if 1.4826 * float(np.median(np.abs(across - np.median(across)))) < _TONED_SPREAD:
+        return u
+    return None
+
+
 def _analysis(half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Luma of a half-resolution float RGB (or greyscale) image, and its chroma one level further down.
 
@@ -579,6 +606,7 @@ def embed(
     h2, w2 = height // 2, width // 2
     hy, cq = _analysis(_half_rgb(pixels))
     mask = _mask(hy)
+    toning = chroma_axis(cq)
     reps = (h2 // TILE + 1, w2 // TILE + 1)
     # RGB mean-square error of the whole mark, and each plane's share of it
     mse = (255.0 / 10 ** (psnr_db / 20.0)) ** 2 * (height * width) / (4 * h2 * w2)
@@ -593,6 +621,9 @@ def embed(
             flat = pat.ravel()
             ms = float(np.dot(flat, flat)) / flat.size + 1e-12
             out.append(pat * np.float32(math.sqrt(mse * share[p] / (_COST[p] * ms))))
+        if toning is not None:  # keep a grey image grey and a toned one in its hue: chroma only along its axis
+            along = out[1] * np.float32(toning[0]) + out[2] * np.float32(toning[1])
+            out[1], out[2] = along * np.float32(toning[0]), along * np.float32(toning[1])
         return out
 
     def whitened(d: list[np.ndarray]) -> _Whitened:

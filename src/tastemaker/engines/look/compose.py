@@ -154,7 +154,8 @@ def frame_subject(
     if head_top is not None:  # the mask knows where the hair ends; never trust it to be far off
         head = float(np.clip(head_top, top - 1.6 * fh, top - 0.2 * fh))
     floor = float(bottom) + below * fh
-    if touches_bottom and floor > by1:
+    cut = touches_bottom and floor > by1
+    if cut:
         floor = max(float(by1), float(bottom) + 0.35 * fh)  # the photo cuts the person: end there
     if aspect == "original" and framing == "full":
         ch = float(by1 - by0)
@@ -172,6 +173,8 @@ def frame_subject(
     if ch <= bh:
         y0 = min(max(y0, float(by0)), by1 - ch)
         y0 = min(y0, max(float(by0), head - 0.5 * headroom * ch))  # sliding back inside never eats the headroom
+    elif cut and y0 + ch > by1:
+        y0 = by1 - ch  # a person cut by the photo's edge is never continued below it: more headroom instead
     requested = None
     if max_upscale is not None and out_h / ch > max_upscale:
         f = max(max_upscale * ch / out_h, MIN_SIDE / max(out_w, out_h))

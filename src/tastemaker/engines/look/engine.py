@@ -435,12 +435,18 @@ class LookEngine:
                 info["medium"] = {"kind": medium.kind, "applied": False, "fallback": "grade only",
                                   "reason": _no_pins_reason(assets, "the medium's exemplar pins")}
             else:
-                strength_m = float(medium.strength) * float(plan.strength)
-                ex = self.exemplar(pin, medium.kind)
-                key = (plan.seed, plan.index, plan.mode_id, ex.key, W, H, plan.background, plan.params.get("scene"))
-                out, face_strength = self._medium(out, face, ex, strength_m, hold, medium.kind, prep, key)
-                info["medium"] = {"kind": medium.kind, "applied": True, "exemplar": pin.id,
-                                  "strength": round(strength_m, 3), "face_strength": round(face_strength, 3)}
+                try:
+                    ex = self.exemplar(pin, medium.kind)
+                except ValueError as exc:  # an exemplar too small to hold a mark
+                    info["medium"] = {"kind": medium.kind, "applied": False, "fallback": "grade only",
+                                      "reason": f"exemplar pin {pin.id}: {exc}"}
+                else:
+                    strength_m = float(medium.strength) * float(plan.strength)
+                    key = (plan.seed, plan.index, plan.mode_id, ex.key, W, H, plan.background,
+                           plan.params.get("scene"))
+                    out, face_strength = self._medium(out, face, ex, strength_m, hold, medium.kind, prep, key)
+                    info["medium"] = {"kind": medium.kind, "applied": True, "exemplar": pin.id,
+                                      "strength": round(strength_m, 3), "face_strength": round(face_strength, 3)}
         timings["medium"] = time.perf_counter() - t
 
         # ---- texture and light, matched on the thumbnail the style encoder measures

@@ -1,0 +1,318 @@
+"""Image-quality measures for generated outputs: colour faithfulness and two artefact detectors.
+
+Pure functions of pixels (RGB uint8), independent of the engine and of each other, so the evaluation can
+count failures that the identity and style numbers do not see:
+
+* **Chroma** — :func:`mean_chroma`, :func:`hue_spread_deg`, :func:`board_chroma`,
+  :func:`monochrome_faithful`: a black-and-white or sepia board must give black-and-white or sepia
+  outputs (a grade that leaves the face in colour on a grey board is a failure even when the rest looks
+  right); a colourful board must give outputs whose colourfulness lies within the board's own range.
+* **Mirrored content** — :func:`mirrored_content`, :func:`is_mirrored`: areas outside the photo that were
+  filled with a reflected copy of the photo (``cv2.BORDER_REFLECT_101``, later blurred) show a ghost: an
+  upside-down second head above the person, a mirrored shoulder at the side.
+* **Blockiness** — :func:`blockiness`, :func:`is_blocky`: a small, JPEG-compressed face magnified past its
+  detail shows the 8x8 coding blocks as a grid of period ~8 x the magnification.
+
+The thresholds were calibrated on synthetic positives and on the public-domain dev-eval set
+(``shared/data/dev-eval``: 21 face photos and 58 board images, plus 4:5 and 9:16 crops); the numbers are
+in the docstrings of :data:`MIRROR_THRESHOLD` and :data:`BLOCKY_THRESHOLD`'s neighbours below.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..media import resize_max_side
+
+# ------------------------------------------------------------------------------------------- chroma
+#: Chroma and hue are measured on a thumbnail of this many pixels on the longest side.
+CHROMA_SIDE = 256
+#: A pin whose mean CIE Lab chroma is at most this is *monochrome* (grey, black and white). Scanned
+#: black-and-white prints and line art measure 0.01-0.06; the least colourful colour picture in the
+#: dev-eval boards (a Potter watercolour) 4.3.
+NEUTRAL_CHROMA = 3.0
+#: A pin whose chroma-weighted circular standard deviation of hue is at most this many degrees is *toned*
+#: (one hue: sepia, cyanotype, selenium). Sepia line art measures 2-4 degrees; colour paintings 15-100.
+TONED_HUE_STD_DEG = 10.0
+#: Allowed excess of an output's mean chroma over the board's (and shortfall below it, for colour boards).
+CHROMA_MARGIN = 2.0
+#: Allowed excess of an output's hue spread over the widest toned pin's (degrees).
+HUE_MARGIN_DEG = 5.0
+
+
+def _lab(img: np.ndarray, side: int = CHROMA_SIDE) -> np.ndarray:
+    small = resize_max_side(np.ascontiguousarray(img), side)
+    return cv2.cvtColor(small.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
+
+
+def mean_chroma(img: np.ndarray) -> float:
+    """Mean CIE Lab chroma ``sqrt(a*^2 + b*^2)`` of an RGB uint8 image, on a 256 px thumbnail.
+
+    0 for a perfectly grey image, about 1 for a scanned black-and-white print (paper and noise), 10-15
+    for sepia and most photographs, 20-40 for saturated paintings.
+    """
+    lab = _lab(img)
+    return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+
+
+def hue_spread_deg(img: np.ndarray) -> float:
+    """Chroma-weighted circular standard deviation of hue, in degrees (0 = one hue).
+
+    Each pixel's hue angle counts in proportion to its chroma, so near-grey pixels (whose hue is noise)
+    barely count; ``sqrt(-2 ln R)`` of the weighted mean resultant length ``R``. Meaningless (large) for a
+    grey image: check :func:`mean_chroma` against :data:`NEUTRAL_CHROMA` first.
+    """
+    lab = _lab(img)
+    a, b = lab[..., 1].astype(np.float64), lab[..., 2].astype(np.float64)
+    c = np.hypot(a, b)
+    total = float(c.sum())
+    if total <= 1e-9:
+        return 180.0
+    r = math.hypot(float(a.sum()), float(b.sum())) / total  # sum of c * (cos, sin) == sum of (a, b)
+    return math.degrees(math.sqrt(max(0.0, -2.0 * math.log(max(r, 1e-12)))))
+
+
+def chroma_range(images: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(lowest, highest) mean chroma over ``images``."""
+    cs = [mean_chroma(i) for i in images]
+    if not cs:
+        raise ValueError("chroma_range needs at least one image")
+    return min(cs), max(cs)
+
+
+@dataclass(frozen=True)
+class BoardChroma:
+    """What :func:`monochrome_faithful` needs to know about a board's pins (computed once per board)."""
+
+    lo: float  #: lowest pin mean chroma
+    hi: float  #: highest pin mean chroma
+    monochrome: bool  #: every pin is grey or toned (see :func:`board_chroma`)
+    hue_std_deg: float | None  #: widest hue spread among the toned pins (None when every pin is grey)
+    n_pins: int
+
+
+def board_chroma(pins: Sequence[np.ndarray]) -> BoardChroma:
+    """Summarise a board's colour: its chroma range and whether it is a monochrome/toned board.
+
+    A pin is *monochrome* when its mean chroma is at most :data:`NEUTRAL_CHROMA`, *toned* when its hue
+    spread (:func:`hue_spread_deg`) is at most :data:`TONED_HUE_STD_DEG`. The board is monochrome when
+    every pin is one or the other (a black-and-white board, a sepia board, or a mix of both).
+    """
+    if not pins:
+        raise ValueError("board_chroma needs at least one pin")
+    chroma = [mean_chroma(p) for p in pins]
+    spreads = [None if c <= NEUTRAL_CHROMA else hue_spread_deg(p) for p, c in zip(pins, chroma, strict=True)]
+    mono = all(s is None or s <= TONED_HUE_STD_DEG for s in spreads)
+    toned = [s for s in spreads if s is not None]
+    return BoardChroma(min(chroma), max(chroma), mono, max(toned) if toned else None, len(pins))
+
+
+def monochrome_faithful(output: np.ndarray, board_pins: Sequence[np.ndarray] | BoardChroma) -> bool:
+    """Does the output keep the board's colourfulness? (True = faithful.)
+
+    * **Monochrome / toned board** (every pin grey or of one hue, :func:`board_chroma`): the output's mean
+      chroma must be at most the most colourful pin's + :data:`CHROMA_MARGIN` (2.0), and, when the
+      output is not itself grey (mean chroma > :data:`NEUTRAL_CHROMA`), its hue spread must be at most the
+      widest toned pin's + :data:`HUE_MARGIN_DEG` (5 degrees); a grey-only board allows no hue at all
+      beyond the chroma margin. A skin-coloured face left on a black-and-white board fails.
+    * **Colourful board**: the output's mean chroma must lie within [least colourful pin - 2.0, most
+      colourful pin + 2.0]: neither washed out nor more saturated than anything the person pinned.
+    """
+    bc = board_pins if isinstance(board_pins, BoardChroma) else board_chroma(board_pins)
+    c = mean_chroma(output)
+    if not bc.monochrome:
+        return bc.lo - CHROMA_MARGIN <= c <= bc.hi + CHROMA_MARGIN
+    if c > bc.hi + CHROMA_MARGIN:
+        return False
+    if c <= NEUTRAL_CHROMA or bc.hue_std_deg is None:
+        return True
+    return hue_spread_deg(output) <= bc.hue_std_deg + HUE_MARGIN_DEG
+
+
+# ------------------------------------------------------------------------------------------- mirror
+#: The mirror search runs on the luminance at this many pixels on the longest side.
+MIRROR_SIDE = 192
+#: Candidate axes lie within this fraction of each border (the outer 45 %: a centred subject's own
+#: left-right symmetry, about the middle, is never a candidate).
+MIRROR_OUTER = 0.45
+#: The reflected strip must be at least this fraction of the image's height (width): a thinner fill
+#: holds no visible ghost, and thin strips along frames and paper margins match by chance.
+MIRROR_MIN_STRIP = 0.10
+#: The fill was blurred, the photo was not: the inner side is compared at these extra blurs (analysis
+#: pixels; 0-4.5 px at 192 px covers a fill blurred by 0-3 % of the output size) and the best counts.
+MIRROR_BLURS = (0.0, 1.0, 2.0, 3.0, 4.5)
+#: Strips whose residual contrast is below this (grey levels, 0-255) are flat: nothing to mirror.
+MIRROR_MIN_STD = 2.0
+#: :func:`is_mirrored` flags a score above this. See the module docstring for the calibration.
+MIRROR_THRESHOLD = 0.93
+
+
+@dataclass(frozen=True)
+class MirrorMatch:
+    """The best reflection found: its score, the axis orientation, the border and the strip depth (px)."""
+
+    score: float
+    axis: str  # "horizontal" (a reflected strip at the top or bottom) or "vertical" (left or right)
+    border: str  # "top", "bottom", "left", "right"
+    depth_px: float  # strip depth in the input image's pixels
+
+
+def _blur_stack(grey: np.ndarray) -> np.ndarray:
+    return np.stack([cv2.GaussianBlur(grey, (0, 0), s) if s > 0 else grey for s in MIRROR_BLURS])
+
+
+def _near_side(stack: np.ndarray) -> tuple[float, int]:
+    """Best reflection of a strip at the *top* of ``stack`` (blurs, rows, cols) about a row: (score, depth)."""
+    n_rows = stack.shape[1]
+    lo = max(3, math.ceil(MIRROR_MIN_STRIP * n_rows))
+    hi = int(MIRROR_OUTER * n_rows)
+    best, depth = 0.0, 0
+    sharp = stack[0]
+    for a in range(lo, hi + 1):
+        outer = sharp[a - 1 :: -1][:a] if a < n_rows else sharp[::-1]
+        oc = outer - outer.mean(axis=0, keepdims=True)  # per column: what is constant across the strip is
+        so = float(np.sqrt((oc * oc).mean()))  # not a reflection (bands, gradients, a wall)
+        if so < MIRROR_MIN_STD:
+            continue
+        for start in (a + 1, a):  # axis on row a (reflect-101), or between rows a-1 and a (reflect)
+            inner = stack[:, start : start + a]
+            if inner.shape[1] < a:
+                continue
+            ic = inner - inner.mean(axis=1, keepdims=True)
+            si = np.sqrt((ic * ic).mean(axis=(1, 2)))
+            num = (ic * oc[None]).mean(axis=(1, 2))
+            ok = si >= MIRROR_MIN_STD
+            if not ok.any():
+                continue
+            s = float(np.max(np.where(ok, num / np.maximum(si * so, 1e-9), 0.0)))
+            if s > best:
+                best, depth = s, a
+    return best, depth
+
+
+def mirror_match(img: np.ndarray, region: tuple[int, int, int, int] | None = None) -> MirrorMatch:
+    """The strongest reflection of a border strip about an axis parallel to that border.
+
+    For every candidate axis within the outer 45 % of the image (rows near the top and bottom, columns
+    near the left and right), the whole strip between the axis and the border is compared with the
+    same depth on the other side of the axis, flipped: zero-mean normalised cross-correlation of the
+    luminance at 192 px, after removing from each strip what is constant across its depth (so horizontal
+    bands, gradients and plain walls do not count as reflections), with the inner side blurred by up to
+    4.5 px to match a fill that was blurred (the best blur counts). Strips thinner than 10 % of the image,
+    or flat, are not candidates. ``region`` (left, top, right, bottom) restricts the search to a part of
+    the image.
+    """
+    if region is not None:
+        x0, y0, x1, y1 = region
+        img = img[max(0, y0) : y1, max(0, x0) : x1]
+    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    grey = grey.astype(np.float32)
+    scale = MIRROR_SIDE / max(grey.shape)
+    if scale < 1:
+        grey = cv2.resize(grey, (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    else:
+        scale = 1.0
+    best = MirrorMatch(0.0, "horizontal", "top", 0.0)
+    if min(grey.shape) < 16:
+        return best
+    stack = _blur_stack(grey)
+    views = {
+        "top": stack,
+        "bottom": stack[:, ::-1, :],
+        "left": stack.transpose(0, 2, 1),
+        "right": stack.transpose(0, 2, 1)[:, ::-1, :],
+    }
+    for border, view in views.items():
+        s, d = _near_side(np.ascontiguousarray(view))
+        if s > best.score:
+            axis = "horizontal" if border in ("top", "bottom") else "vertical"
+            best = MirrorMatch(s, axis, border, d / scale)
+    return best
+
+
+def mirrored_content(img: np.ndarray, region: tuple[int, int, int, int] | None = None) -> float:
+    """How strongly a border strip of the image is a mirrored copy of what lies next to it (0..1).
+
+    See :func:`mirror_match` for the method; :func:`is_mirrored` applies the calibrated threshold.
+    """
+    return max(0.0, mirror_match(img, region).score)
+
+
+def is_mirrored(img: np.ndarray, region: tuple[int, int, int, int] | None = None) -> bool:
+    """True when a border strip is a reflected copy (score above :data:`MIRROR_THRESHOLD`)."""
+    return mirrored_content(img, region) > MIRROR_THRESHOLD
+
+
+# ------------------------------------------------------------------------------------------ blocks
+#: Grid periods searched, in pixels: an 8x8 JPEG block magnified 1x to 8x.
+BLOCK_PERIODS = (8.0, 64.0)
+#: The region (face box) must hold at least this many periods of a candidate grid.
+BLOCK_MIN_CYCLES = 3.0
+#: :func:`is_blocky` flags a score above this.
+BLOCKY_THRESHOLD = 4.0
+
+
+def _profile_spectrum(profile: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """|DFT| of a mean-removed, Hann-windowed profile at the given frequencies (cycles per pixel)."""
+    x = profile - profile.mean()
+    x = x * np.hanning(len(x))
+    n = np.arange(len(x))
+    return np.abs(np.exp(-2j * np.pi * np.outer(freqs, n)) @ x)
+
+
+def _peak_ratio(profile: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Spectral magnitude at each frequency over the median magnitude of its neighbourhood.
+
+    The neighbourhood is 0.75-0.9 and 1.1-1.33 times the frequency: outside the peak's main lobe, inside
+    the same octave (so the 1/f fall-off of natural images cancels), never on a harmonic of the grid.
+    """
+    fine = np.geomspace(freqs.min() * 0.7, min(0.5, freqs.max() * 1.4), 600)
+    mag = _profile_spectrum(profile, fine)
+    out = np.empty(len(freqs))
+    for k, f in enumerate(freqs):
+        nb = ((fine >= 0.75 * f) & (fine <= 0.9 * f)) | ((fine >= 1.1 * f) & (fine <= 1.33 * f))
+        peak = mag[(fine >= 0.97 * f) & (fine <= 1.03 * f)].max()
+        out[k] = peak / max(float(np.median(mag[nb])), 1e-9)
+    return out
+
+
+def blockiness(img: np.ndarray, face_box: tuple[int, int, int, int] | None = None) -> float:
+    """How strongly the image (or the face box) shows a periodic grid of block edges (1 = none).
+
+    After Wang, Bovik and Evans, "Blind measurement of blocking artifacts in images" (ICIP 2000): the
+    mean absolute first difference of the luminance along each column (and each row) is a profile whose
+    spectrum has a peak at the block period when coding blocks show. Here the period is unknown (the
+    face may be magnified by any factor), so the peak is searched over periods 8-64 px; at each period
+    the spectral magnitude is divided by the median of its neighbourhood (so a smooth 1/f spectrum scores
+    about 1), and the horizontal and vertical profiles must agree (the smaller of the two ratios counts,
+    because JPEG blocks are square). The score is the largest such ratio over periods that fit at least
+    three times in the region.
+    """
+    if face_box is not None:
+        x0, y0, x1, y1 = face_box
+        img = img[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
+    if img.size == 0:
+        return 1.0
+    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    g = grey.astype(np.float32)
+    h, w = g.shape
+    longest = min(h, w) / BLOCK_MIN_CYCLES
+    if longest < BLOCK_PERIODS[0]:
+        return 1.0
+    col = np.abs(np.diff(g, axis=1)).mean(axis=0)  # discontinuities between columns, per column
+    row = np.abs(np.diff(g, axis=0)).mean(axis=1)
+    periods = np.geomspace(BLOCK_PERIODS[0], min(BLOCK_PERIODS[1], longest), 64)
+    freqs = 1.0 / periods
+    ratio = np.minimum(_peak_ratio(col, freqs), _peak_ratio(row, freqs))
+    return float(ratio.max())
+
+
+def is_blocky(img: np.ndarray, face_box: tuple[int, int, int, int] | None = None) -> bool:
+    """True when :func:`blockiness` is above :data:`BLOCKY_THRESHOLD`."""
+    return blockiness(img, face_box) > BLOCKY_THRESHOLD
