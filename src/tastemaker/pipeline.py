@@ -4,7 +4,8 @@
 prompt, asks the engine for a plan, renders, and runs the **identity guard** on every output: the
 output's dlib embedding is compared with the person's; while it is farther than the threshold
 (default 0.35; dlib's same-person line is 0.6) the variation is re-rendered with a stronger hold on
-the face (0 -> 0.5 -> 0.8 -> 1). An output that still drifts is an error, never a silent return.
+the face (0 -> 0.4 -> 0.6 -> 0.8 -> 0.9 -> 1: the look engine keeps each variation's medium synthesis,
+so a step only re-blends the face). An output that still drifts is an error, never a silent return.
 Each output is also scored against the profile with the style encoder.
 
 Every output then gets its provenance (``provenance/service.py``): a record, the invisible watermark
@@ -47,7 +48,7 @@ from .provenance.service import Prepared, Provenance, prepare_many
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
 Progress = Callable[[str, int, int], None]
-HOLD_LEVELS = (0.0, 0.5, 0.8, 1.0)
+HOLD_LEVELS = (0.0, 0.4, 0.6, 0.8, 0.9, 1.0)
 #: The guard never asks an output to be closer to the identity than its own source photo is, plus this.
 GUARD_MARGIN = 0.05
 

@@ -136,7 +136,7 @@ def monochrome_faithful(output: np.ndarray, board_pins: Sequence[np.ndarray] | B
 
 # ------------------------------------------------------------------------------------------- mirror
 #: The mirror search runs on the luminance at this many pixels on the longest side.
-MIRROR_SIDE = 192
+MIRROR_SIDE = 128
 #: Candidate axes lie within this fraction of each border (the outer 45 %: a centred subject's own
 #: left-right symmetry, about the middle, is never a candidate).
 MIRROR_OUTER = 0.45
@@ -144,12 +144,12 @@ MIRROR_OUTER = 0.45
 #: holds no visible ghost, and thin strips along frames and paper margins match by chance.
 MIRROR_MIN_STRIP = 0.10
 #: The fill was blurred, the photo was not: the inner side is compared at these extra blurs (analysis
-#: pixels; 0-4.5 px at 192 px covers a fill blurred by 0-3 % of the output size) and the best counts.
-MIRROR_BLURS = (0.0, 1.0, 2.0, 3.0, 4.5)
+#: pixels; 0-3 px at 128 px covers a fill blurred by up to ~2.5 % of the image size) and the best counts.
+MIRROR_BLURS = (0.0, 0.7, 1.4, 2.0, 3.0)
 #: Strips whose residual contrast is below this (grey levels, 0-255) are flat: nothing to mirror.
 MIRROR_MIN_STD = 2.0
 #: :func:`is_mirrored` flags a score above this. See the module docstring for the calibration.
-MIRROR_THRESHOLD = 0.93
+MIRROR_THRESHOLD = 0.92
 
 
 @dataclass(frozen=True)
@@ -201,9 +201,9 @@ def mirror_match(img: np.ndarray, region: tuple[int, int, int, int] | None = Non
     For every candidate axis within the outer 45 % of the image (rows near the top and bottom, columns
     near the left and right), the whole strip between the axis and the border is compared with the
     same depth on the other side of the axis, flipped: zero-mean normalised cross-correlation of the
-    luminance at 192 px, after removing from each strip what is constant across its depth (so horizontal
+    luminance at 128 px, after removing from each strip what is constant across its depth (so horizontal
     bands, gradients and plain walls do not count as reflections), with the inner side blurred by up to
-    4.5 px to match a fill that was blurred (the best blur counts). Strips thinner than 10 % of the image,
+    3 px to match a fill that was blurred (the best blur counts). Strips thinner than 10 % of the image,
     or flat, are not candidates. ``region`` (left, top, right, bottom) restricts the search to a part of
     the image.
     """
@@ -254,63 +254,71 @@ def is_mirrored(img: np.ndarray, region: tuple[int, int, int, int] | None = None
 BLOCK_PERIODS = (8.0, 64.0)
 #: The region (face box) must hold at least this many periods of a candidate grid.
 BLOCK_MIN_CYCLES = 3.0
+#: Differences above this percentile of the region's are clipped before averaging.
+BLOCK_CLIP_PCT = 90.0
 #: :func:`is_blocky` flags a score above this.
-BLOCKY_THRESHOLD = 4.0
+BLOCKY_THRESHOLD = 1.5
+#: Relative step between candidate periods (0.2 %: a grid of 15 blocks drifts by under 1/16 period).
+BLOCK_PERIOD_STEP = 0.002
 
 
-def _profile_spectrum(profile: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """|DFT| of a mean-removed, Hann-windowed profile at the given frequencies (cycles per pixel)."""
-    x = profile - profile.mean()
-    x = x * np.hanning(len(x))
-    n = np.arange(len(x))
-    return np.abs(np.exp(-2j * np.pi * np.outer(freqs, n)) @ x)
+#: Phase bins per period when folding a profile (a block edge occupies 1/8 of the period: 8 bins).
+_PHASE_BINS = 64
 
 
-def _peak_ratio(profile: np.ndarray, freqs: np.ndarray) -> np.ndarray:
-    """Spectral magnitude at each frequency over the median magnitude of its neighbourhood.
+def _fold_ratios(profile: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """Per period: the edge strength in the best one-eighth of the period over that in the rest.
 
-    The neighbourhood is 0.75-0.9 and 1.1-1.33 times the frequency: outside the peak's main lobe, inside
-    the same octave (so the 1/f fall-off of natural images cancels), never on a harmonic of the grid.
+    The profile is folded modulo the period into :data:`_PHASE_BINS` phase bins; a window of one eighth
+    of the period (one magnified source pixel when the period is 8 x the magnification) slides round
+    the fold, and its mean is compared with the mean of the other seven eighths.
     """
-    fine = np.geomspace(freqs.min() * 0.7, min(0.5, freqs.max() * 1.4), 600)
-    mag = _profile_spectrum(profile, fine)
-    out = np.empty(len(freqs))
-    for k, f in enumerate(freqs):
-        nb = ((fine >= 0.75 * f) & (fine <= 0.9 * f)) | ((fine >= 1.1 * f) & (fine <= 1.33 * f))
-        peak = mag[(fine >= 0.97 * f) & (fine <= 1.03 * f)].max()
-        out[k] = peak / max(float(np.median(mag[nb])), 1e-9)
+    x = np.arange(len(profile), dtype=np.float64)
+    win = _PHASE_BINS // 8
+    out = np.empty(len(periods))
+    for k, p in enumerate(periods):
+        b = np.minimum((np.mod(x, p) * (_PHASE_BINS / p)).astype(np.int64), _PHASE_BINS - 1)
+        tot = np.bincount(b, weights=profile, minlength=_PHASE_BINS)
+        cnt = np.bincount(b, minlength=_PHASE_BINS).astype(np.float64)
+        tot_w = np.convolve(np.concatenate([tot, tot[: win - 1]]), np.ones(win), "valid")
+        cnt_w = np.convolve(np.concatenate([cnt, cnt[: win - 1]]), np.ones(win), "valid")
+        inside = tot_w / np.maximum(cnt_w, 1.0)
+        outside = (tot.sum() - tot_w) / np.maximum(cnt.sum() - cnt_w, 1.0)
+        out[k] = float(np.max(inside / np.maximum(outside, 1e-6)))
     return out
 
 
 def blockiness(img: np.ndarray, face_box: tuple[int, int, int, int] | None = None) -> float:
-    """How strongly the image (or the face box) shows a periodic grid of block edges (1 = none).
+    """How strongly the image (or the face box) shows a periodic grid of block edges (0 = none, 1 = a grid).
 
     After Wang, Bovik and Evans, "Blind measurement of blocking artifacts in images" (ICIP 2000): the
-    mean absolute first difference of the luminance along each column (and each row) is a profile whose
-    spectrum has a peak at the block period when coding blocks show. Here the period is unknown (the
-    face may be magnified by any factor), so the peak is searched over periods 8-64 px; at each period
-    the spectral magnitude is divided by the median of its neighbourhood (so a smooth 1/f spectrum scores
-    about 1), and the horizontal and vertical profiles must agree (the smaller of the two ratios counts,
-    because JPEG blocks are square). The score is the largest such ratio over periods that fit at least
-    three times in the region.
+    mean absolute first difference of the luminance along each column (and each row) is a profile that
+    peaks at block boundaries when coding blocks show. Here the period is unknown (the face may be
+    magnified by any factor), so it is searched over 8-64 px: each profile is high-passed at a quarter
+    of the period and correlated with itself shifted by 1, 2 and 3 periods; a grid correlates at every
+    multiple, face content does not. JPEG blocks are square, so the horizontal and vertical profiles
+    must agree: the smaller of the two scores counts. The result is the largest over periods that fit
+    at least three times in the region.
     """
     if face_box is not None:
         x0, y0, x1, y1 = face_box
         img = img[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
     if img.size == 0:
-        return 1.0
+        return 0.0
     grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
     g = grey.astype(np.float32)
     h, w = g.shape
     longest = min(h, w) / BLOCK_MIN_CYCLES
     if longest < BLOCK_PERIODS[0]:
-        return 1.0
-    col = np.abs(np.diff(g, axis=1)).mean(axis=0)  # discontinuities between columns, per column
-    row = np.abs(np.diff(g, axis=0)).mean(axis=1)
-    periods = np.geomspace(BLOCK_PERIODS[0], min(BLOCK_PERIODS[1], longest), 64)
-    freqs = 1.0 / periods
-    ratio = np.minimum(_peak_ratio(col, freqs), _peak_ratio(row, freqs))
-    return float(ratio.max())
+        return 0.0
+    # strong edges (eyes, hairline) are clipped so the few rows they cross do not decide a column: block
+    # edges run through most rows, the face's own edges do not
+    dx, dy = np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0))
+    col = np.minimum(dx, np.percentile(dx, BLOCK_CLIP_PCT)).mean(axis=0)
+    row = np.minimum(dy, np.percentile(dy, BLOCK_CLIP_PCT)).mean(axis=1)
+    top = min(BLOCK_PERIODS[1], longest)
+    periods = np.exp(np.arange(math.log(BLOCK_PERIODS[0]), math.log(top) + 1e-9, BLOCK_PERIOD_STEP))
+    return float(np.max(np.minimum(_fold_ratios(col, periods), _fold_ratios(row, periods))))
 
 
 def is_blocky(img: np.ndarray, face_box: tuple[int, int, int, int] | None = None) -> bool:

@@ -580,8 +580,13 @@ def embed(
     psnr_db: float = 40.0,
     min_psnr_db: float = 38.0,
     verify: bool = True,
+    keep_colour: bool = True,
 ) -> np.ndarray:
     """Return a copy of ``pixels`` (H, W, 3 uint8 RGB) carrying ``payload`` (0 <= payload < 2**40).
+
+    With ``keep_colour`` a grey image is marked in luma only and a toned one (sepia...) only along its hue
+    (:func:`chroma_axis`); should that mark not read back, the image is marked in all planes instead
+    (a faint colour noise is better than no provenance).
 
     The mark is scaled to ``psnr_db``; images whose texture leaves too little detection margin get
     up to ``min_psnr_db`` instead. Deterministic for a given image, payload and key. Raises
@@ -606,11 +611,13 @@ def embed(
     h2, w2 = height // 2, width // 2
     hy, cq = _analysis(_half_rgb(pixels))
     mask = _mask(hy)
-    toning = chroma_axis(cq)
+    toning = chroma_axis(cq) if keep_colour else None
     reps = (h2 // TILE + 1, w2 // TILE + 1)
     # RGB mean-square error of the whole mark, and each plane's share of it
     mse = (255.0 / 10 ** (psnr_db / 20.0)) ** 2 * (height * width) / (4 * h2 * w2)
     share = (1.0 - _CHROMA_SHARE, _CHROMA_SHARE / 2, _CHROMA_SHARE / 2)
+    if toning is not None and not toning.any():
+        share = (1.0, 0.0, 0.0)  # grey: the whole mark in luma
 
     def plane_delta(values: np.ndarray) -> list[np.ndarray]:
         """The mark's Y, Cb, Cr amplitudes at half resolution, each plane at its share of the MSE."""
@@ -660,6 +667,8 @@ def embed(
         marked = apply(min(_MARGIN_TARGET / max(margin, 1e-3), 10 ** ((psnr_db - floor) / 20.0)))
     if verify:
         got = detect(marked, key=key, search=False)
+        if got.payload != payload and toning is not None:
+            return embed(pixels, payload, key=key, psnr_db=psnr_db, min_psnr_db=min_psnr_db, keep_colour=False)
         if got.payload != payload:
             raise WatermarkError(
                 f"watermark self-check failed on a {width}x{height} image (read back {got.payload}, "

@@ -71,11 +71,16 @@ SYNTH_SIDE = 448
 #: exemplar resolution per medium: line work keeps its marks resolved, paint its strokes
 EXEMPLAR_SIDE = {"line": 900, "paint": 640}
 EXEMPLAR_CROP = 640
-#: how much of the face's own structure (above the finest scale) survives the medium, by hold
-FACE_KEEP = (0.55, 0.8, 0.92, 1.0)
+#: by the identity guard's hold (0, 0.5, 0.8, 1): how much of the medium's marks and colour the face gets;
+#: at full hold it gets none
+HOLDS = (0.0, 0.5, 0.8, 1.0)
+FACE_MEDIUM = (1.0, 0.7, 0.4, 0.0)
+#: the marks' amplitude on the face at hold 0, relative to elsewhere, at most MARK_CLIP L* either way, and
+#: full only where the skin is darker than SHADE_FROM L*
+FACE_MARKS = 0.8
+MARK_CLIP = 22.0
+SHADE_FROM = 70.0
 MAX_EXEMPLARS = 3
-#: at full hold the face still shows this much less than 1 of the medium (its finest marks only)
-FACE_EASE = 0.6
 
 
 class LookEngine:
@@ -520,7 +525,7 @@ class LookEngine:
             small = cv2.resize(np.clip(out, 0.0, 1.0), size, interpolation=cv2.INTER_AREA)
             face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
             lab_s = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
-            syn = synthesize(lab_s, ex, guide_weight=1.6 + 2.4 * face_s)
+            syn = synthesize(lab_s, ex, guide_weight=1.6 + 2.4 * face_s, tone_match=0.6 * (1.0 - 0.6 * face_s))
             with self._lock:
                 cache = prep["syntheses"]
                 if len(cache) >= 16:
@@ -531,17 +536,20 @@ class LookEngine:
             Ls = syn_up[..., 0]
             syn_up[..., 0] = np.clip(Ls + 0.8 * (Ls - cv2.GaussianBlur(Ls, (0, 0), 1.2 / f)), 0.0, 100.0)
         lab = cv2.cvtColor(np.clip(out, 0.0, 1.0), cv2.COLOR_RGB2Lab)
-        level = min(range(len(FACE_KEEP)), key=lambda i: abs(i / (len(FACE_KEEP) - 1) - hold))
-        keep_face = FACE_KEEP[level] if hold < 1 else 1.0
-        keep = (face * np.float32(keep_face))
-        sigma = max(1.0, 1.6 / f)
-        # the face: the medium's finest marks over the selfie's structure at every coarser scale
-        base = cv2.GaussianBlur(lab[..., 0], (0, 0), sigma) - cv2.GaussianBlur(syn_up[..., 0], (0, 0), sigma)
-        syn_up[..., 0] += keep * base
-        syn_up[..., 1:] += (lab[..., 1:] - syn_up[..., 1:]) * (0.6 * keep)[..., None]
-        amount = np.float32(strength) * (np.float32(1.0) - face * np.float32(FACE_EASE * hold))
-        res = lab + (syn_up - lab) * amount[..., None]
-        face_strength = float(strength * (1.0 - FACE_EASE * hold))
+        # the face: the selfie's own structure, every scale of it, with the medium's marks laid over it
+        # (a stroke never replaces an eyelid); the rest of the picture is the synthesis itself
+        on_face = float(np.interp(hold, HOLDS, FACE_MEDIUM))
+        sigma = max(1.0, 1.2 / f)
+        marks = np.clip(syn_up[..., 0] - cv2.GaussianBlur(syn_up[..., 0], (0, 0), sigma), -MARK_CLIP, MARK_CLIP)
+        # as an engraver shades a face: marks in its shadows, little on its lit skin
+        shade = np.clip((SHADE_FROM - lab[..., 0]) / 35.0, 0.3, 1.0)
+        face_lab = lab.copy()
+        face_lab[..., 0] += np.float32(FACE_MARKS * on_face) * marks * shade
+        face_lab[..., 1:] += (syn_up[..., 1:] - lab[..., 1:]) * np.float32(0.4 * on_face)
+        m = face[..., None]
+        composed = syn_up + (face_lab - syn_up) * m
+        res = lab + (composed - lab) * np.float32(strength)
+        face_strength = float(strength * on_face)
         return cv2.cvtColor(res, cv2.COLOR_Lab2RGB), face_strength
 
     def _texture_and_light(

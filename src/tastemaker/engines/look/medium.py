@@ -33,7 +33,7 @@ Everything is deterministic for a given exemplar, target and settings.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -120,6 +120,12 @@ class ExemplarLevel:
     style_proj: Projection
     fg: np.ndarray  # (h * w, GUIDE_DIMS)
     fs: np.ndarray  # (h * w, STYLE_DIMS)
+    #: both, side by side: (h * w, GUIDE_DIMS + STYLE_DIMS), gathered in one pass by the coherence search
+    f: np.ndarray = field(default_factory=lambda: np.zeros((0, GUIDE_DIMS + STYLE_DIMS), np.float32))
+
+    def __post_init__(self) -> None:
+        if len(self.f) == 0:
+            self.f = np.ascontiguousarray(np.concatenate([self.fg, self.fs], axis=1), np.float32)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -255,22 +261,25 @@ def _search_coherent(
     """Improve ``nnf`` by scoring the current match and its neighbours' shifted matches exactly (Jacobi rounds)."""
     h, w = lv.shape
     gh, gw = nnf.shape[:2]
-    q = np.concatenate([qg * wg[..., None], qs], axis=-1)  # the guide part carries this pixel's weight
+    q = np.concatenate([qg, qs], axis=-1)
     ng = qg.shape[-1]
+    wg2 = wg * wg
     shifts = np.array([(0, 0), *_SHIFTS], np.int32)
+    offsets = shifts * np.int32(stride)
     best = _clamp(nnf, (h, w))
     for _ in range(rounds):
         # candidate c for cell (i, j): the match of cell (i + dy, j + dx), moved back by (dy, dx) * stride
         pad = np.pad(best, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        cands = np.stack([pad[1 + dy : 1 + dy + gh, 1 + dx : 1 + dx + gw] - np.array([dy, dx], np.int32) * stride
-                          for dy, dx in shifts])
+        cands = np.empty((len(shifts), gh, gw, 2), np.int32)
+        for k, (dy, dx) in enumerate(shifts):
+            np.subtract(pad[1 + dy : 1 + dy + gh, 1 + dx : 1 + dx + gw], offsets[k], out=cands[k])
         np.clip(cands[..., 0], RADIUS, h - RADIUS - 1, out=cands[..., 0])
         np.clip(cands[..., 1], RADIUS, w - RADIUS - 1, out=cands[..., 1])
         flat = cands[..., 0] * w + cands[..., 1]  # (9, gh, gw)
-        f = np.concatenate([lv.fg.take(flat, axis=0), lv.fs.take(flat, axis=0)], axis=-1)
-        f[..., :ng] *= wg[None, ..., None]
-        f -= q[None]
-        cost = np.einsum("kijd,kijd->kij", f, f)
+        d = lv.f.take(flat, axis=0)
+        d -= q[None]
+        d *= d
+        cost = d[..., :ng].sum(-1) * wg2[None] + d[..., ng:].sum(-1)
         pick = cost.argmin(axis=0)
         best = np.take_along_axis(cands, pick[None, ..., None], axis=0)[0]
     return best
@@ -293,13 +302,13 @@ def synthesize(
     *,
     guide_weight: np.ndarray | float = GUIDE_WEIGHT,
     iterations: tuple[int, ...] = (2, 2, 2),
-    tone_match: float = 0.6,
+    tone_match: np.ndarray | float = 0.6,
     line_weight: float = 40.0,
 ) -> np.ndarray:
     """Re-draw ``target_lab`` (h, w, 3 float32 Lab, <= ~512 px) from the exemplar's patches.
 
     ``guide_weight`` (scalar or (h, w) map) says how much each pixel's shading must be kept: higher on
-    the face. ``tone_match`` moves the guide's distribution that far toward the exemplar's;
+    the face. ``tone_match`` (scalar or map) moves the guide's distribution that far toward the exemplar's;
     ``line_weight`` darkens contours (L* units at full strength). Returns float32 Lab of the same size.
     """
     H, W = target_lab.shape[:2]
@@ -309,7 +318,7 @@ def synthesize(
     L = target_lab[..., 0]
     blurred = cv2.GaussianBlur(L, (0, 0), guide_sigma(max(H, W)))
     target = target_lab.copy()
-    matched = blurred + (match_tone(blurred, ex.tone) - blurred) * np.float32(tone_match)
+    matched = blurred + (match_tone(blurred, ex.tone) - blurred) * np.asarray(tone_match, np.float32)
     target[..., 0] = np.clip(L + matched - blurred - line_weight * contour_lines(L, max(H, W)), 0.0, 100.0)
     cur: np.ndarray | None = None
     nnf: np.ndarray | None = None
@@ -326,8 +335,11 @@ def synthesize(
             fg, fs = lv.features(guide, cur)
             qg = np.ascontiguousarray(fg[::stride, ::stride])
             qs = np.ascontiguousarray(fs[::stride, ::stride])
-            if k == 0:
+            if k == 0 and it == 0:
                 nnf = _search_coarse(ex, qg, qs)
+            elif k == 0:
+                assert nnf is not None
+                nnf = _search_coherent(lv, nnf, qg, qs, wgrid, stride, rounds=2)
             else:
                 assert nnf is not None
                 if it == 0:
