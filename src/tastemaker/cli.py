@@ -213,7 +213,9 @@ def generate(
     format: Annotated[str, typer.Option("--format", "-f", help="png, jpeg or webp.")] = "png",
     seed: Annotated[int | None, typer.Option(help="Same seed, same images.")] = None,
     strength: Annotated[float, typer.Option(help="0 = untouched, 1 = all the way to the board's look.")] = 0.8,
-    background: Annotated[str, typer.Option(help="auto, keep, blur or backdrop.")] = "auto",
+    background: Annotated[
+        str, typer.Option(help="auto, keep, blur, backdrop or scene (one of the board's pictures).")
+    ] = "auto",
     framing: Annotated[str, typer.Option(help="auto, closeup, portrait, half or full.")] = "auto",
     mode: Annotated[str | None, typer.Option(help="Use one taste mode only (e.g. m2).")] = None,
     engine: Annotated[str, typer.Option(help="Engine name (see `tastemaker engines`).")] = "look",

@@ -411,7 +411,7 @@ class LookEngine:
                 background = "backdrop"
                 info["scene"] = {"fallback": "backdrop", "reason": _no_pins_reason(assets, "a scene")}
             else:
-                out = self._place_in_scene(out, person, face_box_out, pin, mode, char, plan, prep)
+                out = self._place_in_scene(out, person, face_box_out, pin, mode, plan, prep, subject, frame)
                 info["scene"] = {"pin": pin.id, "text": pin.text[:80]}
         if background == "backdrop":
             bd = make_backdrop(
@@ -476,18 +476,38 @@ class LookEngine:
     # ------------------------------------------------------------------ steps
     def _place_in_scene(
         self, out: np.ndarray, person: np.ndarray, face_box: np.ndarray, pin: PinImage, mode: Mode,
-        char: ColourCharacter, plan: VariationPlan, prep: dict[str, Any],
+        plan: VariationPlan, prep: dict[str, Any], subject: Subject, frame: Frame,
     ) -> np.ndarray:
-        """The person in one of the board's pictures, the scene graded into the mode's look."""
+        """The person in one of the board's pictures, the scene graded into the mode's look.
+
+        The selfie's light (a spherical-harmonic fit on its face mesh) and the scene's are measured once
+        per request and passed to the compositor, which relights the person toward the scene.
+        """
         H, W = person.shape
+        with self._lock:
+            lights = prep.setdefault("lights", {})
+            geo = lights.get("geometry", False)
+        if geo is False:
+            geo = scenes.face_geometry(subject.image, subject.face.landmarks)
+            own = scenes.person_light(subject.image, subject.face.landmarks, geometry=geo)
+            with self._lock:
+                lights["geometry"], lights["person"] = geo, own
+        with self._lock:
+            seen = lights.get(pin.id)
+        if seen is None:
+            seen = scenes.scene_light(pin.image)
+            with self._lock:
+                lights[pin.id] = seen
         hint = float(face_box[3] - face_box[1]) / H
         scene = scenes.fit_scene(pin.image, W, H, person_scale_hint=hint, person_mask=person)
         lut = self._lut(prep, mode.look)
         scene8 = cv2.addWeighted(scene, 255.0, scene, 0.0, 0.5, dtype=cv2.CV_8U)
         graded = apply_lut(scene8, lut)
         scene = scene + (graded - scene) * np.float32(0.5 * plan.strength)  # a pin is already in the look
+        face = geo.transformed(frame.matrix()) if geo is not None else None
         return scenes.composite(out, person, tuple(float(v) for v in face_box), scene,  # type: ignore[arg-type]
-                                strength=float(plan.strength), seed=plan.seed)
+                                strength=float(plan.strength), seed=plan.seed, light=(lights["person"], seen),
+                                face=face)
 
     @staticmethod
     def _light(out: np.ndarray, plan: VariationPlan, person: np.ndarray) -> np.ndarray:
