@@ -621,3 +621,35 @@ def test_seed_is_chosen_at_admission_and_recorded(
     # the stored request reproduces the image; each copy carries its own watermark (its own record)
     assert first != second
     assert psnr(decode_image(first), decode_image(second)) > 36.0
+
+
+def _hatching(seed: int, size: int = 320) -> np.ndarray:
+    """Black line work on white paper: diagonal hatching of varying density, as an engraving."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    density = (np.sin(xx / 40.0 + seed) + np.cos(yy / 55.0 - seed) + 2.0) / 4.0
+    lines = ((xx + yy * rng.uniform(0.6, 1.4)) % 7) < 1 + 4 * density
+    ink = np.where(lines, 25, 245).astype(np.uint8)
+    return np.repeat(ink[..., None], 3, axis=2)
+
+
+def test_generation_from_a_stored_board_transfers_its_medium(
+    shared_api: Api, alice: dict[str, str], selfie_bytes: bytes
+) -> None:
+    """The server draws the medium from the stored board's own pins; an uploaded profile cannot, and says so."""
+    files = [("images", (f"hatch-{i}.png", png(_hatching(i)), "image/png")) for i in range(4)]
+    r = shared_api.client.post("/v1/boards", data={"name": "engraved"}, files=files, headers=alice)
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    r = gen(shared_api, alice, selfie_bytes, wait=60, board_id=bid, size=320)
+    assert r.status_code == 200, r.text
+    (image,) = r.json()["images"]
+    assert image["medium"]["kind"] == "line" and image["medium"]["applied"] is True
+    assert image["colour"] == "monochrome"
+    profile = shared_api.client.post("/v1/styleembed", json={"board_id": bid}, headers=alice).json()["profile"]
+    body = {"profile": profile, "selfie": base64.b64encode(selfie_bytes).decode(), "consent": True, "n": 1,
+            "size": 256, "seed": 5}
+    r = shared_api.client.post("/v1/generations", json=body, headers={**alice, "Prefer": "wait=60"})
+    assert r.status_code == 200, r.text
+    (image,) = r.json()["images"]
+    assert image["medium"]["applied"] is False and "board" in image["medium"]["reason"]

@@ -190,6 +190,12 @@ class ImageOut(BaseModel):
     mode: str | None = None
     identity_distance: float | None = None
     style_score: float | None = None
+    colour: str | None = Field(None, description="the mode's colour character: colour, toned or monochrome")
+    medium: dict[str, Any] | None = Field(
+        None, description="the medium drawn (kind, exemplar pin, strength) or why not (fallback, reason)"
+    )
+    scene: dict[str, Any] | None = Field(None, description="the board picture the person was put into, if any")
+    size: dict[str, Any] | None = Field(None, description="set when the output is smaller than requested, and why")
 
 
 class GenerationOut(BaseModel):

@@ -256,6 +256,8 @@ BLOCK_PERIODS = (8.0, 64.0)
 BLOCK_MIN_CYCLES = 3.0
 #: Differences above this percentile of the region's are clipped before averaging.
 BLOCK_CLIP_PCT = 90.0
+BLOCK_NORM_SIGMA = 6.0
+BLOCK_NORM_EPS = 0.5
 #: :func:`is_blocky` flags a score above this.
 BLOCKY_THRESHOLD = 1.5
 #: Relative step between candidate periods (0.2 %: a grid of 15 blocks drifts by under 1/16 period).
@@ -314,6 +316,9 @@ def blockiness(img: np.ndarray, face_box: tuple[int, int, int, int] | None = Non
     # strong edges (eyes, hairline) are clipped so the few rows they cross do not decide a column: block
     # edges run through most rows, the face's own edges do not
     dx, dy = np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0))
+    if BLOCK_NORM_SIGMA > 0:
+        dx = dx / (cv2.GaussianBlur(dx, (0, 0), BLOCK_NORM_SIGMA) + BLOCK_NORM_EPS)
+        dy = dy / (cv2.GaussianBlur(dy, (0, 0), BLOCK_NORM_SIGMA) + BLOCK_NORM_EPS)
     col = np.minimum(dx, np.percentile(dx, BLOCK_CLIP_PCT)).mean(axis=0)
     row = np.minimum(dy, np.percentile(dy, BLOCK_CLIP_PCT)).mean(axis=1)
     top = min(BLOCK_PERIODS[1], longest)

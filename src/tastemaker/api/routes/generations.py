@@ -163,6 +163,7 @@ def job_doc(request: Request, job: Job) -> dict[str, Any]:
                 "mode": rec.get("mode"),
                 "identity_distance": rec.get("identity_distance"),
                 "style_score": rec.get("style_score"),
+                **{k: rec.get(k) for k in ("colour", "medium", "scene", "size")},
             }
         )
     doc = GenerationOut(

@@ -430,8 +430,9 @@ class LookEngine:
         medium = mode.medium
         strength_m = 0.0
         if medium is None:
-            info["medium"] = {"kind": "unknown", "applied": False,
-                              "reason": "the profile predates medium analysis; rebuild it from the board"}
+            info["medium"] = {"kind": "unknown", "applied": False, "fallback": "grade only",
+                              "reason": "the profile carries no medium analysis (a private release, or made before "
+                                        "it); give the board itself to transfer its medium"}
         elif medium.photographic:
             info["medium"] = {"kind": "photo", "applied": False}
         else:
