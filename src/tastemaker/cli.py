@@ -107,10 +107,12 @@ def _warn_skipped(board: Any) -> None:
 
 def _modes_table(profile: Any) -> Table:
     table = Table(title=f"Taste profile of board '{profile.board.get('name', '')}'", show_lines=False)
-    for col in ("mode", "look", "weight", "pins", "top tags"):
+    for col in ("mode", "look", "medium", "weight", "pins", "top tags"):
         table.add_column(col)
     for m in profile.modes:
-        table.add_row(m.id, m.name, f"{m.weight:.2f}", str(m.n_pins), ", ".join(list(m.tags)[:4]))
+        medium = "?" if m.medium is None else (
+            m.medium.kind if m.medium.photographic else f"{m.medium.kind} ({m.medium.strength:.2f})")
+        table.add_row(m.id, m.name, medium, f"{m.weight:.2f}", str(m.n_pins), ", ".join(list(m.tags)[:4]))
     return table
 
 
