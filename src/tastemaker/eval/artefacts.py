@@ -307,15 +307,16 @@ def blockiness(img: np.ndarray, face_box: tuple[int, int, int, int] | None = Non
         img = img[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
     if img.size == 0:
         return 0.0
-    grey = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-    g = grey.astype(np.float32)
-    h, w = g.shape
+    g = img.astype(np.float32)
+    if g.ndim == 2:
+        g = g[..., None]
+    h, w = g.shape[:2]
     longest = min(h, w) / BLOCK_MIN_CYCLES
     if longest < BLOCK_PERIODS[0]:
         return 0.0
     # strong edges (eyes, hairline) are clipped so the few rows they cross do not decide a column: block
     # edges run through most rows, the face's own edges do not
-    dx, dy = np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0))
+    dx, dy = np.abs(np.diff(g, axis=1)).sum(axis=2), np.abs(np.diff(g, axis=0)).sum(axis=2)
     if BLOCK_NORM_SIGMA > 0:
         dx = dx / (cv2.GaussianBlur(dx, (0, 0), BLOCK_NORM_SIGMA) + BLOCK_NORM_EPS)
         dy = dy / (cv2.GaussianBlur(dy, (0, 0), BLOCK_NORM_SIGMA) + BLOCK_NORM_EPS)

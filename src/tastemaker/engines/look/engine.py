@@ -75,10 +75,13 @@ EXEMPLAR_CROP = 640
 #: at full hold it gets none
 HOLDS = (0.0, 0.5, 0.8, 1.0)
 FACE_MEDIUM = (1.0, 0.7, 0.4, 0.0)
+FACE_DETAIL = (0.3, 0.55, 0.8, 1.0)
 #: the marks' amplitude on the face at hold 0, relative to elsewhere, at most MARK_CLIP L* either way, and
 #: full only where the skin is darker than SHADE_FROM L*
 FACE_MARKS = 0.8
 MARK_CLIP = 22.0
+#: the marks' scale in synthesis pixels: an engraver's lines are fine, a painter's strokes broader
+MARK_SCALE = {"line": 1.2, "paint": 2.5}
 SHADE_FROM = 70.0
 MAX_EXEMPLARS = 3
 
@@ -560,13 +563,20 @@ class LookEngine:
         # the face: the selfie's own structure, every scale of it, with the medium's marks laid over it
         # (a stroke never replaces an eyelid); the rest of the picture is the synthesis itself
         on_face = float(np.interp(hold, HOLDS, FACE_MEDIUM))
-        sigma = max(1.0, 1.2 / f)
-        marks = np.clip(syn_up[..., 0] - cv2.GaussianBlur(syn_up[..., 0], (0, 0), sigma), -MARK_CLIP, MARK_CLIP)
+        sigma = max(1.0, MARK_SCALE.get(kind, 1.2) / f)
+        detail = syn_up - cv2.GaussianBlur(syn_up, (0, 0), sigma)
+        marks = np.clip(detail[..., 0], -MARK_CLIP, MARK_CLIP)
         # as an engraver shades a face: marks in its shadows, little on its lit skin
         shade = np.clip((SHADE_FROM - lab[..., 0]) / 35.0, 0.3, 1.0)
         face_lab = lab.copy()
+        # the selfie's finest detail (pores, fine wrinkles) is a photograph's, not a painting's: smoothed
+        # away edge-aware as far as the hold allows, while eyes, brows and mouth keep their edges
+        keep_detail = float(np.interp(hold, HOLDS, FACE_DETAIL))
+        if keep_detail < 1.0:
+            face_lab[..., 0] = _smooth_face(lab[..., 0], face, f / MARK_SCALE.get(kind, 1.2), keep_detail)
         face_lab[..., 0] += np.float32(FACE_MARKS * on_face) * marks * shade
         face_lab[..., 1:] += (syn_up[..., 1:] - lab[..., 1:]) * np.float32(0.4 * on_face)
+        face_lab[..., 1:] += detail[..., 1:] * np.float32(0.6 * on_face)  # the strokes' own colour
         m = face[..., None]
         composed = syn_up + (face_lab - syn_up) * m
         res = lab + (composed - lab) * np.float32(strength)
@@ -639,6 +649,30 @@ class LookEngine:
                 noise *= 1.0 - face * np.float32(hold)
             cv2.add(out, cv2.merge((noise, noise, noise)), dst=out)
         return out
+
+
+def _smooth_face(L: np.ndarray, face: np.ndarray, f: float, keep: float) -> np.ndarray:
+    """``L`` with the face's finest detail reduced to ``keep`` of itself by an edge-aware (guided) filter.
+
+    Only the face's bounding box is filtered; ``f`` is the synthesis scale (the filter's radius follows
+    the size of the medium's marks).
+    """
+    ys, xs = np.nonzero(face > 0.02)
+    out = L.copy()
+    if len(ys) == 0:
+        return out
+    pad = max(4, round(4 / f))
+    y0, y1 = max(0, ys.min() - pad), min(L.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(L.shape[1], xs.max() + pad + 1)
+    crop = np.ascontiguousarray(L[y0:y1, x0:x1])
+    radius = max(2, round(1.5 / f))
+    guided = getattr(getattr(cv2, "ximgproc", None), "guidedFilter", None)
+    if guided is not None:
+        smooth = guided(crop, crop, radius, 64.0)
+    else:  # a plain OpenCV build: the bilateral filter does the same job, slower
+        smooth = cv2.bilateralFilter(crop, 2 * radius + 1, 6.0, float(radius))
+    out[y0:y1, x0:x1] = smooth + (crop - smooth) * np.float32(keep)
+    return out
 
 
 def _with_params(plan: VariationPlan, **params: Any) -> VariationPlan:
