@@ -451,8 +451,8 @@ class LookEngine:
                                       "reason": f"exemplar pin {pin.id}: {exc}"}
                 else:
                     strength_m = float(medium.strength) * float(plan.strength)
-                    key = (plan.seed, plan.index, plan.mode_id, ex.key, W, H, plan.background,
-                           plan.params.get("scene"))
+                    key = (plan.seed, plan.index, self._look_key(look), plan.strength, ex.key, W, H,
+                           plan.background, plan.params.get("scene"))
                     out, face_strength = self._medium(out, face, ex, strength_m, hold, medium.kind, prep, key)
                     info["medium"] = {"kind": medium.kind, "applied": True, "exemplar": pin.id,
                                       "strength": round(strength_m, 3), "face_strength": round(face_strength, 3)}
