@@ -7,7 +7,10 @@ source, pinned within a day. For each, with the defence on (default) and off:
 * attack share — total engagement weight the profile gives the injected pins;
 * brand pull   — how strongly the profile pulls toward the brand look: sum over modes of
                  mode weight x style similarity to the brand look (clean board = baseline);
-* output drift — style similarity of generated images (n=2, 384 px) to the brand look.
+* output drift — style similarity of generated images (n=2, 384 px) to the brand look;
+* output share — the share of planned outputs (n = 1..8, 8 seeds each) drawn in the mode that holds most
+                 of the injected pins: the planner promises no variation to a flagged or light mode, so
+                 this stays at or under that mode's defended weight.
 
 Clean-quality cost: on the clean board, the defended profile's fit to its own pins relative to the
 undefended one (1.0 = no cost) and whether any clean pin was flagged.
@@ -29,8 +32,10 @@ from _common import DEMO, brand_image, synthetic_pins
 from tastemaker.boards import Pin, build_board
 from tastemaker.encoders.style import describe, style_similarity
 from tastemaker.engines.base import GenerationRequest
+from tastemaker.engines.planning import plan_variations
 from tastemaker.media import encode_image
 from tastemaker.pipeline import generate, prepare_subject
+from tastemaker.prompt import parse_prompt
 from tastemaker.provenance.service import Provenance
 from tastemaker.taste.profile import ProfileConfig, TasteProfile, build_profile
 from tastemaker.taste.robust import RobustConfig
@@ -59,6 +64,25 @@ def pull(profile: TasteProfile, brand_vec: np.ndarray) -> float:
     return float(sum(profile.mode_weights_for(brand_vec)))
 
 
+def output_share(profile: TasteProfile) -> tuple[float, float]:
+    """(share of planned outputs in the brand pins' mode, that mode's weight) over n = 1..8, 8 seeds each."""
+    counts: dict[str, int] = {}
+    for e in profile.pins:
+        if e.image.startswith("brand"):
+            counts[e.mode] = counts.get(e.mode, 0) + 1
+    if not counts:
+        return 0.0, 0.0
+    brand_mode = max(counts, key=lambda m: counts[m])
+    intent = parse_prompt("", [(m.id, m.text, m.weight) for m in profile.modes])
+    hits = total = 0
+    for n in range(1, 9):
+        for seed in range(8):
+            plans = plan_variations(GenerationRequest(n=n, seed=seed), profile, intent, backgrounds=("keep",))
+            hits += sum(p.mode_id == brand_mode for p in plans)
+            total += n
+    return hits / total, profile.mode(brand_mode).weight
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="no image generation")
@@ -81,7 +105,8 @@ def main() -> None:
                 res = generate(GenerationRequest(n=2, size=384, seed=5), subject=subject, profile=prof, provenance=prov)
                 drift = float(np.mean([style_similarity(describe(i.pixels), brand_vec) for i in res.images]))
             rows[(rate, label)] = (n_attack, share, pull(prof, brand_vec), drift,
-                                   sum(1 for e in prof.pins if e.flags and not e.image.startswith("brand")))
+                                   sum(1 for e in prof.pins if e.flags and not e.image.startswith("brand")),
+                                   *output_share(prof))
             if rate == 0.0:
                 descs = [describe(t) for t in board.thumbs]
                 fit[label] = float(np.mean([prof.style_score(d) for d in descs]))
@@ -93,6 +118,10 @@ def main() -> None:
         d, u = rows[(rate, "defended")], rows[(rate, "undefended")]
         print(f"{rate:>9.0%}{d[0]:>6}{'':>3}{d[1]:>13.3f}{u[1]:>13.3f}{d[2]:>13.3f}{u[2]:>13.3f}"
               f"{d[3]:>13.3f}{u[3]:>13.3f}")
+    print(f"{'injected':>9}  output share in the brand mode (defended) vs that mode's weight")
+    for rate in RATES[1:]:
+        d = rows[(rate, "defended")]
+        print(f"{rate:>9.0%}  {d[5]:.3f} vs {d[6]:.3f}")
     cost = fit["defended"] / fit["undefended"]
     flagged_clean = max(rows[(r, "defended")][4] for r in RATES)
     print(f"clean-quality cost: defended fit / undefended fit on the clean board = {cost:.3f}; "
@@ -104,6 +133,8 @@ def main() -> None:
         "pull_20_undefended": round(rows[(0.2, "undefended")][2], 4),
         "pull_clean": round(rows[(0.0, "defended")][2], 4),
         "clean_fit_ratio": round(cost, 4),
+        "output_share_20_defended": round(rows[(0.2, "defended")][5], 4),
+        "brand_mode_weight_20_defended": round(rows[(0.2, "defended")][6], 4),
     }
     print(json.dumps(out))
 

@@ -340,3 +340,30 @@ def test_pins_keep_their_bytes_reader(tmp_path: Path, demo_board: Board) -> None
     board = make_board("x", demo_board.thumbs[:2], [Pin(image="a.png"), Pin(image="b.png")])
     assert board.reader is not None
     assert board.reader(board.pins[0])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_poisoned_mode_gets_no_guaranteed_variation(demo_board: Board) -> None:
+    """Four look-alike 'buy now' pins with 900 saves each on the demo board become a light, flagged mode:
+    it must not claim one output in four just for existing (issue 11, item 13)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tastemaker.boards import build_board
+
+    from .conftest import neon_image
+
+    items = [(p, encode_image(t, "png")) for p, t in zip(demo_board.pins, demo_board.thumbs, strict=True)]
+    t0 = datetime(2024, 7, 1, tzinfo=UTC)
+    for i in range(4):
+        img = np.roll(neon_image(3, 320), 7 * i, axis=1)
+        items.append((Pin(image=f"buy-now-{i}.png", saves=900, clicks=2000, dwell_seconds=600.0,
+                          pinned_at=t0 + timedelta(minutes=i), source="brand.example", title="buy now"),
+                      encode_image(img, "png")))
+    profile = build_profile(build_board("poisoned", items))
+    brand = {e.mode for e in profile.pins if e.image.startswith("buy-now")}
+    assert len(brand) == 1
+    (mode,) = brand
+    assert profile.mode(mode).weight < 0.15
+    intent = parse_prompt("", [(m.id, m.text, m.weight) for m in profile.modes])
+    share = np.mean([p.mode_id == mode for seed in range(12)
+                     for p in plan_variations(GenerationRequest(n=4, seed=seed), profile, intent, backgrounds=("keep",))])
+    assert share <= profile.mode(mode).weight
