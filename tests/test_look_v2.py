@@ -364,6 +364,7 @@ def test_a_poisoned_mode_gets_no_guaranteed_variation(demo_board: Board) -> None
     (mode,) = brand
     assert profile.mode(mode).weight < 0.15
     intent = parse_prompt("", [(m.id, m.text, m.weight) for m in profile.modes])
-    share = np.mean([p.mode_id == mode for seed in range(12)
-                     for p in plan_variations(GenerationRequest(n=4, seed=seed), profile, intent, backgrounds=("keep",))])
+    plans = [p for seed in range(12)
+             for p in plan_variations(GenerationRequest(n=4, seed=seed), profile, intent, backgrounds=("keep",))]
+    share = np.mean([p.mode_id == mode for p in plans])
     assert share <= profile.mode(mode).weight
