@@ -149,3 +149,82 @@ def test_pins_are_in_canonical_order(tmp_path: Path) -> None:
     hashes = [p.sha256 for p in board.pins]
     assert hashes == sorted(hashes)
     assert all(t.dtype == np.uint8 and max(t.shape[:2]) <= 256 for t in board.thumbs)
+
+
+# ------------------------------------------------------------------ hostile board folders (issue 11)
+
+
+def test_deeply_nested_pins_jsonl_names_the_line(tmp_path: Path) -> None:
+    d = _board_dir(tmp_path)
+    (d / "pins.jsonl").write_text('{"image": "p0.png"}\n' + '{"image": "p1.png", "x": ' + "[" * 100_000 + "\n")
+    with pytest.raises(PinsFileError, match=r"pins\.jsonl, line 2: .*nested"):
+        load_board(d)
+
+
+def test_huge_integer_in_pins_jsonl_names_the_line(tmp_path: Path) -> None:
+    d = _board_dir(tmp_path)
+    (d / "pins.jsonl").write_text('{"image": "p0.png", "saves": ' + "9" * 5000 + "}\n")
+    with pytest.raises(PinsFileError, match=r"pins\.jsonl, line 1: .*digits"):
+        load_board(d)
+
+
+def test_symlinked_image_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    d = _board_dir(tmp_path)
+    secret = tmp_path / "elsewhere" / "private.png"
+    secret.parent.mkdir()
+    secret.write_bytes(encode_image(neon_image(9, 64), "png"))
+    (d / "leak.png").symlink_to(secret)
+    (d / "inside.png").symlink_to(d / "p0.png")  # a link that stays in the folder is fine (same image: dup)
+    board = load_board(d)
+    assert "leak.png" not in [p.image for p in board.pins]
+    assert any(name == "leak.png" and "outside the board folder" in why for name, why in board.skipped)
+    assert board.reader is not None
+    with pytest.raises(BoardError, match="outside the board folder"):
+        from tastemaker.boards import Pin, folder_reader
+
+        folder_reader(d)(Pin(image="leak.png"))
+
+
+def test_pins_file_listing_a_link_outside_is_refused(tmp_path: Path) -> None:
+    d = _board_dir(tmp_path)
+    secret = tmp_path / "private.png"
+    secret.write_bytes(encode_image(neon_image(9, 64), "png"))
+    (d / "leak.png").symlink_to(secret)
+    (d / "pins.csv").write_text("image,saves\nleak.png,3\n")
+    with pytest.raises(PinsFileError, match="outside the board folder"):
+        load_board(d)
+
+
+def test_pins_file_linked_outside_is_refused(tmp_path: Path) -> None:
+    d = _board_dir(tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text("image\np0.png\n")
+    (d / "pins.csv").symlink_to(other)
+    with pytest.raises(BoardError, match="outside the board folder"):
+        load_board(d)
+
+
+def test_pins_file_linked_to_an_endless_device_does_not_hang(tmp_path: Path) -> None:
+    d = _board_dir(tmp_path)
+    (d / "pins.csv").symlink_to("/dev/zero")
+    with pytest.raises(BoardError):
+        load_board(d)
+
+
+def test_pins_file_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    import os
+
+    d = _board_dir(tmp_path)
+    os.mkfifo(d / "pins.jsonl")  # opening a FIFO for reading would block until a writer comes
+    with pytest.raises(BoardError, match="not a regular file"):
+        load_board(d)
+
+
+def test_oversized_pins_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tastemaker.boards as boards
+
+    monkeypatch.setattr(boards, "MAX_PINS_FILE_BYTES", 1000)
+    d = _board_dir(tmp_path)
+    (d / "pins.csv").write_text("image,title\n" + "".join(f"p0.png,{'x' * 50}\n" for _ in range(40)))
+    with pytest.raises(PinsFileError, match="over the"):
+        load_board(d)

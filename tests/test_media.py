@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +158,43 @@ def test_encoded_output_carries_no_input_metadata() -> None:
     src = _save(Image.fromarray(_gradient()), "JPEG", exif=exif.tobytes())
     out = encode_image(decode_image(src), "jpeg")
     assert b"SecretCam" in src and b"SecretCam" not in out
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """A typical 022 umask, under which a plain open() makes world-readable files."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_write_atomic_makes_private_files(tmp_path: Path, loose_umask: None) -> None:
+    """Outputs, identity files and blobs hold faces: 0600, whatever the umask (issue 11, item 11)."""
+    p = write_atomic(tmp_path / "face.png", b"123")
+    assert stat.S_IMODE(p.stat().st_mode) == 0o600
+
+
+def test_write_atomic_never_widens_an_existing_files_mode(tmp_path: Path, loose_umask: None) -> None:
+    p = tmp_path / "key.pem"
+    p.write_bytes(b"old")
+    p.chmod(0o400)
+    write_atomic(p, b"new", mode=0o644)  # asked for wider: still no more than what the file had
+    assert stat.S_IMODE(p.stat().st_mode) == 0o400 and p.read_bytes() == b"new"
+
+
+def test_write_atomic_public_mode_is_opt_in(tmp_path: Path, loose_umask: None) -> None:
+    p = write_atomic(tmp_path / "schema.json", b"{}", mode=0o644)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_new_output_folders_are_private(tmp_path: Path, loose_umask: None) -> None:
+    out = ensure_writable_dir(tmp_path / "a" / "out")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
+    existing = tmp_path / "mine"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    ensure_writable_dir(existing)  # a folder the user made keeps the mode they gave it
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o755

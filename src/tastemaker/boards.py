@@ -18,7 +18,10 @@ field              meaning                                                  defa
 
 (*) a pin with no ``pinned_at`` is treated as being as recent as the newest pin: no recency decay.
 
-Images in the folder that the pins file does not list still count, with default engagement.
+Images in the folder that the pins file does not list still count, with default engagement. A folder is
+read as what it is, not as what it links to: an image or pins file that is a link to somewhere outside the
+folder is refused (never read), and a pins file must be a regular file of at most
+:data:`MAX_PINS_FILE_BYTES`, so a link to an endless device cannot hang the import.
 Unreadable images are skipped and reported in :attr:`Board.skipped` (the CLI prints them); a board
 with no readable image at all is an :class:`~tastemaker.errors.EmptyBoardError`.
 """
@@ -30,6 +33,7 @@ import hashlib
 import io
 import json
 import math
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from . import safejson
 from .errors import BoardError, EmptyBoardError, ImageError, PinsFileError
 from .media import (
     DEFAULT_MAX_BYTES,
@@ -49,6 +54,9 @@ from .media import (
 )
 
 PIN_FIELDS = ("image", "saves", "clicks", "dwell_seconds", "pinned_at", "title", "tags", "source")
+#: Largest pins.csv / pins.jsonl read (about 50,000 pins with titles and tags): a link to an endless device
+#: or a runaway export is refused instead of read forever.
+MAX_PINS_FILE_BYTES = 16 * 1024 * 1024
 #: Longest side of the thumbnails kept per pin (all style analysis runs on these).
 THUMB_SIDE = 256
 
@@ -205,12 +213,41 @@ def _row_to_pin(row: dict[str, Any], path: Path, line: int) -> Pin:
     )
 
 
-def parse_pins_csv(path: Path) -> list[tuple[int, Pin]]:
-    """Parse ``pins.csv``; returns (line, pin) pairs. Errors name the file and line."""
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path``, with every link followed, is ``root`` or lies under it."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.resolve(strict=True).is_relative_to(root.resolve(strict=True))
+    except (OSError, RuntimeError):  # missing, dangling or a link loop
+        return False
+
+
+def read_pins_text(path: Path) -> str:
+    """A pins file's text: a regular file of at most :data:`MAX_PINS_FILE_BYTES` (checked before and while
+    reading, so neither a device, a FIFO nor a file that keeps growing can hold the import up)."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise BoardError(f"{path}: cannot read ({exc.strerror})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise BoardError(f"{path} is not a regular file; a pins file must be a plain CSV or JSONL file")
+    if st.st_size > MAX_PINS_FILE_BYTES:
+        raise PinsFileError(path, 1, f"{st.st_size / 1e6:.1f} MB is over the {MAX_PINS_FILE_BYTES / 1e6:.0f} MB limit")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PINS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise BoardError(f"{path}: cannot read ({exc.strerror})") from exc
+    if len(data) > MAX_PINS_FILE_BYTES:
+        raise PinsFileError(path, 1, f"over the {MAX_PINS_FILE_BYTES / 1e6:.0f} MB limit (it grew while being read)")
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise PinsFileError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+
+
+def parse_pins_csv(path: Path) -> list[tuple[int, Pin]]:
+    """Parse ``pins.csv``; returns (line, pin) pairs. Errors name the file and line."""
+    text = read_pins_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = reader.fieldnames
@@ -238,17 +275,16 @@ def parse_pins_csv(path: Path) -> list[tuple[int, Pin]]:
 def parse_pins_jsonl(path: Path) -> list[tuple[int, Pin]]:
     """Parse ``pins.jsonl`` (one JSON object per line; blank lines allowed)."""
     out: list[tuple[int, Pin]] = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise PinsFileError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
+    lines = read_pins_text(path).splitlines()
     for i, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise PinsFileError(path, i, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+            row = safejson.loads(raw, what="the line")
+        except safejson.JSONSyntaxError as exc:
+            raise PinsFileError(path, i, f"invalid JSON ({exc.detail})") from exc
+        except (safejson.JSONTooDeepError, safejson.JSONNumberTooLargeError) as exc:
+            raise PinsFileError(path, i, exc.message) from exc
         if not isinstance(row, dict):
             raise PinsFileError(path, i, f"each line must be a JSON object, got {type(row).__name__}")
         out.append((i, _row_to_pin(row, path, i)))
@@ -258,11 +294,17 @@ def parse_pins_jsonl(path: Path) -> list[tuple[int, Pin]]:
 def read_pins_file(folder: Path) -> tuple[Path | None, dict[str, Pin]]:
     """Find and parse the board's pins file, if any; refuse duplicates and missing images."""
     csv_path, jsonl_path = folder / "pins.csv", folder / "pins.jsonl"
-    if csv_path.exists() and jsonl_path.exists():
+
+    def present(p: Path) -> bool:
+        return p.is_symlink() or p.exists()
+
+    if present(csv_path) and present(jsonl_path):
         raise BoardError(f"{folder}: both pins.csv and pins.jsonl exist; keep one")
-    path = csv_path if csv_path.exists() else jsonl_path if jsonl_path.exists() else None
+    path = csv_path if present(csv_path) else jsonl_path if present(jsonl_path) else None
     if path is None:
         return None, {}
+    if not inside(folder, path):
+        raise BoardError(f"{path} links outside the board folder (or nowhere); copy the file into the folder")
     rows = parse_pins_csv(path) if path.suffix == ".csv" else parse_pins_jsonl(path)
     pins: dict[str, Pin] = {}
     for line, pin in rows:
@@ -270,6 +312,8 @@ def read_pins_file(folder: Path) -> tuple[Path | None, dict[str, Pin]]:
             raise PinsFileError(path, line, f"image {pin.image!r} is listed twice")
         if not (folder / pin.image).is_file():
             raise PinsFileError(path, line, f"image {pin.image!r} not found in {folder}")
+        if not inside(folder, folder / pin.image):
+            raise PinsFileError(path, line, f"image {pin.image!r} is a link to a file outside the board folder")
         pins[pin.image] = pin
     return path, pins
 
@@ -344,6 +388,8 @@ def folder_reader(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[[P
     """Read a pin's image from its board folder, refusing a file that changed since the board was loaded."""
 
     def read(pin: Pin) -> bytes:
+        if not inside(root, root / pin.image):
+            raise BoardError(f"{root / pin.image} is a link to a file outside the board folder; refusing to read it")
         data = read_image_bytes(root / pin.image, max_bytes=max_bytes)
         if pin.sha256 and hashlib.sha256(data).hexdigest() != pin.sha256:
             raise BoardError(f"{root / pin.image} changed since the board was loaded; load the board again")
@@ -371,6 +417,9 @@ def load_board(
     skipped: list[tuple[str, str]] = []
     for path in files:
         pin = listed.get(path.name) or Pin(image=path.name)
+        if not inside(root, path):  # a link that leaves the folder: never read what it points at
+            skipped.append((path.name, "a link to a file outside the board folder (not read)"))
+            continue
         try:
             data = read_image_bytes(path, max_bytes=max_bytes)
         except ImageError as exc:

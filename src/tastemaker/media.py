@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -243,11 +244,43 @@ def suffix_for(fmt: str) -> str:
     return {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}[normalize_format(fmt)]
 
 
+#: Mode of files that may hold a face, a key or someone's taste (outputs, identity files, blobs, ledgers).
+PRIVATE_FILE = 0o600
+#: Mode of folders Tastemaker creates for such files.
+PRIVATE_DIR = 0o700
+
+
+def make_private_dirs(path: Path | str) -> Path:
+    """Create ``path`` and any missing parents as 0700 folders (folders that already exist keep their mode).
+
+    ``Path.mkdir(mode=...)`` applies the mode to the last folder only, and through the umask; this applies
+    it to every folder it creates, exactly.
+    """
+    p = Path(path)
+    missing = []
+    q = p
+    while not q.exists():
+        missing.append(q)
+        if q.parent == q:
+            break
+        q = q.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue  # made by someone else meanwhile: theirs, keep its mode
+        os.chmod(d, PRIVATE_DIR)
+    if not p.is_dir():
+        raise NotADirectoryError(f"{p} is not a folder")
+    return p
+
+
 def ensure_writable_dir(path: Path | str) -> Path:
-    """Create ``path`` if needed and prove we can write there, before any expensive work starts."""
+    """Create ``path`` if needed (0700: outputs hold faces) and prove we can write there, before any
+    expensive work starts."""
     p = Path(path)
     try:
-        p.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(p)
         fd, probe = tempfile.mkstemp(prefix=".tm-write-test-", dir=p)
         os.close(fd)
         os.unlink(probe)
@@ -256,18 +289,23 @@ def ensure_writable_dir(path: Path | str) -> Path:
     return p
 
 
-def write_atomic(path: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file + rename, so readers never see half a file."""
+def write_atomic(path: Path | str, data: bytes, *, mode: int = PRIVATE_FILE) -> Path:
+    """Write ``data`` to ``path`` via a temp file + rename, so readers never see half a file.
+
+    The file gets ``mode`` (default 0600: most of what Tastemaker writes holds a face, a key or a taste),
+    never more than an existing file at ``path`` had: rewriting a 0600 key never makes it readable.
+    """
     p = Path(path)
     try:
+        try:
+            mode &= stat.S_IMODE(p.stat().st_mode)
+        except FileNotFoundError:
+            pass
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            # mkstemp makes 0600 files; give the result the permissions a plain open() would have
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, mode)  # mkstemp made it 0600; the mode is applied exactly, not through the umask
             os.replace(tmp, p)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

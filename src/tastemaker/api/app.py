@@ -30,10 +30,10 @@ from ..errors import RequestError, TastemakerError
 from ..store import Store
 from ..worker import JobRunner
 from .deps import Services
-from .errors import NotFoundError, RequestTooLargeError, ServiceError
+from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError
 from .limits import RateLimiter
 from .routes import account, boards, feedback, generations, styleembed, verify
-from .schemas import FeedbackIn, GenerationCreate, VerifyIn
+from .schemas import FeedbackIn, GenerationCreate, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("tastemaker.api")
@@ -43,10 +43,6 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 class MethodNotAllowedError(ServiceError):
     code = "method_not_allowed"
     http_status = 405
-
-
-class MalformedBodyError(RequestError):
-    code = "malformed_body"
 
 
 class InternalError(TastemakerError):
@@ -261,7 +257,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 #: Request bodies that routes parse themselves (JSON or multipart) and reference from ``openapi_extra``.
-BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn)
+BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn, StyleEmbedIn)
 
 
 def _publish_body_models(app: FastAPI) -> None:

@@ -7,7 +7,8 @@
     │   ├── ConsentRequiredError                   400 consent_required
     │   ├── RequestTooLargeError                   413 request_too_large
     │   ├── UnsupportedMediaTypeError              415 unsupported_media_type
-    │   └── IdempotencyKeyReusedError              422 idempotency_key_reused
+    │   ├── IdempotencyKeyReusedError              422 idempotency_key_reused
+    │   └── MalformedBodyError                     422 malformed_body
     ├── AuthError                                  401 (base, never raised itself)
     │   ├── MissingApiKeyError                     401 missing_api_key
     │   ├── InvalidApiKeyError                     401 invalid_api_key
@@ -59,6 +60,12 @@ class UnsupportedMediaTypeError(InputError):
 
 class IdempotencyKeyReusedError(InputError):
     code = "idempotency_key_reused"
+
+
+class MalformedBodyError(InputError):
+    """A body the framework parses (form, JSON model) that is not what its content type says."""
+
+    code = "malformed_body"
 
 
 class AuthError(ServiceError):
@@ -182,6 +189,7 @@ __all__ = [
     "IdempotencyInProgressError",
     "IdempotencyKeyReusedError",
     "InvalidApiKeyError",
+    "MalformedBodyError",
     "MissingApiKeyError",
     "NotFoundError",
     "QueueFullError",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..api.errors import BlobMissingError, StoreError
 from ..errors import OutputError
-from ..media import write_atomic
+from ..media import make_private_dirs, write_atomic
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -45,7 +45,7 @@ class BlobStore:
         if p.exists():
             return digest
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(p.parent)  # board images and outputs show faces: 0700 folders, 0600 files
             write_atomic(p, data)
         except (OSError, OutputError) as exc:
             raise StoreError(f"cannot write blob {digest[:12]}… under {self.root}: {exc}") from exc

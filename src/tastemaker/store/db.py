@@ -7,6 +7,7 @@ generous busy timeout so concurrent writers queue instead of failing.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..api.errors import ConfigurationError
+from ..media import make_private_dirs
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -28,6 +30,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file 0600 in a 0700 folder before SQLite does (it would follow the umask, and
+    its -wal and -shm files copy the main file's mode). The database names accounts and holds pins."""
+    make_private_dirs(path.parent)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    os.chmod(path, 0o600)
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url``; creates the SQLite file's folder. Unknown backends are a configuration error."""
     try:
@@ -37,7 +50,7 @@ def create_db_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database).expanduser())
         engine = create_engine(
             parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ProfileError
+from ..media import make_private_dirs
 from ..provenance.ledger import load_or_create_key
 from .profile import TasteProfile
 
@@ -35,8 +36,7 @@ EXPORT_VERSION = 1
 
 def profile_key(data_dir: Path | str) -> Ed25519PrivateKey:
     """This installation's profile-signing key (created on first use)."""
-    d = Path(data_dir) / "keys"
-    d.mkdir(parents=True, exist_ok=True)
+    d = make_private_dirs(Path(data_dir) / "keys")
     return load_or_create_key(d / "profile-ed25519.pem")
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +46,7 @@ from pydantic import BaseModel, Field
 
 from ..encoders.style import FEATURE_NAMES, features_to_vector, lab_to_rgb8, vector_to_features
 from ..errors import PrivacyBudgetError
-from ..media import write_atomic
+from ..media import make_private_dirs, write_atomic
 from .profile import TONE_POINTS, LookParams, Mode, TasteProfile
 
 #: L2 clip of a pin's centred contribution (style units + tone/8): about the 90th percentile of
@@ -149,9 +148,8 @@ class Accountant:
             if release_id is not None:
                 entry["id"] = release_id
             releases.append(entry)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps({"releases": releases}, indent=1).encode())
-            os.chmod(self.path, 0o600)
+            make_private_dirs(self.path.parent)
+            write_atomic(self.path, json.dumps({"releases": releases}, indent=1).encode())  # 0600
             return after
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
+from ... import safejson
 from ...audit import REQUEST_DENIED
 from ...errors import RequestError
 from ...store import repo
@@ -30,12 +30,9 @@ def is_json(ctype: str) -> bool:
 
 
 async def json_body(request: Request) -> Any:
-    """The body parsed as JSON, or a 422 that says why it is not."""
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"the body is not valid JSON ({exc})") from None
+    """The body parsed as JSON: 422 when it is not JSON, 400 ``json_too_deep`` / ``json_number_too_large``
+    when it is nested or numbered beyond what any Tastemaker request needs (see :mod:`tastemaker.safejson`)."""
+    return safejson.loads(await request.body(), what="the body")
 
 
 def validate_body(model: type[M], data: Any) -> M:

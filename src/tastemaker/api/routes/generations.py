@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from ... import safejson
 from ...audit import GENERATION_CREATED
 from ...engines.base import GenerationRequest
 from ...errors import RequestError
@@ -119,19 +120,13 @@ async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
                 fields["selfie"] = "(file)"
             elif isinstance(value, str):
                 if key == "profile":
-                    try:
-                        fields[key] = json.loads(value)
-                    except json.JSONDecodeError as exc:
-                        raise RequestError(f"profile: not valid JSON ({exc.msg})") from None
+                    fields[key] = safejson.loads(value, what="profile")
                 elif key in _MULTIPART_FIELDS and value != "":
                     fields[key] = value
                 elif key not in _MULTIPART_FIELDS:
                     raise RequestError(f"unknown form field {key!r}")
             elif key == "profile" and isinstance(value, UploadFile):
-                try:
-                    fields["profile"] = json.loads(await value.read())
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise RequestError("profile: the uploaded file is not valid JSON") from None
+                fields["profile"] = safejson.loads(await value.read(), what="profile (the uploaded file)")
             else:
                 raise RequestError(f"unexpected file part {key!r}; the selfie goes in a part named 'selfie'")
         if selfie_bytes is None:

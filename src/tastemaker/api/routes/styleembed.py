@@ -6,32 +6,57 @@ every call. A cached profile is returned as the stored body, untouched (header `
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from ... import safejson
 from ...audit import STYLEEMBED
 from ...store import repo
 from ...store.models import utcnow
 from ..deps import Idempotency, IdempotencyKey, ServicesDep, SessionDep, StyleEmbedAccount, fingerprint, request_id
+from ..errors import MalformedBodyError, UnsupportedMediaTypeError
 from ..profiles import ensure_profile
 from ..schemas import StyleEmbedIn, StyleEmbedOut
-from .common import AUTH_ERRORS, errors, owned_board
+from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, validate_body
 
 router = APIRouter(tags=["taste"], responses=AUTH_ERRORS)
+
+
+async def styleembed_body(request: Request, principal: StyleEmbedAccount) -> StyleEmbedIn:
+    """The JSON body, read after authentication and through the bounded parser (nesting, numbers)."""
+    ctype = media_type(request)
+    if not is_json(ctype):
+        raise UnsupportedMediaTypeError(f"send application/json, got {ctype or 'no content type'!r}")
+    try:
+        data = await json_body(request)
+    except safejson.JSONSyntaxError as exc:
+        raise MalformedBodyError(exc.message) from None
+    return validate_body(StyleEmbedIn, data)
+
+
+STYLEEMBED_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StyleEmbedIn"}}},
+    }
+}
 
 
 @router.post(
     "/v1/styleembed",
     response_model=StyleEmbedOut,
     summary="The taste profile of a board (cached per board revision)",
-    responses=errors(404, 409),
+    responses=errors(404, 409, 415),
+    openapi_extra=STYLEEMBED_BODY,
 )
 def styleembed(
     request: Request,
     svc: ServicesDep,
     session: SessionDep,
     principal: StyleEmbedAccount,
-    body: StyleEmbedIn,
+    body: Annotated[StyleEmbedIn, Depends(styleembed_body)],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     idem = Idempotency(svc, principal, idempotency_key, "POST /v1/styleembed")
