@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def test_neighbouring_boards_indistinguishable(release_inputs) -> None:  # type:
 
 def test_private_profile_is_usable_and_charged(tmp_path: Path, demo_profile: TasteProfile, release_inputs) -> None:  # type: ignore[no-untyped-def]
     vecs, eng = release_inputs
-    acc = Accountant(tmp_path, "demo", PrivacyConfig(epsilon=1000.0, budget_epsilon=1e6))
+    acc = Accountant(tmp_path, "demo", PrivacyConfig(epsilon=1000.0, budget_epsilon=1e6, lifetime_epsilon=1e6))
     priv = private_profile(demo_profile, vecs, eng, accountant=acc, seed=3)
     text = priv.to_json()
     back = TasteProfile.from_json(text)
@@ -139,3 +140,67 @@ def test_private_profile_is_usable_and_charged(tmp_path: Path, demo_profile: Tas
     # with a huge epsilon the private profile is close to the real one
     descs = [describe(t) for t in (np.full((32, 32, 3), 128, np.uint8),)]
     assert abs(priv.style_score(descs[0]) - demo_profile.style_score(descs[0])) < 0.15
+
+
+# ------------------------------------------------------------------ issue 11: only noised or data-independent values
+
+
+def test_release_depends_on_the_pins_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          demo_profile: TasteProfile, release_inputs) -> None:  # type: ignore[no-untyped-def]
+    """With the noise switched off the mechanism is a function of its inputs: the release must not change when
+    only what the exact clustering found (its mode count, silhouette, weighting, id) changes."""
+    import tastemaker.taste.privacy as privacy
+
+    monkeypatch.setattr(privacy, "noisy", lambda values, scale: np.asarray(values, dtype=np.float64))
+    vecs, eng = release_inputs
+    cfg = PrivacyConfig(epsilon=1.0, budget_epsilon=1e6, lifetime_epsilon=1e6)
+    other = demo_profile.model_copy(update={
+        "modes": demo_profile.modes[:1], "silhouette": 0.93, "id": "someone-else", "version": 7,
+        "weighting": {"kind": "learned", "theta": [0.5, 0.25]},
+    })
+    releases = [
+        json.loads(private_profile(p, vecs, eng, accountant=Accountant(tmp_path, f"p{i}", cfg), cfg=cfg, seed=1)
+                   .to_json())
+        for i, p in enumerate((demo_profile, other))
+    ]
+    for r in releases:
+        r.pop("created_at")
+        r.pop("id")
+    assert releases[0] == releases[1]
+    r = releases[0]
+    assert r["silhouette"] == 0.0 and r["pins"] == [] and r["feedback"] == [] and r["version"] == 1
+    assert r["weighting"] == {"kind": "private"}
+    assert len(r["modes"]) <= cfg.modes and all(m["n_pins"] == 0 and not m["medoids"] for m in r["modes"])
+
+
+def test_private_release_gets_a_fresh_id(tmp_path: Path, demo_profile: TasteProfile, release_inputs) -> None:  # type: ignore[no-untyped-def]
+    vecs, eng = release_inputs
+    cfg = PrivacyConfig(budget_epsilon=1e6, lifetime_epsilon=1e6)
+    priv = private_profile(demo_profile, vecs, eng, accountant=Accountant(tmp_path, "x", cfg), cfg=cfg)
+    assert priv.id and priv.id != demo_profile.id
+
+
+def test_lifetime_budget_beside_the_daily_one(tmp_path: Path) -> None:
+    from tastemaker.taste.privacy import PrivacyBudgetDailyError, PrivacyBudgetLifetimeError
+
+    cfg = PrivacyConfig(epsilon=1.0, budget_epsilon=2.5, lifetime_epsilon=4.0)
+    rho = rho_for(1.0, cfg.delta)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    acc = Accountant(tmp_path, "p", cfg)
+    for i in range(5):  # five a day fit the daily budget
+        acc.charge(rho, "export", now=t0 + timedelta(hours=i))
+    with pytest.raises(PrivacyBudgetDailyError) as daily:
+        acc.charge(rho, "export", now=t0 + timedelta(hours=6))
+    assert daily.value.code == "privacy_budget_daily" and daily.value.http_status == 429
+    assert daily.value.resets_at == t0 + timedelta(days=1)
+    assert daily.value.retry_after_s == pytest.approx(18 * 3600)
+    assert daily.value.to_dict()["resets_at"] == (t0 + timedelta(days=1)).isoformat()
+    spent = [acc.charge(rho, "export", now=t0 + timedelta(days=2, hours=i)) for i in range(3)]
+    assert spent[-1] <= 2.5
+    with pytest.raises(PrivacyBudgetLifetimeError) as life:  # every day within budget, but not forever
+        for day in range(3, 30):
+            acc.charge(rho, "export", now=t0 + timedelta(days=day))
+    assert life.value.code == "privacy_budget_lifetime" and life.value.resets_at is None
+    assert life.value.to_dict()["resets_at"] is None and "never resets" in life.value.message
+    assert isinstance(life.value, PrivacyBudgetError) and isinstance(daily.value, PrivacyBudgetError)
+    assert acc.spent_lifetime()[1] <= 4.0

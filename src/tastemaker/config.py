@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     recency_half_life_days: float = 180.0
     max_modes: int = 4
     engine: str = "look"
+    # Differential privacy of taste that leaves the store (taste/privacy.py): epsilon per release, and the
+    # budgets composed in zCDP per profile per day and over the profile's life
+    privacy_epsilon: float = Field(1.0, gt=0)
+    privacy_daily_epsilon: float = Field(4.0, gt=0)
+    privacy_lifetime_epsilon: float = Field(10.0, gt=0)
     # C2PA signing: your own certificate chain + key (PEM); unset = a local CA made on first use
     c2pa_chain_pem: Path | None = None
     c2pa_key_pem: Path | None = None

@@ -268,13 +268,13 @@ def test_styleembed_is_the_core_profile_and_cached(
         for n in sorted(pins)
     ]
     core = build_profile(build_board("demo", items))
-    assert doc["profile_hash"] == core.content_hash()
+    assert "profile_hash" not in doc and core.content_hash() not in r1.text  # the release carries nothing exact
     # taste vectors leave the store only as a differentially private release (issue 6)
     assert doc["privacy"]["epsilon"] == 1.0 and doc["profile"]["privacy"]["epsilon"] == 1.0
     assert doc["pins"] == [] and doc["profile"]["pins"] == []
     text = r1.text
     assert not any(p["image"] in text for p in board["pins"])
-    assert 1 <= len(doc["modes"]) <= len(core.modes)
+    assert 1 <= len(doc["modes"]) <= doc["privacy"]["modes"] == shared_api.settings.max_modes
     assert abs(sum(m["weight"] for m in doc["modes"]) - 1) < 1e-4
     assert all(len(m["vector"]) == len(doc["feature_names"]) for m in doc["modes"])
     assert all(c.startswith("#") and len(c) == 7 for m in doc["modes"] for c in m["look"]["palette"])

@@ -56,9 +56,70 @@ def test_hostile_pins_field_is_refused(shared_api: Api, owner: dict[str, str], p
         "json_too_deep", "json_number_too_large", "invalid_board"), r.text
 
 
-def _any(x: Any) -> Any:
-    return x
+# ------------------------------------------------------------------ items 2, 3: what styleembed releases and charges
 
 
-def test_upload_board_helper_still_works(shared_api: Api, owner: dict[str, str]) -> None:
-    assert upload_board(shared_api, owner, names=SMALL_BOARD)["n_pins"] == 3
+def ledger(api: Api, board_id: str) -> list[dict[str, Any]]:
+    from tastemaker.taste.privacy import Accountant
+
+    path = Accountant(api.settings.data_dir, f"board-{board_id}").path
+    return json.loads(path.read_text())["releases"] if path.exists() else []
+
+
+def test_styleembed_releases_nothing_exact(shared_api: Api, owner: dict[str, str]) -> None:
+    """No exact hash, no silhouette, no mode count from the exact clustering, nothing per pin."""
+    board = upload_board(shared_api, owner)
+    exact = shared_api.client.get(f"/v1/boards/{board['id']}", headers=owner)
+    doc = shared_api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=owner).json()
+    exact_hash = shared_api.client.get(f"/v1/boards/{board['id']}", headers=owner).json()["profile"]["hash"]
+    assert exact.status_code == 200 and exact_hash not in json.dumps(doc)
+    assert "profile_hash" not in doc and "silhouette" not in doc
+    assert doc["profile"]["silhouette"] == 0.0 and doc["profile"]["weighting"] == {"kind": "private"}
+    assert doc["profile"]["privacy"]["modes"] == shared_api.settings.max_modes  # k is public, not measured
+    assert doc["pins"] == [] and all(m["n_pins"] == 0 and m["medoids"] == [] for m in doc["modes"])
+
+
+def test_only_releases_that_leave_the_store_are_charged(shared_api: Api, owner: dict[str, str],
+                                                        selfie_bytes: bytes) -> None:
+    from .conftest import board_parts, generate
+
+    board = upload_board(shared_api, owner, names=SMALL_BOARD)
+    for name in ("whiskers.jpg", "wet-brick.jpg", "latte-close.jpg"):  # add a pin, generate: never a release
+        r = shared_api.client.post(f"/v1/boards/{board['id']}/pins", files=board_parts([name]), headers=owner)
+        assert r.status_code == 200
+        assert generate(shared_api, owner, selfie_bytes, board_id=board["id"], wait=None).status_code in (200, 202)
+    assert ledger(shared_api, board["id"]) == []
+    for _ in range(3):  # one release per revision, however often it is asked for
+        r = shared_api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=owner)
+        assert r.status_code == 200
+    assert [r["purpose"] for r in ledger(shared_api, board["id"])] == ["styleembed"]
+
+
+def _spend(api: Api, board_id: str, releases: list[dict[str, Any]]) -> None:
+    from tastemaker.taste.privacy import Accountant
+
+    path = Accountant(api.settings.data_dir, f"board-{board_id}").path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"releases": releases}))
+
+
+def test_spent_daily_budget_says_when_it_resets(shared_api: Api, owner: dict[str, str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    board = upload_board(shared_api, owner, names=SMALL_BOARD)
+    now = datetime.now(UTC)
+    _spend(shared_api, board["id"], [{"time": (now - timedelta(hours=2)).isoformat(), "rho": 1.0, "purpose": "x"}])
+    r = shared_api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=owner)
+    assert r.status_code == 429 and r.json()["code"] == "privacy_budget_daily", r.text
+    assert 21 * 3600 <= int(r.headers["retry-after"]) <= 22 * 3600 + 1
+    resets = datetime.fromisoformat(r.json()["resets_at"])
+    assert abs((resets - (now + timedelta(hours=22))).total_seconds()) < 120
+
+
+def test_spent_lifetime_budget_is_a_clear_refusal(shared_api: Api, owner: dict[str, str]) -> None:
+    board = upload_board(shared_api, owner, names=SMALL_BOARD)
+    old = [{"time": f"2025-01-{d:02d}T00:00:00+00:00", "rho": 0.2, "purpose": "x"} for d in range(1, 29)]
+    _spend(shared_api, board["id"], old)
+    r = shared_api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=owner)
+    assert r.status_code == 403 and r.json()["code"] == "privacy_budget_lifetime", r.text
+    assert r.json()["resets_at"] is None and "never resets" in r.json()["message"]

@@ -30,7 +30,7 @@ from ..errors import RequestError, TastemakerError
 from ..store import Store
 from ..worker import JobRunner
 from .deps import Services
-from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError
+from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError, retry_after
 from .limits import RateLimiter
 from .routes import account, boards, feedback, generations, styleembed, verify
 from .schemas import FeedbackIn, GenerationCreate, StyleEmbedIn, VerifyIn
@@ -111,6 +111,9 @@ def error_response(
     if details:
         body["details"] = details
     headers = dict(getattr(exc, "headers", {}) or {})
+    wait = getattr(exc, "retry_after_s", None)  # core errors that know when to retry (a spent privacy budget)
+    if wait is not None and "Retry-After" not in headers:
+        headers["Retry-After"] = retry_after(wait)
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 

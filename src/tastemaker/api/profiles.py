@@ -19,6 +19,7 @@ from ..encoders.style import FEATURE_NAMES, lab_to_rgb8
 from ..engines.assets import wanted_pins
 from ..store import repo
 from ..store.models import Board, PinRecord
+from ..taste.privacy import PrivacyConfig
 from ..taste.profile import TasteProfile
 from ..worker import task_build_profile
 from .deps import Services
@@ -47,22 +48,34 @@ def _hex(lab: list[list[float]]) -> list[str]:
     return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in rgb.tolist()]
 
 
-def private_release(data_dir: Path, board_id: str, revision: int, profile: TasteProfile) -> TasteProfile:
+def privacy_config(settings: Any) -> PrivacyConfig:
+    """The mechanism and budgets the settings ask for; the DP k-means starts from ``max_modes`` modes."""
+    return PrivacyConfig(
+        epsilon=settings.privacy_epsilon,
+        budget_epsilon=settings.privacy_daily_epsilon,
+        lifetime_epsilon=settings.privacy_lifetime_epsilon,
+        modes=settings.max_modes,
+    )
+
+
+def private_release(
+    data_dir: Path, board_id: str, revision: int, profile: TasteProfile, cfg: PrivacyConfig | None = None
+) -> TasteProfile:
     """The differentially private version of a board's profile that /v1/styleembed hands out.
 
-    Taste vectors leave the store only through this. One release per board revision is charged to the
-    board's privacy accountant (keyed by the revision, so two requests racing to build the same revision
-    are charged once: only the one whose save wins is ever published); the cached release is returned
-    for repeated calls (publishing the same noisy answer again is post-processing and costs no further
-    budget). A spent budget is a 429.
+    Taste vectors leave the store only through this, and only this is charged: building the exact profile
+    for the account's own generations and feedback publishes nothing. One release per board revision is
+    charged to the board's privacy accountant (keyed by the revision, so two requests racing to publish the
+    same revision are charged once: only the one whose save wins is ever published); the cached release is
+    returned for repeated calls (publishing the same noisy answer again is post-processing and costs no
+    further budget). A spent daily budget is a 429 with the time it frees up, a spent lifetime budget a 403.
     """
-    import numpy as np
-
     from ..taste.privacy import Accountant, private_profile
 
     vecs = np.array([p.vector for p in profile.pins])
     eng = np.array([p.engagement for p in profile.pins])
-    return private_profile(profile, vecs, eng, accountant=Accountant(data_dir, f"board-{board_id}"),
+    accountant = Accountant(data_dir, f"board-{board_id}", cfg)
+    return private_profile(profile, vecs, eng, accountant=accountant, cfg=cfg,
                            purpose="styleembed", release_id=f"styleembed:r{revision}")
 
 
@@ -82,16 +95,14 @@ def forget_board_files(data_dir: Path, board_id: str) -> bool:
 
 
 def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[str, Any]:
-    """The /v1/styleembed body: modes (weights, look summary, vectors), pin weights, and the full profile."""
+    """The /v1/styleembed body of a private release: its modes (noisy weights, look summary, vectors) and the
+    private profile itself. Nothing in it comes from the exact profile: no hash, no silhouette, no pins."""
     total = sum(m.weight for m in profile.modes) or 1.0
-    images = {p.id: p.image for p in profile.pins}
     return {
         "board_id": board_id,
         "board_revision": revision,
-        "profile_hash": profile.content_hash(),
         "encoder": profile.encoder,
         "feature_names": list(FEATURE_NAMES),
-        "silhouette": profile.silhouette,
         "modes": [
             {
                 "id": m.id,
@@ -114,7 +125,7 @@ def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[
             }
             for m in profile.modes
         ],
-        "pins": [{"id": p.id, "image": images[p.id], "weight": p.weight, "mode": p.mode} for p in profile.pins],
+        "pins": [],
         "profile": json.loads(profile.to_json()),
         "privacy": profile.privacy,
     }
@@ -126,6 +137,7 @@ class CachedProfile:
     profile_hash: str
     styleembed_json: str  # "" when the caller did not ask for it
     cache_hit: bool
+    revision: int = 0
 
 
 def board_assets(svc: Services, board: Board, profile: TasteProfile) -> list[tuple[Pin, str]]:
@@ -145,23 +157,18 @@ def board_assets(svc: Services, board: Board, profile: TasteProfile) -> list[tup
     return out
 
 
-def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "profile") -> CachedProfile:
-    """The board's profile for its current revision: from the cache, or built (CPU pool) and cached.
+def ensure_profile(svc: Services, s: Session, board: Board) -> CachedProfile:
+    """The board's exact profile for its current revision: from the cache, or built (CPU pool) and cached.
 
-    ``want`` is ``"profile"`` (the TasteProfile JSON, for generations) or ``"styleembed"`` (the ready-made
-    response body); the cache columns are loaded lazily, so a cached call reads only the one it needs.
-    A board that has taken feedback gets its reactions replayed onto the rebuilt profile (see
-    :func:`replay_feedback`), so adding pins never throws away what the person taught it.
+    This is what the account's own generations and feedback use; it never leaves the store, so building it
+    charges no privacy budget (the private release is :func:`ensure_styleembed`'s). The cache column is
+    loaded lazily. A board that has taken feedback gets its reactions replayed onto the rebuilt profile
+    (see :func:`replay_feedback`), so adding pins never throws away what the person taught it.
     """
     if board.profile_revision == board.revision and board.profile_hash is not None:
-        if want == "styleembed":
-            body = board.styleembed_json
-            if body:
-                return CachedProfile("", board.profile_hash, body, True)
-        else:
-            text = board.profile_json
-            if text:
-                return CachedProfile(text, board.profile_hash, "", True)
+        text = board.profile_json
+        if text:
+            return CachedProfile(text, board.profile_hash, "", True, board.revision)
     revision = board.revision
     pins = list(board.pins)
     args = []
@@ -181,24 +188,22 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
         settings.recency_half_life_days,
     )
     profile = TasteProfile.from_json(profile_json, name=f"board {board.id}")
-    doc = styleembed_doc(board.id, revision, private_release(settings.data_dir, board.id, revision, profile))
     last = repo.latest_profile_version(s, board.id)
     if last is not None:  # the board has taken feedback: carry it over to the new revision
         profile = replay_feedback(profile, TasteProfile.from_json(last.profile_json), version=last.version + 1)
         profile_json = profile.to_json()
-    doc["profile_hash"] = profile.content_hash()  # the exact profile's hash: what generations are made from
-    text = json.dumps(doc, separators=(",", ":"))
+    profile_hash = profile.content_hash()  # the exact profile's hash: what generations are made from
     if last is not None:
         repo.lock_board(s, board.id)
     saved = repo.save_profile(
-        s, board, revision=revision, profile_json=profile_json, profile_hash=doc["profile_hash"], styleembed_json=text
+        s, board, revision=revision, profile_json=profile_json, profile_hash=profile_hash, styleembed_json=None
     )
     if not saved:  # another request cached this revision first (and it may have taken feedback since): use it
         current = repo.read_board_profile(s, board.id)
         if current is not None and current.profile_revision == revision and current.profile_hash:
-            return CachedProfile(current.profile_json or "", current.profile_hash, current.styleembed_json or "", False)
-        # Never publish this losing build's private release: it was not charged (the winner's was, under
-        # the same release id), and the board has moved on anyway.
+            return CachedProfile(
+                current.profile_json or "", current.profile_hash, current.styleembed_json or "", False, revision
+            )
         raise ConflictError(f"board {board.id} changed while its profile was being built; retry the request")
     elif last is not None:
         repo.add_profile_version(
@@ -207,11 +212,34 @@ def ensure_profile(svc: Services, s: Session, board: Board, *, want: str = "prof
             board_id=board.id,
             board_revision=revision,
             version=profile.version,
-            profile_hash=doc["profile_hash"],
+            profile_hash=profile_hash,
             profile_json=profile_json,
             event={"kind": "rebuilt", "replayed": len(profile.feedback)},
         )
-    return CachedProfile(profile_json, doc["profile_hash"], text, False)
+    return CachedProfile(profile_json, profile_hash, "", False, revision)
+
+
+def ensure_styleembed(svc: Services, s: Session, board: Board) -> CachedProfile:
+    """The /v1/styleembed body for the board's current revision: the cached private release, or a new one
+    (charged to the board's privacy budget, once per revision) made from the exact profile and cached."""
+    if board.profile_revision == board.revision and board.profile_hash is not None:
+        body = board.styleembed_json
+        if body:
+            return CachedProfile("", board.profile_hash, body, True, board.revision)
+    exact = ensure_profile(svc, s, board)
+    if exact.styleembed_json:  # a racing request published this revision while we built
+        return exact
+    profile = TasteProfile.from_json(exact.profile_json, name=f"board {board.id}")
+    release = private_release(svc.settings.data_dir, board.id, exact.revision, profile, privacy_config(svc.settings))
+    text = json.dumps(styleembed_doc(board.id, exact.revision, release), separators=(",", ":"))
+    if repo.save_styleembed(s, board.id, revision=exact.revision, styleembed_json=text):
+        return CachedProfile("", exact.profile_hash, text, False, exact.revision)
+    current = repo.read_board_profile(s, board.id)
+    if current is not None and current.profile_revision == exact.revision and current.styleembed_json:
+        # Another request published this revision first: answer with its release. Ours is never published
+        # (it was not charged: the winner's was, under the same release id).
+        return CachedProfile("", current.profile_hash or "", current.styleembed_json, False, exact.revision)
+    raise ConflictError(f"board {board.id} changed while its taste was being released; retry the request")
 
 
 def replay_feedback(built: TasteProfile, previous: TasteProfile, *, version: int) -> TasteProfile:
@@ -267,7 +295,7 @@ def apply_board_feedback(
     from ..taste.feedback import apply_feedback
 
     for _ in range(3):
-        ensure_profile(svc, s, board, want="profile")
+        ensure_profile(svc, s, board)
         repo.lock_board(s, board.id)
         cur = repo.read_board_profile(s, board.id)
         if cur is None:
@@ -317,18 +345,13 @@ def apply_board_feedback(
             **source,
         },
     )
-    styleembed_json = cur.styleembed_json
-    if styleembed_json:  # the DP release is of the pins and stays; its hash names what generations now use
-        body = json.loads(styleembed_json)
-        body["profile_hash"] = new_hash
-        styleembed_json = json.dumps(body, separators=(",", ":"))
-    saved = repo.set_board_profile(
+    saved = repo.set_board_profile(  # the revision's private release (if any) is of its pins, and stays
         s,
         board.id,
         revision=cur.revision,
         profile_json=new_json,
         profile_hash=new_hash,
-        styleembed_json=styleembed_json,
+        styleembed_json=cur.styleembed_json,
     )
     if not saved:
         raise ConflictError(f"board {board.id} changed while the feedback was applied; retry it")

@@ -125,16 +125,19 @@ class PinWeight(BaseModel):
 
 
 class StyleEmbedOut(BaseModel):
+    """A differentially private release: every value is noisy, derived from noisy values, or public. Nothing
+    the exact profile measured is in it (no hash, no silhouette, no mode count of the exact clustering)."""
+
     board_id: str
     board_revision: int
-    profile_hash: str
     encoder: dict[str, str]
     feature_names: list[str]
-    silhouette: float
-    modes: list[ModeOut]
+    modes: list[ModeOut] = Field(description="the modes that survived the noise, out of `privacy.modes`")
     pins: list[PinWeight] = Field(description="empty: per-pin data never leaves the store")
     profile: dict[str, Any] = Field(description="the differentially private, portable TasteProfile JSON")
-    privacy: dict[str, Any] | None = Field(None, description="epsilon, delta, rho and mechanism of this release")
+    privacy: dict[str, Any] | None = Field(
+        None, description="epsilon, delta, rho, the public starting mode count and the mechanism of this release"
+    )
 
 
 # ------------------------------------------------------------------------------------------ generations
@@ -299,7 +302,7 @@ class VerifyIn(BaseModel):
 
 class C2paOut(BaseModel):
     state: Literal["valid", "tampered", "absent"]
-    trusted: bool = Field(description="signed by this server's own CA")
+    trusted: bool = Field(description="signed by a certificate in this server's trust list")
     validation_state: str | None
     record: dict[str, Any] | None = Field(
         description="the provenance record embedded in the manifest (``account`` redacted unless it is yours)"
@@ -312,7 +315,7 @@ class WatermarkOut(BaseModel):
 
 
 class RecordOut(BaseModel):
-    """A provenance record: hashes and ids only (no prompt text, no pixels, no selfie)."""
+    """A provenance record: keyed hashes, a pseudonym and ids only (no prompt text, no pixels, no selfie)."""
 
     record_id: int
     account: str = Field(
@@ -320,27 +323,64 @@ class RecordOut(BaseModel):
         "account) when it belongs to another account"
     )
     created_at: str
-    prompt_sha256: str
+    prompt_hmac: str | None = Field(
+        None, description="the prompt keyed with the server's secret (schema v2): guesses cannot be tested"
+    )
+    prompt_sha256: str | None = Field(None, description="SHA-256 of the prompt (older v1 records only)")
     profile_hash: str
     engine: str
     engine_version: str
     seed: int
     image_sha256: str = Field(description="SHA-256 of the marked pixels (not of the file)")
+    fingerprint: str | None = Field(
+        None, description="keyed fingerprint of the picture (schema v2), compared with the submitted image"
+    )
     schema_: str = Field(alias="schema")
+
+
+class MatchOut(BaseModel):
+    by: Literal["watermark", "c2pa", "fingerprint"] | None = Field(
+        description="what found the record: its watermark, its C2PA manifest, or the picture's fingerprint"
+    )
+    fingerprint_z: float | None = Field(
+        description="agreement of the picture with the record's fingerprint, in standard deviations above "
+        "chance (a copy of the record's picture scores over 7; another picture about 0-5)"
+    )
+    cells: int | None = Field(description="how many cells of the picture were compared")
+
+
+class ConsistencyOut(BaseModel):
+    from_size: int
+    from_root: str
+    to_size: int | None
+    proof: list[str] = Field(description="RFC 9162 consistency proof (hex hashes)")
+    ok: bool
 
 
 class LogProofOut(BaseModel):
     index: int | None = Field(description="the record's leaf index in the transparency log")
     tree_size: int | None
     root: str | None = Field(description="root hash of the current signed tree head (hex)")
+    tree_head: str | None = Field(
+        None, description="the current signed tree head (a C2SP checkpoint note, Ed25519); keep it to check later"
+    )
     inclusion_proof: list[str] = Field(description="RFC 9162 inclusion proof (hex hashes)")
     proof_ok: bool
+    consistency: ConsistencyOut | None = Field(
+        None, description="proof that today's log extends an older tree head: yours (since_size / since_root), "
+        "else the one signed when the record was added"
+    )
 
 
 class VerifyOut(BaseModel):
     """Where an image came from. Every verdict is a 200: the verdict is the answer, not an error."""
 
-    verdict: Literal["verified", "not_ours", "tampered"]
+    verdict: Literal["verified", "not_ours", "tampered", "forged", "untrusted"] = Field(
+        description="`verified`: made here, picture and log check out; `not_ours`: nothing resolves to a record; "
+        "`tampered`: altered after signing, a replaced mark, a record or log that does not check out; `forged`: the "
+        "mark names a record but the picture is another one (a copied mark); `untrusted`: a manifest claiming to be "
+        "ours, signed outside the trust list"
+    )
     image_sha256: str = Field(description="SHA-256 of the submitted file")
     record_owner: Literal["you", "another_account"] | None = Field(
         description="whose image the record says this is (null without a record)"
@@ -348,6 +388,7 @@ class VerifyOut(BaseModel):
     c2pa: C2paOut
     watermark: WatermarkOut
     record: RecordOut | None
+    match: MatchOut
     log: LogProofOut
     problems: list[str]
 

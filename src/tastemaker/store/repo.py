@@ -189,10 +189,11 @@ def unreferenced(s: Session, shas: Iterable[str]) -> list[str]:
 
 
 def save_profile(
-    s: Session, board: Board, *, revision: int, profile_json: str, profile_hash: str, styleembed_json: str
+    s: Session, board: Board, *, revision: int, profile_json: str, profile_hash: str, styleembed_json: str | None
 ) -> bool:
     """Cache a profile built from ``revision``; a no-op (False) if pins were added meanwhile, or if another
-    request already cached one for this revision (it may since have taken feedback: never overwrite it)."""
+    request already cached one for this revision (it may since have taken feedback: never overwrite it).
+    ``styleembed_json`` is None until the revision's private release is asked for (:func:`save_styleembed`)."""
     res = s.execute(
         update(Board)
         .where(
@@ -206,6 +207,22 @@ def save_profile(
             profile_hash=profile_hash,
             styleembed_json=styleembed_json,
         )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def save_styleembed(s: Session, board_id: str, *, revision: int, styleembed_json: str) -> bool:
+    """Cache the /v1/styleembed body (the private release) of ``revision``'s profile, once: False if the board
+    moved on, or another request published this revision's release first (then that one is the answer)."""
+    res = s.execute(
+        update(Board)
+        .where(
+            Board.id == board_id,
+            Board.revision == revision,
+            Board.profile_revision == revision,
+            Board.styleembed_json.is_(None),
+        )
+        .values(styleembed_json=styleembed_json)
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
 

@@ -96,7 +96,12 @@ def export(
             from ..errors import ProfileError
 
             raise ProfileError(f"{profile.name} has no per-pin data to release privately; rebuild it from the board")
-        cfg = PrivacyConfig(**({"epsilon": epsilon} if epsilon is not None else {}))
+        cfg = PrivacyConfig(
+            epsilon=epsilon if epsilon is not None else settings.privacy_epsilon,
+            budget_epsilon=settings.privacy_daily_epsilon,
+            lifetime_epsilon=settings.privacy_lifetime_epsilon,
+            modes=prof.config.max_modes,
+        )
         acc = Accountant(settings.data_dir, prof.id or prof.content_hash()[:32], cfg)
         prof = private_profile(
             prof, np.array([p.vector for p in prof.pins]), np.array([p.engagement for p in prof.pins]),

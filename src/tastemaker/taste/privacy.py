@@ -20,16 +20,25 @@ Mechanism (DP k-means, Su et al. 2016, with the Gaussian mechanism under zero-co
    noise); released features are clamped to public plausible ranges (:data:`FEATURE_BOUNDS`) and the
    tone curve is made monotone, so even a very noisy release renders as a sane look.
 
+What is *not* released: anything the exact profile measured. The number of modes the mechanism starts
+from is the public ``PrivacyConfig.modes`` (modes survive only by their noisy counts), and the released
+profile is built afresh — no silhouette, learned weighting, version, feedback, pins or exact hash, and a
+fresh id — so two boards that differ by one pin differ in the release only through the noise.
+
 Accounting: each release spends ``rho`` (zCDP composes additively); its (epsilon, delta) is
 ``rho + 2 sqrt(rho ln(1/delta))``. A per-profile accountant persisted in the data dir keeps every
-release; a new one is refused with :class:`~tastemaker.errors.PrivacyBudgetError` if the releases of
-the last ``period_days`` would compose past ``budget_epsilon``.
+release; a new one is refused if the releases of the last ``period_days`` would compose past
+``budget_epsilon`` (:class:`PrivacyBudgetDailyError`, with the time it frees up) or all releases ever past
+``lifetime_epsilon`` (:class:`PrivacyBudgetLifetimeError`, which never resets). Only releases that leave
+the store are charged: building a profile for the person's own generations or feedback is not a release.
 
 Defaults, against production practice: Apple's local DP uses epsilon 2-16 per datum per day
 (e.g. 4 for emoji, 8 for QuickType, 16 for health types); Google's RAPPOR/Chrome about 2 per day.
 Tastemaker releases at epsilon = 1 each (delta = 1e-6) within a budget of epsilon = 4 per profile per
 day, inside Apple's range and twice Google's. Composition in zCDP is sub-linear: four releases of
-epsilon 1 cost 2.04 together, and about fourteen fit in the daily budget of 4.
+epsilon 1 cost 2.04 together, and about fourteen fit in the daily budget of 4. Over its whole life a
+profile spends at most epsilon = 10 (about eighty releases: with one release per board revision, eighty
+revisions of a board).
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -73,8 +83,36 @@ class PrivacyConfig(BaseModel):
     delta: float = Field(1e-6, gt=0, lt=1e-3)
     budget_epsilon: float = Field(4.0, gt=0, description="most epsilon spent per period, composed in zCDP")
     period_days: float = Field(1.0, gt=0)
+    lifetime_epsilon: float = Field(10.0, gt=0, description="most epsilon a profile ever spends, composed in zCDP")
     rounds: int = Field(3, ge=1, le=10)
     count_share: float = Field(0.2, gt=0, lt=1, description="share of rho spent on counts")
+    modes: int = Field(4, ge=1, le=12, description="modes the DP k-means starts from: fixed, never the exact count")
+
+
+class PrivacyBudgetDailyError(PrivacyBudgetError):
+    """The period's budget is spent; it frees up at :attr:`resets_at` (the API answers 429 + Retry-After)."""
+
+    code = "privacy_budget_daily"
+    http_status = 429
+
+    def __init__(self, message: str, *, resets_at: datetime, now: datetime) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+        self.retry_after_s = max(1.0, (resets_at - now).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "resets_at": self.resets_at.isoformat()}
+
+
+class PrivacyBudgetLifetimeError(PrivacyBudgetError):
+    """The profile's lifetime budget is spent: it never resets (403; a new board starts a new profile)."""
+
+    code = "privacy_budget_lifetime"
+    http_status = 403
+    resets_at = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "resets_at": None}
 
 
 def rho_for(epsilon: float, delta: float) -> float:
@@ -117,6 +155,11 @@ class Accountant:
         rho = sum(r["rho"] for r in self._load() if datetime.fromisoformat(r["time"]) > since)
         return rho, epsilon_of(rho, self.cfg.delta)
 
+    def spent_lifetime(self) -> tuple[float, float]:
+        """(rho, epsilon) spent by every release ever recorded."""
+        rho = sum(r["rho"] for r in self._load())
+        return rho, epsilon_of(rho, self.cfg.delta)
+
     def charge(self, rho: float, purpose: str, now: datetime | None = None, *, release_id: str | None = None) -> float:
         """Record a release of ``rho`` or refuse it; returns the epsilon spent in the period after it.
 
@@ -131,18 +174,26 @@ class Accountant:
             current = sum(r["rho"] for r in releases if datetime.fromisoformat(r["time"]) > since)
             if release_id is not None and any(r.get("id") == release_id for r in releases):
                 return epsilon_of(current, self.cfg.delta)
+            lifetime = epsilon_of(sum(r["rho"] for r in releases) + rho, self.cfg.delta)
+            if lifetime > self.cfg.lifetime_epsilon + 1e-9:
+                raise PrivacyBudgetLifetimeError(
+                    f"lifetime privacy budget spent: releasing would bring this profile to epsilon {lifetime:.2f} "
+                    f"over its life, past its lifetime budget of {self.cfg.lifetime_epsilon:g}; it never resets "
+                    "(a new board makes a new profile with a budget of its own)"
+                )
             after = epsilon_of(current + rho, self.cfg.delta)
             if after > self.cfg.budget_epsilon + 1e-9:
-                oldest = min(
-                    (datetime.fromisoformat(r["time"]) for r in releases if datetime.fromisoformat(r["time"]) > since),
-                    default=now,
-                )
-                wait = oldest + timedelta(days=self.cfg.period_days) - now
-                raise PrivacyBudgetError(
+                times = sorted(datetime.fromisoformat(r["time"]) for r in releases)
+                resets_at = self._frees_room_at(times, [r["rho"] for r in sorted(releases, key=lambda r: r["time"])],
+                                                rho, since, now)
+                wait = resets_at - now
+                raise PrivacyBudgetDailyError(
                     f"privacy budget spent: releasing would bring this profile to epsilon {after:.2f} in "
                     f"{self.cfg.period_days:g} day(s), over its budget of {self.cfg.budget_epsilon:g} "
                     f"(already {epsilon_of(current, self.cfg.delta):.2f}); try again in "
-                    f"{max(wait.total_seconds(), 0) / 3600:.1f} h"
+                    f"{max(wait.total_seconds(), 0) / 3600:.1f} h (at {resets_at:%Y-%m-%d %H:%M} UTC)",
+                    resets_at=resets_at,
+                    now=now,
                 )
             entry: dict[str, Any] = {"time": now.isoformat(), "rho": rho, "purpose": purpose}
             if release_id is not None:
@@ -151,6 +202,19 @@ class Accountant:
             make_private_dirs(self.path.parent)
             write_atomic(self.path, json.dumps({"releases": releases}, indent=1).encode())  # 0600
             return after
+
+
+    def _frees_room_at(
+        self, times: list[datetime], rhos: list[float], rho: float, since: datetime, now: datetime
+    ) -> datetime:
+        """When enough of the period's releases have aged out for one more of ``rho`` to fit."""
+        window = [(t, r) for t, r in zip(times, rhos, strict=True) if t > since]
+        current = sum(r for _, r in window)
+        for t, r in window:  # oldest first
+            current -= r
+            if epsilon_of(current + rho, self.cfg.delta) <= self.cfg.budget_epsilon + 1e-9:
+                return t + timedelta(days=self.cfg.period_days)
+        return now + timedelta(days=self.cfg.period_days)
 
 
 # ---------------------------------------------------------------------------------------- mechanism
@@ -268,8 +332,8 @@ def private_profile(
     rho = rho_for(cfg.epsilon, cfg.delta)
     accountant.charge(rho, purpose, release_id=release_id)
     z, w = pin_contributions(pin_vectors, engagement)
-    centres, weights = dp_kmeans(
-        z, w, len(profile.modes), rho=rho, rounds=cfg.rounds, count_share=cfg.count_share,
+    centres, weights = dp_kmeans(  # k is the public cfg.modes: the exact clustering's count would leak
+        z, w, cfg.modes, rho=rho, rounds=cfg.rounds, count_share=cfg.count_share,
         seed=0 if seed is None else seed,
     )
     rng = np.random.default_rng(seed)
@@ -283,15 +347,21 @@ def private_profile(
                 features={k: round(v, 6) for k, v in feats.items()}, look=look,
             )
         )
-    return profile.model_copy(
-        update={
-            "pins": [],
-            "modes": modes,
-            "board": {"name": profile.board.get("name", ""), "private": True},
-            "weighting": {"kind": "private"},
-            "privacy": {"epsilon": cfg.epsilon, "delta": cfg.delta, "rho": rho, "mechanism":
-                        f"DP k-means, {cfg.rounds} rounds, Gaussian (OpenDP), clip {CLIP_NORM}, add/remove-one pin"},
-        }
+    # Built afresh, not copied: every field is noisy, derived from noisy values, or public (the encoder, the
+    # build settings, the board's name) — nothing the exact profile measured (silhouette, learned weighting,
+    # mode count, version, feedback) and no id that links the release to it.
+    return TasteProfile(
+        id=uuid.uuid4().hex,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        board={"name": profile.board.get("name", ""), "private": True},
+        encoder=dict(profile.encoder),
+        config=profile.config,
+        weighting={"kind": "private"},
+        privacy={"epsilon": cfg.epsilon, "delta": cfg.delta, "rho": rho, "modes": cfg.modes, "mechanism":
+                 f"DP k-means from {cfg.modes} modes, {cfg.rounds} rounds, Gaussian (OpenDP), clip {CLIP_NORM}, "
+                 "add/remove-one pin"},
+        pins=[],
+        modes=modes,
     )
 
 

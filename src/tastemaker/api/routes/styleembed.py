@@ -17,7 +17,7 @@ from ...store import repo
 from ...store.models import utcnow
 from ..deps import Idempotency, IdempotencyKey, ServicesDep, SessionDep, StyleEmbedAccount, fingerprint, request_id
 from ..errors import MalformedBodyError, UnsupportedMediaTypeError
-from ..profiles import ensure_profile
+from ..profiles import ensure_styleembed
 from ..schemas import StyleEmbedIn, StyleEmbedOut
 from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, validate_body
 
@@ -63,7 +63,7 @@ def styleembed(
     replayed = idem.claim(session, fingerprint("POST /v1/styleembed", body.model_dump())) is not None
     try:
         board = owned_board(svc, session, request, principal, body.board_id)  # pins load only on a miss
-        cached = ensure_profile(svc, session, board, want="styleembed")
+        cached = ensure_styleembed(svc, session, board)
         if not replayed:  # a replay returns the profile again but is not a second extraction
             repo.count_styleembed(session, principal.account_id, repo.period_of(utcnow()))
             svc.audit.append(
