@@ -130,7 +130,9 @@ def test_bad_options_are_request_errors(tmp_path: Path, flat_selfies: Path, boar
         EvalConfig.create(n=0)
     with pytest.raises(RequestError, match="aspect"):
         EvalConfig.create(aspect="3:1")
-    assert EvalConfig.create(baselines="all").baselines == ("none", "reinhard", "histmatch", "single-pin")
+    assert EvalConfig.create(baselines="all").baselines == (
+        "none", "reinhard", "histmatch", "single-pin", "stylize", "oilpaint"
+    )
     assert EvalConfig.create(baselines="").baselines == ()
     code, out = cli("--selfies", str(flat_selfies), "--boards", str(boards), "-o", str(tmp_path / "r"),
                     "--baselines", "magic")

@@ -45,6 +45,8 @@ IMAGE_KEYS = {
     "verified_others", "style_score", "attributed_board", "attribution_correct", "attribution_margin",
     "board_distances", "near_duplicate", "clip_image_similarity", "clip_text_similarity", "clip_attributed_board",
     "clip_attribution_correct", "arcface_cos_selfie", "arcface_cos_others",
+    "texture_attributed_board", "attribution_texture", "texture_attribution_margin", "texture_board_distances",
+    "mean_chroma", "monochrome_faithful", "mirror_score", "mirrored", "blockiness", "blocky", "engine_info",
 }
 REQUEST_KEYS = {
     "method", "kind", "person", "selfie", "board", "seed", "n", "ok", "pairs", "diversity_gram",
@@ -55,9 +57,11 @@ SUMMARY_KEYS = {
     "verification_rate_others", "attribution_accuracy", "clip_attribution_accuracy", "near_duplicate_pairs",
     "variation_pairs", "diversity_gram", "diversity_delta_e", "latency_ms", "peak_rss_mb", "identity_to_selfie",
     "identity_to_others", "style_score", "attribution_margin", "clip_image_similarity", "clip_text_similarity",
-    "arcface_cos_selfie", "arcface_cos_others",
+    "arcface_cos_selfie", "arcface_cos_others", "texture_attribution_accuracy", "texture_attribution_margin",
+    "monochrome_faithful_rate", "mirrored_rate", "blocky_rate", "n_mirrored", "n_blocky", "n_artefacts",
+    "mean_chroma", "mirror_score", "blockiness",
 }
-METHODS = ["look", "none", "reinhard", "histmatch", "single-pin", "cheat"]
+METHODS = ["look", "none", "reinhard", "histmatch", "single-pin", "stylize", "oilpaint", "cheat"]
 
 
 def test_results_json_has_every_key(written: tuple[dict[str, Any], str]) -> None:

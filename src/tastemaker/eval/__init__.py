@@ -10,9 +10,11 @@
 or ``tastemaker eval --selfies DIR --boards DIR -o REPORT_DIR``.
 
 Modules: :mod:`.datasets` (selfie and board folders, skips on record), :mod:`.baselines` (``none``,
-``reinhard``, ``histmatch``, ``single-pin``; same seeds and framing as the engine),
-:mod:`.descriptors` (the random-filter Gram descriptor the engine never sees, and why it is not
-circular), :mod:`.metrics` (identity, style, attribution, diversity, intervals, memory),
+``reinhard``, ``histmatch``, ``single-pin``, ``stylize``, ``oilpaint``; same seeds and framing as the
+engine), :mod:`.descriptors` (the random-filter Gram descriptor the engine never sees, and why it is not
+circular), :mod:`.texture` (a texture-only descriptor: the medium, blind to colour),
+:mod:`.artefacts` (colour faithfulness, mirrored fills, magnified JPEG blocks),
+:mod:`.metrics` (identity, style, attribution, diversity, intervals, memory),
 :mod:`.models` (optional CLIP and ArcFace, loaded lazily from local files), :mod:`.runner` (the run and
 its aggregation), :mod:`.report` (``results.json`` + ``report.html``). None of it is imported by the
 core: ``import tastemaker`` does not load this package.

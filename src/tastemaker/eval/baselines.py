@@ -13,10 +13,19 @@ uses), so the comparison is the restyling and nothing else:
 ``histmatch``   per-channel RGB histogram matching to the pooled board
 ``single-pin``  the engine's own sliced-OT 3D-LUT grade, fitted toward one pin (drawn per variation
                 from its seed) instead of the engagement-weighted mode: what the profile adds
+``stylize``     a stock non-photorealistic filter, OpenCV's ``cv2.stylization`` (edge-preserving
+                smoothing plus dark edges: an ink-and-wash look), then the sliced-OT LUT grade
+                fitted toward the pooled board: what a generic "make it art" filter gets
+``oilpaint``    the same with ``cv2.xphoto.oilPainting`` (size 7, dynamic ratio 1: flat dabs of
+                colour): the stock painterly filter
 ==============  ===================================================================================
 
+The two filter baselines are the floor for *medium*: the engine's medium transfer is only worth its
+cost if it takes on the board's marks better than a fixed filter does (see the texture attribution
+in :mod:`.texture`). Both run at the output size, about 0.15-0.2 s per 512 px image.
+
 Register more with :func:`register_baseline` (a factory returning an object with ``name``,
-``description`` and ``render(framed, ctx)``); ``"all"`` means the four built-ins above.
+``description`` and ``render(framed, ctx)``); ``"all"`` means the six built-ins above.
 """
 
 from __future__ import annotations
@@ -36,7 +45,13 @@ from ..media import resize_max_side
 from ..taste.profile import TasteProfile
 
 POOL_PER_PIN = 4096
-BUILTIN = ("none", "reinhard", "histmatch", "single-pin")
+BUILTIN = ("none", "reinhard", "histmatch", "single-pin", "stylize", "oilpaint")
+#: ``cv2.stylization`` parameters (OpenCV's defaults: neighbourhood 60 px, edge threshold 0.45)
+STYLIZE_SIGMA_S = 60.0
+STYLIZE_SIGMA_R = 0.45
+#: ``cv2.xphoto.oilPainting`` parameters (brush neighbourhood, dynamic-range reduction)
+OIL_SIZE = 7
+OIL_DYN_RATIO = 1
 
 
 @dataclass
@@ -154,12 +169,63 @@ class SinglePinBaseline:
         return out
 
 
+def _board_lut(ctx: BaselineContext) -> np.ndarray:
+    """The engine's sliced-OT LUT fitted from the selfie's colours toward the pooled board (once per context)."""
+    lut = ctx.cache.get("board_lut")
+    if lut is None:
+        from ..engines.look.grade import fit_lut
+
+        source = resize_max_side(ctx.subject.image, 160).reshape(-1, 3)
+        lut = fit_lut(source, ctx.pooled_pixels(), seed=0)
+        ctx.cache["board_lut"] = lut
+    return lut
+
+
+class _FilterBaseline:
+    """A stock OpenCV filter on the framed selfie, then the board LUT, blended in at the request's strength."""
+
+    name = "filter"
+    description = ""
+
+    def filter(self, bgr: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def render(self, framed: Sequence[np.ndarray], ctx: BaselineContext) -> list[np.ndarray]:
+        from ..engines.look.grade import apply_lut
+
+        lut = _board_lut(ctx)
+        out = []
+        for img in framed:
+            styled = cv2.cvtColor(self.filter(cv2.cvtColor(img, cv2.COLOR_RGB2BGR)), cv2.COLOR_BGR2RGB)
+            moved = np.clip(apply_lut(styled, lut) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            out.append(_blend(img, moved, ctx.strength))
+        return out
+
+
+class StylizeBaseline(_FilterBaseline):
+    name = "stylize"
+    description = "OpenCV cv2.stylization (ink-and-wash filter), then the LUT grade toward the pooled board"
+
+    def filter(self, bgr: np.ndarray) -> np.ndarray:
+        return cv2.stylization(bgr, sigma_s=STYLIZE_SIGMA_S, sigma_r=STYLIZE_SIGMA_R)
+
+
+class OilPaintBaseline(_FilterBaseline):
+    name = "oilpaint"
+    description = "OpenCV cv2.xphoto.oilPainting (painterly filter), then the LUT grade toward the pooled board"
+
+    def filter(self, bgr: np.ndarray) -> np.ndarray:
+        return cv2.xphoto.oilPainting(bgr, OIL_SIZE, OIL_DYN_RATIO)
+
+
 BaselineFactory = Callable[[], Baseline]
 _REGISTRY: dict[str, BaselineFactory] = {
     "none": NoneBaseline,
     "reinhard": ReinhardBaseline,
     "histmatch": HistMatchBaseline,
     "single-pin": SinglePinBaseline,
+    "stylize": StylizeBaseline,
+    "oilpaint": OilPaintBaseline,
 }
 
 

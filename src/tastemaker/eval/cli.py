@@ -28,7 +28,9 @@ def eval_command(
     prompt: Annotated[str, typer.Option(help="Prompt given to the engine.")] = "",
     engine: Annotated[str, typer.Option(help="Engine to evaluate (see `tastemaker engines`).")] = "look",
     baselines: Annotated[
-        str, typer.Option(help="'all', or a comma list of none, reinhard, histmatch, single-pin ('' for none).")
+        str,
+        typer.Option(help="'all', or a comma list of none, reinhard, histmatch, single-pin, stylize, oilpaint "
+                          "('' for none)."),
     ] = "all",
     clip_model: Annotated[
         Path | None, typer.Option(help="Local CLIP folder (transformers save_pretrained) for CLIP metrics.")
@@ -88,8 +90,8 @@ def eval_command(
     head, rows = summary_table(results, intervals=False)
     people, nboards = len(run.selfies.people), len(run.boards.boards)
     table = Table(title=f"{run.engine} vs baselines · {people} people × {nboards} boards · n={config.n}")
-    for h in head:
-        table.add_column(h)
+    for i, h in enumerate(head):
+        table.add_column(h, no_wrap=i == 0)  # the method's name whole; the numbers fold in a narrow terminal
     for r in rows:
         table.add_row(*r)
     console.print(table)

@@ -5,7 +5,7 @@ mailed or attached to an issue as one file:
 
 * a summary table, engine vs every baseline (means with 95 % intervals);
 * identity vs style scatter (each output: distance to the selfie against the style score, with
-  dlib's 0.6 same-person line), per-board bars (attribution accuracy against chance, style score),
+  dlib's 0.6 same-person line), per-board bars (Gram and texture attribution against chance, style score),
   and a latency breakdown per method (decode, identity, profile, engine, encode);
 * a contact sheet per selfie x board (JPEG): the selfie, the board's heaviest pins, then one row per method;
 * every skipped input and every failed request, with its reason.
@@ -81,8 +81,8 @@ def summary_table(results: dict[str, Any], *, intervals: bool = True) -> tuple[l
     head = ["method", "images (failed req.)", "identity → selfie ↓", "verified @0.6 ↑"]
     if has_others:
         head += ["identity → other photos ↓", "verified others ↑"]
-    head += ["style score ↑", f"attribution ↑ (chance {100 * chance:.0f} %)", "diversity ΔE", "near-dup pairs",
-             "latency ms"]
+    head += ["style score ↑", f"attribution ↑ (chance {100 * chance:.0f} %)", "texture attribution ↑",
+             "colour faithful ↑", "artefacts ↓ (mirrored, blocky)", "diversity ΔE", "near-dup pairs", "latency ms"]
     if has_clip:
         head += ["CLIP image sim.", "CLIP text sim.", "CLIP attribution"]
     if has_arc:
@@ -95,7 +95,9 @@ def summary_table(results: dict[str, Any], *, intervals: bool = True) -> tuple[l
         if has_others:
             row += [mean(s["identity_to_others"]), rate(s["verification_rate_others"])]
         lat = s["latency_ms"]["total"]["mean"]
-        row += [mean(s["style_score"]), rate(s["attribution_accuracy"]), mean(s["diversity_delta_e"], 1),
+        row += [mean(s["style_score"]), rate(s["attribution_accuracy"]), rate(s["texture_attribution_accuracy"]),
+                rate(s["monochrome_faithful_rate"]), f"{s['n_artefacts']} ({s['n_mirrored']}, {s['n_blocky']})",
+                mean(s["diversity_delta_e"], 1),
                 f"{s['near_duplicate_pairs']}/{s['variation_pairs']}", "–" if lat is None else f"{lat:.0f}"]
         if has_clip:
             row += [mean(s["clip_image_similarity"]), mean(s["clip_text_similarity"]),
@@ -158,26 +160,30 @@ def plot_identity_vs_style(results: dict[str, Any]) -> str:
 def plot_per_board(results: dict[str, Any]) -> str:
     methods = list(results["per_board"])
     boards = [b["name"] for b in results["dataset"]["boards"]]
-    fig = _figure(max(7.5, 1.6 * len(boards) * len(methods) / 2.5), 4.2)
-    ax1, ax2 = fig.subplots(1, 2)
+    fig = _figure(max(11.0, 2.4 * len(boards) * len(methods) / 2.5), 4.2)
+    ax1, ax3, ax2 = fig.subplots(1, 3)
     width = 0.8 / max(1, len(methods))
     x = np.arange(len(boards))
     for k, m in enumerate(methods):
         acc = [results["per_board"][m][b]["attribution_accuracy"]["rate"] or 0.0 for b in boards]
+        tacc = [results["per_board"][m][b]["texture_attribution_accuracy"]["rate"] or 0.0 for b in boards]
         sty = [results["per_board"][m][b]["style_score"] for b in boards]
         means = [s["mean"] or 0.0 for s in sty]
         err = np.array([[s["mean"] - s["ci95"][0], s["ci95"][1] - s["mean"]] if s["ci95"] else [0, 0]
                         for s in sty]).T
         c = COLORS[k % len(COLORS)]
         ax1.bar(x + k * width, acc, width, label=m, color=c)
+        ax3.bar(x + k * width, tacc, width, label=m, color=c)
         ax2.bar(x + k * width, means, width, yerr=err, label=m, color=c, capsize=2)
-    ax1.axhline(results["dataset"]["chance_attribution"], color="#444", ls="--", lw=1)
-    ax1.text(x[-1] + 0.8, results["dataset"]["chance_attribution"], "chance", va="bottom", ha="right", fontsize=8)
-    for ax, title in ((ax1, "board attribution accuracy (random-Gram)"), (ax2, "style score (95 % CI)")):
-        ax.set_xticks(x + width * (len(methods) - 1) / 2, boards, fontsize=8)
+    for ax in (ax1, ax3):
+        ax.axhline(results["dataset"]["chance_attribution"], color="#444", ls="--", lw=1)
+        ax.text(x[-1] + 0.8, results["dataset"]["chance_attribution"], "chance", va="bottom", ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+    for ax, title in ((ax1, "board attribution (random-Gram)"), (ax3, "texture attribution (grey marks only)"),
+                      (ax2, "style score (95 % CI)")):
+        ax.set_xticks(x + width * (len(methods) - 1) / 2, boards, fontsize=7, rotation=30, ha="right")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.25)
-    ax1.set_ylim(0, 1.05)
     ax2.set_ylim(0, 1.0)  # the score lives in (0, 1]; a t-interval from 2 requests can reach past it
     ax2.legend(fontsize=7)
     return _png(fig)
@@ -205,7 +211,7 @@ def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: li
     """Selfie + board sample on top, then one row per method with each output's measurements."""
     rows = run.thumbs.get((person, selfie, board), {})
     n = max([len(v) for v in rows.values()] + [1])
-    label_w, cap = 120, 34
+    label_w, cap = 120, 48
     W = max(label_w + n * (TILE + 6) + 6, label_w + 2 * TILE + 18)
     H = (TILE + cap + 6) * (len(run.methods) + 1) + 6
     sheet = Image.new("RGB", (W, H), "white")
@@ -241,10 +247,18 @@ def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: li
                     continue
                 idt = "no face" if r["identity_to_selfie"] is None else f"id {r['identity_to_selfie']:.2f}"
                 ok = r["attribution_correct"]
-                att = "own board" if ok else f"-> {r['attributed_board']}"[:16]
+                att = "gram: own" if ok else f"gram -> {r['attributed_board']}"[:19]
+                tok = r["attribution_texture"]
+                tatt = "tex: own" if tok else f"tex -> {r['texture_attributed_board']}"[:19]
+                flags = [f for f, on in (("MIRRORED", r["mirrored"]), ("BLOCKY", r["blocky"]),
+                                         ("colour off", not r["monochrome_faithful"]),
+                                         ("near-dup", r["near_duplicate"])) if on]
                 draw.text((x, y + TILE + 2), f"{idt} | style {r['style_score']:.2f}", fill=(60, 60, 60), font=small)
-                draw.text((x, y + TILE + 16), att + (" | near-dup" if r["near_duplicate"] else ""),
-                          fill=(60, 60, 60) if ok else (180, 30, 30), font=small)
+                draw.text((x, y + TILE + 16), att, fill=(60, 60, 60) if ok else (180, 30, 30), font=small)
+                draw.text((x + TILE // 2 + 4, y + TILE + 16), tatt, fill=(60, 60, 60) if tok else (180, 30, 30),
+                          font=small)
+                if flags:
+                    draw.text((x, y + TILE + 30), " ".join(flags)[:26], fill=(180, 30, 30), font=small)
         y += TILE + cap + 6
     return np.asarray(sheet)
 
@@ -272,6 +286,7 @@ def _table(head: list[str], rows: list[list[str]], engine_rows: set[int] | None 
 def render_html(run: EvalRun, results: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     cfg = results["config"]
+    art = results["descriptors"]["artefacts"]
     head, rows = summary_table(results)
     engine_rows = {i for i, s in enumerate(results["summary"].values()) if s["kind"] == "engine"}
     parts = [
@@ -303,9 +318,12 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
         "<h2>Per board</h2>",
         f"<img alt='per board' src='data:image/png;base64,{plot_per_board(results)}'>",
     ]
-    pb_head = ["method", "board", "images", "verified", "style score", "attribution", "diversity ΔE"]
+    pb_head = ["method", "board", "images", "verified", "style score", "attribution", "texture attribution",
+               "colour faithful", "mirrored", "blocky", "diversity ΔE"]
     pb_rows = [[m, b, str(s["n_images"]), _fmt_rate(s["verification_rate"]), _fmt_mean(s["style_score"]),
-                _fmt_rate(s["attribution_accuracy"]), _fmt_mean(s["diversity_delta_e"], 1)]
+                _fmt_rate(s["attribution_accuracy"]), _fmt_rate(s["texture_attribution_accuracy"]),
+                _fmt_rate(s["monochrome_faithful_rate"]), str(s["n_mirrored"]), str(s["n_blocky"]),
+                _fmt_mean(s["diversity_delta_e"], 1)]
                for m, per in results["per_board"].items() for b, s in per.items()]
     parts.append(_table(pb_head, pb_rows))
     if len(results["per_person"].get(run.engine, {})) > 1 or run.selfies.layout == "per-person":
@@ -359,6 +377,16 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
         "<li><b>attribution</b>: the output's own board is the nearest of the run's boards by a fixed random-filter "
         "conv net's Gram statistics (mean distance to the 3 nearest pins) — a descriptor the engine never "
         "optimises.</li>",
+        "<li><b>texture attribution</b>: the same nearest-board test with a texture-only descriptor on the grey "
+        "luminance, normalised (local binary patterns at 3 radii, gradient orientation and coherence, octave "
+        "band energies): the board's marks and medium, blind to colour, brightness and contrast.</li>",
+        "<li><b>colour faithful</b>: on a black-and-white or toned board (every pin grey or of one hue) the "
+        f"output's mean Lab chroma is at most the most colourful pin's + {art['chroma_margin']} "
+        f"and its hue spread no wider than the pins' (+ {art['hue_margin_deg']}°); on a colour board its chroma "
+        "lies within the pins' range ± the margin.</li>",
+        "<li><b>artefacts</b>: <i>mirrored</i> — a border strip is a reflected copy of what lies next to it "
+        f"(score &gt; {art['mirror_threshold']}: the ghost a mirrored fill leaves); <i>blocky</i> — a grid of "
+        f"block edges inside the face box (magnified JPEG blocks, score &gt; {art['blocky_threshold']}).</li>",
         "<li><b>diversity</b>: mean pairwise ΔE76 of 64 px Lab thumbnails among a request's variations; "
         f"a pair under ΔE {cfg['near_duplicate_delta_e']} is a near-duplicate.</li>",
         "</ul><p class='muted'>Every number is in results.json beside this file.</p></body></html>",

@@ -1,17 +1,20 @@
 """The evaluation run: every selfie x board through the engine and each baseline, then measured.
 
 For each person's selfie and each board the engine makes ``n`` variations with one request (same
-seed everywhere), and each baseline makes ``n`` images from the same framing (see
-:mod:`.baselines`). Every image is measured (:mod:`.metrics`), every request's variations are compared
-with each other, and every stage is timed. Failures (an engine request the identity guard refused, a
+seed everywhere; the engine also gets the board's pins, loaded once per board with its
+``prepare_board``, as ``tastemaker generate --board`` gives them), and each baseline makes ``n`` images
+from the same framing (see :mod:`.baselines`). Every image is measured (:mod:`.metrics`: identity,
+style, attribution by the Gram descriptor and by the texture-only descriptor of :mod:`.texture`;
+:mod:`.artefacts`: colour faithfulness, mirrored fills, block grids), every request's variations
+are compared with each other, and every stage is timed. Failures (an engine request the identity guard refused, a
 baseline that raised) are recorded with their message and counted, never dropped.
 
 Latency per request is the cost a user would see for it: ``decode`` (selfie + board images),
 ``identity`` (face detection + embedding of the selfie), ``profile`` (engine only: board -> taste
-profile), ``engine`` (the engine's generate call — itself split into render, guard and score in
-``engine_stages_ms`` — or, for a baseline, its framing + restyle), ``encode`` (the outputs in the
-request's format). Peak RSS is the
-process's resident-memory high-water mark across each engine call (reset before it on Linux).
+profile, and the engine's board assets), ``engine`` (the engine's generate call — itself split into
+render, guard and score in ``engine_stages_ms`` — or, for a baseline, its framing + restyle),
+``encode`` (the outputs in the request's format). Peak RSS is the process's resident-memory
+high-water mark across each engine call (reset before it on Linux).
 """
 
 from __future__ import annotations
@@ -31,15 +34,17 @@ from .._version import __version__
 from ..encoders.identity import IdentityEmbedding, IdentityEncoder
 from ..encoders.style import describe
 from ..engines import create_engine
-from ..engines.base import GenerationRequest, Subject, VariationPlan, request_error
+from ..engines.base import BoardAssets, GenerationRequest, Subject, VariationPlan, request_error
 from ..errors import TastemakerError
 from ..media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, encode_many, resize_max_side
 from ..pipeline import generate
 from ..taste.profile import TasteProfile, build_profile
+from . import artefacts as Q
 from . import metrics as M
 from .baselines import BUILTIN, BaselineContext, create_baseline, frame_like_engine, resolve_baselines
 from .datasets import BoardEntry, BoardSet, Person, Photo, SelfieSet, Skip, load_boards, load_selfies
 from .descriptors import DESCRIPTOR_NAME, board_distance, gram_descriptor
+from .texture import TEXTURE_DESCRIPTOR_NAME, texture_descriptor
 
 SCHEMA = "tastemaker.eval"
 SCHEMA_VERSION = 1
@@ -113,6 +118,8 @@ class EvalRun:
     thumbs: dict[tuple[str, str, str], dict[str, list[np.ndarray]]] = field(default_factory=dict, repr=False)
     #: (person, selfie) -> small selfie image
     selfie_thumbs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    #: board -> {"monochrome": bool, "chroma_range": [lo, hi], "hue_std_deg": ...} (see artefacts.board_chroma)
+    board_colour: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_at: str = ""
     duration_s: float = 0.0
     peak_rss_mb: float = 0.0
@@ -155,6 +162,9 @@ class EvalRun:
             "methods": self.methods,
             "descriptors": {
                 "attribution": DESCRIPTOR_NAME,
+                "texture_attribution": TEXTURE_DESCRIPTOR_NAME,
+                "artefacts": {"mirror_threshold": Q.MIRROR_THRESHOLD, "blocky_threshold": Q.BLOCKY_THRESHOLD,
+                              "chroma_margin": Q.CHROMA_MARGIN, "hue_margin_deg": Q.HUE_MARGIN_DEG},
                 "attribution_k": self.config.attribution_k,
                 "style_score": "tastemaker-style v1 (what the engine optimises)",
                 "identity": "dlib-resnet-v1, full detection on every output",
@@ -165,7 +175,8 @@ class EvalRun:
                 "boards": [
                     {"name": b.name, "n_pins": len(b.board), "n_skipped": len(b.board.skipped),
                      "n_modes": len(self.profiles[b.name].modes),
-                     "modes": [m.name for m in self.profiles[b.name].modes]}
+                     "modes": [m.name for m in self.profiles[b.name].modes],
+                     **self.board_colour.get(b.name, {})}
                     for b in self.boards.boards
                 ],
                 "chance_attribution": 1.0 / len(self.boards.boards),
@@ -184,7 +195,8 @@ class EvalRun:
 
 # ------------------------------------------------------------------------------------- aggregation
 IMAGE_MEANS = (
-    "identity_to_selfie", "identity_to_others", "style_score", "attribution_margin",
+    "identity_to_selfie", "identity_to_others", "style_score", "attribution_margin", "texture_attribution_margin",
+    "mean_chroma", "mirror_score", "blockiness",
     "clip_image_similarity", "clip_text_similarity", "arcface_cos_selfie", "arcface_cos_others",
 )
 LATENCY_STAGES = ("decode", "identity", "profile", "engine", "encode", "total")
@@ -217,6 +229,13 @@ def aggregate(
         "verification_rate": M.rate_ci(r["verified"] for r in imgs),
         "verification_rate_others": M.rate_ci(r["verified_others"] for r in imgs),
         "attribution_accuracy": M.rate_ci(r["attribution_correct"] for r in imgs),
+        "texture_attribution_accuracy": M.rate_ci(r["attribution_texture"] for r in imgs),
+        "monochrome_faithful_rate": M.rate_ci(r["monochrome_faithful"] for r in imgs),
+        "mirrored_rate": M.rate_ci(r["mirrored"] for r in imgs),
+        "blocky_rate": M.rate_ci(r["blocky"] for r in imgs),
+        "n_mirrored": sum(1 for r in imgs if r["mirrored"]),
+        "n_blocky": sum(1 for r in imgs if r["blocky"]),
+        "n_artefacts": sum(1 for r in imgs if r["mirrored"] or r["blocky"]),
         "clip_attribution_accuracy": M.rate_ci(r["clip_attribution_correct"] for r in imgs),
         "near_duplicate_pairs": sum(len(r["near_duplicate_pairs"]) for r in ok),
         "variation_pairs": sum(r["pairs"] for r in ok),
@@ -237,6 +256,12 @@ class _BoardData:
     profile: TasteProfile
     profile_s: float
     grams: np.ndarray
+    textures: np.ndarray
+    chroma: Q.BoardChroma
+    #: what the engine loads from the pins (medium exemplars, scenes): made once per board, as a board
+    #: folder gives it to ``tastemaker generate --board``; its time is charged to each request's profile stage
+    assets: BoardAssets | None = None
+    assets_s: float = 0.0
     clip_centroid: np.ndarray | None = None
     clip_text: str | None = None
     clip_text_vec: np.ndarray | None = None
@@ -287,6 +312,7 @@ def run_eval(
         boards, max_pixels=cfg.max_image_pixels, max_bytes=cfg.max_image_bytes
     )
     bdata = _prepare_boards(bset, clip, report)
+    _prepare_assets(bdata, engine, report)
     warmup_s = _warm_up(cfg, sset, bdata, enc)
 
     methods = [{"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}]
@@ -295,13 +321,16 @@ def run_eval(
         config=cfg, engine=engine.name, engine_version=engine.version, methods=methods, selfies=sset,
         boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
         models=models, started_at=started_at,
+        board_colour={n: {"monochrome": d.chroma.monochrome, "chroma_range": [d.chroma.lo, d.chroma.hi],
+                          "hue_std_deg": d.chroma.hue_std_deg} for n, d in bdata.items()},
     )
     run.latency_setup = {
         "models_load": models_load_s * 1000,
         "engine_warmup": warmup_s * 1000,
         "selfies": {p.name: {ph.name: {"decode": ph.decode_s * 1000, "identity": ph.identity_s * 1000}
                              for ph in p.photos} for p in sset.people},
-        "boards": {n: {"decode": d.entry.load_s * 1000, "profile": d.profile_s * 1000, "n_pins": len(d.entry.board)}
+        "boards": {n: {"decode": d.entry.load_s * 1000, "profile": d.profile_s * 1000, "assets": d.assets_s * 1000,
+                       "n_pins": len(d.entry.board)}
                    for n, d in bdata.items()},
     }
 
@@ -359,7 +388,8 @@ def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, _B
         report(f"profile of board {b.name}", 0, 1)
         t = time.perf_counter()
         prof = build_profile(b.board)
-        bd = _BoardData(b, prof, time.perf_counter() - t, np.stack([gram_descriptor(th) for th in b.board.thumbs]))
+        bd = _BoardData(b, prof, time.perf_counter() - t, np.stack([gram_descriptor(th) for th in b.board.thumbs]),
+                        np.stack([texture_descriptor(th) for th in b.board.thumbs]), Q.board_chroma(b.board.thumbs))
         if clip is not None:
             weight = {p.id: p.weight for p in prof.pins}
             w = np.array([weight.get(p.id, 1.0) for p in b.board.pins])
@@ -373,6 +403,18 @@ def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, _B
     return out
 
 
+def _prepare_assets(bdata: dict[str, _BoardData], engine: Any, report: Progress) -> None:
+    """The engine's board assets per board (pins for medium transfer and scenes); a failure is a fallback."""
+    for name, bd in bdata.items():
+        report(f"assets of board {name}", 0, 1)
+        t = time.perf_counter()
+        try:
+            bd.assets = engine.prepare_board(bd.entry.board, bd.profile)
+        except TastemakerError:
+            bd.assets = None  # the engine falls back to the profile alone, and says so per image
+        bd.assets_s = time.perf_counter() - t
+
+
 def _warm_up(cfg: EvalConfig, sset: SelfieSet, bdata: dict[str, _BoardData], enc: IdentityEncoder) -> float:
     """One untimed engine call: segmentation models, guard workers and caches load here, so the first
     request's latency is not a cold start. Returns its duration (reported as ``engine_warmup``)."""
@@ -382,7 +424,8 @@ def _warm_up(cfg: EvalConfig, sset: SelfieSet, bdata: dict[str, _BoardData], enc
         generate(
             GenerationRequest(n=1, size=256, seed=0),
             subject=Subject(image=first.image, face=first.face, identity=IdentityEmbedding(vector=first.embedding)),
-            profile=next(iter(bdata.values())).profile, engine=create_engine(cfg.engine),
+            profile=next(iter(bdata.values())).profile, assets=next(iter(bdata.values())).assets,
+            engine=create_engine(cfg.engine),
             identity_threshold=2.0, guard_workers=cfg.guard_workers, encoder=enc,  # no re-render loop
         )
     except TastemakerError:
@@ -431,7 +474,7 @@ def _run_engine(run: EvalRun, cell: _Cell, engine: Any, enc: IdentityEncoder) ->
     t = time.perf_counter()
     try:
         result = generate(
-            cfg.request(), subject=cell.subject(), profile=cell.board.profile, engine=engine,
+            cfg.request(), subject=cell.subject(), profile=cell.board.profile, assets=cell.board.assets, engine=engine,
             identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers, encoder=enc,
         )
     except TastemakerError as exc:
@@ -443,10 +486,12 @@ def _run_engine(run: EvalRun, cell: _Cell, engine: Any, enc: IdentityEncoder) ->
     t = time.perf_counter()
     encode_many(pixels, cfg.format)
     enc_s = time.perf_counter() - t
-    lat = {**cell.setup_ms, "profile": cell.board.profile_s * 1000, "engine": gen_s * 1000, "encode": enc_s * 1000}
+    lat = {**cell.setup_ms, "profile": (cell.board.profile_s + cell.board.assets_s) * 1000, "engine": gen_s * 1000,
+           "encode": enc_s * 1000}
     lat["total"] = sum(lat.values())
     extra = [{"mode": im.mode_id, "background": im.background, "guard_identity_distance": im.identity_distance,
-              "note": f"{im.mode_name}, face hold {im.hold}"} for im in result.images]
+              "note": f"{im.mode_name}, face hold {im.hold}", "engine_info": _jsonable(getattr(im, "info", None))}
+             for im in result.images]
     req, recs = cell.scorer.score(engine.name, "engine", cell.common, pixels, [im.seed for im in result.images], extra)
     req.update({"latency_ms": lat, "engine_stages_ms": {k: v * 1000 for k, v in result.timings.items()},
                 "peak_rss_mb": peak})
@@ -480,8 +525,8 @@ def _run_baseline(run: EvalRun, cell: _Cell, name: str, baseline: Any) -> None:
     enc_s = time.perf_counter() - t
     lat = {**cell.setup_ms, "profile": 0.0, "engine": render_s * 1000, "encode": enc_s * 1000}
     lat["total"] = sum(lat.values())
-    extra = [{"mode": None, "background": "keep", "guard_identity_distance": None, "note": ctx.notes.get(i, "")}
-             for i in range(len(outs))]
+    extra = [{"mode": None, "background": "keep", "guard_identity_distance": None, "note": ctx.notes.get(i, ""),
+              "engine_info": None} for i in range(len(outs))]
     req, recs = cell.scorer.score(name, "baseline", cell.common, outs, [p.seed for p in plans], extra)
     req.update({"latency_ms": lat, "engine_stages_ms": None, "peak_rss_mb": None})
     run.requests.append(req)
@@ -531,21 +576,29 @@ class _Scorer:
         board = common["board"]
         profile = self.bdata[board].profile
         grams = [gram_descriptor(p) for p in pixels]
+        textures = [texture_descriptor(p) for p in pixels]
         div = M.diversity(pixels, grams, cfg.near_duplicate_delta_e)
         dup_members = {i for pair in div["near_duplicate_pairs"] for i in pair}
         clip_vecs = self.clip.embed_images(pixels) if self.clip is not None else None
         recs = []
-        for i, (img, g) in enumerate(zip(pixels, grams, strict=True)):
+        for i, (img, g, tx) in enumerate(zip(pixels, grams, textures, strict=True)):
             fm = M.measure_face(self.enc, img)
             ident = M.identity_metrics(fm, self.photo.embedding, [o.embedding for o in self.others],
                                        cfg.verify_threshold)
             dists = {b: board_distance(g, d.grams, cfg.attribution_k) for b, d in self.bdata.items()}
+            tdists = {b: board_distance(tx, d.textures, cfg.attribution_k) for b, d in self.bdata.items()}
+            tatt = M.attribution(tdists, board)
             rec: dict[str, Any] = {
                 "method": method, "kind": kind, **common, "index": i, "variation_seed": int(seeds[i]),
                 **extra[i], **ident,
                 "style_score": profile.style_score(describe(img, palette=False)),
                 **M.attribution(dists, board),
                 "board_distances": dists,
+                "texture_attributed_board": tatt["attributed_board"],
+                "attribution_texture": tatt["attribution_correct"],
+                "texture_attribution_margin": tatt["attribution_margin"],
+                "texture_board_distances": tdists,
+                **quality_measures(img, None if fm.face is None else fm.face.box, self.bdata[board].chroma),
                 "near_duplicate": i in dup_members,
                 "clip_image_similarity": None, "clip_text_similarity": None,
                 "clip_attributed_board": None, "clip_attribution_correct": None,
@@ -571,6 +624,26 @@ class _Scorer:
         return req, recs
 
 
+def quality_measures(
+    img: np.ndarray, face_box: tuple[int, int, int, int] | None, board: Q.BoardChroma
+) -> dict[str, Any]:
+    """One output's colour faithfulness and artefacts (:mod:`.artefacts`): the image record's fields.
+
+    Blockiness is measured inside the face box only (a face magnified past its detail); with no face
+    found it is None, and the image does not count as blocky.
+    """
+    mirror = Q.mirrored_content(img)
+    block = None if face_box is None else Q.blockiness(img, face_box)
+    return {
+        "mean_chroma": Q.mean_chroma(img),
+        "monochrome_faithful": Q.monochrome_faithful(img, board),
+        "mirror_score": mirror,
+        "mirrored": mirror > Q.MIRROR_THRESHOLD,
+        "blockiness": block,
+        "blocky": block is not None and block > Q.BLOCKY_THRESHOLD,
+    }
+
+
 def _environment() -> dict[str, Any]:
     import os
 
@@ -590,6 +663,17 @@ def _environment() -> dict[str, Any]:
     except ImportError:  # pragma: no cover - core dependency
         env["dlib"] = None
     return env
+
+
+def _jsonable(obj: Any) -> Any:
+    """What an engine reports about an image (medium, fallbacks), reduced to JSON types."""
+    if obj is None or isinstance(obj, str | bool | int | float | np.generic):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return str(obj)
 
 
 def _clean(obj: Any) -> Any:
