@@ -823,10 +823,16 @@ class JobRunner:
                 s.commit()
 
     def _finish_failed(self, s: Any, job: Job, code: str, message: str, *, outcome: str) -> bool:
-        """Fail a job inside the caller's transaction: status, quota refund and audit entry together."""
+        """Fail a job inside the caller's transaction: status, quota refund and audit entry together.
+
+        A failure worth retrying (:data:`RETRYABLE`) also releases the job's ``Idempotency-Key``: a retry with
+        the same key runs again instead of replaying the failure for as long as the key is remembered.
+        """
         if not repo.move_job(s, job, repo.FAILED, error_code=code, error_message=message, finished_at=utcnow()):
             return False
         repo.release_images(s, job.account_id, job.usage_period, job.n_images)
+        if code in RETRYABLE:
+            repo.release_idempotency_for(s, job.account_id, job.id)
         self.audit.append(
             s, GENERATION_FINISHED, account_id=job.account_id, objects={"generation": job.id}, outcome=outcome
         )

@@ -123,3 +123,40 @@ def test_spent_lifetime_budget_is_a_clear_refusal(shared_api: Api, owner: dict[s
     r = shared_api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=owner)
     assert r.status_code == 403 and r.json()["code"] == "privacy_budget_lifetime", r.text
     assert r.json()["resets_at"] is None and "never resets" in r.json()["message"]
+
+
+# ------------------------------------------------------------ item 6: idempotency records that outlive what they name
+
+
+def test_retryable_failure_releases_the_idempotency_key(make_api: Any, selfie_bytes: bytes,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tastemaker.worker as worker
+
+    from .conftest import generate
+
+    api = make_api()
+    h = api.key("pro")
+    board = upload_board(api, h, names=SMALL_BOARD)
+    real = worker.task_generate
+    monkeypatch.setattr(worker, "task_generate", lambda *a, **k: ("error", "InternalError", "internal_error", 500,
+                                                                   "the worker failed unexpectedly"))
+    first = generate(api, {**h, "Idempotency-Key": "k1"}, selfie_bytes, board_id=board["id"]).json()
+    assert first["status"] == "failed" and first["error"]["retryable"], first
+    monkeypatch.setattr(worker, "task_generate", real)
+    again = generate(api, {**h, "Idempotency-Key": "k1"}, selfie_bytes, board_id=board["id"])
+    assert again.headers.get("idempotent-replayed") is None and again.json()["id"] != first["id"]
+
+
+def test_deleting_a_board_releases_its_idempotency_keys(shared_api: Api, owner: dict[str, str]) -> None:
+    from .conftest import board_parts, demo_pins
+
+    c = shared_api.client
+    pins = json.dumps([p for p in demo_pins() if p["image"] in SMALL_BOARD])
+    create = {"name": "again", "pins": pins}
+    r1 = c.post("/v1/boards", data=create, files=board_parts(SMALL_BOARD), headers={**owner, "Idempotency-Key": "b1"})
+    assert r1.status_code == 201
+    bid = r1.json()["id"]
+    assert c.delete(f"/v1/boards/{bid}", headers=owner).status_code == 204
+    r2 = c.post("/v1/boards", data=create, files=board_parts(SMALL_BOARD), headers={**owner, "Idempotency-Key": "b1"})
+    assert r2.status_code == 201 and r2.headers.get("idempotent-replayed") is None
+    assert r2.json()["id"] != bid and c.get(f"/v1/boards/{r2.json()['id']}", headers=owner).status_code == 200

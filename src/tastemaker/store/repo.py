@@ -169,8 +169,10 @@ def count_pins(s: Session, board_id: str) -> int:
 
 
 def delete_board(s: Session, board: Board) -> list[str]:
-    """Delete a board, its pins and its profile versions; returns the blob hashes that may now be unreferenced."""
+    """Delete a board, its pins, its profile versions and the idempotency records that name it (a replayed
+    create must not hand back the deleted board's pins); returns the blob hashes that may now be unreferenced."""
     shas = list(s.scalars(select(PinRecord.sha256).where(PinRecord.board_id == board.id)))
+    release_idempotency_for(s, board.account_id, board.id)
     s.execute(delete(ProfileVersion).where(ProfileVersion.board_id == board.id))
     s.execute(delete(PinRecord).where(PinRecord.board_id == board.id))
     s.execute(update(Job).where(Job.board_id == board.id).values(board_id=None))
@@ -568,8 +570,15 @@ def release_idempotency_key(s: Session, account_id: str, key: str) -> None:
     s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key))
 
 
-def release_idempotency_for(s: Session, resource_id: str) -> None:
-    s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.resource_id == resource_id))
+def release_idempotency_for(s: Session, account_id: str, resource_id: str) -> int:
+    """Forget every idempotency record of the account that names ``resource_id`` (a deleted board, a job that
+    failed in a way worth retrying), so the same key runs the request again instead of replaying it."""
+    res = s.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.account_id == account_id, IdempotencyRecord.resource_id == resource_id
+        )
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def purge_expired_idempotency(s: Session) -> int:
