@@ -44,7 +44,8 @@ def test_every_output_is_marked_signed_and_logged(result: GenerationResult, stor
         assert report.verdict == "verified", report.problems
         assert report.c2pa.state == "valid" and report.c2pa.trusted
         assert report.record is not None and report.record.id_hex == img.record_id
-        assert report.record.account == "acct-42" and report.record.seed == result.request.seed
+        assert report.record.account == store.pseudonym("acct-42") != "acct-42"
+        assert report.record.seed == result.request.seed
         assert report.proof_ok and report.tree_size == store.ledger.size
         assert "golden film" not in json.dumps(report.c2pa.manifest)  # no prompt text without opt-in
 

@@ -296,30 +296,56 @@ def demo(
 def verify(
     image: Annotated[Path, typer.Argument(help="An image to check (PNG, JPEG or WebP; metadata may be stripped).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file holding a log tree head you saw before: the log must prove it still extends it "
+            "(a rewritten history is reported as tampered). Made on first use; updated to today's head."
+        ),
+    ] = None,
 ) -> None:
-    """Check an image's provenance: C2PA manifest, watermark, record, and its transparency-log proof.
+    """Check an image's provenance: C2PA manifest, watermark, picture fingerprint, record, and the
+    transparency log's inclusion and consistency proofs.
 
-    Exit codes: 0 verified (made here, untampered), 20 not ours (no mark or record found),
-    21 tampered (a manifest that does not validate, a record that differs, or a proof that fails).
+    Exit codes: 0 verified (made here, untampered), 20 not ours (no mark, manifest or fingerprint resolves to
+    a record), 21 tampered (a manifest that does not validate, a record that differs, a failed proof, a
+    replaced mark), 22 forged (the mark names a record but the picture is another one: a copied mark),
+    23 untrusted (a manifest claiming to be ours, signed by a certificate outside the trust list).
     """
-    from .media import read_image_bytes
+    from .errors import InputError, ProofError
+    from .media import read_image_bytes, write_atomic
     from .pipeline import default_provenance
+    from .provenance.ledger import SignedTreeHead
     from .provenance.service import VERDICT_EXIT
 
     settings = load_settings()
-    report = default_provenance().verify(read_image_bytes(image, max_bytes=settings.max_image_bytes))
+    known = None
+    if checkpoint is not None and checkpoint.exists():
+        try:
+            known = SignedTreeHead.from_note(checkpoint.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ProofError) as exc:
+            raise InputError(f"{checkpoint} does not hold a tree head saved by `tastemaker verify`: {exc}") from None
+    report = default_provenance().verify(read_image_bytes(image, max_bytes=settings.max_image_bytes),
+                                         known_head=known)
     data = report.to_dict()
+    consistent = report.consistency is None or report.consistency["ok"]
+    if checkpoint is not None and report.tree_head is not None and consistent:
+        write_atomic(checkpoint, report.tree_head.encode("utf-8"))
     if as_json:
         console.print_json(json.dumps(data))
     else:
-        colour = {"verified": "green", "not_ours": "yellow", "tampered": "red"}[report.verdict]
+        colour = {"verified": "green", "not_ours": "yellow"}.get(report.verdict, "red")
         table = Table(title=f"{image.name}: [bold {colour}]{report.verdict.replace('_', ' ')}[/]", show_header=False)
         table.add_row("C2PA manifest", f"{report.c2pa.state}" + (" (trusted signer)" if report.c2pa.trusted else ""))
         wid = data["watermark"]["id"]
         table.add_row("watermark", f"id {wid} (confidence {report.watermark_confidence:.2f})" if wid else "not found")
+        if report.match is not None:
+            table.add_row("picture", f"fingerprint z {report.match.z:.1f} over {report.match.cells} cells"
+                          + (" (matches its record)" if report.match.same else ""))
         if report.record is not None:
             r = report.record
-            table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}")
+            table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}"
+                          + (f" · found by its {report.matched_by}" if report.matched_by else ""))
             table.add_row("account", r.account)
             table.add_row("profile hash", r.profile_hash[:16] + "…")
             table.add_row(
@@ -327,6 +353,12 @@ def verify(
                 f"entry {report.log_index} of {report.tree_size}: "
                 + ("proof verified against the signed tree head" if report.proof_ok else "PROOF FAILED"),
             )
+        if report.consistency is not None:
+            c = report.consistency
+            table.add_row("log history", f"size {c['from_size']} -> {c['to_size']}: "
+                          + ("consistency proof verified" if c["ok"] else "NOT CONSISTENT"))
+        if report.tree_root is not None:
+            table.add_row("tree head", f"size {report.tree_size}, root {report.tree_root[:16]}…")
         for problem in report.problems:
             table.add_row("[red]problem[/]", problem)
         console.print(table)

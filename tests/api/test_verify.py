@@ -66,7 +66,7 @@ def test_own_image_is_verified_with_its_record_and_proof(shared_api: Api, owner:
         assert doc["watermark"]["id"] == f"{doc['record']['record_id']:010x}" and doc["watermark"]["confidence"] > 0.5
         log = doc["log"]
         assert log["proof_ok"] and log["index"] is not None and log["tree_size"] >= 1 and len(log["root"]) == 64
-        assert doc["record"]["schema"] == "tastemaker.record/v1"
+        assert doc["record"]["schema"] == "tastemaker.record/v2"
 
 
 def test_other_accounts_see_a_redacted_account(

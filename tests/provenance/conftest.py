@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tastemaker.provenance import fingerprint
+from tastemaker.provenance.keys import StoreKeys
+from tastemaker.provenance.record import ProvenanceRecord
+
 DEMO = Path(__file__).resolve().parents[2] / "src" / "tastemaker" / "data" / "demo"
 
 
@@ -67,6 +71,28 @@ ATTACKS = {
     "crop50": lambda im, rng: crop_area(im, 0.5, rng),
     "jpeg75+resize0.75+crop80": lambda im, rng: crop_area(resize(jpeg(im, 75), 0.75), 0.8, rng),
 }
+
+
+#: fixed keys for record-level tests (a store makes its own)
+TEST_KEYS = StoreKeys(bytes(range(32)))
+
+
+def make_record(pixels: np.ndarray, *, prompt: str = "a portrait in the rain", **kw: object) -> ProvenanceRecord:
+    """A v2 record of ``pixels`` as a store with :data:`TEST_KEYS` would write it."""
+    args: dict[str, object] = dict(
+        account=TEST_KEYS.pseudonym("local:ada"),
+        prompt_hmac=TEST_KEYS.prompt_hash(prompt),
+        profile_hash="sha256:abc",
+        engine="look",
+        engine_version="0.1.0",
+        seed=7,
+        pixels=pixels,
+        fingerprint=fingerprint.compute(pixels, TEST_KEYS.fingerprint_seed).encode(),
+        record_id=0x12_3456_789A,
+        created_at="2026-01-31T12:00:00.000Z",
+    )
+    args.update(kw)
+    return ProvenanceRecord.create(**args)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

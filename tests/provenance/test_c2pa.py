@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tastemaker.provenance import c2pa as cc
 from tastemaker.provenance.record import ProvenanceRecord
 from tastemaker.provenance.watermark import ALGORITHM
 
-from .conftest import synthetic
+from .conftest import make_record, synthetic
 
 FORMATS = ["png", "jpeg", "webp"]
 
@@ -31,16 +32,7 @@ def pixels() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def record(pixels: np.ndarray) -> ProvenanceRecord:
-    return ProvenanceRecord.create(
-        account="local:ada",
-        prompt="secret prompt",
-        profile_hash="profile-1",
-        engine="look",
-        engine_version="0.1.0",
-        seed=5,
-        pixels=pixels,
-        record_id=0xABCDE12345,
-    )
+    return make_record(pixels, prompt="secret prompt", profile_hash="profile-1", seed=5, record_id=0xABCDE12345)
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
@@ -94,8 +86,8 @@ def test_one_changed_manifest_byte_is_tampered(
     fmt: str, identity: cc.SigningIdentity, pixels: np.ndarray, record: ProvenanceRecord
 ) -> None:
     signed = bytearray(cc.sign_image(encode(pixels, fmt), fmt, record, identity))
-    at = bytes(signed).index(b"local:ada")
-    signed[at] ^= 0x01  # the account in the Tastemaker assertion
+    at = bytes(signed).index(record.account.encode())
+    signed[at + 5] ^= 0x01  # the account (pseudonym) in the Tastemaker assertion
     assert cc.read_manifest(bytes(signed), fmt, trust_anchor_pem=identity.anchor_pem).state == "tampered"
 
 
@@ -134,6 +126,30 @@ def test_user_provided_pems(tmp_path: Path, pixels: np.ndarray, record: Provenan
     assert cc.read_manifest(signed, "jpeg", trust_anchor_pem=ident.anchor_pem).trusted
     with pytest.raises(ProvenanceInputError):
         cc.ensure_signing_identity(tmp_path, chain_pem=tmp_path / "chain.pem")
+
+
+def test_a_manifest_claiming_our_record_is_recognised_and_bad_soft_bindings_are_no_id(
+    identity: cc.SigningIdentity, pixels: np.ndarray, record: ProvenanceRecord
+) -> None:
+    report = cc.read_manifest(cc.sign_image(encode(pixels, "png"), "png", record, identity), "png")
+    assert report.claims_ours and report.soft_binding_id == record.record_id
+    for value in ("***", "", base64.b64encode(b"x" * 9).decode()):
+        bad = cc.ManifestReport("valid", manifest={"assertions": [
+            {"label": "c2pa.soft-binding", "data": {"alg": ALGORITHM, "blocks": [{"value": value}]}}]})
+        assert bad.claims_ours and bad.soft_binding_id is None  # never a crash on a stranger's manifest
+    assert not cc.ManifestReport("valid", manifest={"assertions": [{"label": "c2pa.actions", "data": {}}]}).claims_ours
+
+
+def test_own_chain_without_an_anchor_trusts_its_last_certificate(
+    tmp_path: Path, pixels: np.ndarray, record: ProvenanceRecord
+) -> None:
+    made, _ = cc.create_signing_identity("a deployment's own signer")
+    (tmp_path / "chain.pem").write_bytes(made.chain_pem)
+    (tmp_path / "key.pem").write_bytes(made.key_pem)
+    ident = cc.ensure_signing_identity(tmp_path, chain_pem=tmp_path / "chain.pem", key_pem=tmp_path / "key.pem")
+    assert ident.anchor_pem == made.anchor_pem
+    signed = cc.sign_image(encode(pixels, "png"), "png", record, ident)
+    assert cc.read_manifest(signed, "png", trust_anchor_pem=ident.anchor_pem).trusted
 
 
 def test_unsupported_format(identity: cc.SigningIdentity, record: ProvenanceRecord) -> None:

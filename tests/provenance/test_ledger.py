@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -287,8 +288,32 @@ def test_append_only_enforced_by_database(log8: lg.Ledger) -> None:
 
 
 def _bypass_triggers(ledger: lg.Ledger) -> None:
-    for name in ("entries_no_update", "entries_no_delete", "nodes_no_update", "nodes_no_delete"):
+    for name in ("entries_no_update", "entries_no_delete", "nodes_no_update", "nodes_no_delete",
+                 "heads_no_update", "heads_no_delete"):
         ledger._db.execute(f"DROP TRIGGER {name}")
+
+
+def test_signed_heads_cannot_be_edited_or_deleted(log8: lg.Ledger) -> None:
+    """Issue 11 #12: the heads table had no triggers, so a published head could be quietly swapped."""
+    for sql in ("DELETE FROM heads WHERE size = 8", "UPDATE heads SET root = zeroblob(32) WHERE size = 3"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            log8._db.execute(sql)
+    assert log8.tree_head().size == 8 and log8.head_at(3) is not None and log8.head_at(3).size == 3
+
+
+def test_consistency_with_an_older_signed_head(log8: lg.Ledger) -> None:
+    old = log8.head_at(5)
+    assert old is not None
+    proof = log8.check_consistency(old)
+    lg.verify_consistency(5, 8, old.root, log8.tree_head().root, proof)
+    assert log8.prove_extends(8, log8.tree_head().root) == []
+    with pytest.raises(ProofError, match="not an append-only extension|different roots"):
+        log8.prove_extends(5, bytes(32))  # a root that log never had: a rewritten history
+    with pytest.raises(ProofError, match="shrank"):
+        log8.prove_extends(9, bytes(32))
+    stranger = lg.sign_tree_head(Ed25519PrivateKey.generate(), old.origin, old.size, old.root)
+    with pytest.raises(ProofError, match="different key"):
+        log8.check_consistency(stranger)
 
 
 def test_forged_entry_is_detected(log8: lg.Ledger) -> None:

@@ -10,37 +10,59 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tastemaker.errors import ProvenanceInputError
+from tastemaker.provenance.keys import StoreKeys
 from tastemaker.provenance.ledger import leaf_hash
-from tastemaker.provenance.record import ProvenanceRecord, pixels_sha256, sha256_hex
+from tastemaker.provenance.record import SCHEMA, SCHEMA_V1, ProvenanceRecord, pixels_sha256, sha256_hex
+
+from .conftest import TEST_KEYS, make_record
 
 PIXELS = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
 
 
 def make(**kw: object) -> ProvenanceRecord:
-    args: dict[str, object] = dict(
-        account="local:ada",
-        prompt="a portrait in the rain",
-        profile_hash="sha256:abc",
-        engine="look",
-        engine_version="0.1.0",
-        seed=7,
-        pixels=PIXELS,
-        record_id=0x12_3456_789A,
-        created_at="2026-01-31T12:00:00.000Z",
-    )
-    args.update(kw)
-    return ProvenanceRecord.create(**args)  # type: ignore[arg-type]
+    return make_record(PIXELS, **kw)
 
 
 def test_canonical_json_is_sorted_compact_and_stable() -> None:
     rec = make()
     raw = rec.canonical_json()
     assert raw == json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    assert b"rain" not in raw  # only the prompt's hash is recorded
-    assert json.loads(raw)["prompt_sha256"] == sha256_hex("a portrait in the rain")
+    assert b"rain" not in raw  # only the prompt's keyed hash is recorded
     assert ProvenanceRecord.from_json(raw) == rec
     assert leaf_hash(raw) == leaf_hash(make().canonical_json())
     assert rec.id_hex == "123456789a"
+    assert json.loads(raw)["schema"] == SCHEMA == "tastemaker.record/v2"
+
+
+def test_prompt_hash_is_keyed_and_account_is_a_pseudonym() -> None:
+    """Issue 11 #9: an unsalted SHA-256 of a short prompt is a dictionary lookup away; the raw account id
+    used to be in every record and manifest."""
+    rec = json.loads(make().canonical_json())
+    assert "prompt_sha256" not in rec and sha256_hex("a portrait in the rain") not in json.dumps(rec)
+    assert rec["prompt_hmac"] == TEST_KEYS.prompt_hash("a portrait in the rain")
+    assert rec["prompt_hmac"] != StoreKeys(bytes(32)).prompt_hash("a portrait in the rain")  # another store
+    assert rec["account"].startswith("acct~") and "ada" not in rec["account"]
+    assert rec["account"] == TEST_KEYS.pseudonym("local:ada") != TEST_KEYS.pseudonym("local:bob")
+    assert "StoreKeys(id=" in repr(TEST_KEYS) and bytes(range(32)).hex() not in repr(TEST_KEYS)
+
+
+def test_v1_records_still_parse_byte_for_byte() -> None:
+    """Records already in a log keep their exact bytes (and so their inclusion proofs)."""
+    v1 = {
+        "account": "acct_old", "created_at": "2025-01-31T12:00:00.000Z", "engine": "look", "engine_version": "0.1",
+        "image_sha256": "a" * 64, "profile_hash": "p", "prompt_sha256": "b" * 64, "record_id": 5,
+        "schema": "tastemaker.record/v1", "seed": 1,
+    }
+    raw = json.dumps(v1, sort_keys=True, separators=(",", ":")).encode()
+    rec = ProvenanceRecord.from_json(raw)
+    assert rec.canonical_json() == raw and rec.fingerprint is None and rec.schema == SCHEMA_V1
+    with pytest.raises(ProvenanceInputError, match="unknown"):
+        ProvenanceRecord.from_json(json.dumps({**v1, "fingerprint": "fp1:AAAA"}))
+
+
+def test_v2_needs_a_fingerprint() -> None:
+    with pytest.raises(ProvenanceInputError, match="fingerprint"):
+        make(fingerprint="not-a-fingerprint")
 
 
 def test_pixel_hash_depends_on_shape_and_content() -> None:

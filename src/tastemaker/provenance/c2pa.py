@@ -147,6 +147,11 @@ def create_signing_identity(common_name: str = "Tastemaker local signer") -> tup
     return SigningIdentity(chain, _pem_key(leaf_key), ca_pem), _pem_key(ca_key)
 
 
+def _last_certificate(chain_pem: bytes) -> bytes | None:
+    certs = x509.load_pem_x509_certificates(chain_pem)
+    return certs[-1].public_bytes(serialization.Encoding.PEM) if certs else None
+
+
 def ensure_signing_identity(
     directory: Path | str,
     *,
@@ -159,8 +164,11 @@ def ensure_signing_identity(
         raise ProvenanceInputError("give both a certificate chain PEM and its private key PEM, or neither")
     try:
         if chain_pem is not None and key_pem is not None:
-            anchor = Path(anchor_pem).read_bytes() if anchor_pem else None
-            return SigningIdentity(Path(chain_pem).read_bytes(), Path(key_pem).read_bytes(), anchor)
+            chain = Path(chain_pem).read_bytes()
+            # without an explicit anchor, the chain's last certificate (its root or top intermediate) is the
+            # one trusted: outputs signed by a chain outside the trust list verify as ``untrusted``
+            anchor = Path(anchor_pem).read_bytes() if anchor_pem else _last_certificate(chain)
+            return SigningIdentity(chain, Path(key_pem).read_bytes(), anchor)
         d = Path(directory)
         files = {n: d / n for n in ("signer.pem", "signer-key.pem", "ca.pem")}
         if not all(p.exists() for p in files.values()):
@@ -176,7 +184,7 @@ def ensure_signing_identity(
             files["signer-key.pem"].read_bytes(),
             files["ca.pem"].read_bytes(),
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise C2paError(f"cannot read or create the C2PA signing certificates in {directory}: {exc}") from exc
 
 
@@ -285,11 +293,26 @@ class ManifestReport:
         return None
 
     @property
+    def claims_ours(self) -> bool:
+        """The manifest says it is a Tastemaker output (our record assertion or our watermark's soft binding)."""
+        for a in (self.manifest or {}).get("assertions", []):
+            if a.get("label") == RECORD_LABEL:
+                return True
+            if a.get("label") == "c2pa.soft-binding" and (a.get("data") or {}).get("alg") == ALGORITHM:
+                return True
+        return False
+
+    @property
     def soft_binding_id(self) -> int | None:
         for a in (self.manifest or {}).get("assertions", []):
-            if a.get("label") == "c2pa.soft-binding" and a.get("data", {}).get("alg") == ALGORITHM:
-                blocks = a["data"].get("blocks") or [{}]
-                return int.from_bytes(base64.b64decode(blocks[0].get("value", "")), "big")
+            data = a.get("data")
+            if a.get("label") == "c2pa.soft-binding" and isinstance(data, dict) and data.get("alg") == ALGORITHM:
+                # a manifest is outside data: anything malformed in it means "no id", never an error
+                try:
+                    value = base64.b64decode(data["blocks"][0]["value"], validate=True)
+                except (KeyError, IndexError, TypeError, ValueError):
+                    return None
+                return int.from_bytes(value, "big") if 0 < len(value) <= PAYLOAD_BITS // 8 else None
         return None
 
 

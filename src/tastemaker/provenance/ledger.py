@@ -9,8 +9,12 @@
   extension line), signed with Ed25519, so standard tooling can read them.
 * Storage is one SQLite file (``ledger.sqlite``) in WAL mode with ``synchronous=FULL``: an append
   (leaf, the newly completed subtree hashes, the signed head) is one transaction, so a crash
-  leaves either the old log or the new one. Triggers refuse UPDATE and DELETE; anyone able to
-  bypass them still cannot make old proofs or published heads verify, which is the point.
+  leaves either the old log or the new one. Triggers refuse UPDATE and DELETE on entries, nodes and
+  signed heads; anyone able to bypass them still cannot make old proofs or published heads verify,
+  which is the point.
+* Every signed head is kept, so a verifier can ask for the head that was current when a record was
+  added and a consistency proof from it (or from a head it saved itself) to today's: a log whose
+  history was rewritten cannot produce one (:meth:`Ledger.check_consistency`).
 * Complete subtree hashes are stored as they form, so the root costs O(log n) lookups and a
   proof O(log^2 n), not O(n).
 * The Ed25519 key is created on first use as ``ledger-ed25519.pem`` (mode 0600) beside the
@@ -234,6 +238,10 @@ CREATE TRIGGER IF NOT EXISTS nodes_no_update BEFORE UPDATE ON nodes
     BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS nodes_no_delete BEFORE DELETE ON nodes
     BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS heads_no_update BEFORE UPDATE ON heads
+    BEGIN SELECT RAISE(ABORT, 'signed tree heads are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS heads_no_delete BEFORE DELETE ON heads
+    BEGIN SELECT RAISE(ABORT, 'signed tree heads are append-only'); END;
 """
 
 
@@ -343,6 +351,39 @@ class Ledger:
         if row is None:
             return sign_tree_head(self._key, self.origin, 0, EMPTY_ROOT)
         return SignedTreeHead.from_note(row[0])
+
+    def head_at(self, size: int) -> SignedTreeHead | None:
+        """The signed head the log published when it had ``size`` entries (None if it never signed one)."""
+        row = self._db.execute("SELECT note FROM heads WHERE size = ?", (size,)).fetchone()
+        return None if row is None else SignedTreeHead.from_note(row[0])
+
+    def check_consistency(self, old: SignedTreeHead, new: SignedTreeHead | None = None) -> list[bytes]:
+        """Prove that ``new`` (default: the latest head) extends ``old``, check the proof, and return it.
+
+        Both heads must carry this log's signature. Raises :class:`ProofError` when ``old`` is not a prefix
+        of the log as it stands: entries were rewritten, removed, or the log was replaced.
+        """
+        new = self.tree_head() if new is None else new
+        old.verify(self.public_key)
+        new.verify(self.public_key)
+        if old.origin != new.origin:
+            raise ProofError(f"tree heads of different logs ({old.origin} / {new.origin})")
+        return self.prove_extends(old.size, old.root, new)
+
+    def prove_extends(self, size: int, root: bytes, new: SignedTreeHead | None = None) -> list[bytes]:
+        """The consistency proof from a tree of ``size`` entries with ``root`` (as someone saw it) to ``new``,
+        checked; :class:`ProofError` if the log as it stands does not extend that tree."""
+        new = self.tree_head() if new is None else new
+        if size > new.size:
+            raise ProofError(f"the log shrank: it had {size} entries, now {new.size}")
+        if new.size > self.size:
+            raise ProofError(f"the signed head says {new.size} entries but the log holds {self.size}")
+        try:
+            proof = self.consistency_proof(size, new.size)
+        except LedgerError as exc:
+            raise ProofError(f"no consistency proof from size {size}: {exc.message}") from exc
+        verify_consistency(size, new.size, root, new.root, proof)
+        return proof
 
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self.size:

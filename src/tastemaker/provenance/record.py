@@ -8,7 +8,17 @@ anyone can re-serialise a record and get the same bytes, hence the same leaf has
 image still resolves to this record. ``image_sha256`` is over the *marked pixels*
 (:func:`pixels_sha256`), not the file: the file only exists after the C2PA manifest (which
 contains this record) is embedded, and pixel hashing is stable across PNG/WebP containers.
-No prompt text or selfie bytes are stored: only SHA-256 digests.
+No prompt text or selfie bytes are stored.
+
+Schema v2 (what new outputs get) differs from v1 in what a verifier can learn or fake:
+
+* ``prompt_hmac`` replaces ``prompt_sha256``: the prompt keyed with the store's secret, so nobody can test
+  guessed prompts against a record (an unsalted SHA-256 of a short prompt is a dictionary lookup away);
+* ``account`` is the store's pseudonym of the account (:meth:`StoreKeys.pseudonym`), never the raw id;
+* ``fingerprint`` describes the picture itself (:mod:`.fingerprint`), so ``verify`` can tell the record's
+  picture from another picture that carries a copied mark.
+
+v1 records (already in logs) still parse, byte for byte, so their inclusion proofs keep working.
 """
 
 from __future__ import annotations
@@ -27,7 +37,9 @@ import numpy as np
 from ..errors import ProvenanceInputError
 from .watermark import PAYLOAD_BITS
 
-SCHEMA = "tastemaker.record/v1"
+SCHEMA = "tastemaker.record/v2"
+SCHEMA_V1 = "tastemaker.record/v1"
+_FINGERPRINT = re.compile(r"^fp[0-9]+:[A-Za-z0-9+/=]{8,20000}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _MAX_SAFE_INT = 2**53 - 1
@@ -61,36 +73,54 @@ def utc_now() -> str:
 
 @dataclass(frozen=True)
 class ProvenanceRecord:
-    """One output's provenance. Validated on construction; immutable."""
+    """One output's provenance. Validated on construction; immutable.
+
+    Optional fields are per schema: v2 has ``prompt_hmac`` and ``fingerprint``, v1 ``prompt_sha256``;
+    fields a schema does not have are ``None`` and left out of the JSON.
+    """
 
     record_id: int
     account: str
     created_at: str
-    prompt_sha256: str
     profile_hash: str
     engine: str
     engine_version: str
     seed: int
     image_sha256: str
+    prompt_hmac: str | None = None
+    fingerprint: str | None = None
+    prompt_sha256: str | None = None
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
         problems = []
+        hashes: tuple[str, ...]
+        absent: tuple[str, ...]
         if not isinstance(self.record_id, int) or not 0 <= self.record_id < 1 << PAYLOAD_BITS:
             problems.append(f"record_id must be an int in [0, 2**{PAYLOAD_BITS}), got {self.record_id!r}")
         if not isinstance(self.seed, int) or not 0 <= self.seed <= _MAX_SAFE_INT:
             problems.append(f"seed must be an int in [0, 2**53), got {self.seed!r}")
-        for name in ("prompt_sha256", "image_sha256"):
+        if self.schema == SCHEMA:
+            hashes, absent = ("prompt_hmac", "image_sha256"), ("prompt_sha256",)
+            if not isinstance(self.fingerprint, str) or not _FINGERPRINT.match(self.fingerprint):
+                problems.append("fingerprint must be an encoded image fingerprint (fp<version>:<base64>)")
+        elif self.schema == SCHEMA_V1:
+            hashes, absent = ("prompt_sha256", "image_sha256"), ("prompt_hmac", "fingerprint")
+        else:
+            hashes, absent = (), ()
+            problems.append(f"schema must be {SCHEMA!r} (or the older {SCHEMA_V1!r}), got {self.schema!r}")
+        for name in hashes:
             if not _HEX64.match(str(getattr(self, name))):
                 problems.append(f"{name} must be 64 lowercase hex characters")
+        for name in absent:
+            if getattr(self, name) is not None:
+                problems.append(f"{name} is not a field of {self.schema}")
         for name in ("account", "profile_hash", "engine", "engine_version"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value or len(value) > 256:
                 problems.append(f"{name} must be a non-empty string of at most 256 characters")
         if not isinstance(self.created_at, str) or not _TIME.match(self.created_at):
             problems.append(f"created_at must look like 2026-01-31T12:00:00.000Z, got {self.created_at!r}")
-        if self.schema != SCHEMA:
-            problems.append(f"schema must be {SCHEMA!r}, got {self.schema!r}")
         if problems:
             raise ProvenanceInputError("invalid provenance record: " + "; ".join(problems))
 
@@ -99,26 +129,28 @@ class ProvenanceRecord:
         cls,
         *,
         account: str,
-        prompt: str,
+        prompt_hmac: str,
         profile_hash: str,
         engine: str,
         engine_version: str,
         seed: int,
         pixels: np.ndarray,
+        fingerprint: str,
         record_id: int | None = None,
         created_at: str | None = None,
     ) -> ProvenanceRecord:
-        """Build a record from the raw inputs, hashing the prompt and the (marked) pixels."""
+        """Build a v2 record; the caller (the store, which holds the keys) supplies the keyed values."""
         return cls(
             record_id=new_record_id() if record_id is None else record_id,
             account=account,
             created_at=created_at or utc_now(),
-            prompt_sha256=sha256_hex(prompt),
+            prompt_hmac=prompt_hmac,
             profile_hash=profile_hash,
             engine=engine,
             engine_version=engine_version,
             seed=seed,
             image_sha256=pixels_sha256(pixels),
+            fingerprint=fingerprint,
         )
 
     @property
@@ -127,7 +159,7 @@ class ProvenanceRecord:
         return f"{self.record_id:010x}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     def canonical_json(self) -> bytes:
         """The exact bytes hashed into the log leaf (JCS-compatible)."""
@@ -142,14 +174,20 @@ class ProvenanceRecord:
             raise ProvenanceInputError(f"provenance record is not valid JSON: {exc}") from exc
         if not isinstance(obj, dict):
             raise ProvenanceInputError("provenance record must be a JSON object")
-        names = {f.name for f in fields(cls)}
-        unknown, missing = set(obj) - names, names - set(obj) - {"schema"}
+        schema = obj.get("schema", SCHEMA_V1)
+        wanted = _FIELDS_V1 if schema == SCHEMA_V1 else _FIELDS_V2
+        unknown, missing = set(obj) - wanted, wanted - set(obj) - {"schema"}
         if unknown or missing:
             raise ProvenanceInputError(
-                f"provenance record fields do not match {SCHEMA}: unknown {sorted(unknown)}, "
+                f"provenance record fields do not match {schema}: unknown {sorted(unknown)}, "
                 f"missing {sorted(missing)}"
             )
-        return cls(**obj)
+        return cls(**{**obj, "schema": schema})
 
 
-__all__ = ["SCHEMA", "ProvenanceRecord", "new_record_id", "pixels_sha256", "sha256_hex", "utc_now"]
+_COMMON = {f.name for f in fields(ProvenanceRecord)} - {"prompt_hmac", "fingerprint", "prompt_sha256"}
+_FIELDS_V2 = _COMMON | {"prompt_hmac", "fingerprint"}
+_FIELDS_V1 = _COMMON | {"prompt_sha256"}
+
+
+__all__ = ["SCHEMA", "SCHEMA_V1", "ProvenanceRecord", "new_record_id", "pixels_sha256", "sha256_hex", "utc_now"]

@@ -3,16 +3,28 @@
 ``Provenance.stamp(pixels, ...)`` does, in this order, and raises on any failure (fail closed):
 
 1. allocate a fresh 40-bit record id (unique in this store);
-2. embed the invisible watermark carrying that id (``watermark.embed`` verifies its own output);
-3. build the :class:`ProvenanceRecord` (hashes of prompt, profile and the *marked* pixels);
+2. embed the invisible watermark carrying that id, under this store's secret key (``watermark.embed``
+   verifies its own output);
+3. build the :class:`ProvenanceRecord`: the account as this store's pseudonym, the prompt as a keyed hash,
+   the profile hash, the hash of the *marked* pixels and their :mod:`.fingerprint`;
 4. encode to the requested format and embed a signed C2PA manifest (``c2pa.sign_image``);
-5. append the record to the Merkle transparency log and index it by id.
+5. append the record to the Merkle transparency log and index it by id and by fingerprint.
 
-Only then are the bytes handed back. ``Provenance.verify(data)`` goes the other way: the C2PA manifest
-and its validation state, the watermark id (works on images whose metadata was stripped), the record
-it resolves to, and that record's inclusion proof against the current signed tree head.
+Only then are the bytes handed back. ``Provenance.verify(data)`` goes the other way and answers one verdict:
 
-Everything lives under ``<data dir>/provenance`` (log, index, Ed25519 log key) and
+* ``verified``: the image is (an edited copy of) an output of this store: a record resolved from its
+  watermark, its C2PA manifest or its fingerprint, the picture matches that record's fingerprint (or the
+  manifest's hard binding holds), the record's inclusion proof and the log's consistency check out, and
+  any manifest validates with a trusted signer;
+* ``forged``: the watermark (or manifest) names a record, but the picture is not that record's picture:
+  a mark copied onto another image;
+* ``untrusted``: a manifest that claims to be ours, signed by a certificate outside the trust list;
+* ``tampered``: a manifest that does not validate, a record that differs from the log, a failed proof, a
+  mark replaced on a real output (the fingerprint index finds the real record), or too little of the
+  picture left to confirm the record it names;
+* ``not_ours``: nothing here resolves to a record of this store.
+
+Everything lives under ``<data dir>/provenance`` (log, index, Ed25519 log key, store secret) and
 ``<data dir>/c2pa`` (local CA and signing certificate, made on first use; or the user's PEMs).
 """
 
@@ -24,18 +36,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 
 from ..errors import ImageError, LedgerError, ProofError, WatermarkError
 from ..media import decode_image, encode_image
+from . import fingerprint as fpr
 from . import watermark as wm
 from .c2pa import ManifestReport, ensure_signing_identity, read_manifest, sign_image
-from .ledger import Ledger, leaf_hash, verify_inclusion
+from .keys import StoreKeys, load_store_keys
+from .ledger import Ledger, SignedTreeHead, leaf_hash, verify_inclusion
 from .record import ProvenanceRecord, new_record_id
 
-Verdict = Literal["verified", "not_ours", "tampered"]
+Verdict = Literal["verified", "not_ours", "tampered", "forged", "untrusted"]
 #: CLI exit codes of ``tastemaker verify``.
-VERDICT_EXIT = {"verified": 0, "not_ours": 20, "tampered": 21}
+VERDICT_EXIT = {"verified": 0, "not_ours": 20, "tampered": 21, "forged": 22, "untrusted": 23}
+#: how the record was found: its watermark, its C2PA manifest, or its picture (the fingerprint index)
+MatchedBy = Literal["watermark", "c2pa", "fingerprint"]
+#: a stored global descriptor this similar (cosine) to the picture's is a candidate for the index
+_INDEX_MIN_SIMILARITY = 0.8
+_INDEX_CANDIDATES = 5
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,7 @@ class Prepared:
     data: bytes
     pixels: np.ndarray
     record: ProvenanceRecord
+    glob: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -69,8 +90,12 @@ class VerifyReport:
     log_index: int | None = None
     tree_size: int | None = None
     tree_root: str | None = None
+    tree_head: str | None = None
     inclusion_proof: list[str] = field(default_factory=list)
     proof_ok: bool = False
+    consistency: dict[str, Any] | None = None
+    matched_by: MatchedBy | None = None
+    match: fpr.Match | None = None
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,12 +112,19 @@ class VerifyReport:
                 "confidence": round(self.watermark_confidence, 3),
             },
             "record": None if self.record is None else self.record.to_dict(),
+            "match": {
+                "by": self.matched_by,
+                "fingerprint_z": None if self.match is None else round(self.match.z, 2),
+                "cells": None if self.match is None else self.match.cells,
+            },
             "log": {
                 "index": self.log_index,
                 "tree_size": self.tree_size,
                 "root": self.tree_root,
+                "tree_head": self.tree_head,
                 "inclusion_proof": self.inclusion_proof,
                 "proof_ok": self.proof_ok,
+                "consistency": self.consistency,
             },
             "problems": self.problems,
         }
@@ -104,6 +136,13 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'provenance records are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
+    BEGIN SELECT RAISE(ABORT, 'provenance records are append-only'); END;
+CREATE TABLE IF NOT EXISTS fingerprints (record_id INTEGER PRIMARY KEY, glob BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS fingerprints_no_update BEFORE UPDATE ON fingerprints
+    BEGIN SELECT RAISE(ABORT, 'the fingerprint index is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS fingerprints_no_delete BEFORE DELETE ON fingerprints
+    BEGIN SELECT RAISE(ABORT, 'the fingerprint index is append-only'); END;
 """
 
 
@@ -118,7 +157,12 @@ def _sniff_format(data: bytes) -> str:
 
 
 class Provenance:
-    """The provenance store of one installation (or one API deployment)."""
+    """The provenance store of one installation (or one API deployment).
+
+    ``secret`` (a deployment's secret key) derives the store's keys; without it the store keeps a random key
+    of its own (:mod:`.keys`). Either way the watermark layout, prompt hashes, account pseudonyms and
+    fingerprints are keyed: nobody outside can write a valid mark or test a guess against a record.
+    """
 
     def __init__(
         self,
@@ -127,16 +171,19 @@ class Provenance:
         chain_pem: Path | str | None = None,
         key_pem: Path | str | None = None,
         anchor_pem: Path | str | None = None,
-        key: int = wm.DEFAULT_KEY,
+        secret: str | bytes | None = None,
     ) -> None:
         root = Path(data_dir)
         self.dir = root / "provenance"
         self.ledger = Ledger(self.dir)
+        self.keys: StoreKeys = load_store_keys(self.dir, secret)
         self.identity = ensure_signing_identity(root / "c2pa", chain_pem=chain_pem, key_pem=key_pem,
                                                 anchor_pem=anchor_pem)
-        self.key = key
         self._lock = threading.Lock()
         self._reserved: set[int] = set()
+        self._globs = np.zeros((0, fpr.GLOBAL_DIMS), np.float32)
+        self._glob_ids = np.zeros(0, np.int64)
+        self._rowid = -1
         try:
             self._db = sqlite3.connect(self.dir / "records.sqlite", isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -144,6 +191,15 @@ class Provenance:
             self._db.executescript(_INDEX)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the provenance index in {self.dir}: {exc}") from exc
+
+    @property
+    def key(self) -> int:
+        """The watermark key of this store (secret: derived from the store's key)."""
+        return self.keys.watermark_key
+
+    def pseudonym(self, account: str) -> str:
+        """How records and manifests of this store name ``account``."""
+        return self.keys.pseudonym(account)
 
     def close(self) -> None:
         self.ledger.close()
@@ -182,16 +238,18 @@ class Provenance:
         rid = self._reserve_id()
         try:
             marked = wm.embed(pixels, rid, key=self.key)
+            fp = fpr.compute(marked, self.keys.fingerprint_seed)
             record = ProvenanceRecord.create(
-                account=account, prompt=prompt, profile_hash=profile_hash, engine=engine,
-                engine_version=engine_version, seed=seed % (2**53), pixels=marked, record_id=rid,
+                account=self.keys.pseudonym(account), prompt_hmac=self.keys.prompt_hash(prompt),
+                profile_hash=profile_hash, engine=engine, engine_version=engine_version, seed=seed % (2**53),
+                pixels=marked, fingerprint=fp.encode(), record_id=rid,
             )
             data = sign_image(encode_image(marked, fmt, quality=quality), fmt, record, self.identity,
                               prompt=prompt if include_prompt else None)
         except BaseException:
             self._release(rid)
             raise
-        return Prepared(data=data, pixels=marked, record=record)
+        return Prepared(data=data, pixels=marked, record=record, glob=fp.glob)
 
     def commit(self, prepared: Prepared) -> Stamped:
         """Append a prepared output's record to the log and index it: from now on it exists."""
@@ -200,9 +258,14 @@ class Provenance:
             with self._lock:
                 entry = self.ledger.append(record.canonical_json())
                 try:
+                    self._db.execute("BEGIN IMMEDIATE")
                     self._db.execute("INSERT INTO records (record_id, log_index, record) VALUES (?, ?, ?)",
                                      (record.record_id, entry.index, record.canonical_json().decode()))
+                    self._db.execute("INSERT INTO fingerprints (record_id, glob) VALUES (?, ?)",
+                                     (record.record_id, prepared.glob.astype(np.int8).tobytes()))
+                    self._db.execute("COMMIT")
                 except sqlite3.Error as exc:
+                    self._db.execute("ROLLBACK")
                     raise LedgerError(f"could not index provenance record {record.id_hex}: {exc}") from exc
         finally:
             self._release(record.record_id)
@@ -221,72 +284,223 @@ class Provenance:
         anything unmarked."""
         return self.commit(self.prepare(pixels, **kw))
 
-    # ------------------------------------------------------------------ lookup / verify
+    # ------------------------------------------------------------------ lookup / index
     def lookup(self, record_id: int) -> tuple[ProvenanceRecord, int] | None:
         row = self._db.execute("SELECT record, log_index FROM records WHERE record_id = ?", (record_id,)).fetchone()
         if row is None:
             return None
         return ProvenanceRecord.from_json(row[0]), int(row[1])
 
-    def verify(self, data: bytes) -> VerifyReport:
-        """Check an image against this store: C2PA, watermark, record, inclusion proof."""
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The global descriptors of every record (loaded once, then only what other processes added)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rowid, record_id, glob FROM fingerprints WHERE rowid > ? ORDER BY rowid", (self._rowid,)
+            ).fetchall()
+            if rows:
+                self._rowid = int(rows[-1][0])
+                vecs = np.stack([np.frombuffer(r[2], np.int8).astype(np.float32) for r in rows])
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True) + 1e-9
+                self._globs = np.concatenate([self._globs, vecs])
+                self._glob_ids = np.concatenate([self._glob_ids, np.array([r[1] for r in rows], np.int64)])
+            return self._globs, self._glob_ids
+
+    def find_by_picture(self, pixels: np.ndarray, *, exclude: int | None = None) -> tuple[int, fpr.Match] | None:
+        """The record whose picture this is, found by its fingerprint alone (a copy whose mark was stripped or
+        replaced): candidates from the global descriptors in any of the eight orientations, confirmed by the
+        cells on the full frame. ``exclude`` leaves one record out (the one a mark already named)."""
+        globs, ids = self._index()
+        if not len(ids):
+            return None
+        seed = self.keys.fingerprint_seed
+        grey = fpr.luma(pixels)
+        sims = fpr.orientation_descriptors(grey, seed) @ globs.T  # (8, N)
+        best_orient = sims.argmax(axis=0)
+        best = sims.max(axis=0)
+        order = np.argsort(-best)[:_INDEX_CANDIDATES]
+        for i in order:
+            if best[i] < _INDEX_MIN_SIMILARITY:
+                break
+            rid = int(ids[i])
+            if rid == exclude:
+                continue
+            found = self.lookup(rid)
+            if found is None or found[0].fingerprint is None:
+                continue
+            fp = fpr.Fingerprint.decode(found[0].fingerprint)
+            turned = np.ascontiguousarray(fpr.ORIENTATIONS[int(best_orient[i])](grey))
+            h, w = turned.shape
+            if abs((w / h) / (fp.width / fp.height) - 1.0) > 0.04:
+                continue  # a different shape: not a full-frame copy
+            if (h, w) != (fp.height, fp.width):
+                interp = cv2.INTER_AREA if w > fp.width else cv2.INTER_CUBIC
+                turned = cv2.resize(turned, (fp.width, fp.height), interpolation=interp)
+            m = fpr.match(fp, turned, seed)
+            if m.same:
+                return rid, m
+        return None
+
+    def _match_record(self, record: ProvenanceRecord, pixels: np.ndarray, det: wm.Detection) -> fpr.Match | None:
+        """How well the picture, lined up by its watermark's geometry, matches the record's fingerprint."""
+        if record.fingerprint is None:
+            return None  # a v1 record describes no picture
+        grey, offset = wm.original_frame(pixels, det)
+        return fpr.match(fpr.Fingerprint.decode(record.fingerprint), grey, self.keys.fingerprint_seed,
+                         offset=offset)
+
+    # ------------------------------------------------------------------ verify
+    def verify(self, data: bytes, *, known_head: SignedTreeHead | None = None) -> VerifyReport:
+        """Check an image against this store and answer one verdict (see the module docstring).
+
+        ``known_head`` is a tree head the caller saved earlier: the log must prove that it still extends it.
+        """
         fmt = _sniff_format(data)
-        report_c2pa = (
+        manifest = (
             read_manifest(data, fmt, trust_anchor_pem=self.identity.anchor_pem)
             if fmt != "unknown" else ManifestReport("absent")
         )
         problems: list[str] = []
-        wid: int | None = None
-        conf = 0.0
+        pixels: np.ndarray | None = None
+        det: wm.Detection | None = None
         try:
             pixels = decode_image(data, name="image")
         except ImageError as exc:
-            if report_c2pa.state == "absent":
+            if manifest.state == "absent":
                 raise  # not a readable image, and no manifest either: bad input, not a verdict
             problems.append(f"the pixels cannot be decoded ({exc.message})")
         else:
             try:
                 det = wm.detect(pixels, key=self.key)
-                wid, conf = det.payload, float(det.confidence or 0.0)
             except WatermarkError as exc:
                 problems.append(f"watermark could not be read: {exc.message}")
-        rid = wid
-        c2pa_rid = report_c2pa.soft_binding_id if report_c2pa.state != "absent" else None
-        if rid is None and c2pa_rid is not None and report_c2pa.state == "valid":
-            rid = c2pa_rid
-            problems.append("no watermark found; the record comes from the C2PA soft binding")
-        if rid is not None and c2pa_rid is not None and c2pa_rid != rid:
-            problems.append(f"watermark id {rid:010x} differs from the manifest's {c2pa_rid:010x}")
+        wid = det.payload if det is not None else None
         report = VerifyReport(
-            verdict="not_ours", c2pa=report_c2pa, watermark_id=wid, watermark_confidence=conf, problems=problems,
+            verdict="not_ours", c2pa=manifest, watermark_id=wid,
+            watermark_confidence=float(det.confidence or 0.0) if det is not None and wid is not None else 0.0,
+            problems=problems,
         )
-        if report_c2pa.state == "tampered":
+        claims_ours = manifest.state != "absent" and manifest.claims_ours
+        c2pa_rid = manifest.soft_binding_id if claims_ours else None
+        if manifest.state == "tampered":
             problems.append("the C2PA manifest does not validate: the file was altered after signing")
-        if rid is None:
-            report.verdict = "tampered" if report_c2pa.state == "tampered" else "not_ours"
-            return report
-        found = self.lookup(rid)
-        if found is None:
-            problems.append(f"id {rid:010x} is not in this provenance log")
-            report.verdict = "tampered" if report_c2pa.state == "tampered" else "not_ours"
-            return report
-        record, index = found
-        report.record, report.log_index = record, index
-        if report_c2pa.record is not None and report_c2pa.record != record.to_dict():
-            problems.append("the manifest's record differs from the logged record")
+        elif manifest.state == "valid" and claims_ours and not manifest.trusted:
+            problems.append("the C2PA manifest is signed by a certificate outside this store's trust list")
+        if wid is not None and c2pa_rid is not None and c2pa_rid != wid:
+            problems.append(f"watermark id {wid:010x} differs from the manifest's {c2pa_rid:010x}")
+
+        verdict: Verdict = "not_ours"
+        found: tuple[ProvenanceRecord, int] | None = None
+        if wid is not None and pixels is not None and det is not None:
+            named = self.lookup(wid)
+            m = None if named is None else self._match_record(named[0], pixels, det)
+            report.match = m
+            if named is not None and (m is None or m.same):
+                found, report.matched_by, verdict = named, "watermark", "verified"
+                if m is None:
+                    problems.append("this record predates picture fingerprints: only its C2PA manifest can "
+                                    "confirm that the picture is the one it describes")
+                    verdict = "verified" if manifest.state == "valid" and manifest.trusted else "tampered"
+            else:
+                other = self.find_by_picture(pixels, exclude=wid)
+                if other is not None:  # a real output whose mark was replaced
+                    found, report.match, report.matched_by = self.lookup(other[0]), other[1], "fingerprint"
+                    verdict = "tampered"
+                    problems.append(f"the watermark names {wid:010x}, but the picture is output "
+                                    f"{other[0]:010x}: its mark was replaced")
+                elif named is None:
+                    problems.append(f"id {wid:010x} is not in this provenance log")
+                elif m is not None and m.different:
+                    verdict = "forged"
+                    problems.append(f"the watermark names record {wid:010x}, but the picture is not that record's "
+                                    f"picture (fingerprint z {m.z:.1f} over {m.cells} cells): a copied mark")
+                else:
+                    found, verdict = named, "tampered"
+                    problems.append(f"too little of the picture is left to confirm that it is record {wid:010x}'s "
+                                    "picture")
+        elif c2pa_rid is not None and manifest.state == "valid":
+            named = self.lookup(c2pa_rid)
+            if named is None:
+                problems.append(f"id {c2pa_rid:010x} is not in this provenance log")
+            else:  # the manifest's hard binding vouches for the pixels (when its signer is trusted)
+                found, report.matched_by, verdict = named, "c2pa", "verified"
+                problems.append("no watermark found; the record comes from the C2PA soft binding")
+        elif pixels is not None:
+            other = self.find_by_picture(pixels)
+            if other is not None:
+                found, report.match, report.matched_by = self.lookup(other[0]), other[1], "fingerprint"
+                verdict = "verified"
+                problems.append("no watermark found; the picture was recognised by its fingerprint")
+
+        if found is not None:
+            record, index = found
+            report.record, report.log_index = record, index
+            if manifest.record is not None and manifest.record != record.to_dict():
+                problems.append("the manifest's record differs from the logged record")
+                verdict = "tampered" if verdict != "forged" else verdict
+            if not self._check_log(report, record, index, known_head) and verdict != "forged":
+                verdict = "tampered"
+        elif known_head is not None:
+            self._check_log(report, None, None, known_head)
+        if manifest.state == "tampered" and verdict in ("verified", "not_ours"):
+            verdict = "tampered"
+        if verdict == "verified" and any("differs" in p for p in problems):
+            verdict = "tampered"
+        if claims_ours and manifest.state == "valid" and not manifest.trusted and verdict in ("verified", "not_ours"):
+            verdict = "untrusted"
+        report.verdict = verdict
+        return report
+
+    def _check_log(
+        self, report: VerifyReport, record: ProvenanceRecord | None, index: int | None,
+        known_head: SignedTreeHead | None,
+    ) -> bool:
+        """Inclusion of the record under the signed head, and consistency of the log's history; False on failure.
+
+        History: the head signed when the record was added (and ``known_head``, a head the caller saved) must
+        be prefixes of today's log. A log rewritten behind its signed heads cannot prove that.
+        """
+        problems = report.problems
         try:
             head = self.ledger.tree_head()
             head.verify(self.ledger.public_key)
-            proof = self.ledger.inclusion_proof(index, head.size)
-            verify_inclusion(index, head.size, leaf_hash(record.canonical_json()), proof, head.root)
-            report.proof_ok = True
-            report.tree_size, report.tree_root = head.size, head.root.hex()
-            report.inclusion_proof = [p.hex() for p in proof]
+            report.tree_size, report.tree_root, report.tree_head = head.size, head.root.hex(), head.to_note()
         except (ProofError, LedgerError) as exc:
-            problems.append(f"inclusion proof failed: {exc.message}")
-        bad = report_c2pa.state == "tampered" or not report.proof_ok or any("differs" in p for p in problems)
-        report.verdict = "tampered" if bad else "verified"
-        return report
+            problems.append(f"the log's signed tree head does not verify: {exc.message}")
+            return False
+        ok = True
+        if record is not None and index is not None:
+            try:
+                proof = self.ledger.inclusion_proof(index, head.size)
+                verify_inclusion(index, head.size, leaf_hash(record.canonical_json()), proof, head.root)
+                report.proof_ok = True
+                report.inclusion_proof = [p.hex() for p in proof]
+            except (ProofError, LedgerError) as exc:
+                problems.append(f"inclusion proof failed: {exc.message}")
+                ok = False
+        olds = []
+        if known_head is not None:
+            olds.append(("the tree head you saved", known_head))
+        if index is not None:
+            at_append = self.ledger.head_at(index + 1)
+            if at_append is None:
+                problems.append(f"the log has no signed head for size {index + 1}, when this record was added")
+                ok = False
+            else:
+                olds.append(("the tree head signed when this record was added", at_append))
+        for what, old in olds:
+            try:
+                proof = self.ledger.check_consistency(old, head)
+                report.consistency = {
+                    "from_size": old.size, "from_root": old.root.hex(), "to_size": head.size,
+                    "proof": [p.hex() for p in proof], "ok": True,
+                }
+            except (ProofError, LedgerError) as exc:
+                report.consistency = {"from_size": old.size, "from_root": old.root.hex(), "to_size": head.size,
+                                      "proof": [], "ok": False}
+                problems.append(f"the log is not consistent with {what} (size {old.size}): {exc.message}")
+                ok = False
+                break
+        return ok
 
 
 def prepare_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, **kw: Any) -> list[Prepared]:

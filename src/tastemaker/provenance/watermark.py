@@ -137,6 +137,9 @@ class Detection:
     shift: tuple[float, float]
     candidates_tried: int
     reason: str = ""
+    #: which of the eight orientations the mark was found in (0: as the image stands; else 1 + the index
+    #: into the mirrored / quarter-turned copies tried, see :func:`original_frame`)
+    orientation: int = 0
 
     @property
     def found(self) -> bool:
@@ -706,12 +709,36 @@ def detect(pixels: np.ndarray, *, key: int = DEFAULT_KEY, search: bool = True) -
     if found.found or not search:
         return found
     tried = found.candidates_tried
-    for name, undo in _ORIENTATIONS:
+    for k, (name, undo) in enumerate(_ORIENTATIONS):
         hit = _detect(np.ascontiguousarray(undo(pixels)), lay, search=False)
         tried += hit.candidates_tried
         if hit.found:
-            return replace(hit, candidates_tried=tried, reason=f"found in a copy {name}")
+            return replace(hit, candidates_tried=tried, reason=f"found in a copy {name}", orientation=k + 1)
     return replace(found, candidates_tried=tried)
+
+
+def original_frame(pixels: np.ndarray, det: Detection) -> tuple[np.ndarray, tuple[float, float]]:
+    """The picture put back where the mark says it was: luma at the marked original's scale and orientation.
+
+    Returns the float32 luma and the offset of its pixel (0, 0) in the original, modulo the tile (128 px):
+    a crop, a resize, a mirror copy or a quarter turn of an output lines up with the output again, up to
+    whole tiles. Used to compare the picture with its record's fingerprint.
+    """
+    _check_pixels(pixels, for_embed=False)
+    if det.orientation:
+        pixels = np.ascontiguousarray(_ORIENTATIONS[det.orientation - 1][1](pixels))
+    grey = (
+        pixels.astype(np.float32)
+        if pixels.ndim == 2
+        else cv2.transform(pixels[..., :3].astype(np.float32), _YCC[:1])
+    )
+    if abs(det.scale - 1.0) > 1e-6:
+        h, w = grey.shape[:2]
+        size = (max(1, round(w / det.scale)), max(1, round(h / det.scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC if det.scale < 1 else cv2.INTER_AREA)
+    period = 2 * TILE
+    dy, dx = det.shift
+    return grey, ((-2.0 * dy) % period, (-2.0 * dx) % period)
 
 
 def _detect(pixels: np.ndarray, lay: _Layout, *, search: bool) -> Detection:
@@ -778,5 +805,6 @@ __all__ = [
     "Detection",
     "detect",
     "embed",
+    "original_frame",
     "psnr",
 ]
