@@ -135,3 +135,35 @@ def test_outputs_the_guard_rejects_leave_no_log_entry(
     assert store.ledger.size == before and not store._reserved
     ok = generate(GenerationRequest(n=2, size=256, seed=1), subject=subject, profile=demo_profile, provenance=store)
     assert store.ledger.size == before + 2 and [i.log_index for i in ok.images] == [before, before + 1]
+
+
+def test_verify_cli_forged_exit_code_and_checkpoint(
+    tmp_path: Path, selfie_path: Path, subject: Subject, demo_profile: TasteProfile
+) -> None:
+    """Issue 11 #1 and #12: a copied mark exits 22; ``--checkpoint`` keeps a tree head and checks the log
+    still extends it."""
+    from tastemaker.media import encode_image
+    from tastemaker.provenance import watermark as wm
+    from tastemaker.provenance.ledger import sign_tree_head
+
+    prov = default_provenance()
+    res = generate(GenerationRequest(n=1, size=320, seed=5, format="png"), subject=subject, profile=demo_profile,
+                   provenance=prov)
+    out = tmp_path / "img.png"
+    out.write_bytes(res.images[0].data)
+    rid = int(res.images[0].record_id, 16)
+    photo = np.asarray(Image.open(selfie_path).convert("RGB"))[::-1].copy()  # not an output: upside down
+    (tmp_path / "forged.png").write_bytes(encode_image(wm.embed(photo, rid, key=prov.key), "png"))
+    r = runner.invoke(app, ["verify", str(tmp_path / "forged.png")])
+    assert r.exit_code == 22 and "forged" in r.output, r.output
+
+    cp = tmp_path / "head.txt"
+    r = runner.invoke(app, ["verify", str(out), "--checkpoint", str(cp)])
+    assert r.exit_code == 0 and cp.exists(), r.output
+    assert runner.invoke(app, ["verify", str(out), "--checkpoint", str(cp)]).exit_code == 0
+    head = prov.ledger.tree_head()
+    cp.write_text(sign_tree_head(prov.ledger._key, head.origin, head.size, bytes(32)).to_note())  # another history
+    r = runner.invoke(app, ["verify", str(out), "--checkpoint", str(cp), "--json"])
+    assert r.exit_code == 21 and not json.loads(r.output)["log"]["consistency"]["ok"], r.output
+    cp.write_text("not a head")
+    assert runner.invoke(app, ["verify", str(out), "--checkpoint", str(cp)]).exit_code == 2

@@ -193,3 +193,67 @@ def test_verify_has_its_own_rate_limit_bucket(make_api: Any) -> None:
     with api.services.store.session() as s:
         denied = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")))
     assert any(e.detail.get("bucket") == "verify" for e in denied)
+
+
+def test_a_copied_mark_is_forged_and_no_raw_account_id_travels(
+    shared_api: Api, owner: dict[str, str], stranger: dict[str, str], output: bytes
+) -> None:
+    """Issue 11 #1 and #9: a victim's record id written into another photo verified as the victim's output, and
+    every manifest carried the raw account id."""
+    from tastemaker.media import encode_image
+    from tastemaker.pipeline import provenance_for
+    from tastemaker.provenance import watermark as wm
+
+    me = account_id(shared_api, owner)
+    assert me.encode() not in output  # the manifest names the account by its pseudonym only
+    doc = verify(shared_api, owner, output).json()
+    rid = doc["record"]["record_id"]
+    assert doc["c2pa"]["record"]["account"] == me  # the owner sees their own id
+    prov = provenance_for(shared_api.settings.data_dir)
+    assert prov.key != wm.DEFAULT_KEY
+    photo = np.asarray(Image.open(DEMO / "board" / "brick-wall.jpg").convert("RGB"))
+    forged = encode_image(wm.embed(photo, rid, key=prov.key), "jpeg")
+    for who in (owner, stranger):
+        got = verify(shared_api, who, forged).json()
+        assert got["verdict"] == "forged", got["problems"]
+        assert got["watermark"]["id"] == f"{rid:010x}" and got["record"] is None and got["record_owner"] is None
+        assert got["match"]["fingerprint_z"] < 7
+    # the real picture, stripped of its metadata, is still found (by its mark) and matches its fingerprint
+    pixels = np.asarray(Image.open(io.BytesIO(output)).convert("RGB"))
+    again = verify(shared_api, stranger, encode_image(pixels[:, ::-1].copy(), "jpeg")).json()
+    assert again["verdict"] == "verified" and again["match"]["by"] == "watermark"
+    assert again["match"]["fingerprint_z"] >= 7 and again["record"]["account"].startswith("redacted:")
+
+
+def test_the_log_proves_it_extends_a_head_the_client_kept(
+    shared_api: Api, owner: dict[str, str], output: bytes
+) -> None:
+    """Issue 11 #12: the tree head and a consistency proof are in the answer; a kept head is checked."""
+    from tastemaker.provenance.ledger import SignedTreeHead, verify_consistency
+
+    first = verify(shared_api, owner, output).json()["log"]
+    head = SignedTreeHead.from_note(first["tree_head"])
+    assert head.size == first["tree_size"] and head.root.hex() == first["root"]
+    assert first["consistency"]["ok"] and first["consistency"]["to_size"] == head.size
+    url = f"/v1/verify?since_size={head.size}&since_root={head.root.hex()}"
+    r = shared_api.client.post(url, files={"image": ("x.png", output, "image/png")}, headers=owner)
+    assert r.status_code == 200 and r.json()["verdict"] == "verified"
+    c = r.json()["log"]["consistency"]
+    assert c["ok"] and c["from_size"] == head.size
+    later = r.json()["log"]
+    verify_consistency(head.size, later["tree_size"], head.root, bytes.fromhex(later["root"]),
+                       [bytes.fromhex(p) for p in c["proof"]])
+    rewritten = f"/v1/verify?since_size={head.size}&since_root={'ab' * 32}"
+    r = shared_api.client.post(rewritten, files={"image": ("x.png", output, "image/png")}, headers=owner)
+    assert r.status_code == 200 and r.json()["verdict"] == "tampered"
+    assert not r.json()["log"]["consistency"]["ok"]
+    half = shared_api.client.post(f"/v1/verify?since_size={head.size}", files={"image": ("x.png", output, "image/png")},
+                                  headers=owner)
+    assert half.status_code == 422 and half.json()["code"] == "invalid_request"
+
+
+def test_openapi_documents_every_verdict(shared_api: Api) -> None:
+    spec = shared_api.client.get("/openapi.json").json()
+    verdict = spec["components"]["schemas"]["VerifyOut"]["properties"]["verdict"]
+    assert set(verdict["enum"]) == {"verified", "not_ours", "tampered", "forged", "untrusted"}
+    assert "copied mark" in verdict["description"]
