@@ -10,9 +10,14 @@ own. :meth:`AuditLog.verify` then detects:
   entries leaves the head pointing past the end;
 * an **inserted** entry — its HMAC is wrong, and the entries around it no longer chain.
 
-Wiping the whole log *and* resetting the head to genesis is the one thing a chain cannot see by itself:
-``tastemaker audit verify`` prints the head so operators can record it elsewhere and pass it back with
-``--anchor SEQ:HASH`` later.
+What a chain cannot see by itself is its own **tail being cut off**: restore an older head row (its MAC is
+still valid) and delete the entries after it, and what is left is a shorter, perfectly consistent chain.
+Only something kept outside the database can tell. So the log exports **signed checkpoints** (entry count,
+last hash, time, and an HMAC under the server secret: nobody without it can forge or alter one):
+``tastemaker audit checkpoint -o FILE`` appends one to a file the operator keeps elsewhere (a cron job, a
+write-once bucket), and ``tastemaker audit verify --checkpoint FILE`` reports any checkpointed entry that is
+gone or different — a truncation, a rollback, or a wiped and restarted log. (``--anchor SEQ:HASH`` is the
+same check for one hand-copied head.)
 
 Appends serialise on the head row (an ``UPDATE`` that locks it on PostgreSQL and takes SQLite's write
 lock), inside the caller's transaction: the action and its audit entry commit together or not at all.
@@ -36,6 +41,7 @@ from .store.models import AuditEntry, AuditHead
 GENESIS = "0" * 64
 HEAD_ID = 1
 _KEY_LABEL = b"tastemaker.audit.v1"
+CHECKPOINT_FORMAT = "tastemaker.audit.checkpoint/v1"
 
 # The actions the service records (one per sensitive action).
 KEY_CREATED = "key.created"
@@ -64,6 +70,45 @@ def _now() -> str:
 class Problem:
     seq: int
     what: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The log's length and last hash at a time, signed: kept outside the database to catch truncation."""
+
+    seq: int
+    hash: str
+    at: str
+    mac: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"format": CHECKPOINT_FORMAT, "seq": self.seq, "hash": self.hash, "at": self.at, "mac": self.mac},
+            sort_keys=True,
+        )
+
+
+def parse_checkpoints(text: str) -> list[Checkpoint]:
+    """Checkpoints from a file, one JSON object per line (blank lines skipped); ValueError names a bad line."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(f"not a {CHECKPOINT_FORMAT} object")
+            cp = Checkpoint(seq=obj["seq"], hash=obj["hash"], at=obj["at"], mac=obj["mac"])
+            if not isinstance(cp.seq, int) or isinstance(cp.seq, bool) or cp.seq < 0:
+                raise ValueError("seq must be a whole number")
+            if not all(isinstance(v, str) for v in (cp.hash, cp.at, cp.mac)):
+                raise ValueError("hash, at and mac must be strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"line {n}: {exc}") from None
+        out.append(cp)
+    if not out:
+        raise ValueError("no checkpoints in the file")
+    return out
 
 
 @dataclass
@@ -101,6 +146,40 @@ class AuditLog:
 
     def head_mac(self, seq: int, last_hash: str) -> str:
         return hmac.new(self._key, f"head|{seq}|{last_hash}".encode(), hashlib.sha256).hexdigest()
+
+    def _checkpoint_mac(self, seq: int, last_hash: str, at: str) -> str:
+        return hmac.new(self._key, _canonical([CHECKPOINT_FORMAT, seq, last_hash, at]), hashlib.sha256).hexdigest()
+
+    def checkpoint(self, s: Session) -> Checkpoint:
+        """A signed checkpoint of the log as it stands (its head). Verify the chain first: a checkpoint of a
+        tampered log only preserves the tampering."""
+        head = s.get(AuditHead, HEAD_ID)
+        seq, last = (0, GENESIS) if head is None else (int(head.seq), str(head.hash))
+        at = _now()
+        return Checkpoint(seq, last, at, self._checkpoint_mac(seq, last, at))
+
+    def _check_checkpoints(
+        self, s: Session, checkpoints: list[Checkpoint], last_seq: int, problems: list[Problem]
+    ) -> None:
+        for cp in checkpoints:
+            if not hmac.compare_digest(self._checkpoint_mac(cp.seq, cp.hash, cp.at), cp.mac):
+                problems.append(Problem(cp.seq, f"the checkpoint of {cp.at} is not signed by this server's secret"))
+                continue
+            if cp.seq == 0:
+                continue
+            if cp.seq > last_seq:
+                problems.append(Problem(
+                    last_seq + 1,
+                    f"the checkpoint of {cp.at} recorded {cp.seq} entries but the log ends at {last_seq}: "
+                    "entries were cut off the end (truncated, or the log was rolled back)",
+                ))
+                continue
+            entry = s.get(AuditEntry, cp.seq)
+            if entry is None:
+                problems.append(Problem(cp.seq, f"entry {cp.seq}, checkpointed at {cp.at}, is missing"))
+            elif not hmac.compare_digest(entry.hash, cp.hash):
+                problems.append(Problem(cp.seq, f"entry {cp.seq} differs from the checkpoint of {cp.at} (history "
+                                                "rewritten)"))
 
     def _hash_of(self, e: AuditEntry) -> str:
         return self.entry_hash(
@@ -182,8 +261,19 @@ class AuditLog:
         return entry
 
     # ------------------------------------------------------------------ checking
-    def verify(self, s: Session, *, anchor: tuple[int, str] | None = None, batch: int = 1000) -> AuditReport:
-        """Walk the whole chain; report every inconsistency rather than stopping at the first."""
+    def verify(
+        self,
+        s: Session,
+        *,
+        anchor: tuple[int, str] | None = None,
+        checkpoints: list[Checkpoint] | None = None,
+        batch: int = 1000,
+    ) -> AuditReport:
+        """Walk the whole chain; report every inconsistency rather than stopping at the first.
+
+        ``checkpoints`` (exported earlier by :meth:`checkpoint`) must all still be in the log: a shorter log
+        or a different entry at a checkpointed position is reported.
+        """
         problems: list[Problem] = []
         expected_seq, prev, count, last_seq = 1, GENESIS, 0, 0
         anchor_seen = anchor is None
@@ -235,6 +325,8 @@ class AuditLog:
                 problems.append(Problem(last_seq, "the last entry's hash differs from the head's"))
         if not anchor_seen and anchor is not None:
             problems.append(Problem(anchor[0], "the anchored entry is missing"))
+        if checkpoints:
+            self._check_checkpoints(s, checkpoints, last_seq, problems)
         return AuditReport(ok=not problems, entries=count, head_seq=head_seq, head_hash=head_hash, problems=problems)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 
-from tastemaker.audit import GENESIS, AuditLog, parse_anchor
+from tastemaker.audit import GENESIS, AuditLog, Checkpoint, parse_anchor, parse_checkpoints
 from tastemaker.store import Store
 from tastemaker.store.models import AuditEntry, AuditHead
 
@@ -170,3 +171,81 @@ def test_audit_refuses_image_bytes_and_long_text(store: Store) -> None:
             log.append(s, "x", detail={"selfie": b"\xff\xd8"})
         with pytest.raises(ValueError, match="ids and hashes"):
             log.append(s, "x", detail={"blob": "A" * 5000})
+
+
+def _truncate_to(store: Store, log: AuditLog, seq: int) -> None:
+    """The attack of issue 11 #7: delete the newest entries and restore the head row as it was at ``seq``
+    (an old head row's MAC is still valid, so the chain alone looks perfect)."""
+    with store.session() as s:
+        kept = s.get(AuditEntry, seq)
+        assert kept is not None
+        s.execute(delete(AuditEntry).where(AuditEntry.seq > seq))
+        s.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=kept.hash,
+                                                                     mac=log.head_mac(seq, kept.hash)))
+        s.commit()
+
+
+def test_a_checkpoint_catches_a_truncated_tail(store: Store, chain: AuditLog) -> None:
+    with store.session() as s:
+        cp = chain.checkpoint(s)
+    assert cp.seq == 6 and parse_checkpoints(cp.to_json() + "\n\n" + cp.to_json()) == [cp, cp]
+    _truncate_to(store, chain, 4)
+    assert problems(store, chain) == []  # the chain by itself cannot see it
+    found = problems(store, chain, checkpoints=[cp])
+    assert found and found[0][0] == 5 and "cut off the end" in found[0][1]
+
+
+def test_checkpoints_are_signed_and_pin_their_entry(store: Store, chain: AuditLog) -> None:
+    with store.session() as s:
+        cp = chain.checkpoint(s)
+        e3 = s.get(AuditEntry, 3)
+        assert e3 is not None
+        early = Checkpoint(3, e3.hash, cp.at, "")
+    forged = Checkpoint(cp.seq + 5, cp.hash, cp.at, cp.mac)  # a stranger cannot move the count
+    assert any("not signed" in what for _, what in problems(store, chain, checkpoints=[forged]))
+    assert any("not signed" in what for _, what in problems(store, chain, checkpoints=[early]))
+    assert AuditLog("another-secret-" + "z" * 30).verify(store.session(), checkpoints=[cp]).problems
+    with store.session() as s:
+        s.execute(update(AuditEntry).where(AuditEntry.seq == 6).values(hash="0" * 64))
+        s.commit()
+    assert any("differs from the checkpoint" in what for _, what in problems(store, chain, checkpoints=[cp]))
+    for bad in ("", "{}", '{"format": "tastemaker.audit.checkpoint/v1", "seq": -1, "hash": "", "at": "", "mac": ""}',
+                "not json"):
+        with pytest.raises(ValueError):
+            parse_checkpoints(bad)
+
+
+def test_audit_cli_exports_checkpoints_and_verify_detects_truncation(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tastemaker audit checkpoint -o FILE`` then ``audit verify --checkpoint FILE`` after the attack: exit 5."""
+    import typer
+    from typer.testing import CliRunner
+
+    from tastemaker.api.cli import register
+
+    data = tmp_path / "svc"
+    monkeypatch.setenv("TASTEMAKER_DATA_DIR", str(data))
+    monkeypatch.setenv("TASTEMAKER_SECRET_KEY", SECRET)
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    for name in ("a", "b", "c", "d"):
+        assert runner.invoke(app, ["keys", "create", "--name", name]).exit_code == 0
+    file = tmp_path / "elsewhere" / "audit-checkpoints.jsonl"
+    file.parent.mkdir()
+    res = runner.invoke(app, ["audit", "checkpoint", "-o", str(file)])
+    assert res.exit_code == 0 and file.read_text().count("\n") == 1, res.output
+    res = runner.invoke(app, ["audit", "verify", "--checkpoint", str(file)])
+    assert res.exit_code == 0 and "1 checkpoint(s)" in res.stdout, res.output
+    svc = Store(f"sqlite:///{data / 'tastemaker.db'}", data / "blobs")
+    try:
+        _truncate_to(svc, AuditLog(SECRET), 2)
+    finally:
+        svc.dispose()
+    assert runner.invoke(app, ["audit", "verify"]).exit_code == 0  # without the checkpoint it passes
+    res = runner.invoke(app, ["audit", "verify", "--checkpoint", str(file)])
+    assert res.exit_code == 5 and "cut off the end" in res.stdout, res.output
+    assert runner.invoke(app, ["audit", "checkpoint"]).exit_code == 0  # the shortened log itself is a valid chain
+    (tmp_path / "junk.jsonl").write_text("junk\n")
+    assert runner.invoke(app, ["audit", "verify", "--checkpoint", str(tmp_path / "junk.jsonl")]).exit_code == 2

@@ -8,6 +8,7 @@ the ``[server]`` extra (the commands then say which extra to install).
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -173,26 +174,35 @@ def register(app: typer.Typer) -> None:
         anchor: Annotated[
             str | None, typer.Option(help="SEQ:HASH printed by an earlier verify; checks the log still contains it.")
         ] = None,
+        checkpoint: Annotated[
+            Path | None,
+            typer.Option(
+                help="A file of signed checkpoints from `tastemaker audit checkpoint`: every checkpointed entry "
+                "must still be there (catches a log whose tail was cut off and its head rolled back)."
+            ),
+        ] = None,
     ) -> None:
-        """Check the whole chain: any edited, deleted or inserted entry is reported (exit 5)."""
+        """Check the whole chain: any edited, deleted, inserted or truncated entry is reported (exit 5)."""
         _require_server_extra()
         from rich.table import Table
 
-        from ..audit import AuditLog, parse_anchor
+        from ..audit import AuditLog, parse_anchor, parse_checkpoints
+        from ..errors import InputError
         from .settings import load_server_settings
 
         settings = load_server_settings()
         settings.check_secrets()
         try:
             anchored = parse_anchor(anchor) if anchor else None
-        except ValueError as exc:
-            from ..errors import InputError
-
-            raise InputError(str(exc)) from None
+            checkpoints = parse_checkpoints(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{checkpoint}: {exc}" if checkpoint and not anchor else str(exc)) from None
         store = _open(settings)
         try:
             with store.session() as s:
-                report = AuditLog(settings.secret_key.get_secret_value()).verify(s, anchor=anchored)
+                report = AuditLog(settings.secret_key.get_secret_value()).verify(
+                    s, anchor=anchored, checkpoints=checkpoints
+                )
         finally:
             store.dispose()
         if report.problems:
@@ -205,12 +215,52 @@ def register(app: typer.Typer) -> None:
             raise AuditTamperedError(
                 f"the audit log failed verification: {len(report.problems)} problem(s) in {report.entries} entries"
             )
+        checked = f"; {len(checkpoints)} checkpoint(s) still in the log" if checkpoints else ""
         console.print(
-            f"audit log OK: {report.entries} entries, chain intact. Head (record it to anchor later): "
+            f"audit log OK: {report.entries} entries, chain intact{checked}. Head (record it to anchor later): "
             f"{report.head_seq}:{report.head_hash}",
             highlight=False,
             soft_wrap=True,
         )
+
+    @audit_app.command("checkpoint")
+    @handle_errors
+    def audit_checkpoint(
+        output: Annotated[
+            Path | None,
+            typer.Option("-o", "--output", help="Append the checkpoint to this file (keep it off this server)."),
+        ] = None,
+    ) -> None:
+        """Verify the chain, then print a signed checkpoint (entry count, last hash, time) of it.
+
+        Keep checkpoints where whoever can write the database cannot (another machine, a write-once bucket)
+        and pass the file to `tastemaker audit verify --checkpoint`: a log cut short is then caught.
+        """
+        _require_server_extra()
+        from ..audit import AuditLog
+        from .settings import load_server_settings
+
+        settings = load_server_settings()
+        settings.check_secrets()
+        log = AuditLog(settings.secret_key.get_secret_value())
+        store = _open(settings)
+        try:
+            with store.session() as s:
+                report = log.verify(s)
+                if report.problems:
+                    raise AuditTamperedError(
+                        f"the audit log fails verification ({len(report.problems)} problem(s)); no checkpoint was "
+                        "written: run `tastemaker audit verify`"
+                    )
+                cp = log.checkpoint(s)
+        finally:
+            store.dispose()
+        line = cp.to_json()
+        if output is not None:
+            with output.open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+            err_console.print(f"checkpoint of {cp.seq} entries appended to {output}", highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
 
     @db_app.command("upgrade")
     @handle_errors
