@@ -15,6 +15,15 @@ from pathlib import Path
 
 #: data-dir entries that belong to the person (relative paths)
 PERSONAL = ("profiles", "privacy", "keys", "outputs", "boards", "blobs")
+#: Written into a data dir by ``tastemaker serve``: a server's store holds many people's data.
+SERVER_MARKER = ".tastemaker-server"
+
+
+def mark_server_store(data_dir: Path | str) -> None:
+    """Mark ``data_dir`` as a server's store, so ``forget`` refuses to touch it (idempotent)."""
+    marker = Path(data_dir) / SERVER_MARKER
+    if not marker.exists():
+        marker.write_text("This folder is a Tastemaker server's store; delete accounts with DELETE /v1/me.\n")
 
 
 def forget_local(data_dir: Path | str) -> list[str]:

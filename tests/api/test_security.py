@@ -160,3 +160,117 @@ def test_deleting_a_board_releases_its_idempotency_keys(shared_api: Api, owner: 
     r2 = c.post("/v1/boards", data=create, files=board_parts(SMALL_BOARD), headers={**owner, "Idempotency-Key": "b1"})
     assert r2.status_code == 201 and r2.headers.get("idempotent-replayed") is None
     assert r2.json()["id"] != bid and c.get(f"/v1/boards/{r2.json()['id']}", headers=owner).status_code == 200
+
+
+# ------------------------------------------------------------------ item 5: no work before authentication
+
+
+def denied_rows(api: Api) -> list[Any]:
+    from sqlalchemy import select
+
+    from tastemaker.store.models import AuditEntry
+
+    with api.services.store.session() as s:
+        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")))
+
+
+def test_the_key_is_checked_before_the_body_is_read(make_api: Any) -> None:
+    api = make_api()
+    read: list[bytes] = []
+
+    def body() -> Any:
+        for chunk in (b"--x\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nb\r\n", b"--x--\r\n"):
+            read.append(chunk)
+            yield chunk
+
+    for headers in ({}, {"Authorization": "Bearer tm_nonsense"}):
+        r = api.client.post("/v1/boards", content=body(),
+                            headers={**headers, "Content-Type": "multipart/form-data; boundary=x"})
+        assert r.status_code == 401
+    assert read == []  # refused from the headers alone
+
+
+def test_refused_requests_are_audited_per_client_and_minute(make_api: Any) -> None:
+    api = make_api(unauthenticated_per_minute=50)
+    for i in range(200):
+        headers = {} if i % 2 else {"Authorization": "Bearer nonsense"}
+        assert api.client.get("/v1/usage", headers=headers).status_code in (401, 429)
+    first = denied_rows(api)
+    assert 1 <= len(first) <= 3  # the first refusal of each kind is written at once
+    api.services.denials.flush(everything=True)
+    rows = denied_rows(api)
+    assert len(rows) <= 6, [(r.outcome, r.detail) for r in rows]
+    total = sum(1 + r.detail.get("repeated", 0) for r in rows if "repeated" in r.detail) + sum(
+        1 for r in rows if "repeated" not in r.detail)
+    assert total >= 200 - len(rows)  # nothing is lost: the summary rows count the rest
+    assert all(r.detail["client"].startswith("client:") and "testclient" not in json.dumps(r.detail) for r in rows)
+    with api.services.store.session() as s:
+        assert api.services.audit.verify(s).ok
+
+
+def test_unauthenticated_callers_are_rate_limited_per_address(make_api: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    api = make_api(unauthenticated_per_minute=5)
+    codes = [api.client.get("/v1/usage").status_code for _ in range(7)]
+    assert codes == [401] * 5 + [429] * 2
+    r = api.client.get("/v1/usage")
+    assert r.json()["code"] == "rate_limited" and 1 <= int(r.headers["retry-after"]) <= 60
+    assert api.client.get("/v1/usage", headers=api.key()).status_code == 200  # a valid key still works
+    other = TestClient(api.client.app, client=("198.51.100.7", 4000))
+    assert other.get("/v1/usage").status_code == 401  # another address has a budget of its own
+
+
+# ------------------------------------------------------------------ item 2: scoped keys
+
+
+def scoped(api: Api, account_of: dict[str, str], *scopes: str) -> dict[str, str]:
+    from tastemaker.api.admin import issue_key
+
+    account = api.client.get("/v1/usage", headers=account_of).json()["account_id"]
+    svc = api.services
+    key = issue_key(svc.store, svc.audit, api.settings, name="third-party", account_id=account, scopes=list(scopes))
+    return {"Authorization": f"Bearer {key.key}"}
+
+
+def test_a_styleembed_key_cannot_read_pins(shared_api: Api, owner: dict[str, str], selfie_bytes: bytes) -> None:
+    from .conftest import board_parts, generate
+
+    c = shared_api.client
+    board = upload_board(shared_api, owner, names=SMALL_BOARD)
+    app_key = scoped(shared_api, owner, "styleembed")
+    assert c.post("/v1/styleembed", json={"board_id": board["id"]}, headers=app_key).status_code == 200
+    refused = [
+        c.get(f"/v1/boards/{board['id']}", headers=app_key),
+        c.get(f"/v1/boards/{board['id']}/profile/history", headers=app_key),
+        c.post("/v1/boards", data={"name": "x"}, files=board_parts(["meadow.jpg"]), headers=app_key),
+        c.delete(f"/v1/boards/{board['id']}", headers=app_key),
+        generate(shared_api, app_key, selfie_bytes, board_id=board["id"], wait=None),
+        c.post("/v1/verify", json={"image": "aGk="}, headers=app_key),
+        c.post("/v1/feedback", json={"board_id": board["id"], "image": "aGk=", "action": "save"}, headers=app_key),
+        c.delete("/v1/me", headers=app_key),
+    ]
+    for r in refused:
+        assert r.status_code == 403 and r.json()["code"] == "insufficient_scope", r.text
+        assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+    assert c.get("/v1/usage", headers=app_key).status_code == 200
+    assert c.get(f"/v1/boards/{board['id']}", headers=owner).status_code == 200  # the full key still can
+
+
+def test_scopes_are_checked_before_the_body_is_read(shared_api: Api, owner: dict[str, str]) -> None:
+    read: list[bytes] = []
+
+    def body() -> Any:
+        read.append(b"x")
+        yield b"--x--\r\n"
+
+    r = shared_api.client.post("/v1/boards", content=body(), headers={
+        **scoped(shared_api, owner, "verify"), "Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 403 and read == []
+
+
+def test_unknown_scope_is_refused(shared_api: Api, owner: dict[str, str]) -> None:
+    from tastemaker.errors import InputError
+
+    with pytest.raises(InputError, match="boards:delete"):
+        scoped(shared_api, owner, "boards:delete")

@@ -47,6 +47,27 @@ def test_keys_create_list_revoke(cli: typer.Typer) -> None:
     assert code == 1 and "NotFoundError" in err
 
 
+def test_keys_create_with_scopes(cli: typer.Typer, tmp_path: Path) -> None:
+    from tastemaker.api.keys import key_hash
+    from tastemaker.store import Store, repo
+
+    code, out, err = run(cli, "keys", "create", "--name", "app", "--scope", "styleembed", "--scope", "boards:read")
+    assert code == 0, err
+    key = out.strip()
+    assert "scopes: boards:read styleembed" in err
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'tastemaker.db'}", tmp_path / "data" / "blobs")
+    with store.session() as s:
+        row = repo.find_key(s, key_hash(key))
+        assert row is not None and row.scopes == "boards:read styleembed"
+    store.dispose()
+    code, out, _ = run(cli, "keys", "list")
+    assert "boards:read,styleembed" in out
+    code, out, err = run(cli, "keys", "create", "--name", "all")
+    assert code == 0 and "scopes: boards:read boards:write styleembed generate verify" in err
+    code, _, err = run(cli, "keys", "create", "--name", "bad", "--scope", "boards:delete")
+    assert code == 2 and "boards:delete" in err and "styleembed" in err
+
+
 def test_unknown_tier_is_a_configuration_error(cli: typer.Typer) -> None:
     code, _, err = run(cli, "keys", "create", "--name", "x", "--tier", "platinum")
     assert code == 78 and "ConfigurationError" in err and "free" in err

@@ -43,8 +43,31 @@ class TestStoreContract:
         assert downgrade(store.engine, "0001") == "0001"
         assert "profile_versions" not in inspect(store.engine).get_table_names()
         assert "boards" in inspect(store.engine).get_table_names()
-        assert upgrade(store.engine) == head_revision() == "0002"
+        assert upgrade(store.engine) == head_revision() == "0003"
         assert "profile_versions" in inspect(store.engine).get_table_names()
+
+    def test_existing_keys_keep_every_scope_through_the_scopes_migration(self, store: Store) -> None:
+        from sqlalchemy import text
+
+        from tastemaker.api.keys import SCOPES
+
+        assert downgrade(store.engine, "0002") == "0002"
+        with store.engine.begin() as conn:
+            conn.execute(text("INSERT INTO accounts (id, name, tier, created_at) VALUES ('acc_1', 'a', 'free', :t)"),
+                         {"t": utcnow()})
+            conn.execute(
+                text("INSERT INTO api_keys (id, account_id, name, prefix, key_hash, created_at) "
+                     "VALUES ('key_1', 'acc_1', 'old', 'tm_abcdefgh', :h, :t)"),
+                {"h": "cd" * 32, "t": utcnow()},
+            )
+            conn.execute(text("INSERT INTO boards (id, account_id, name, revision, created_at, updated_at, "
+                              "profile_revision, profile_hash, styleembed_json) VALUES ('brd_1', 'acc_1', 'b', 1, "
+                              ":t, :t, 1, 'h', '{\"profile_hash\": \"exact\"}')"), {"t": utcnow()})
+        assert upgrade(store.engine) == "0003"
+        with store.session() as s:
+            key = repo.find_key(s, "cd" * 32)
+            assert key is not None and key.scopes.split() == list(SCOPES)
+            assert repo.read_board_profile(s, "brd_1").styleembed_json is None  # type: ignore[union-attr]
 
     def test_downgrade_and_upgrade_round_trip(self, store: Store) -> None:
         assert downgrade(store.engine, "base") is None

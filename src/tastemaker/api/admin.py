@@ -1,7 +1,8 @@
-"""Operator actions shared by the CLI and the tests: issue, list and revoke API keys."""
+"""Operator actions shared by the CLI and the tests: issue (with scopes), list and revoke API keys."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,7 @@ from ..audit import KEY_CREATED, KEY_REVOKED, AuditLog
 from ..store import Store, repo
 from ..store.models import utcnow
 from .errors import NotFoundError
-from .keys import display_prefix, generate_key, key_hash
+from .keys import ALL_SCOPES, display_prefix, generate_key, key_hash, parse_scopes
 from .settings import ServerSettings
 
 
@@ -19,6 +20,7 @@ class IssuedKey:
     key_id: str
     account_id: str
     tier: str
+    scopes: str = ALL_SCOPES
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class KeyInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: str = ALL_SCOPES
 
 
 def issue_key(
@@ -42,8 +45,11 @@ def issue_key(
     name: str,
     tier: str = "free",
     account_id: str | None = None,
+    scopes: Iterable[str] | None = None,
 ) -> IssuedKey:
-    """A new key — for a new account named ``name`` on ``tier``, or an extra key for ``account_id``."""
+    """A new key — for a new account named ``name`` on ``tier``, or an extra key for ``account_id`` — with
+    ``scopes`` (names from :data:`~tastemaker.api.keys.SCOPES`; None or empty: all of them)."""
+    stored_scopes = parse_scopes(scopes)
     with store.session() as s:
         if account_id is None:
             settings.tier(tier)  # unknown tier -> ConfigurationError naming the known ones
@@ -55,17 +61,19 @@ def issue_key(
                 raise NotFoundError(f"account {account_id!r} not found")
             account = found
         key = generate_key()
-        row = repo.add_key(s, account, name=name, key_hash=key_hash(key), prefix=display_prefix(key))
+        row = repo.add_key(
+            s, account, name=name, key_hash=key_hash(key), prefix=display_prefix(key), scopes=stored_scopes
+        )
         s.flush()
         audit.append(
             s,
             KEY_CREATED,
             account_id=account.id,
             objects={"key": row.id},
-            detail={"tier": account.tier, "prefix": row.prefix},
+            detail={"tier": account.tier, "prefix": row.prefix, "scopes": stored_scopes},
         )
         s.commit()
-        return IssuedKey(key=key, key_id=row.id, account_id=account.id, tier=account.tier)
+        return IssuedKey(key=key, key_id=row.id, account_id=account.id, tier=account.tier, scopes=stored_scopes)
 
 
 def list_keys(store: Store) -> list[KeyInfo]:
@@ -81,6 +89,7 @@ def list_keys(store: Store) -> list[KeyInfo]:
                 created_at=k.created_at,
                 last_used_at=k.last_used_at,
                 revoked_at=k.revoked_at,
+                scopes=k.scopes,
             )
             for k in repo.list_keys(s)
         ]
@@ -109,4 +118,5 @@ def revoke_key(store: Store, audit: AuditLog, key_id: str) -> KeyInfo:
             created_at=key.created_at,
             last_used_at=key.last_used_at,
             revoked_at=key.revoked_at,
+            scopes=key.scopes,
         )

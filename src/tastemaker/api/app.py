@@ -27,10 +27,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..audit import AuditLog
 from ..errors import RequestError, TastemakerError
+from ..forget import mark_server_store
+from ..media import make_private_dirs
 from ..store import Store
 from ..worker import JobRunner
-from .deps import Services
-from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError, retry_after
+from .denials import DenialLog
+from .deps import AuthGate, Services
+from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError, error_response
 from .limits import RateLimiter
 from .routes import account, boards, feedback, generations, styleembed, verify
 from .schemas import FeedbackIn, GenerationCreate, StyleEmbedIn, VerifyIn
@@ -101,20 +104,6 @@ class EdgeMiddleware:
             return message
 
         await self.app(scope, limited_receive, send_with_headers)
-
-
-def error_response(
-    request_id: str | None, exc: TastemakerError, details: list[dict[str, Any]] | None = None
-) -> JSONResponse:
-    """The one translation from a Tastemaker error to an HTTP response."""
-    body: dict[str, Any] = {**exc.to_dict(), "request_id": request_id}
-    if details:
-        body["details"] = details
-    headers = dict(getattr(exc, "headers", {}) or {})
-    wait = getattr(exc, "retry_after_s", None)  # core errors that know when to retry (a spent privacy budget)
-    if wait is not None and "Retry-After" not in headers:
-        headers["Retry-After"] = retry_after(wait)
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
 def _rid(request: Request) -> str | None:
@@ -189,11 +178,18 @@ def build_services(settings: ServerSettings) -> Services:
         job_timeout_s=settings.job_timeout_seconds,
     )
     return Services(
-        settings=settings, store=store, audit=audit, limiter=RateLimiter(settings.ratelimit_storage_url), runner=runner
+        settings=settings,
+        store=store,
+        audit=audit,
+        limiter=RateLimiter(settings.ratelimit_storage_url),
+        runner=runner,
+        denials=DenialLog(store, audit, settings.secret_key.get_secret_value()),
     )
 
 
 def _startup(svc: Services) -> None:
+    make_private_dirs(svc.settings.data_dir)  # it holds pins, outputs and keys: 0700 when Tastemaker makes it
+    mark_server_store(svc.settings.data_dir)
     if svc.settings.auto_migrate:
         svc.store.upgrade()
     svc.store.check_schema()
@@ -203,10 +199,12 @@ def _startup(svc: Services) -> None:
         purge_expired_idempotency(s)
         s.commit()
     svc.runner.start()
+    svc.denials.start()
 
 
 def _shutdown(svc: Services) -> None:
     svc.runner.stop(svc.settings.shutdown_grace_seconds)
+    svc.denials.stop()
     svc.store.dispose()
 
 
@@ -248,12 +246,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         ],
     )
     app.state.services = services
+    routers = (boards, styleembed, feedback, generations, verify, account)
+    # Middleware added last runs first: the edge (request id, body cap), then the gate (key, bucket, scopes)
+    api_routes = [route for module in routers for route in module.router.routes]
+    app.add_middleware(AuthGate, services=services, routes=api_routes)
     app.add_middleware(EdgeMiddleware, max_body=settings.max_request_bytes)
     app.add_exception_handler(TastemakerError, _on_tastemaker_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
-    for module in (boards, styleembed, feedback, generations, verify, account):
+    for module in routers:
         app.include_router(module.router)
     _publish_body_models(app)
     return app

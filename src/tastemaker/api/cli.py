@@ -89,6 +89,14 @@ def register(app: typer.Typer) -> None:
         account: Annotated[
             str | None, typer.Option(help="Add a key to this existing account (acc_...) instead of a new one.")
         ] = None,
+        scope: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--scope",
+                help="What the key may do: boards:read, boards:write, styleembed, generate, verify (repeat, or "
+                "comma-separate; default: all). A key for a third-party style app: --scope styleembed.",
+            ),
+        ] = None,
     ) -> None:
         """Create an API key and print it — once. Only its hash is stored."""
         _require_server_extra()
@@ -107,14 +115,16 @@ def register(app: typer.Typer) -> None:
                 name=name,
                 tier=tier,
                 account_id=account,
+                scopes=scope,
             )
         finally:
             store.dispose()
         console.print(issued.key, highlight=False, soft_wrap=True)
         err_console.print(
-            f"key {issued.key_id} for account {issued.account_id} ({issued.tier} tier). "
+            f"key {issued.key_id} for account {issued.account_id} ({issued.tier} tier; scopes: {issued.scopes}). "
             "Store it now: it is not shown again.",
             highlight=False,
+            soft_wrap=True,
         )
 
     @keys_app.command("list")
@@ -125,6 +135,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from .admin import list_keys
+        from .keys import ALL_SCOPES
         from .settings import load_server_settings
 
         store = _open(load_server_settings())
@@ -133,8 +144,8 @@ def register(app: typer.Typer) -> None:
         finally:
             store.dispose()
         table = Table(title=f"{len(infos)} API key(s)")
-        for col in ("id", "prefix", "name", "account", "tier", "created", "last used", "status"):
-            table.add_column(col)
+        for col in ("id", "prefix", "name", "account", "tier", "scopes", "created", "last used", "status"):
+            table.add_column(col, no_wrap=col == "scopes")
         for k in infos:
             table.add_row(
                 k.key_id,
@@ -142,6 +153,7 @@ def register(app: typer.Typer) -> None:
                 k.name,
                 k.account_id,
                 k.tier,
+                "all" if k.scopes == ALL_SCOPES else ",".join(k.scopes.split()),
                 f"{k.created_at:%Y-%m-%d %H:%M}",
                 f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
                 f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active",

@@ -1,8 +1,15 @@
-"""Dependencies every route declares in its signature: ``SessionDep``, ``CurrentAccount``,
-``StyleEmbedAccount`` / ``VerifyAccount`` (auth + that endpoint's own bucket), ``IdempotencyKey``.
+"""Dependencies every route declares in its signature: ``SessionDep``, ``CurrentAccount``, the scoped
+principals (``BoardsRead``, ``BoardsWrite``, ``GenerateAccount``, ``FullAccess``, and ``StyleEmbedAccount`` /
+``VerifyAccount`` with that endpoint's own bucket), ``IdempotencyKey`` — and the middleware that does the
+authentication they rely on.
 
-Authentication and rate limiting happen here, once: a route that takes ``CurrentAccount`` cannot run
-without a valid, unrevoked key and a free slot in the account's ``requests`` bucket.
+**Authentication comes first, from the headers alone.** :class:`AuthGate` resolves the API key, counts the
+request against the account's ``requests`` bucket and checks the route's scopes before any route — and so
+before any body parser — runs: a keyless 100 MB upload is refused without reading a byte of it. Callers
+without a valid key are rate-limited per client address (``unauthenticated_per_minute``), and every refusal
+goes to the audit log aggregated per client and minute (:mod:`tastemaker.api.denials`). A route that takes
+``CurrentAccount`` (or a scoped principal) cannot run without a valid, unrevoked key with the scopes it
+declares and a free slot in the account's bucket.
 """
 
 from __future__ import annotations
@@ -10,28 +17,37 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..audit import REQUEST_DENIED, AuditLog
+from ..audit import AuditLog
+from ..errors import TastemakerError
 from ..store import Store, repo
 from ..store.models import IdempotencyRecord
 from ..worker import JobRunner
+from .denials import DenialLog
 from .errors import (
+    AuthError,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
+    InsufficientScopeError,
     InvalidApiKeyError,
     MissingApiKeyError,
     RateLimitedError,
     RevokedApiKeyError,
+    error_response,
 )
-from .keys import display_prefix, is_well_formed, key_hash
+from .keys import SCOPES, display_prefix, is_well_formed, key_hash, scope_set
 from .limits import LimitState, RateLimiter, limit_headers
 from .settings import ServerSettings, TierLimits
 
@@ -47,6 +63,7 @@ class Services:
     audit: AuditLog
     limiter: RateLimiter
     runner: JobRunner
+    denials: DenialLog
 
 
 def get_services(request: Request) -> Services:
@@ -71,6 +88,11 @@ def request_id(request: Request) -> str | None:
     return rid
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn puts a trusted proxy's ``X-Forwarded-For`` here)."""
+    return request.client.host if request.client else "unknown"
+
+
 # ------------------------------------------------------------------------------------------ auth + limits
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer tm_...`", scheme_name="ApiKeyBearer")
@@ -81,37 +103,151 @@ _header = APIKeyHeader(
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller: an account, its tier, and the key it used."""
+    """The authenticated caller: an account, its tier, the key it used and that key's scopes."""
 
     account_id: str
     account_name: str
     tier_name: str
     tier: TierLimits
     key_id: str
+    scopes: frozenset[str] = frozenset(SCOPES)
 
 
-def _deny(
-    svc: Services,
-    request: Request,
-    exc: Exception,
-    *,
-    account_id: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Audit a refused request (its own transaction: the refusal is recorded even though nothing else is)."""
-    code = getattr(exc, "code", type(exc).__name__)
-    try:
-        with svc.store.session() as s:
-            svc.audit.record(
-                s,
-                REQUEST_DENIED,
-                account_id=account_id,
-                request_id=request_id(request),
-                outcome=code,
-                detail={"method": request.method, "path": request.url.path[:200], **(detail or {})},
+def presented_key(headers: Headers) -> str:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key`` ("" when there is none)."""
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return headers.get("x-api-key", "").strip()
+
+
+def resolve_key(svc: Services, raw: str) -> Principal:
+    """The principal of a presented key, or the auth error that says why there is none."""
+    if not raw:
+        raise MissingApiKeyError(
+            "no API key: send `Authorization: Bearer tm_...` (create one with `tastemaker keys create`)"
+        )
+    if not is_well_formed(raw):
+        raise InvalidApiKeyError(
+            "the API key is malformed (a tm_ key is 36 characters with a built-in checksum): check for a typo "
+            "or a truncated copy"
+        )
+    with svc.store.session() as s:
+        key = repo.find_key(s, key_hash(raw))
+        if key is None:
+            raise InvalidApiKeyError(f"API key {display_prefix(raw)}… is not known to this server")
+        if key.revoked_at is not None:
+            raise RevokedApiKeyError(
+                f"API key {key.prefix}… was revoked on {key.revoked_at:%Y-%m-%d}; use another key",
+                account_id=key.account_id,
             )
-    except Exception:  # the audit write must not turn a 401/429 into a 500; it is logged instead
-        log.exception("could not audit a denied request")
+        account = key.account
+        principal = Principal(
+            account_id=account.id,
+            account_name=account.name,
+            tier_name=account.tier,
+            tier=svc.settings.tier(account.tier),
+            key_id=key.id,
+            scopes=scope_set(key.scopes),
+        )
+        repo.touch_key(s, key)
+        s.commit()
+    return principal
+
+
+def admit_request(
+    svc: Services, headers: Headers, *, address: str, method: str, path: str, request_id: str | None
+) -> tuple[Principal, LimitState]:
+    """Authenticate from the headers and count the request in the account's ``requests`` bucket.
+
+    A caller without a valid key also spends one of its address's ``unauthenticated_per_minute``; past
+    that it gets 429 instead of 401. Every refusal is noted in the aggregated audit trail.
+    """
+    try:
+        principal = resolve_key(svc, presented_key(headers))
+    except AuthError as exc:
+        refusal: TastemakerError = exc
+        settings = svc.settings
+        blocked = svc.limiter.hit_client(address, settings.unauthenticated_per_minute)
+        if blocked is not None:
+            refusal = blocked
+        svc.denials.note(
+            address=address, outcome=refusal.code, account_id=exc.account_id, request_id=request_id,
+            method=method, path=path,
+        )
+        raise refusal from None
+    try:
+        state = svc.limiter.hit(principal.account_id, principal.tier_name, principal.tier, "requests", prior=[])
+    except RateLimitedError as exc:
+        svc.denials.note(
+            address=address, outcome=exc.code, account_id=principal.account_id, request_id=request_id,
+            method=method, path=path, detail={"bucket": "requests"},
+        )
+        raise
+    return principal, state
+
+
+def _scope_refusal(missing: frozenset[str], method: str, path: str) -> InsufficientScopeError:
+    return InsufficientScopeError(
+        f"this API key may not call {method} {path}: it needs the scope(s) {', '.join(sorted(missing))} "
+        f"(create a key with `tastemaker keys create --scope ...`)",
+        scopes=missing,
+    )
+
+
+class AuthGate:
+    """ASGI middleware: authentication, the request bucket and the route's scopes, from the headers alone,
+    for every ``/v1/`` request — before the route, its dependencies or any body parser run."""
+
+    def __init__(self, app: ASGIApp, services: Services, routes: list[Any]) -> None:
+        self.app, self.svc, self.routes = app, services, routes
+        self._needs: dict[int, frozenset[str]] = {}
+
+    def required_scopes(self, scope: Scope) -> frozenset[str]:
+        """The scopes the route matching this request declares (through :func:`require`), if any."""
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                needs = self._needs.get(id(route))
+                if needs is None:
+                    needs = self._needs[id(route)] = frozenset(_declared_scopes(getattr(route, "dependant", None)))
+                return needs
+        return frozenset()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        rid = state.get("request_id")
+        address = (scope.get("client") or ("unknown", 0))[0]
+        method, path = scope["method"], scope["path"]
+        try:
+            principal, limit = await run_in_threadpool(
+                admit_request, self.svc, Headers(scope=scope), address=address, method=method, path=path,
+                request_id=rid,
+            )
+            state["principal"], state["limits"] = principal, [limit]
+            state["rate_headers"] = limit_headers([limit])
+            missing = self.required_scopes(scope) - principal.scopes
+            if missing:
+                await run_in_threadpool(
+                    self.svc.denials.note, address=address, outcome=InsufficientScopeError.code,
+                    account_id=principal.account_id, request_id=rid, method=method, path=path,
+                )
+                raise _scope_refusal(missing, method, path)
+        except TastemakerError as exc:
+            await error_response(rid, exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _declared_scopes(dependant: Any) -> set[str]:
+    found: set[str] = set()
+    for dep in getattr(dependant, "dependencies", ()):
+        found |= set(getattr(dep.call, "required_scopes", ()))
+        found |= _declared_scopes(dep)
+    return found
 
 
 def _set_limits(request: Request, states: list[LimitState]) -> None:
@@ -122,56 +258,49 @@ def _set_limits(request: Request, states: list[LimitState]) -> None:
 def authenticate(
     request: Request,
     svc: ServicesDep,
-    session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Principal:
-    """Resolve the API key to an account, then count the request against the tier's per-minute limit."""
-    raw = (bearer.credentials if bearer is not None else header_key) or ""
-    raw = raw.strip()
-    if not raw:
-        exc: Exception = MissingApiKeyError(
-            "no API key: send `Authorization: Bearer tm_...` (create one with `tastemaker keys create`)"
+    """The principal :class:`AuthGate` admitted (an app without the gate admits here, the same way).
+
+    ``bearer`` and ``header_key`` are declared so the OpenAPI document shows both ways to send a key.
+    """
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal, state = admit_request(
+            svc, request.headers, address=client_address(request), method=request.method,
+            path=request.url.path, request_id=request_id(request),
         )
-        _deny(svc, request, exc)
-        raise exc
-    if not is_well_formed(raw):
-        exc = InvalidApiKeyError(
-            "the API key is malformed (a tm_ key is 36 characters with a built-in checksum): check for a typo "
-            "or a truncated copy"
-        )
-        _deny(svc, request, exc)
-        raise exc
-    key = repo.find_key(session, key_hash(raw))
-    if key is None:
-        exc = InvalidApiKeyError(f"API key {display_prefix(raw)}… is not known to this server")
-        _deny(svc, request, exc, detail={"key_prefix": display_prefix(raw)})
-        raise exc
-    if key.revoked_at is not None:
-        exc = RevokedApiKeyError(f"API key {key.prefix}… was revoked on {key.revoked_at:%Y-%m-%d}; use another key")
-        _deny(svc, request, exc, account_id=key.account_id, detail={"key": key.id})
-        raise exc
-    account = key.account
-    principal = Principal(
-        account_id=account.id,
-        account_name=account.name,
-        tier_name=account.tier,
-        tier=svc.settings.tier(account.tier),
-        key_id=key.id,
-    )
-    repo.touch_key(session, key)
-    session.commit()
-    request.state.account_id = account.id
-    try:
-        state = svc.limiter.hit(account.id, principal.tier_name, principal.tier, "requests", prior=[])
-    except RateLimitedError as exc:
-        _deny(svc, request, exc, account_id=account.id, detail={"bucket": "requests"})
-        raise
-    _set_limits(request, [state])
+        _set_limits(request, [state])
+    request.state.account_id = principal.account_id
     return principal
 
 
 CurrentAccount = Annotated[Principal, Depends(authenticate)]
+
+
+def require(*scopes: str) -> Callable[..., Principal]:
+    """A dependency: the principal, if its key has every one of ``scopes`` (403 ``insufficient_scope`` else).
+
+    The scopes are also read by :class:`AuthGate` (``required_scopes``), which refuses before the body.
+    """
+
+    def scoped(request: Request, principal: CurrentAccount) -> Principal:
+        missing = frozenset(scopes) - principal.scopes
+        if missing:
+            raise _scope_refusal(missing, request.method, request.url.path)
+        return principal
+
+    scoped.required_scopes = frozenset(scopes)  # type: ignore[attr-defined]
+    scoped.__name__ = "require_" + "_".join(sc.replace(":", "_") for sc in scopes)
+    return scoped
+
+
+BoardsRead = Annotated[Principal, Depends(require("boards:read"))]
+BoardsWrite = Annotated[Principal, Depends(require("boards:write"))]
+GenerateAccount = Annotated[Principal, Depends(require("generate"))]
+#: Deleting the account: only a key with every scope may.
+FullAccess = Annotated[Principal, Depends(require(*SCOPES))]
 
 
 def _bucket_hit(request: Request, svc: Services, principal: Principal, bucket: str) -> Principal:
@@ -180,18 +309,26 @@ def _bucket_hit(request: Request, svc: Services, principal: Principal, bucket: s
     try:
         state = svc.limiter.hit(principal.account_id, principal.tier_name, principal.tier, bucket, prior=prior)
     except RateLimitedError as exc:
-        _deny(svc, request, exc, account_id=principal.account_id, detail={"bucket": bucket})
+        svc.denials.note(
+            address=client_address(request), outcome=exc.code, account_id=principal.account_id,
+            request_id=request_id(request), method=request.method, path=request.url.path[:200],
+            detail={"bucket": bucket},
+        )
         raise
     _set_limits(request, [*prior, state])
     return principal
 
 
-def styleembed_limit(request: Request, svc: ServicesDep, principal: CurrentAccount) -> Principal:
+def styleembed_limit(
+    request: Request, svc: ServicesDep, principal: Annotated[Principal, Depends(require("styleembed"))]
+) -> Principal:
     """The stricter per-minute bucket for taste extraction, on top of the request bucket."""
     return _bucket_hit(request, svc, principal, "styleembed")
 
 
-def verify_limit(request: Request, svc: ServicesDep, principal: CurrentAccount) -> Principal:
+def verify_limit(
+    request: Request, svc: ServicesDep, principal: Annotated[Principal, Depends(require("verify"))]
+) -> Principal:
     """Provenance checks: any tier may verify, in a bucket of their own (CPU-bound, so bounded separately)."""
     return _bucket_hit(request, svc, principal, "verify")
 
@@ -269,7 +406,12 @@ class Idempotency:
 
 
 __all__ = [
+    "AuthGate",
+    "BoardsRead",
+    "BoardsWrite",
     "CurrentAccount",
+    "FullAccess",
+    "GenerateAccount",
     "IdempotencyKey",
     "Principal",
     "Services",

@@ -13,6 +13,7 @@
     │   ├── MissingApiKeyError                     401 missing_api_key
     │   ├── InvalidApiKeyError                     401 invalid_api_key
     │   └── RevokedApiKeyError                     401 api_key_revoked
+    ├── InsufficientScopeError                     403 insufficient_scope  (WWW-Authenticate names the scope)
     ├── NotFoundError                              404 not_found
     ├── IdempotencyInProgressError                 409 idempotency_key_in_use
     ├── ConflictError                              409 conflict            (Retry-After)
@@ -31,6 +32,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from starlette.responses import JSONResponse
 
 from ..errors import InputError, TastemakerError
 
@@ -72,8 +76,21 @@ class AuthError(ServiceError):
     code = "unauthorized"
     http_status = 401
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, account_id: str | None = None) -> None:
         super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="tastemaker"'})
+        self.account_id = account_id  # known for a revoked key (for the audit trail, never shown)
+
+
+class InsufficientScopeError(ServiceError):
+    """The key is valid but was not given the scope this endpoint needs (RFC 6750 ``insufficient_scope``)."""
+
+    code = "insufficient_scope"
+    http_status = 403
+
+    def __init__(self, message: str, *, scopes: frozenset[str] | set[str]) -> None:
+        need = " ".join(sorted(scopes))
+        challenge = f'Bearer realm="tastemaker", error="insufficient_scope", scope="{need}"'
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
 
 
 class MissingApiKeyError(AuthError):
@@ -179,6 +196,21 @@ class ConfigurationError(TastemakerError):
     exit_code = 78  # EX_CONFIG
 
 
+def error_response(
+    request_id: str | None, exc: TastemakerError, details: list[dict[str, Any]] | None = None
+) -> JSONResponse:
+    """The one translation from a Tastemaker error to an HTTP response (the app's handlers and the
+    middleware that refuses requests before they reach a route both use it)."""
+    body: dict[str, Any] = {**exc.to_dict(), "request_id": request_id}
+    if details:
+        body["details"] = details
+    headers = dict(getattr(exc, "headers", {}) or {})
+    wait = getattr(exc, "retry_after_s", None)  # core errors that know when to retry (a spent privacy budget)
+    if wait is not None and "Retry-After" not in headers:
+        headers["Retry-After"] = retry_after(wait)
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
 __all__ = [
     "AuthError",
     "BlobMissingError",
@@ -188,6 +220,7 @@ __all__ = [
     "ForwardedError",
     "IdempotencyInProgressError",
     "IdempotencyKeyReusedError",
+    "InsufficientScopeError",
     "InvalidApiKeyError",
     "MalformedBodyError",
     "MissingApiKeyError",
@@ -203,5 +236,6 @@ __all__ = [
     "StoreError",
     "TooManyJobsError",
     "UnsupportedMediaTypeError",
+    "error_response",
     "retry_after",
 ]

@@ -1,5 +1,11 @@
 """API keys: ``tm_`` + 27 base62 characters of randomness (160 bits) + a 6-character CRC32 checksum.
 
+Each key carries **scopes** (as GitHub's fine-grained tokens do): ``boards:read`` (boards, pins and
+engagement, profile history), ``boards:write`` (upload, add pins, delete, feedback), ``styleembed`` (the
+differentially private taste release), ``generate`` (generations and their images) and ``verify``
+(provenance checks). A key handed to a third-party app for style embeddings gets ``styleembed`` only and
+cannot read raw pins. ``GET /v1/usage`` needs no scope; deleting the account needs all of them.
+
 The checksum lets clients, secret scanners and the server itself reject a mistyped or truncated key
 without a database lookup (CRC32 catches every single-character error and adjacent swap). Only the
 SHA-256 of a key is stored — the key has 160 random bits, so a fast hash is safe and lookups stay O(1)
@@ -12,6 +18,9 @@ import hashlib
 import re
 import secrets
 import zlib
+from collections.abc import Iterable
+
+from ..errors import InputError
 
 PREFIX = "tm_"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -20,6 +29,9 @@ BODY_CHARS = 27  # 62**27 > 2**160
 CHECK_CHARS = 6  # 62**6 > 2**32
 KEY_LENGTH = len(PREFIX) + BODY_CHARS + CHECK_CHARS
 DISPLAY_CHARS = len(PREFIX) + 8
+SCOPES = ("boards:read", "boards:write", "styleembed", "generate", "verify")
+#: What a key stores: scopes separated by spaces (OAuth's ``scope`` format).
+ALL_SCOPES = " ".join(SCOPES)
 _SHAPE = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{BODY_CHARS + CHECK_CHARS}}}$")
 
 
@@ -58,3 +70,19 @@ def key_hash(key: str) -> str:
 
 def display_prefix(key: str) -> str:
     return key[:DISPLAY_CHARS]
+
+
+def parse_scopes(values: Iterable[str] | None) -> str:
+    """Scopes as given on the command line (repeated and/or comma-separated) -> the stored form; None or
+    nothing means every scope. Unknown names are refused, naming the known ones."""
+    names = [n.strip() for v in (values or ()) for n in re.split(r"[,\s]+", v) if n.strip()]
+    if not names:
+        return ALL_SCOPES
+    unknown = sorted(set(names) - set(SCOPES))
+    if unknown:
+        raise InputError(f"unknown scope(s) {', '.join(unknown)}; a key's scopes are some of {', '.join(SCOPES)}")
+    return " ".join(s for s in SCOPES if s in names)
+
+
+def scope_set(stored: str) -> frozenset[str]:
+    return frozenset(stored.split())

@@ -1,6 +1,8 @@
 """Per-tier rate limits with the ``limits`` library (moving windows; memory storage, or Redis by URL).
 
-Each account has three per-minute buckets: ``requests`` (every authenticated call), ``styleembed``
+Callers without a valid key are counted per client address (``unauthenticated_per_minute``, see
+:meth:`RateLimiter.hit_client`). Each account has three per-minute buckets: ``requests`` (every
+authenticated call), ``styleembed``
 (taste extraction — bulk extraction is the scraping risk, so its limit is much stricter) and ``verify``
 (provenance checks: CPU-bound, and open to any tier, so they get their own budget). Monthly image
 quotas are not here: they must survive restarts, so they live in the database (``store.repo``).
@@ -94,6 +96,26 @@ class RateLimiter:
                 headers=limit_headers([*prior, state]),
             )
         return state
+
+    def hit_client(self, address: str, per_minute: int) -> RateLimitedError | None:
+        """Count one request without a valid key from ``address``; the 429 to answer instead of the 401 once
+        the address has had ``per_minute`` of them in the last minute (None while it has not)."""
+        item = RateLimitItemPerMinute(per_minute)
+        try:
+            allowed = self.limiter.hit(item, "unauthenticated", address)
+            reset_at, _ = self.limiter.get_window_stats(item, "unauthenticated", address)
+        except Exception as exc:
+            raise RateLimiterUnavailableError(
+                f"the rate limiter's storage is unavailable ({type(exc).__name__})"
+            ) from exc
+        if allowed:
+            return None
+        wait = max(1.0, reset_at - time.time())
+        return RateLimitedError(
+            f"too many requests without a valid API key from this address: {per_minute} per minute; "
+            f"retry in {math.ceil(wait)} s with a valid key",
+            retry_after_s=wait,
+        )
 
     def peek(self, account_id: str, tier: TierLimits, bucket: str) -> LimitState:
         item = self.item(tier, bucket)

@@ -56,6 +56,8 @@ class ServerSettings(Settings):
     # Request bodies: a whole request (all board images) and, separately, the core's per-image caps.
     max_request_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     max_pins_per_board: int = Field(500, ge=1)
+    # Callers without a valid key: per client address and minute, then 429 (a valid key is never held back)
+    unauthenticated_per_minute: int = Field(30, ge=1)
     # Jobs: an in-process pool with a bounded queue; "process" keeps dlib's GIL away from the API threads.
     job_workers: int = Field(1, ge=1, le=64)
     job_queue_size: int = Field(8, ge=0, le=10_000)

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from ..api.keys import ALL_SCOPES
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -85,7 +87,8 @@ class Account(Base):
 
 
 class ApiKey(Base):
-    """Only the SHA-256 of a key is stored; the display prefix (``tm_`` + 8) helps people tell keys apart."""
+    """Only the SHA-256 of a key is stored; the display prefix (``tm_`` + 8) helps people tell keys apart, and
+    the scopes say what it may do."""
 
     __tablename__ = "api_keys"
 
@@ -94,6 +97,8 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: space-separated scopes (see :mod:`tastemaker.api.keys`); keys from before scopes existed have them all
+    scopes: Mapped[str] = mapped_column(String(200), default=ALL_SCOPES, server_default=ALL_SCOPES)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

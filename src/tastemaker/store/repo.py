@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload, undefer
 
 from ..api.errors import NotFoundError, StoreError
+from ..api.keys import ALL_SCOPES
 from ..boards import Pin
 from .models import (
     Account,
@@ -47,9 +48,17 @@ def get_account(s: Session, account_id: str) -> Account | None:
     return s.get(Account, account_id)
 
 
-def add_key(s: Session, account: Account, *, name: str, key_hash: str, prefix: str) -> ApiKey:
+def add_key(
+    s: Session, account: Account, *, name: str, key_hash: str, prefix: str, scopes: str = ALL_SCOPES
+) -> ApiKey:
     key = ApiKey(
-        id=new_id("key"), account_id=account.id, name=name, key_hash=key_hash, prefix=prefix, created_at=utcnow()
+        id=new_id("key"),
+        account_id=account.id,
+        name=name,
+        key_hash=key_hash,
+        prefix=prefix,
+        scopes=scopes,
+        created_at=utcnow(),
     )
     s.add(key)
     return key

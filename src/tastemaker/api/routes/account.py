@@ -13,7 +13,7 @@ from ... import __version__
 from ...audit import ACCOUNT_DELETED
 from ...store import repo
 from ...store.models import utcnow
-from ..deps import CurrentAccount, ServicesDep, SessionDep, request_id
+from ..deps import CurrentAccount, FullAccess, ServicesDep, SessionDep, request_id
 from ..limits import BUCKETS
 from ..profiles import forget_board_files
 from ..schemas import AccountDeletedOut, Counter, HealthOut, UsageOut, WindowLimit
@@ -70,10 +70,11 @@ def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> U
         "(images are stored by content, so one another account also uploaded stays for them). Kept: the "
         "hash-chained audit log (ids and hashes only; an `account.deleted` entry is added) and the provenance "
         "transparency log (hashes and the now-orphaned account id; it is append-only so that every other "
-        "image stays verifiable). A generation still running finishes into nothing: its result is dropped."
+        "image stays verifiable). A generation still running finishes into nothing: its result is dropped. "
+        "Needs a key with every scope."
     ),
 )
-def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> AccountDeletedOut:
+def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal: FullAccess) -> AccountDeletedOut:
     account_id = principal.account_id
     blobs = svc.store.blobs
     with blobs.lock:  # no upload or finishing job can commit a reference to a blob between the check and the delete

@@ -25,7 +25,8 @@ from ...errors import BoardError, ImageTooLargeError
 from ...store import repo, sha256_hex
 from ...store.models import Board, PinRecord
 from ..deps import (
-    CurrentAccount,
+    BoardsRead,
+    BoardsWrite,
     Idempotency,
     IdempotencyKey,
     Principal,
@@ -52,7 +53,7 @@ PINS_HELP = (
 )
 
 
-def require_multipart(request: Request, principal: CurrentAccount) -> Principal:
+def require_multipart(request: Request, principal: BoardsWrite) -> Principal:
     """Uploads are multipart/form-data; say so with 415 rather than a confusing 422 (after auth: 401 first)."""
     ctype = media_type(request)
     if ctype != "multipart/form-data":
@@ -264,7 +265,7 @@ def create_board(
 
 @router.get("/{board_id}", response_model=BoardOut, summary="A board and its pins", responses=errors(404))
 def get_board(
-    request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount, board_id: BoardId
+    request: Request, svc: ServicesDep, session: SessionDep, principal: BoardsRead, board_id: BoardId
 ) -> BoardOut:
     board = owned_board(svc, session, request, principal, board_id, with_pins=True)
     return board_out(board)
@@ -277,7 +278,7 @@ def get_board(
     responses=errors(404),
 )
 def delete_board(
-    request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount, board_id: BoardId
+    request: Request, svc: ServicesDep, session: SessionDep, principal: BoardsWrite, board_id: BoardId
 ) -> Response:
     board = owned_board(svc, session, request, principal, board_id)
     with svc.store.blobs.lock:

@@ -23,7 +23,8 @@ from ...errors import RequestError
 from ...store import repo, sha256_hex
 from ...worker import task_describe
 from ..deps import (
-    CurrentAccount,
+    BoardsRead,
+    BoardsWrite,
     Idempotency,
     IdempotencyKey,
     Principal,
@@ -200,7 +201,7 @@ def _claim(svc: Services, idem: Idempotency, body: FeedbackIn, src: _Source) -> 
     openapi_extra=FEEDBACK_BODY,
 )
 async def feedback(
-    request: Request, svc: ServicesDep, principal: CurrentAccount, idempotency_key: IdempotencyKey = None
+    request: Request, svc: ServicesDep, principal: BoardsWrite, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     settings = svc.settings
     body, upload = await read_image_body(request, FeedbackIn, max_bytes=settings.max_image_bytes)
@@ -232,7 +233,7 @@ BoardId = Annotated[str, PathParam(min_length=1, max_length=64, description="a b
     responses=errors(404),
 )
 def profile_history(
-    request: Request, svc: ServicesDep, session: SessionDep, principal: CurrentAccount, board_id: BoardId
+    request: Request, svc: ServicesDep, session: SessionDep, principal: BoardsRead, board_id: BoardId
 ) -> ProfileHistoryOut:
     board = owned_board(svc, session, request, principal, board_id)
     versions = []

@@ -36,12 +36,13 @@ from ...store.models import Board, Job, utcnow
 from ...taste.profile import TasteProfile
 from ...worker import RETRYABLE, JobPayload, task_prepare_subject
 from ..deps import (
-    CurrentAccount,
+    GenerateAccount,
     Idempotency,
     IdempotencyKey,
     Principal,
     Services,
     ServicesDep,
+    client_address,
     fingerprint,
     request_id,
 )
@@ -398,17 +399,15 @@ async def admit(
 
 
 def _audit_denied(svc: Services, request: Request, principal: Principal, exc: ServiceError) -> None:
-    from ...audit import REQUEST_DENIED
-
-    with svc.store.session() as s:
-        svc.audit.record(
-            s,
-            REQUEST_DENIED,
-            account_id=principal.account_id,
-            request_id=request_id(request),
-            outcome=exc.code,
-            detail={"method": request.method, "path": request.url.path[:200]},
-        )
+    """A refused admission goes to the aggregated audit trail (one entry per client, minute and outcome)."""
+    svc.denials.note(
+        address=client_address(request),
+        outcome=exc.code,
+        account_id=principal.account_id,
+        request_id=request_id(request),
+        method=request.method,
+        path=request.url.path,
+    )
 
 
 def _quota_error(
@@ -497,7 +496,7 @@ GENERATION_BODY = {
 async def create_generation(
     request: Request,
     svc: ServicesDep,
-    principal: CurrentAccount,
+    principal: GenerateAccount,
     idempotency_key: IdempotencyKey = None,
     prefer: PreferHeader = None,
 ) -> JSONResponse:
@@ -519,11 +518,13 @@ async def create_generation(
     summary="A generation's status, progress and images",
     responses=errors(404),
 )
-def get_generation(request: Request, svc: ServicesDep, principal: CurrentAccount, generation_id: JobId) -> JSONResponse:
+def get_generation(
+    request: Request, svc: ServicesDep, principal: GenerateAccount, generation_id: JobId
+) -> JSONResponse:
     return JSONResponse(_load_doc(svc, request, principal, generation_id))
 
 
-def _owned_job_id(request: Request, svc: ServicesDep, principal: CurrentAccount, generation_id: JobId) -> str:
+def _owned_job_id(request: Request, svc: ServicesDep, principal: GenerateAccount, generation_id: JobId) -> str:
     """Resolve ownership before a stream starts, so another account's id is a plain 404."""
     with svc.store.session() as s:
         return owned_job(svc, s, request, principal, generation_id).id
@@ -536,7 +537,7 @@ def _owned_job_id(request: Request, svc: ServicesDep, principal: CurrentAccount,
     responses=errors(401, 404, 422, 429, 503, explicit_json=True),
 )
 async def generation_events(
-    request: Request, svc: ServicesDep, principal: CurrentAccount, job_id: Annotated[str, Depends(_owned_job_id)]
+    request: Request, svc: ServicesDep, principal: GenerateAccount, job_id: Annotated[str, Depends(_owned_job_id)]
 ) -> AsyncIterator[ServerSentEvent]:
     with svc.runner.watch(job_id) as w:
         last: Any = None
@@ -567,7 +568,7 @@ async def generation_events(
 def generation_image(
     request: Request,
     svc: ServicesDep,
-    principal: CurrentAccount,
+    principal: GenerateAccount,
     generation_id: JobId,
     k: Annotated[int, PathParam(ge=0, le=63)],
 ) -> Response:
