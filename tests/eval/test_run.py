@@ -199,7 +199,7 @@ def test_none_baseline_is_the_engines_framing_untouched(run: EvalRun) -> None:
     # a restyling baseline changes colours only: same size, and at strength 0 it is the framing itself
     zero = BaselineContext(board=ctx.board, profile=profile, request=req.model_copy(update={"strength": 0.0}),
                            plans=plans, subject=subject)
-    for name in ("reinhard", "histmatch", "single-pin"):
+    for name in ("reinhard", "histmatch", "single-pin", "stylize", "oilpaint"):
         out = create_baseline(name).render(framed, zero)
         assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(out, framed, strict=True)), name
         moved = create_baseline(name).render(framed, ctx)
@@ -211,3 +211,48 @@ def test_progress_reports_every_step(run: EvalRun) -> None:
     steps = [s for s in seen if "×" in s[0]]
     assert len(steps) == len(METHODS) * 2
     assert seen[-1][1] == seen[-1][2] == len(METHODS) * 2
+
+
+def test_results_carry_texture_attribution_colour_and_artefacts(written: tuple[dict[str, Any], str]) -> None:
+    res, page = written
+    boards = {b["name"]: b for b in res["dataset"]["boards"]}
+    assert boards["sepia"]["monochrome"] is True and boards["neon"]["monochrome"] is False
+    assert boards["sepia"]["hue_std_deg"] < 10 and boards["neon"]["chroma_range"][1] > 30
+    assert res["descriptors"]["texture_attribution"].startswith("texture-")
+    for rec in res["images"]:
+        assert isinstance(rec["attribution_texture"], bool) and rec["texture_attributed_board"] in boards
+        assert set(rec["texture_board_distances"]) == set(boards)
+        assert isinstance(rec["mirrored"], bool) and 0 <= rec["mirror_score"] <= 1
+        assert isinstance(rec["blocky"], bool) and (rec["blockiness"] is None) == (not rec["face_found"])
+        assert isinstance(rec["monochrome_faithful"], bool) and rec["mean_chroma"] >= 0
+    for s in res["summary"].values():
+        assert s["texture_attribution_accuracy"]["n"] == s["n_images"]
+        assert s["n_artefacts"] <= s["n_mirrored"] + s["n_blocky"]
+    # the planted cheat returns the pins themselves: right board by texture too, and the board's colours
+    cheat = res["summary"]["cheat"]
+    assert cheat["texture_attribution_accuracy"]["rate"] == 1.0 and cheat["monochrome_faithful_rate"]["rate"] == 1.0
+    # the untouched colour selfie is not faithful to the sepia board
+    none_sepia = [r for r in res["images"] if r["method"] == "none" and r["board"] == "sepia"]
+    assert none_sepia and not any(r["monochrome_faithful"] for r in none_sepia)
+    assert "texture attribution" in page and "colour faithful" in page and "mirrored" in page
+
+
+def test_stylize_baselines_take_the_boards_colours(run: EvalRun) -> None:
+    """At full strength the filter + board LUT output is toned like the sepia board."""
+    from tastemaker.eval import artefacts as Q
+
+    photo = run.selfies.people[0].photos[0]
+    from tastemaker.encoders.identity import IdentityEmbedding
+    from tastemaker.engines.base import GenerationRequest, Subject
+
+    subject = Subject(image=photo.image, face=photo.face, identity=IdentityEmbedding(vector=photo.embedding))
+    req = GenerationRequest(n=2, size=256, seed=5, aspect="1:1", strength=1.0)
+    sepia = next(b for b in run.boards.boards if b.name == "sepia").board
+    framed, plans = frame_like_engine(subject, run.profiles["sepia"], req)
+    ctx = BaselineContext(board=sepia, profile=run.profiles["sepia"], request=req, plans=plans, subject=subject)
+    pins = Q.board_chroma(sepia.thumbs)
+    for name in ("stylize", "oilpaint"):
+        out = create_baseline(name).render(framed, ctx)
+        assert [o.shape for o in out] == [f.shape for f in framed]
+        assert all(Q.monochrome_faithful(o, pins) for o in out), name
+        assert all(np.abs(o.astype(int) - f).mean() > 5 for o, f in zip(out, framed, strict=True)), name

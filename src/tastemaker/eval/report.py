@@ -211,7 +211,7 @@ def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: li
     """Selfie + board sample on top, then one row per method with each output's measurements."""
     rows = run.thumbs.get((person, selfie, board), {})
     n = max([len(v) for v in rows.values()] + [1])
-    label_w, cap = 120, 48
+    label_w, cap = 120, 56
     W = max(label_w + n * (TILE + 6) + 6, label_w + 2 * TILE + 18)
     H = (TILE + cap + 6) * (len(run.methods) + 1) + 6
     sheet = Image.new("RGB", (W, H), "white")
@@ -247,18 +247,17 @@ def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: li
                     continue
                 idt = "no face" if r["identity_to_selfie"] is None else f"id {r['identity_to_selfie']:.2f}"
                 ok = r["attribution_correct"]
-                att = "gram: own" if ok else f"gram -> {r['attributed_board']}"[:19]
+                att = "gram: own board" if ok else f"gram -> {r['attributed_board']}"[:24]
                 tok = r["attribution_texture"]
-                tatt = "tex: own" if tok else f"tex -> {r['texture_attributed_board']}"[:19]
+                tatt = "texture: own board" if tok else f"texture -> {r['texture_attributed_board']}"[:24]
                 flags = [f for f, on in (("MIRRORED", r["mirrored"]), ("BLOCKY", r["blocky"]),
                                          ("colour off", not r["monochrome_faithful"]),
                                          ("near-dup", r["near_duplicate"])) if on]
                 draw.text((x, y + TILE + 2), f"{idt} | style {r['style_score']:.2f}", fill=(60, 60, 60), font=small)
-                draw.text((x, y + TILE + 16), att, fill=(60, 60, 60) if ok else (180, 30, 30), font=small)
-                draw.text((x + TILE // 2 + 4, y + TILE + 16), tatt, fill=(60, 60, 60) if tok else (180, 30, 30),
-                          font=small)
+                draw.text((x, y + TILE + 15), att, fill=(60, 60, 60) if ok else (180, 30, 30), font=small)
+                draw.text((x, y + TILE + 28), tatt, fill=(60, 60, 60) if tok else (180, 30, 30), font=small)
                 if flags:
-                    draw.text((x, y + TILE + 30), " ".join(flags)[:26], fill=(180, 30, 30), font=small)
+                    draw.text((x, y + TILE + 41), " ".join(flags)[:26], fill=(180, 30, 30), font=small)
         y += TILE + cap + 6
     return np.asarray(sheet)
 
@@ -382,8 +381,9 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
         "band energies): the board's marks and medium, blind to colour, brightness and contrast.</li>",
         "<li><b>colour faithful</b>: on a black-and-white or toned board (every pin grey or of one hue) the "
         f"output's mean Lab chroma is at most the most colourful pin's + {art['chroma_margin']} "
-        f"and its hue spread no wider than the pins' (+ {art['hue_margin_deg']}°); on a colour board its chroma "
-        "lies within the pins' range ± the margin.</li>",
+        f"and its hue spread no wider than the pins' (+ {art['hue_margin_deg']}°), its mean hue within "
+        f"{art['hue_mean_tol_deg']}° of theirs; on a colour board its chroma lies within the pins' range ± the "
+        "margin.</li>",
         "<li><b>artefacts</b>: <i>mirrored</i> — a border strip is a reflected copy of what lies next to it "
         f"(score &gt; {art['mirror_threshold']}: the ghost a mirrored fill leaves); <i>blocky</i> — a grid of "
         f"block edges inside the face box (magnified JPEG blocks, score &gt; {art['blocky_threshold']}).</li>",

@@ -164,7 +164,8 @@ class EvalRun:
                 "attribution": DESCRIPTOR_NAME,
                 "texture_attribution": TEXTURE_DESCRIPTOR_NAME,
                 "artefacts": {"mirror_threshold": Q.MIRROR_THRESHOLD, "blocky_threshold": Q.BLOCKY_THRESHOLD,
-                              "chroma_margin": Q.CHROMA_MARGIN, "hue_margin_deg": Q.HUE_MARGIN_DEG},
+                              "chroma_margin": Q.CHROMA_MARGIN, "hue_margin_deg": Q.HUE_MARGIN_DEG,
+                              "hue_mean_tol_deg": Q.HUE_MEAN_TOL_DEG},
                 "attribution_k": self.config.attribution_k,
                 "style_score": "tastemaker-style v1 (what the engine optimises)",
                 "identity": "dlib-resnet-v1, full detection on every output",
@@ -322,7 +323,7 @@ def run_eval(
         boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
         models=models, started_at=started_at,
         board_colour={n: {"monochrome": d.chroma.monochrome, "chroma_range": [d.chroma.lo, d.chroma.hi],
-                          "hue_std_deg": d.chroma.hue_std_deg} for n, d in bdata.items()},
+                          "hue_std_deg": d.chroma.hue_std_deg, "hue_deg": d.chroma.hue_deg} for n, d in bdata.items()},
     )
     run.latency_setup = {
         "models_load": models_load_s * 1000,
