@@ -73,6 +73,48 @@ ATTACKS = {
 }
 
 
+def _enhance(img: np.ndarray, *, brightness: float = 1.0, contrast: float = 1.0, colour: float = 1.0,
+             blur: float = 0.0) -> np.ndarray:
+    """What photo apps do (PIL's ImageEnhance, in that order, then a Gaussian blur)."""
+    from PIL import ImageEnhance, ImageFilter
+
+    p = Image.fromarray(img)
+    p = ImageEnhance.Brightness(p).enhance(brightness)
+    p = ImageEnhance.Contrast(p).enhance(contrast)
+    p = ImageEnhance.Color(p).enhance(colour)
+    if blur:
+        p = p.filter(ImageFilter.GaussianBlur(blur))
+    return np.asarray(p.convert("RGB")).copy()
+
+
+def gamma(img: np.ndarray, g: float) -> np.ndarray:
+    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** g), 0, 255).astype(np.uint8)
+    return lut[img]
+
+
+def turn(img: np.ndarray, degrees: float) -> np.ndarray:
+    """A phone's "straighten": turn about the centre, then crop to the largest upright frame of the same aspect."""
+    h, w = img.shape[:2]
+    p = Image.fromarray(img).rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False)
+    t = np.deg2rad(abs(degrees))
+    f = 1.0 / (np.cos(t) + max(h / w, w / h) * np.sin(t))
+    ch, cw = int(h * f), int(w * f)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return np.asarray(p)[y0 : y0 + ch, x0 : x0 + cw].copy()
+
+
+#: what people do to pictures they share (issue 11 #1); the thumbnail is read by the fingerprint, not the mark
+SHARE_EDITS = {
+    "bright+contrast+blur": lambda im, rng: _enhance(im, brightness=1.2, contrast=1.3, blur=1.0),
+    "rotate5": lambda im, rng: turn(im, 5.0),
+    "saturation+30": lambda im, rng: _enhance(im, colour=1.3),
+    "saturation-30": lambda im, rng: _enhance(im, colour=0.7),
+    "gamma0.8": lambda im, rng: gamma(im, 0.8),
+    "gamma1.25": lambda im, rng: gamma(im, 1.25),
+}
+THUMBNAIL = {"thumb0.25+jpeg70": lambda im, rng: jpeg(resize(im, 0.25), 70)}
+
+
 #: fixed keys for record-level tests (a store makes its own)
 TEST_KEYS = StoreKeys(bytes(range(32)))
 

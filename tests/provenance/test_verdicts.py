@@ -22,7 +22,7 @@ from tastemaker.provenance.c2pa import create_signing_identity, sign_image
 from tastemaker.provenance.ledger import SignedTreeHead, sign_tree_head
 from tastemaker.provenance.service import VERDICT_EXIT, Provenance, Stamped
 
-from .conftest import DEMO, crop_area, fit_long_side, jpeg, load_rgb, resize, synthetic
+from .conftest import DEMO, SHARE_EDITS, THUMBNAIL, crop_area, fit_long_side, jpeg, load_rgb, resize, synthetic
 
 STAMP = dict(prompt="a portrait in the rain", profile_hash="sha256:p", engine="look", engine_version="2",
              seed=3, account="acct_victim")
@@ -92,8 +92,9 @@ def test_a_copied_mark_on_another_picture_is_forged(
         lambda im: np.ascontiguousarray(im[:, ::-1]),
         lambda im: np.ascontiguousarray(np.rot90(im)),
         lambda im: np.pad(im, ((120, 40), (30, 150), (0, 0)), constant_values=240),  # a screenshot
+        *(lambda im, f=f: f(im, None) for f in SHARE_EDITS.values()),
     ],
-    ids=["jpeg50", "resize0.5", "crop50", "mirror", "quarter-turn", "screenshot"],
+    ids=["jpeg50", "resize0.5", "crop50", "mirror", "quarter-turn", "screenshot", *SHARE_EDITS],
 )
 def test_real_outputs_still_verify_after_what_the_watermark_survives(
     store: Provenance, outputs: dict[str, Stamped], attack: object
@@ -103,6 +104,13 @@ def test_real_outputs_still_verify_after_what_the_watermark_survives(
         assert report.verdict == "verified", (name, report.problems)
         assert report.record == out.record and report.matched_by == "watermark" and report.match is not None
         assert report.match.same
+
+
+def test_a_thumbnail_is_recognised_by_its_fingerprint(store: Provenance, outputs: dict[str, Stamped]) -> None:
+    """A 0.25x thumbnail saved as JPEG 70 keeps too little of the mark; its picture still finds the record."""
+    for name, out in outputs.items():
+        report = store.verify(encode_image(THUMBNAIL["thumb0.25+jpeg70"](out.pixels, None), "jpeg"))
+        assert report.verdict == "verified" and report.record == out.record, (name, report.problems)
 
 
 def test_laundered_outputs_are_found_by_their_fingerprint(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tastemaker.errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
 from tastemaker.provenance import watermark as wm
 
-from .conftest import ATTACKS, DEMO, crop_area, jpeg, load_rgb, resize, synthetic
+from .conftest import ATTACKS, DEMO, SHARE_EDITS, crop_area, jpeg, load_rgb, resize, synthetic, turn
 
 PAYLOAD = 0x5EED_C0FFEE
 
@@ -32,6 +32,35 @@ def test_survives_attack(marked: dict[str, np.ndarray], attack: str) -> None:
         got = wm.detect(ATTACKS[attack](img, rng))
         assert got.payload == PAYLOAD, f"{name} after {attack}: {got}"
         assert 0.0 < got.confidence <= 1.0
+
+
+@pytest.mark.parametrize("edit", list(SHARE_EDITS))
+def test_survives_what_people_do_to_shared_pictures(marked: dict[str, np.ndarray], edit: str) -> None:
+    """Issue 11 #1: brightness + contrast + blur and a 5° turn answered `not_ours` (the turn: no decode at all)."""
+    for name, img in marked.items():
+        got = wm.detect(SHARE_EDITS[edit](img, None))
+        assert got.payload == PAYLOAD, f"{name} after {edit}: {got}"
+
+
+@pytest.mark.parametrize("degrees", [-7.0, -2.5, 3.0, 5.0, 9.0])
+def test_turned_copies_decode_and_say_by_how_much(marked: dict[str, np.ndarray], degrees: float) -> None:
+    img = marked["cafe@1024"]
+    got = wm.detect(turn(img, degrees))
+    assert got.payload == PAYLOAD and abs(got.angle - degrees) < 0.2, got
+    assert "turned by" in got.reason and got.orientation == 0
+    grey, offset, valid = wm.original_frame(turn(img, degrees), got)
+    assert valid is not None and valid.shape == grey.shape and 0 <= min(offset) and max(offset) < 128
+
+
+def test_original_frame_lines_a_crop_up_with_the_original(marked: dict[str, np.ndarray]) -> None:
+    img = marked["selfie@1024"]
+    for oy, ox, f in ((37, 91, 1.0), (200, 5, 0.5), (64, 300, 0.75)):
+        copy = cv2.resize(img[oy:, ox:], None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f != 1 else img[oy:, ox:]
+        got = wm.detect(copy)
+        grey, (ty, tx), valid = wm.original_frame(copy, got)
+        assert valid is None and abs(grey.shape[0] - (img.shape[0] - oy)) <= 2
+        assert min(abs(ty - oy % 128), 128 - abs(ty - oy % 128)) < 1.5
+        assert min(abs(tx - ox % 128), 128 - abs(tx - ox % 128)) < 1.5
 
 
 @pytest.fixture(scope="module")

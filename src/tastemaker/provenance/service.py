@@ -344,9 +344,9 @@ class Provenance:
         """How well the picture, lined up by its watermark's geometry, matches the record's fingerprint."""
         if record.fingerprint is None:
             return None  # a v1 record describes no picture
-        grey, offset = wm.original_frame(pixels, det)
+        grey, offset, valid = wm.original_frame(pixels, det)
         return fpr.match(fpr.Fingerprint.decode(record.fingerprint), grey, self.keys.fingerprint_seed,
-                         offset=offset)
+                         offset=offset, valid=valid)
 
     # ------------------------------------------------------------------ verify
     def verify(self, data: bytes, *, known_head: SignedTreeHead | None = None) -> VerifyReport:
