@@ -226,6 +226,17 @@ def test_magnified_jpeg_face_is_blocky_and_clean_faces_are_not(
     assert Q.blockiness(np.zeros((20, 20, 3), np.uint8)) == 1.0  # too small to hold a grid: no evidence
 
 
+def test_stylised_faces_are_not_blocky(faces: list[tuple[np.ndarray, tuple[int, int, int, int]]]) -> None:
+    """Sparse strong strokes score high at many periods; a grid stands out at one (the octave scaling)."""
+    for img, box in faces:
+        s = 512 / max(img.shape[:2])
+        small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        b = tuple(round(v * s) for v in box)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        for styled in (cv2.stylization(bgr, sigma_s=60, sigma_r=0.45), cv2.xphoto.oilPainting(bgr, 7, 1)):
+            assert not Q.is_blocky(styled, b), Q.blockiness(styled, b)
+
+
 def test_dev_eval_faces_are_not_blocky() -> None:
     if not DEV.is_dir():
         pytest.skip("dev-eval data not found (../shared/data/dev-eval)")
