@@ -6,8 +6,8 @@ evaluation harness (``tastemaker eval``'s code): the engine, plus the baselines 
 ``--baselines`` (default ``stylize,none``), n=2 variations, 512 px, seed 7. Then, unless
 ``--skip-timing``, the wall time of ``tastemaker.generate`` for 4 variations at 1024 px (seed 1) of one
 dev-eval selfie on (a) the ``engraving-tenniel`` board (medium transfer) and (b) the bundled demo board
-(photos: a grade only): profile built beforehand, provenance in a scratch folder, median of 3 runs after
-one warm-up.
+(photos: a grade only): profile and board assets built beforehand, provenance in a scratch folder,
+two guard workers (as bench/engine.py), median of 3 runs after one warm-up.
 
 Run: python bench/quality.py [--people N|a,b] [--boards N|a,b] [-n 2] [--size 512] [-o OUT]
                              [--baselines stylize,none|all|''] [--skip-timing] [--data DIR]
@@ -89,7 +89,7 @@ def fmt(x: float | None, pct: bool = False) -> str:
 def table(res: dict[str, Any], methods: list[str]) -> str:
     """Per board and method: identity, verification, attribution, texture attribution, colour, artefacts."""
     mono = {b["name"]: b.get("monochrome", False) for b in res["dataset"]["boards"]}
-    head = f"{'board':<26}{'method':<10}{'imgs':>5}{'fail':>5}{'id→selfie':>10}{'verified':>9}{'others':>8}" \
+    head = f"{'board':<32}{'method':<10}{'imgs':>5}{'fail':>5}{'id→selfie':>10}{'verified':>9}{'others':>8}" \
            f"{'attrib':>8}{'texture':>8}{'colour ok':>10}{'mirror':>7}{'blocky':>7}"
     lines = [head, "-" * len(head)]
     for b, is_mono in mono.items():
@@ -97,7 +97,7 @@ def table(res: dict[str, Any], methods: list[str]) -> str:
         for m in methods:
             s = res["per_board"][m][b]
             lines.append(
-                f"{label:<26}{m:<10}{s['n_images']:>5}{s['n_failed_requests']:>5}"
+                f"{label:<32}{m:<10}{s['n_images']:>5}{s['n_failed_requests']:>5}"
                 f"{fmt(s['identity_to_selfie']['mean']):>10}{fmt(s['verification_rate']['rate'], True):>9}"
                 f"{fmt(s['verification_rate_others']['rate'], True):>8}"
                 f"{fmt(s['attribution_accuracy']['rate'], True):>8}"
@@ -109,7 +109,7 @@ def table(res: dict[str, Any], methods: list[str]) -> str:
     for m in methods:
         s = res["summary"][m]
         lines.append(
-            f"{'all boards':<26}{m:<10}{s['n_images']:>5}{s['n_failed_requests']:>5}"
+            f"{'all boards':<32}{m:<10}{s['n_images']:>5}{s['n_failed_requests']:>5}"
             f"{fmt(s['identity_to_selfie']['mean']):>10}{fmt(s['verification_rate']['rate'], True):>9}"
             f"{fmt(s['verification_rate_others']['rate'], True):>8}{fmt(s['attribution_accuracy']['rate'], True):>8}"
             f"{fmt(s['texture_attribution_accuracy']['rate'], True):>8}"
@@ -138,7 +138,8 @@ def time_generate(selfie: Path, board_dir: Path, reps: int = 3) -> tuple[float |
 
         def once() -> float:
             t = time.perf_counter()
-            generate(req, selfies=[image], profile=profile, assets=assets, engine=eng, provenance=prov)
+            generate(req, selfies=[image], profile=profile, assets=assets, engine=eng, provenance=prov,
+                     guard_workers=2)  # as bench/engine.py: the guard on the machine's two cores
             return time.perf_counter() - t
 
         once()  # warm-up: models, caches, worker processes
