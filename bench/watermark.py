@@ -6,7 +6,23 @@ upscaled photos (640-900 px), 8 synthetic images (gradients + texture + noise, 5
 
 Attacks: none, JPEG Q50, JPEG Q75, resize 0.5x (area), crop to 50 % of the area (random place,
 aspect kept), JPEG75 + resize 0.75x + crop 80 %, a mirror copy saved as JPEG75, a quarter turn
-saved as JPEG75.
+saved as JPEG75; and what people do to pictures they share (issue 11): brightness +20 % with contrast
++30 % and a 1 px Gaussian blur (PIL ImageEnhance), a 0.25x thumbnail saved as JPEG 70, a 5° turn
+cropped to the largest upright frame (a phone's "straighten"), saturation +-30 %, gamma 0.8 and 1.25.
+``min_tpr`` is over every attack but the thumbnail, which the mark is not designed to survive (see
+``provenance/watermark.py``); ``thumbnail_tpr`` reports it, and the provenance part below shows the
+record is still found (by the picture's fingerprint).
+
+Provenance (ours only, skipped with ``--no-provenance``): every image is stamped into a fresh store
+(watermark under the store's secret key, fingerprint, C2PA, log) and then
+* real outputs: each attack above, saved as PNG without metadata -> ``verify`` must answer ``verified``
+  with the right record (``verified_min_tpr``, the worst attack; the thumbnail included);
+* forgeries: the victim's record id written (with the store's key: the strongest forger) into three
+  other bench pictures, as is / JPEG 75 / 50 % crop -> accepted if ``verify`` says ``verified`` with the
+  victim's record (``forgeries_accepted``, target 0; most answer ``forged``);
+* laundering: the output re-marked with an unused id + JPEG 75, its mark removed (the unmarked picture) +
+  JPEG 75, that mirrored, and that at 0.5x -> found if the report names the right record
+  (``laundered_found``, target >= 0.99).
 
 * TPR: the embedded id is read back exactly (ours: CRC-checked 40-bit id; baselines: all 32
   bits equal, the most lenient fair rule for a method without a detection threshold).
@@ -29,9 +45,10 @@ dwtDctSvd survives only JPEG 75 (0.77), rivaGan (6 images) JPEG 50 0.50 / crop 1
 ~15 s per embed+detect at 1024²; none of the three reads a mirrored or turned copy. rivaGan's 0.000
 after a 0.5x resize is the stock decoder refusing images under 256x256.
 
-Run: python bench/watermark.py [--quick] [--seed 0] [--no-baselines]
+Run: python bench/watermark.py [--quick] [--seed 0] [--no-baselines] [--no-provenance]
 The last line is one JSON object for our method:
-{"min_tpr": ..., "max_fpr": ..., "psnr_db": ..., "embed_detect_ms_1024": ...}
+{"min_tpr": ..., "max_fpr": ..., "psnr_db": ..., "embed_detect_ms_1024": ..., "thumbnail_tpr": ...,
+ "forgeries_accepted": ..., "forgeries_tried": ..., "laundered_found": ..., "verified_min_tpr": ...}
 """
 
 from __future__ import annotations
@@ -58,7 +75,9 @@ from tastemaker.provenance import watermark as wm  # noqa: E402
 DEMO = ROOT / "src" / "tastemaker" / "data" / "demo"
 ATTACK_NAMES = [
     "none", "jpeg50", "jpeg75", "resize0.5", "crop50", "jpeg75+resize0.75+crop80", "mirror+jpeg75", "rot90+jpeg75",
+    "bright+contrast+blur", "thumb0.25+jpeg70", "rotate5", "saturation+30", "saturation-30", "gamma0.8", "gamma1.25",
 ]
+THUMBNAIL = "thumb0.25+jpeg70"
 
 
 # ----------------------------------------------------------------------------- images and attacks
@@ -164,6 +183,36 @@ def crop_area(img: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndar
     return img[y : y + ch, x : x + cw].copy()
 
 
+def enhance(img: np.ndarray, *, brightness: float = 1.0, contrast: float = 1.0, colour: float = 1.0,
+            blur: float = 0.0) -> np.ndarray:
+    """A photo app's sliders (PIL ImageEnhance, in that order) and a Gaussian blur."""
+    from PIL import ImageEnhance, ImageFilter
+
+    p = Image.fromarray(img)
+    p = ImageEnhance.Brightness(p).enhance(brightness)
+    p = ImageEnhance.Contrast(p).enhance(contrast)
+    p = ImageEnhance.Color(p).enhance(colour)
+    if blur:
+        p = p.filter(ImageFilter.GaussianBlur(blur))
+    return np.asarray(p.convert("RGB")).copy()
+
+
+def gamma(img: np.ndarray, g: float) -> np.ndarray:
+    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** g), 0, 255).astype(np.uint8)
+    return lut[img]
+
+
+def turn(img: np.ndarray, degrees: float) -> np.ndarray:
+    """Turn about the centre and crop to the largest upright frame of the same aspect (a phone's "straighten")."""
+    h, w = img.shape[:2]
+    p = Image.fromarray(img).rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False)
+    t = np.deg2rad(abs(degrees))
+    f = 1.0 / (np.cos(t) + max(h / w, w / h) * np.sin(t))
+    ch, cw = int(h * f), int(w * f)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return np.asarray(p)[y0 : y0 + ch, x0 : x0 + cw].copy()
+
+
 ATTACKS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
     "none": lambda im, r: im,
     "jpeg50": lambda im, r: jpeg(im, 50),
@@ -173,6 +222,13 @@ ATTACKS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
     "jpeg75+resize0.75+crop80": lambda im, r: crop_area(resize(jpeg(im, 75), 0.75), 0.8, r),
     "mirror+jpeg75": lambda im, r: jpeg(np.ascontiguousarray(im[:, ::-1]), 75),
     "rot90+jpeg75": lambda im, r: jpeg(np.ascontiguousarray(np.rot90(im)), 75),
+    "bright+contrast+blur": lambda im, r: enhance(im, brightness=1.2, contrast=1.3, blur=1.0),
+    "thumb0.25+jpeg70": lambda im, r: jpeg(resize(im, 0.25), 70),
+    "rotate5": lambda im, r: turn(im, 5.0),
+    "saturation+30": lambda im, r: enhance(im, colour=1.3),
+    "saturation-30": lambda im, r: enhance(im, colour=0.7),
+    "gamma0.8": lambda im, r: gamma(im, 0.8),
+    "gamma1.25": lambda im, r: gamma(im, 1.25),
 }
 
 
@@ -341,11 +397,92 @@ def timing_1024(m: Method, images: list[tuple[str, np.ndarray]], k: int = 5) -> 
     return statistics.median(times)
 
 
+def provenance_bench(images: list[tuple[str, np.ndarray]], seed: int) -> dict:
+    """Stamp every image into a fresh store, then verify real outputs, forgeries and laundered copies."""
+    import tempfile
+
+    from tastemaker.media import encode_image
+    from tastemaker.provenance.service import Provenance
+
+    rng = np.random.default_rng(seed + 7)
+    with tempfile.TemporaryDirectory() as tmp:
+        prov = Provenance(tmp)
+        t = time.perf_counter()
+        stamped = [
+            prov.stamp(img, fmt="png", prompt=name, profile_hash="bench", engine="bench", engine_version="1", seed=i)
+            for i, (name, img) in enumerate(images)
+        ]
+        stamp_ms = 1000 * (time.perf_counter() - t) / len(images)
+        ok = {a: 0 for a in ATTACK_NAMES}
+        verify_ms: list[float] = []
+        misses: list[str] = []
+        for (name, _), out in zip(images, stamped, strict=True):
+            for a in ATTACK_NAMES:
+                data = encode_image(ATTACKS[a](out.pixels, rng), "png")
+                t = time.perf_counter()
+                rep = prov.verify(data)
+                verify_ms.append(1000 * (time.perf_counter() - t))
+                good = rep.verdict == "verified" and rep.record == out.record
+                ok[a] += good
+                if not good:
+                    misses.append(f"{name}/{a}: {rep.verdict}")
+        # forgeries: the victim's id in three other pictures (their unmarked originals), three ways
+        tried = accepted = 0
+        forgery_verdicts: dict[str, int] = {}
+        for i, out in enumerate(stamped):
+            for j in rng.choice([k for k in range(len(images)) if k != i], size=min(3, len(images) - 1), replace=False):
+                forged = wm.embed(images[j][1], out.record.record_id, key=prov.key)
+                for a in ("none", "jpeg75", "crop50"):
+                    rep = prov.verify(encode_image(ATTACKS[a](forged, rng), "png"))
+                    tried += 1
+                    accepted += rep.verdict == "verified" and rep.record is not None and rep.record == out.record
+                    forgery_verdicts[rep.verdict] = forgery_verdicts.get(rep.verdict, 0) + 1
+        # laundering: re-marked with an unused id, or the mark removed; found = the report names the record
+        laundered = found = 0
+        lost: list[str] = []
+        for (name, img), out in zip(images, stamped, strict=True):
+            stripped = jpeg(img, 75)
+            copies = {
+                "remarked+jpeg75": jpeg(wm.embed(out.pixels, (out.record.record_id + 1) % (1 << 40), key=prov.key), 75),
+                "stripped+jpeg75": stripped,
+                "stripped+mirror": np.ascontiguousarray(stripped[:, ::-1]),
+                "stripped+resize0.5": resize(stripped, 0.5),
+            }
+            for what, copy in copies.items():
+                rep = prov.verify(encode_image(copy, "jpeg"))
+                laundered += 1
+                hit = rep.record == out.record
+                found += hit
+                if not hit:
+                    lost.append(f"{name}/{what}: {rep.verdict}")
+        prov.close()
+    n = len(images)
+    print()
+    print(f"| {'verify (real outputs, PNG, no metadata)':<40} | {'verified':>8} |")
+    print(f"|{'-' * 42}|{'-' * 10}|")
+    for a in ATTACK_NAMES:
+        print(f"| {a:<40} | {ok[a] / n:>8.3f} |")
+    said = ", ".join(f"{v} {k}" for k, v in sorted(forgery_verdicts.items()))
+    print(f"\nforgeries: {accepted} accepted of {tried} (answers: {said}; `tampered` = the host is itself an output "
+          "whose mark was replaced)")
+    print(f"laundered copies found: {found}/{laundered}" + (f" (lost: {', '.join(lost)})" if lost else ""))
+    print(f"verify misses: {', '.join(misses) or 'none'}")
+    print(f"stamp {stamp_ms:.0f} ms/image; verify median {statistics.median(verify_ms):.0f} ms, "
+          f"p95 {np.percentile(verify_ms, 95):.0f} ms")
+    return {
+        "forgeries_accepted": accepted,
+        "forgeries_tried": tried,
+        "laundered_found": round(found / max(1, laundered), 4),
+        "verified_min_tpr": round(min(ok[a] / n for a in ATTACK_NAMES), 4),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 images, 1 clean variant, no rivaGan: a smoke run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--no-provenance", action="store_true", help="skip the verify / forgery / laundering part")
     args = ap.parse_args()
     t0 = time.perf_counter()
     images = build_images(args.quick)
@@ -412,11 +549,15 @@ def main() -> None:
     print(f"\nours: {total_fp} false ids in {total_clean} clean decodes")
     print(f"ours missed: {', '.join(s['misses']) or 'nothing'}; run took {time.perf_counter() - t0:.0f} s")
     summary = {
-        "min_tpr": round(min(s["tp"][a] / s["n"][a] for a in ATTACK_NAMES), 4),
+        "min_tpr": round(min(s["tp"][a] / s["n"][a] for a in ATTACK_NAMES if a != THUMBNAIL), 4),
         "max_fpr": round(max(s["fp"][a] / max(1, s["nc"][a]) for a in ATTACK_NAMES), 5),
         "psnr_db": round(float(np.mean(s["psnr"])), 2),
         "embed_detect_ms_1024": round(s["ms1024"], 1),
+        "thumbnail_tpr": round(s["tp"][THUMBNAIL] / s["n"][THUMBNAIL], 4),
     }
+    if not args.no_provenance:
+        summary |= provenance_bench(images, args.seed)
+    print(f"run took {time.perf_counter() - t0:.0f} s")
     print(json.dumps(summary))
 
 

@@ -1,9 +1,10 @@
 """Provenance primitives: invisible watermark, C2PA content credentials, transparency log, record.
 
-Every output gets (1) a robust watermark whose 40-bit payload is its record id, (2) a signed C2PA
-manifest naming that watermark and the record's hashes, (3) a leaf in an append-only Merkle log
-with signed tree heads. The pipeline/CLI/store wire these together; this package has no I/O
-outside the directories it is given, and never imports torch.
+Every output gets (1) a robust watermark whose 40-bit payload is its record id, written under the
+store's secret key, (2) a record with keyed hashes, an account pseudonym and a keyed fingerprint of
+the picture, (3) a signed C2PA manifest naming that watermark and the record, (4) a leaf in an
+append-only Merkle log with signed tree heads. The pipeline/CLI/store wire these together; this
+package has no I/O outside the directories it is given, and never imports torch.
 """
 
 from ..errors import (
@@ -24,6 +25,8 @@ from .c2pa import (
     read_manifest,
     sign_image,
 )
+from .fingerprint import Fingerprint
+from .keys import StoreKeys, load_store_keys
 from .ledger import (
     Ledger,
     LogEntry,
@@ -40,6 +43,7 @@ __all__ = [
     "ALGORITHM",
     "C2paError",
     "Detection",
+    "Fingerprint",
     "Ledger",
     "LedgerError",
     "LogEntry",
@@ -52,6 +56,7 @@ __all__ = [
     "ProvenanceRecord",
     "SignedTreeHead",
     "SigningIdentity",
+    "StoreKeys",
     "WatermarkError",
     "WatermarkTooSmallError",
     "create_signing_identity",
@@ -59,6 +64,7 @@ __all__ = [
     "embed",
     "ensure_signing_identity",
     "leaf_hash",
+    "load_store_keys",
     "manifest_definition",
     "new_record_id",
     "node_hash",

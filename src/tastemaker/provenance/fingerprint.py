@@ -109,7 +109,7 @@ def _cells(grey: np.ndarray, cell: int, seed: int) -> tuple[np.ndarray, np.ndarr
     d = _dct_matrix(_GRID)
     coef = np.einsum("ij,njk,lk->nil", d, tiles, d)
     kept = coef[:, _CU, _CV]
-    spread = np.sqrt(np.sum(coef**2, axis=(1, 2)) - coef[:, 0, 0] ** 2) / _GRID
+    spread = np.sqrt(np.maximum(np.sum(coef**2, axis=(1, 2)) - coef[:, 0, 0] ** 2, 0.0)) / _GRID
     proj, _ = _keyed(seed)
     bits = (kept * _CW) @ proj.T > 0
     return bits.reshape(rows, cols, _BITS), (spread >= _FLAT).reshape(rows, cols)

@@ -81,8 +81,9 @@ a light blur leave the whitened mark almost untouched. Not handled: perspective,
 0.28-2.1x, and thumbnails under about 0.3x saved as JPEG (a 0.25x JPEG-70 thumbnail keeps too
 little: its luma band ends above the thumbnail's Nyquist and JPEG's chroma subsampling takes the
 chroma planes; the record's picture fingerprint finds those instead, see :mod:`.fingerprint`).
-A lower luma band was tried for thumbnails (periods 16-43 px, 15-40 % of the mark's energy): it
-decoded 40-60 % of such thumbnails and cost the other attacks margin, so it is not in the mark.
+A fourth plane, luma at periods 16-43 px with 15-40 % of the mark's energy, was tried for thumbnails:
+it decoded at most ~40 % of them (JPEG 70 quantises what the 128-px tile leaves of that band), so it is
+not in the mark.
 
 ``DEFAULT_KEY`` is for tests and the bench only: a store marks with its own secret key
 (:mod:`.keys`), so nobody outside can write a mark that it reads.
