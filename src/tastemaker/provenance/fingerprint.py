@@ -22,6 +22,10 @@ Two parts, both computed on luma (so grey stays grey, and colour edits do not ma
   mark names the wrong record), the index still finds the record of a real output (all eight
   orientations are tried), and the cells confirm it.
 
+Limits: what the fingerprint tolerates it cannot tell apart. Two renders with the same framing that differ
+only in exposure or colour (variations of one request can) are one picture to it, and a small local edit
+inside an otherwise matching picture moves too few cells to notice.
+
 Privacy: nothing here can be turned back into a picture without the store's key (projections and the
 rotation are keyed); with it, the most one could recover is an 8x8-per-cell sketch of block means' signs
 or a heavily blurred 8x8-frequency thumbnail. The fingerprint holds no colour.
