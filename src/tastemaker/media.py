@@ -16,6 +16,7 @@ into an output, and writes are atomic: a crash never leaves half a file behind.
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 import tempfile
@@ -123,17 +124,24 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     reduce_to: int | None = None,
+    reduce_longest: int | None = None,
 ) -> np.ndarray:
     """Decode bytes to an ``(H, W, 3) uint8`` sRGB array, upright, first frame only.
 
     ``reduce_to`` lets JPEG decoding skip detail (DCT scaling) when only a thumbnail of about that
-    longest side is needed; the result is at least that large, never upscaled.
+    longest side is needed; the result is at least that large, never upscaled. ``reduce_longest`` does the
+    same keeping the *longest* side at least that long (the shorter one follows the aspect ratio), so a huge
+    JPEG is decoded at 1/2, 1/4 or 1/8 of its size for checks that need no more (provenance).
     """
     img = _open_checked(data, name, max_pixels, max_bytes)
     try:
         if getattr(img, "is_animated", False):
             img.seek(0)
-        if reduce_to and img.format == "JPEG":
+        if reduce_longest and img.format == "JPEG":
+            w, h = img.size
+            f = min(1.0, reduce_longest / max(w, h))
+            img.draft("RGB", (max(1, math.ceil(w * f)), max(1, math.ceil(h * f))))
+        elif reduce_to and img.format == "JPEG":
             img.draft("RGB", (reduce_to, reduce_to))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -181,6 +189,29 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def has_jpeg_app11(data: bytes) -> bool:
+    """Whether a JPEG carries an APP11 segment (JUMBF: where a C2PA manifest lives), from its markers alone."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    i, n = 2, len(data)
+    for _ in range(4096):  # a JPEG has a few dozen header segments at most
+        if i + 4 > n or data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD9)):
+            i += 2
+            continue
+        if marker == 0xDA:  # start of scan: no more header segments
+            return False
+        if marker == 0xEB:
+            return True
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return False
 
 
 def load_image(

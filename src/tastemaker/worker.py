@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api.errors import ForwardedError, QueueFullError
+from .api.errors import ForwardedError, QueueFullError, VerifyBusyError, VerifyQueueFullError
 from .audit import GENERATION_FINISHED, AuditLog
 from .errors import TastemakerError
 from .store import Store, repo
@@ -63,6 +63,8 @@ STAGES: dict[str, tuple[float, float]] = {
 #: CPU priority (nice) of worker processes: face checks are on a request's path, renders are batch work.
 CPU_NICE = 5
 JOB_NICE = 10
+#: Provenance checks: open to every tier, so the lowest priority of all (see :class:`VerifyPool`).
+VERIFY_NICE = 19
 INTERRUPTED = "interrupted"
 WORKER_CRASHED = "worker_crashed"
 JOB_TIMEOUT = "job_timeout"
@@ -199,23 +201,70 @@ def task_describe(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Ou
     return _guard(run)
 
 
-def task_verify(data: bytes, data_dir: str, max_pixels: int, max_bytes: int) -> Outcome:
+def verify_input(
+    data: bytes, *, decode_side: int, max_pixels: int, max_bytes: int, header_max_pixels: int = 40_000_000
+) -> bytes:
+    """The image a provenance check reads: a large JPEG decoded reduced, everything capped at ``max_pixels``.
+
+    The watermark and the picture's fingerprint survive a 0.5x resize, so a JPEG longer than ``decode_side``
+    is decoded at 1/2, 1/4 or 1/8 (DCT scaling: a fraction of the time and memory of a full decode) and
+    handed on losslessly. Not when it carries an APP11 segment, where a C2PA manifest would be: its hard
+    binding is over the original bytes, which then go through unchanged. What would be decoded is capped at
+    ``max_pixels`` (422 ``image_too_many_pixels``); an unreadable header is left to the verifier, which
+    still reads a manifest if there is one.
+    """
+    from .errors import ImageDecodeError, ImagePixelLimitError
+    from .media import check_image, decode_image, encode_image, has_jpeg_app11
+
+    try:
+        w, h = check_image(data, name="image", max_pixels=header_max_pixels, max_bytes=max_bytes)
+    except ImageDecodeError:
+        return data
+    reducible = data[:3] == b"\xff\xd8\xff" and max(w, h) > decode_side and not has_jpeg_app11(data)
+    if not reducible:
+        if w * h > max_pixels:
+            raise ImagePixelLimitError(
+                f"image: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit for provenance checks "
+                "(send the image at the size it was shared)"
+            )
+        return data
+    try:
+        pixels = decode_image(
+            data, name="image", max_pixels=header_max_pixels, max_bytes=max_bytes, reduce_longest=decode_side
+        )
+    except ImageDecodeError:
+        return data
+    ph, pw = pixels.shape[:2]
+    if ph * pw > max_pixels:
+        raise ImagePixelLimitError(
+            f"image: {w}x{h} is {pw}x{ph} = {pw * ph:,} pixels even decoded reduced, over the {max_pixels:,}-pixel "
+            "limit for provenance checks"
+        )
+    return encode_image(pixels, "png")
+
+
+def task_verify(
+    data: bytes,
+    data_dir: str,
+    max_pixels: int,
+    max_bytes: int,
+    verify_max_pixels: int | None = None,
+    decode_side: int = 2048,
+) -> Outcome:
     """Check an image against the service's provenance store (``POST /v1/verify``); returns the report dict.
 
-    The service's size caps are applied from the header first (a bomb is a 413, not a long decode). An
-    unreadable header is left to :meth:`Provenance.verify`, which still reads a C2PA manifest if there is one.
+    The service's caps are applied from the header first (a bomb is a 413, not a long decode), and a large
+    JPEG is read reduced (:func:`verify_input`).
     """
 
     def run() -> dict[str, Any]:
-        from .errors import ImageDecodeError
-        from .media import check_image
         from .pipeline import provenance_for
 
-        try:
-            check_image(data, name="image", max_pixels=max_pixels, max_bytes=max_bytes)
-        except ImageDecodeError:
-            pass
-        return provenance_for(data_dir).verify(data).to_dict()
+        image = verify_input(
+            data, decode_side=decode_side, max_pixels=min(max_pixels, verify_max_pixels or max_pixels),
+            max_bytes=max_bytes, header_max_pixels=max_pixels,
+        )
+        return provenance_for(data_dir).verify(image).to_dict()
 
     return _guard(run)
 
@@ -837,3 +886,130 @@ class JobRunner:
             s, GENERATION_FINISHED, account_id=job.account_id, objects={"generation": job.id}, outcome=outcome
         )
         return True
+
+
+# ------------------------------------------------------------------------------------------ the verify pool
+
+
+class VerifyPool:
+    """A bounded pool of its own for provenance checks (``POST /v1/verify``), with per-account concurrency.
+
+    Verifying is open to every tier and costs a watermark search over the picture, so it must never queue in
+    front of the work the service does for its callers: checks run in their own worker processes at the
+    lowest CPU priority (``executor="process"``; threads in tests), at most ``workers`` at once plus
+    ``queue_size`` waiting (beyond that 503 ``verify_queue_full``), and at most ``per_account`` in flight for
+    one account (beyond that 429 ``verify_busy``). A place is claimed before the request body is read.
+    """
+
+    def __init__(
+        self, *, workers: int = 1, queue_size: int = 4, per_account: int = 1, executor: str = "process"
+    ) -> None:
+        self.workers, self.queue_size, self.per_account = workers, queue_size, per_account
+        self.executor_kind = executor
+        self.capacity = workers + queue_size
+        self._lock = threading.Lock()
+        self._inflight: dict[str, int] = {}
+        self._total = 0
+        self._durations: deque[float] = deque(maxlen=20)
+        self._pool: Executor | None = None
+
+    def start(self) -> None:
+        if self._pool is not None:
+            return
+        if self.executor_kind == "process":
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_process,
+                                             initargs=(None, VERIFY_NICE))
+        else:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tm-verify")
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            _close_pool(self._pool)
+            self._pool = None
+
+    def in_flight(self, account_id: str | None = None) -> int:
+        """Checks holding a place (running or waiting), of one account or of all."""
+        with self._lock:
+            return self._total if account_id is None else self._inflight.get(account_id, 0)
+
+    def retry_after(self) -> float:
+        avg = sum(self._durations) / len(self._durations) if self._durations else 2.0
+        return min(60.0, max(1.0, avg))
+
+    def claim(self, account_id: str) -> VerifySlot:
+        """A place for one check of ``account_id``, or the 429 / 503 that says why there is none."""
+        with self._lock:
+            mine = self._inflight.get(account_id, 0)
+            if mine >= self.per_account:
+                raise VerifyBusyError(
+                    f"this account already has {mine} provenance check(s) running (at most {self.per_account} "
+                    "at a time); wait for it to finish",
+                    retry_after_s=self.retry_after(),
+                )
+            if self._total >= self.capacity:
+                raise VerifyQueueFullError(
+                    f"all {self.capacity} provenance-check places are taken; retry shortly",
+                    retry_after_s=self.retry_after() * max(1, self.queue_size) / self.workers,
+                )
+            self._inflight[account_id] = mine + 1
+            self._total += 1
+        return VerifySlot(self, account_id)
+
+    def _release(self, account_id: str) -> None:
+        with self._lock:
+            left = self._inflight.get(account_id, 0) - 1
+            if left > 0:
+                self._inflight[account_id] = left
+            else:
+                self._inflight.pop(account_id, None)
+            self._total -= 1
+
+    async def run(self, fn: Callable[..., Outcome], *args: Any) -> Any:
+        """Run one check (its place claimed) and return its value, or raise its error."""
+        assert self._pool is not None, "verify pool not started"
+        t0 = time.monotonic()
+        try:
+            fut = self._pool.submit(fn, *args)
+        except (BrokenProcessPool, RuntimeError):
+            self._rebuild()
+            assert self._pool is not None
+            fut = self._pool.submit(fn, *args)
+        try:
+            outcome = await asyncio.wrap_future(fut)
+        except BrokenProcessPool:
+            self._rebuild()
+            raise ForwardedError(
+                "WorkerCrashed", WORKER_CRASHED, 503, "a worker process crashed while checking this image; retry it"
+            ) from None
+        finally:
+            self._durations.append(time.monotonic() - t0)
+        return unwrap(outcome)
+
+    def _rebuild(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                _close_pool(self._pool)
+            self._pool = None
+        self.start()
+
+
+class VerifySlot:
+    """One claimed place in the verify pool; released once (use as a context manager)."""
+
+    def __init__(self, pool: VerifyPool, account_id: str) -> None:
+        self.pool, self.account_id = pool, account_id
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self.pool._release(self.account_id)
+
+    def __enter__(self) -> VerifySlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -4,6 +4,7 @@ work done before authentication, idempotency records that outlive what they name
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -274,3 +275,101 @@ def test_unknown_scope_is_refused(shared_api: Api, owner: dict[str, str]) -> Non
 
     with pytest.raises(InputError, match="boards:delete"):
         scoped(shared_api, owner, "boards:delete")
+
+
+# ------------------------------------------------------------------ item 4: verify has a bounded pool of its own
+
+
+def _jpeg(w: int, h: int, seed: int = 0) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 50 + 1, w // 50 + 1, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((w, h))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def held_verify(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every verify waits in its worker until the test sets the event."""
+    import threading
+
+    import tastemaker.api.routes.verify as route
+    import tastemaker.worker as worker
+
+    event, started = threading.Event(), threading.Semaphore(0)
+    real = worker.task_verify
+
+    def held(*args: Any, **kw: Any) -> Any:
+        started.release()
+        event.wait(30)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(route, "task_verify", held)
+    yield event, started
+    event.set()
+
+
+def test_verify_floods_neither_the_other_pool_nor_other_accounts(make_api: Any, held_verify: Any) -> None:
+    import base64
+    from concurrent.futures import ThreadPoolExecutor
+
+    event, started = held_verify
+    api = make_api(verify_workers=1, verify_queue_size=1, verify_per_account=1)
+    flooder, other, third = api.key("free", "flood"), api.key("pro", "other"), api.key("pro", "third")
+    img = {"image": base64.b64encode(_jpeg(64, 64)).decode()}
+    board = upload_board(api, other, names=SMALL_BOARD)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(api.client.post, "/v1/verify", json=img, headers=flooder)
+        assert started.acquire(timeout=10)  # the flooder's verify holds the only verify worker
+        busy = api.client.post("/v1/verify", json=img, headers=flooder)
+        assert busy.status_code == 429 and busy.json()["code"] == "verify_busy", busy.text
+        assert int(busy.headers["retry-after"]) >= 1
+        queued = pool.submit(api.client.post, "/v1/verify", json=img, headers=other)  # waits for the worker
+        deadline = time.monotonic() + 20
+        while api.services.verify_pool.in_flight() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        full = api.client.post("/v1/verify", json=img, headers=third)  # one running, one queued: the pool is full
+        assert full.status_code == 503 and full.json()["code"] == "verify_queue_full", full.text
+        # a profile build (the CPU pool) is not stuck behind the verifies
+        r = pool.submit(api.client.post, "/v1/styleembed", json={"board_id": board["id"]}, headers=other)
+        assert r.result(timeout=60).status_code == 200
+        event.set()
+        assert first.result(timeout=60).status_code == 200 and queued.result(timeout=60).status_code == 200
+
+
+def test_verify_decodes_large_jpegs_reduced_and_caps_pixels(make_api: Any) -> None:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    api = make_api(max_image_pixels=40_000_000, max_request_bytes=50_000_000, verify_max_pixels=1_000_000,
+                   verify_decode_side=512)
+    h = api.key("pro")
+    big_jpeg = _jpeg(3000, 2000)
+    r = api.client.post("/v1/verify", json={"image": base64.b64encode(big_jpeg).decode()}, headers=h)
+    assert r.status_code == 200 and r.json()["verdict"] == "not_ours", r.text  # read at 750x500
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((1000, 1500, 3), np.uint8)).save(buf, "PNG")  # 1.5 MP, no reduced decode for PNG
+    r = api.client.post("/v1/verify", json={"image": base64.b64encode(buf.getvalue()).decode()}, headers=h)
+    assert r.status_code == 422 and r.json()["code"] == "image_too_many_pixels", r.text
+
+
+def test_verify_input_is_reduced_only_without_a_manifest() -> None:
+    from tastemaker.media import decode_image
+    from tastemaker.worker import verify_input
+
+    big = _jpeg(3000, 2000)
+    small = verify_input(big, decode_side=512, max_pixels=1_000_000, max_bytes=50_000_000)
+    assert decode_image(small).shape[:2] == (500, 750)
+    tiny = _jpeg(300, 200)
+    assert verify_input(tiny, decode_side=512, max_pixels=1_000_000, max_bytes=50_000_000) == tiny
+    marked = big[:2] + b"\xff\xeb\x00\x10JP" + b"\x00" * 12 + big[2:]  # an APP11 (JUMBF / C2PA) segment
+    assert verify_input(marked, decode_side=512, max_pixels=40_000_000, max_bytes=50_000_000) == marked

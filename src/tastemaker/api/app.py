@@ -30,7 +30,7 @@ from ..errors import RequestError, TastemakerError
 from ..forget import mark_server_store
 from ..media import make_private_dirs
 from ..store import Store
-from ..worker import JobRunner
+from ..worker import JobRunner, VerifyPool
 from .denials import DenialLog
 from .deps import AuthGate, Services
 from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError, error_response
@@ -184,6 +184,12 @@ def build_services(settings: ServerSettings) -> Services:
         limiter=RateLimiter(settings.ratelimit_storage_url),
         runner=runner,
         denials=DenialLog(store, audit, settings.secret_key.get_secret_value()),
+        verify_pool=VerifyPool(
+            workers=settings.verify_workers,
+            queue_size=settings.verify_queue_size,
+            per_account=settings.verify_per_account,
+            executor=settings.job_executor,
+        ),
     )
 
 
@@ -199,11 +205,13 @@ def _startup(svc: Services) -> None:
         purge_expired_idempotency(s)
         s.commit()
     svc.runner.start()
+    svc.verify_pool.start()
     svc.denials.start()
 
 
 def _shutdown(svc: Services) -> None:
     svc.runner.stop(svc.settings.shutdown_grace_seconds)
+    svc.verify_pool.stop()
     svc.denials.stop()
     svc.store.dispose()
 

@@ -34,7 +34,7 @@ from ..audit import AuditLog
 from ..errors import TastemakerError
 from ..store import Store, repo
 from ..store.models import IdempotencyRecord
-from ..worker import JobRunner
+from ..worker import JobRunner, VerifyPool
 from .denials import DenialLog
 from .errors import (
     AuthError,
@@ -64,6 +64,7 @@ class Services:
     limiter: RateLimiter
     runner: JobRunner
     denials: DenialLog
+    verify_pool: VerifyPool
 
 
 def get_services(request: Request) -> Services:

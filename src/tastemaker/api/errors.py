@@ -19,10 +19,12 @@
     ├── ConflictError                              409 conflict            (Retry-After)
     ├── RateLimitedError                           429 rate_limited        (Retry-After)
     │   ├── QuotaExceededError                     429 quota_exceeded      (Retry-After: next period)
-    │   └── TooManyJobsError                       429 too_many_jobs
+    │   ├── TooManyJobsError                       429 too_many_jobs
+    │   └── VerifyBusyError                        429 verify_busy         (the account's verifies in flight)
     ├── ServiceUnavailableError                    503 service_unavailable (Retry-After)
     │   ├── QueueFullError                         503 queue_full
-    │   └── RateLimiterUnavailableError            503 rate_limiter_unavailable
+    │   ├── RateLimiterUnavailableError            503 rate_limiter_unavailable
+    │   └── VerifyQueueFullError                   503 verify_queue_full
     ├── ForwardedError                             (a core error raised in a worker process; keeps its code)
     ├── StoreError                                 500 store_error
     │   └── BlobMissingError                       500 blob_missing
@@ -150,6 +152,12 @@ class TooManyJobsError(RateLimitedError):
     code = "too_many_jobs"
 
 
+class VerifyBusyError(RateLimitedError):
+    """The account already has as many provenance checks running as it may (``verify_per_account``)."""
+
+    code = "verify_busy"
+
+
 class ServiceUnavailableError(ServiceError):
     code = "service_unavailable"
     http_status = 503
@@ -164,6 +172,10 @@ class QueueFullError(ServiceUnavailableError):
 
 class RateLimiterUnavailableError(ServiceUnavailableError):
     code = "rate_limiter_unavailable"
+
+
+class VerifyQueueFullError(ServiceUnavailableError):
+    code = "verify_queue_full"
 
 
 class ForwardedError(TastemakerError):
@@ -236,6 +248,8 @@ __all__ = [
     "StoreError",
     "TooManyJobsError",
     "UnsupportedMediaTypeError",
+    "VerifyBusyError",
+    "VerifyQueueFullError",
     "error_response",
     "retry_after",
 ]

@@ -64,6 +64,14 @@ class ServerSettings(Settings):
     job_executor: Literal["process", "thread"] = "process"
     # A generation still running after this is stopped and failed (code job_timeout; quota given back).
     job_timeout_seconds: float = Field(600.0, gt=0)
+    # Provenance checks (POST /v1/verify) run in a pool of their own, so a flood of them never delays anything
+    # else: workers (lowest CPU priority), queued checks beyond them, checks in flight per account; JPEGs are
+    # decoded reduced to about verify_decode_side px, and what is decoded is capped at verify_max_pixels.
+    verify_workers: int = Field(1, ge=1, le=16)
+    verify_queue_size: int = Field(4, ge=0, le=1000)
+    verify_per_account: int = Field(1, ge=1, le=16)
+    verify_decode_side: int = Field(2048, ge=256, le=8192)
+    verify_max_pixels: int = Field(16_000_000, ge=65_536)
     max_wait_seconds: float = Field(60.0, ge=0, le=60)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     idempotency_ttl_hours: float = Field(24.0, gt=0)

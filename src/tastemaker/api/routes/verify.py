@@ -152,12 +152,14 @@ async def verify(
     settings = svc.settings
     if (since_size is None) != (since_root is None):
         raise RequestError("since_size and since_root go together: both from the same tree head, or neither")
-    _, data = await read_image_body(request, VerifyIn, max_bytes=settings.max_image_bytes)
-    if data is None:  # pragma: no cover - VerifyIn requires the image
-        raise RequestError("image: missing")
-    report = await svc.runner.call_async(
-        task_verify, data, str(settings.data_dir), settings.max_image_pixels, settings.max_image_bytes
-    )
+    with svc.verify_pool.claim(principal.account_id):  # verify's own pool: a place before the body is read
+        _, data = await read_image_body(request, VerifyIn, max_bytes=settings.max_image_bytes)
+        if data is None:  # pragma: no cover - VerifyIn requires the image
+            raise RequestError("image: missing")
+        report = await svc.verify_pool.run(
+            task_verify, data, str(settings.data_dir), settings.max_image_pixels, settings.max_image_bytes,
+            settings.verify_max_pixels, settings.verify_decode_side,
+        )
     pseudonym = await run_in_threadpool(_pseudonym, str(settings.data_dir), principal.account_id)
     doc = public_report(report, principal, settings.secret_key.get_secret_value(), sha256_hex(data), pseudonym)
     if since_size is not None and since_root is not None:
