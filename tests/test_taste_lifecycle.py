@@ -172,3 +172,62 @@ def test_forget_removes_every_trace(tmp_path: Path, demo_dir: Path, demo_profile
             assert pid.encode() not in content and not any(n.encode() in content for n in names), path
     leftovers = {p.relative_to(data_dir).parts[0] for p in data_dir.rglob("*")}
     assert leftovers <= {"provenance", "c2pa"}
+
+
+def test_forget_removes_the_clis_own_traces(tmp_path: Path, demo_dir: Path, selfie_path: Path) -> None:
+    """Identity files, outputs and contact sheets (the selfie is on them) and exports go; what the CLI did not
+    write, or what changed since it wrote it, stays (issue 11, item 8)."""
+    import os
+    import stat
+
+    data_dir = Path(os.environ["TASTEMAKER_DATA_DIR"])
+    ident = tmp_path / "me.json"
+    assert run("identity", str(selfie_path), "-o", str(ident))[0] == 0
+    out = tmp_path / "out"
+    code, text = run("generate", "--selfie", str(selfie_path), "--board", str(demo_dir / "board"), "-n", "1",
+                     "--size", "256", "--seed", "2", "-o", str(out))
+    assert code == 0, text
+    made = sorted(p.name for p in out.iterdir())
+    assert "contact_sheet.png" in made and "manifest.json" in made and any(n.endswith(".png") for n in made)
+    # item 11: whatever holds a face is 0600 in a 0700 folder
+    for p in [ident, *out.iterdir()]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    prof = tmp_path / "p.json"
+    assert run("profile", str(demo_dir / "board"), "-o", str(prof))[0] == 0
+    export = tmp_path / "e.json"
+    assert run("profile", "export", str(prof), "-o", str(export))[0] == 0
+    mine = out / "notes.txt"
+    mine.write_text("mine")  # not the CLI's: stays
+    other = tmp_path / "other-out"
+    code, _ = run("generate", "--selfie", str(selfie_path), "--board", str(demo_dir / "board"), "-n", "1",
+                  "--size", "256", "--seed", "3", "-o", str(other))
+    assert code == 0
+    edited = other / "manifest.json"
+    edited.write_text("{}")  # changed since the CLI wrote it: not ours any more, stays
+    code, text = run("forget", "--yes")
+    assert code == 0, text
+    assert not ident.exists() and not prof.exists() and not export.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in other.iterdir()) == ["manifest.json"] and "changed since" in text
+    assert not (data_dir / "traces.json").exists()
+
+
+def test_forget_refuses_a_server_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Server data goes through DELETE /v1/me; forget must not delete every account's blobs and ledgers."""
+    from tastemaker.forget import mark_server_store
+
+    data = tmp_path / "server-data"
+    (data / "blobs" / "ab" / "cd").mkdir(parents=True)
+    blob = data / "blobs" / "ab" / "cd" / ("abcd" + "0" * 60)
+    blob.write_bytes(b"someone's pin")
+    (data / "privacy").mkdir()
+    ledger = data / "privacy" / "board-brd_x.json"
+    ledger.write_text('{"releases": []}')
+    monkeypatch.setenv("TASTEMAKER_DATA_DIR", str(data))
+    code, text = run("forget", "--yes")
+    assert code != 0 and "DELETE /v1/me" in text and blob.exists() and ledger.exists()
+    blob.unlink()
+    mark_server_store(data)  # a server that has stored nothing yet is still a server
+    code, text = run("forget", "--yes")
+    assert code != 0 and "server" in text and ledger.exists()

@@ -138,6 +138,7 @@ def _run_generate(
     request = GenerationRequest.create(**request_kwargs)
     if (board_dir is None) == (profile_path is None):
         raise RequestError("give exactly one of --board DIR or --profile FILE")
+    created = not out.exists()
     ensure_writable_dir(out)  # fail before any expensive work
     board = profile = None
     if board_dir is not None:
@@ -171,6 +172,7 @@ def _run_generate(
             progress=_Stages(progress),
         )
         manifest = save_result(result, out)
+    _remember_outputs(settings.data_dir, manifest, created_dir=out if created else None)
     table = Table(title=f"{len(result.images)} image(s) in {out}")
     for col in ("file", "mode", "medium", "background", "identity dist.", "style score"):
         table.add_column(col)
@@ -189,6 +191,17 @@ def _run_generate(
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"selfie's own style score: {result.selfie_style_score:.3f} · seed {result.request.seed}")
     return manifest
+
+
+def _remember_outputs(data_dir: Path, manifest: Path, *, created_dir: Path | None) -> None:
+    """Record what ``generate`` wrote (images, contact sheet, manifest), so ``tastemaker forget`` finds it."""
+    from .forget import remember
+
+    doc = json.loads(manifest.read_text())
+    names = [entry["file"] for entry in doc.get("images", [])]
+    if doc.get("contact_sheet"):
+        names.append(doc["contact_sheet"])
+    remember(data_dir, [manifest.parent / n for n in names] + [manifest], kind="output", created_dir=created_dir)
 
 
 SelfieOpt = Annotated[
@@ -258,7 +271,10 @@ def identity(
     emb, faces = IdentityEncoder(min_face_px=settings.min_face_px).encode(
         images, names=[p.name for p in selfie], face_index=face_index
     )
-    write_atomic(out, (json.dumps(emb.to_dict(), indent=1) + "\n").encode())
+    write_atomic(out, (json.dumps(emb.to_dict(), indent=1) + "\n").encode())  # 0600: it describes a face
+    from .forget import remember
+
+    remember(settings.data_dir, [out], kind="identity")
     console.print(f"wrote {out}: {emb.encoder} embedding from {emb.n_sources} photo(s); no image data stored")
 
 

@@ -28,22 +28,11 @@ profile_app = typer.Typer(
 )
 
 
-def _registry(data_dir: Path) -> Path:
-    return data_dir / "profiles" / "registry.json"
-
-
 def remember_profile(data_dir: Path, path: Path) -> None:
     """Note where a profile file was written, so ``forget`` can find it later."""
-    from ..media import write_atomic
+    from ..forget import remember
 
-    reg = _registry(data_dir)
-    reg.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        paths = set(json.loads(reg.read_text()))
-    except (OSError, ValueError):
-        paths = set()
-    paths.add(str(path.resolve()))
-    write_atomic(reg, json.dumps(sorted(paths), indent=1).encode())
+    remember(data_dir, [path], kind="profile")
 
 
 @profile_app.command("build")
@@ -112,6 +101,7 @@ def export(
                       f"{spent:.2f} of {cfg.budget_epsilon:g}")
     doc = export_document(prof, None if unsigned else profile_key(settings.data_dir))
     write_atomic(out, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode())
+    remember_profile(settings.data_dir, out)
     signer = doc.get("signature", {}).get("key_id", "unsigned")
     console.print(f"wrote {out}: {len(prof.modes)} mode(s), signed by key {signer}")
 
@@ -185,6 +175,7 @@ def feedback(
                              image_sha256=hashlib.sha256(data).hexdigest())
     save_version(settings.data_dir, prof)
     updated.save(profile)
+    remember_profile(settings.data_dir, profile)  # rewritten by us: forget may remove it (its hash is new)
     before = {m.id: m.weight for m in prof.modes}
     console.print(f"{action} on {image.name} (mode {updated.feedback[-1]['mode']}); profile v{updated.version}:")
     for m in updated.modes:
@@ -194,16 +185,24 @@ def feedback(
 def forget(
     yes: Annotated[bool, typer.Option("--yes", help="Do it without asking.")] = False,
 ) -> None:
-    """Remove every stored trace of you from this installation (hash-only logs are kept)."""
-    from ..forget import forget_local
+    """Remove every trace of you this CLI left: identity files, outputs and contact sheets, profiles, exports,
+    history, keys. Refuses a server's data folder (accounts there are deleted with DELETE /v1/me)."""
+    from ..forget import forget_local, is_server_store
 
     settings = load_settings()
-    if not yes and not typer.confirm(f"Delete your profiles, history, keys and outputs under {settings.data_dir}?"):
+    if not yes and not is_server_store(settings.data_dir) and not typer.confirm(
+        f"Delete the identity files, outputs, contact sheets and profiles Tastemaker made for you, and your data "
+        f"under {settings.data_dir}?"
+    ):
         raise typer.Exit(1)
-    removed = forget_local(settings.data_dir)
-    for item in removed:
-        console.print(f"removed {item}")
-    console.print(f"done: {len(removed)} item(s) removed; kept the hash-only provenance log")
+    report = forget_local(settings.data_dir)
+    for item in report.removed:
+        console.print(f"removed {item}", highlight=False, soft_wrap=True)
+    for item, why in report.kept:
+        console.print(f"[yellow]kept[/] {item}: {why}", highlight=False, soft_wrap=True)
+    console.print(
+        f"done: {len(report.removed)} item(s) removed, {len(report.kept)} kept; kept the hash-only provenance log"
+    )
 
 
 def register(app: typer.Typer) -> None:
