@@ -231,3 +231,36 @@ def test_forget_refuses_a_server_store(tmp_path: Path, monkeypatch: pytest.Monke
     mark_server_store(data)  # a server that has stored nothing yet is still a server
     code, text = run("forget", "--yes")
     assert code != 0 and "server" in text and ledger.exists()
+
+
+def test_import_trusts_signers_on_first_use_and_refuses_unknown_ones(
+    tmp_path: Path, demo_profile: TasteProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tampered profile re-signed with another key passes the signature check: the signer must be trusted
+    (first use, --trust KEY, or this installation's own key), or the import is refused (issue 11, item 12)."""
+    from tastemaker.taste.portable import key_id
+
+    alice_key, mallory_key = profile_key(tmp_path / "alice"), profile_key(tmp_path / "mallory")
+    genuine = tmp_path / "genuine.json"
+    genuine.write_text(json.dumps(export_document(demo_profile, alice_key)))
+    forged_profile = demo_profile.model_copy(
+        update={"modes": [demo_profile.modes[0].model_copy(update={"weight": 0.99}), *demo_profile.modes[1:]]}
+    )
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(export_document(forged_profile, mallory_key)))
+    monkeypatch.setenv("TASTEMAKER_DATA_DIR", str(tmp_path / "bob"))
+    code, text = run("profile", "import", str(genuine), "-o", str(tmp_path / "a.json"))
+    assert code == 0 and "trusted on first use" in text, text
+    alice_id, mallory_id = key_id(alice_key.public_key()), key_id(mallory_key.public_key())
+    code, text = run("profile", "import", str(forged), "-o", str(tmp_path / "f.json"))
+    assert code == 2 and mallory_id in text and "--trust" in text and not (tmp_path / "f.json").exists()
+    code, text = run("profile", "import", str(genuine), "-o", str(tmp_path / "a2.json"))
+    assert code == 0 and alice_id in text  # a known signer
+    code, text = run("profile", "import", str(forged), "--trust", mallory_id, "-o", str(tmp_path / "f.json"))
+    assert code == 0 and (tmp_path / "f.json").exists()  # trusted on purpose
+    code, text = run("profile", "import", str(forged), "--trust", "0" * 16, "-o", str(tmp_path / "g.json"))
+    assert code == 0  # mallory is in the list now; a --trust for another key changes nothing
+    # this installation's own key is always trusted, first use or not
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps(export_document(demo_profile, profile_key(tmp_path / "bob"))))
+    assert run("profile", "import", str(own), "-o", str(tmp_path / "o.json"))[0] == 0

@@ -112,21 +112,41 @@ def import_(
     export_file: Annotated[Path, typer.Argument(help="A taste export (from `tastemaker profile export`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the imported profile.")],
     allow_unsigned: Annotated[bool, typer.Option("--allow-unsigned", help="Accept an unsigned export.")] = False,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option("--trust", help="Trust this signer (key id or public key) from now on; repeatable."),
+    ] = None,
 ) -> None:
-    """Import a portable profile; refuses tampered files and incompatible encoders."""
+    """Import a portable profile; refuses tampered files, unknown signers and incompatible encoders.
+
+    Trusted: this installation's own key, signers trusted before (the first one on first use), and those
+    named with --trust.
+    """
     from ..errors import ProfileError
-    from .portable import import_document
+    from .portable import TrustStore, import_document
 
     settings = load_settings()
     try:
         text = export_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"cannot read {export_file}: {exc}") from exc
-    prof, signer = import_document(text, allow_unsigned=allow_unsigned, name=export_file.name)
+    store = TrustStore(settings.data_dir)
+    before = store.signers()
+    prof, signer = import_document(
+        text, allow_unsigned=allow_unsigned, name=export_file.name, trust_store=store, trust=trust or []
+    )
     prof.save(out)
     remember_profile(settings.data_dir, out)
     console.print(_modes_table(prof))
-    console.print(f"imported to {out} " + (f"(signature valid, key {signer})" if signer else "(unsigned)"))
+    if signer is None:
+        how = "(unsigned)"
+    elif signer in before or signer == store.own_key_id():
+        how = f"(signature valid, key {signer}, trusted)"
+    elif signer in (trust or []):
+        how = f"(signature valid, key {signer}, trusted from now on: --trust)"
+    else:
+        how = f"(signature valid, key {signer}, trusted on first use: later imports must be signed by it or --trust)"
+    console.print(f"imported to {out} {how}", highlight=False, soft_wrap=True)
 
 
 @profile_app.command("history")

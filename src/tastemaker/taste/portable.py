@@ -10,6 +10,12 @@ Signature: Ed25519 over the canonical JSON (sorted keys, no whitespace) of every
 ``signature`` block; the key is made on first use in ``<data dir>/keys/profile-ed25519.pem`` (0600).
 Import verifies it and refuses a tampered file; an unsigned file is refused unless the caller says
 ``allow_unsigned``. An incompatible encoder version is refused by the profile loader.
+
+A valid signature only says *someone* signed the file — the public key travels inside it, so a tampered
+profile re-signed with another key verifies too. So import also asks who signed: :class:`TrustStore`
+(``<data dir>/keys/trusted-signers.json``, 0600) lists the signers this installation accepts. Its own key
+is always trusted; the first signer ever imported is trusted on first use (and said so); any other signer
+is refused (:class:`UntrustedSignerError`) until the person vouches for it (``--trust KEY_ID``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import ProfileError
-from ..media import make_private_dirs
+from ..media import make_private_dirs, write_atomic
 from ..provenance.ledger import load_or_create_key
 from .profile import TasteProfile
 
@@ -77,10 +84,75 @@ def export_document(profile: TasteProfile, key: Ed25519PrivateKey | None) -> dic
     return doc
 
 
+class UntrustedSignerError(ProfileError):
+    """The export is validly signed, but by a key this installation does not trust."""
+
+    code = "untrusted_signer"
+
+
+class TrustStore:
+    """The signers whose exports this installation imports: key id -> public key (base64), when and why."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / "keys" / "trusted-signers.json"
+
+    def signers(self) -> dict[str, dict[str, str]]:
+        try:
+            doc = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # a damaged list must not turn into "trust anyone"
+            raise ProfileError(f"the trusted-signers list {self.path} is unreadable ({exc}); fix or remove it") from exc
+        return {k: v for k, v in doc.get("signers", {}).items() if isinstance(v, dict)}
+
+    def own_key_id(self) -> str | None:
+        pem = self.data_dir / "keys" / "profile-ed25519.pem"
+        return key_id(profile_key(self.data_dir).public_key()) if pem.exists() else None
+
+    def add(self, signer: str, public_key: str, how: str) -> None:
+        signers = self.signers()
+        signers[signer] = {"public_key": public_key, "added": datetime.now(UTC).isoformat(timespec="seconds"),
+                           "how": how}
+        make_private_dirs(self.path.parent)
+        write_atomic(self.path, json.dumps({"signers": signers}, indent=1, sort_keys=True).encode())
+
+    def admit(self, signer: str, public_key: str, *, trust: Sequence[str] = (), name: str = "export") -> str:
+        """Accept ``signer`` or raise :class:`UntrustedSignerError`; says how it is trusted: ``own``, ``known``,
+        ``vouched`` (named in ``trust``, now remembered) or ``first use`` (the list was empty)."""
+        if signer == self.own_key_id():
+            return "own"
+        known = self.signers()
+        if signer in known:
+            if known[signer].get("public_key") != public_key:  # key ids are 64 bits: never trust a collision
+                raise UntrustedSignerError(f"{name}: key id {signer} is trusted for a different public key")
+            return "known"
+        if signer in trust or public_key in trust:
+            self.add(signer, public_key, "vouched")
+            return "vouched"
+        if not known:
+            self.add(signer, public_key, "first use")
+            return "first use"
+        raise UntrustedSignerError(
+            f"{name}: signed by key {signer}, which this installation does not trust (it trusts "
+            f"{', '.join(sorted(known))}). Someone may have changed the profile and signed it again. If you know "
+            f"the key is the exporter's, import with --trust {signer}"
+        )
+
+
 def import_document(
-    text: str, *, allow_unsigned: bool = False, name: str = "export"
+    text: str,
+    *,
+    allow_unsigned: bool = False,
+    name: str = "export",
+    trust_store: TrustStore | None = None,
+    trust: Sequence[str] = (),
 ) -> tuple[TasteProfile, str | None]:
-    """Verify and load an export; returns the profile and the signer's key id (None if unsigned)."""
+    """Verify and load an export; returns the profile and the signer's key id (None if unsigned).
+
+    With ``trust_store`` the signer must also be trusted (see :meth:`TrustStore.admit`; ``trust`` lists key
+    ids or public keys the caller vouches for). Without one only the signature is checked.
+    """
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -91,7 +163,7 @@ def import_document(
         raise ProfileError(f"{name}: export schema_version {doc.get('schema_version')!r} is not supported "
                            f"(this Tastemaker reads version {EXPORT_VERSION})")
     sig = doc.get("signature")
-    signer = None
+    signer = public_b64 = None
     if sig is None:
         if not allow_unsigned:
             raise ProfileError(f"{name}: the export is not signed; pass --allow-unsigned to accept it anyway")
@@ -105,9 +177,12 @@ def import_document(
             raise ProfileError(
                 f"{name}: signature does not match the contents: the file was modified after it was exported"
             ) from exc
-        signer = key_id(pub)
+        signer, public_b64 = key_id(pub), str(sig["public_key"])
         if sig.get("key_id") not in (None, signer):
             raise ProfileError(f"{name}: the signature's key id does not match its public key")
     if not isinstance(doc.get("profile"), dict):
         raise ProfileError(f"{name}: missing the profile")
-    return TasteProfile.from_json(json.dumps(doc["profile"]), name=name), signer
+    profile = TasteProfile.from_json(json.dumps(doc["profile"]), name=name)  # refuse a bad profile before trusting
+    if trust_store is not None and signer is not None and public_b64 is not None:
+        trust_store.admit(signer, public_b64, trust=trust, name=name)
+    return profile, signer
