@@ -373,3 +373,24 @@ def test_verify_input_is_reduced_only_without_a_manifest() -> None:
     assert verify_input(tiny, decode_side=512, max_pixels=1_000_000, max_bytes=50_000_000) == tiny
     marked = big[:2] + b"\xff\xeb\x00\x10JP" + b"\x00" * 12 + big[2:]  # an APP11 (JUMBF / C2PA) segment
     assert verify_input(marked, decode_side=512, max_pixels=40_000_000, max_bytes=50_000_000) == marked
+
+
+# ------------------------------------------------------------------ item 11: files with faces or keys are private
+
+
+def test_server_files_are_private(make_api: Any, tmp_path: Any) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        api = make_api(data_dir=tmp_path / "fresh" / "data")
+        upload_board(api, api.key(), names=SMALL_BOARD)
+    finally:
+        os.umask(old)
+    data = api.settings.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    loose = [p for p in data.rglob("*") if stat.S_IMODE(p.stat().st_mode) & 0o077
+             and "provenance" not in p.parts and "c2pa" not in p.parts]
+    assert loose == [], [(str(p), oct(p.stat().st_mode)) for p in loose]
+    assert any(p.is_file() for p in (data / "blobs").rglob("*")) and (data / "tastemaker.db").exists()
