@@ -225,17 +225,3 @@ def test_subject_reused_with_another_profile_gets_that_profiles_look(
     reused = generate(req, subject=shared, profile=control_profile).images[0].pixels
     fresh = generate(req, subject=prepare_subject([selfie_path]), profile=control_profile).images[0].pixels
     assert psnr(reused, fresh) > 36.0  # equal up to the two different watermarks
-
-
-def test_written_files_are_not_private_to_the_owner(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import os
-    import stat
-
-    from tastemaker.media import write_atomic
-
-    umask = os.umask(0o022)
-    try:
-        mode = stat.S_IMODE(write_atomic(tmp_path / "x.bin", b"1").stat().st_mode)
-    finally:
-        os.umask(umask)
-    assert mode == 0o644

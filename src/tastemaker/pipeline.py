@@ -123,6 +123,9 @@ class GenerationResult:
                 if part.get("reason"):
                     what = "medium transfer" if key == "medium" else "scene"
                     out.append(f"{what}: {part.get('fallback', 'not applied')} — {part['reason']}")
+            if im.info.get("face_detectable") is False:
+                out.append(f"variation {im.index}: the face is as near to yours as required, but a face detector "
+                           "does not find it on its own (an unusual pose or a strong style); try another seed")
             size = im.info.get("size")
             if size:
                 w, h = size["rendered"]
@@ -135,7 +138,9 @@ class IdentityGuard:
     """Measures outputs' identity distances (one in-process batch; dlib's own runner uses ``workers`` processes).
 
     The face is aligned inside the box where the engine put it; an engine that cannot say where the
-    face is gets a full detection instead. A missing face counts as infinitely far.
+    face is gets a full detection instead. A missing face counts as infinitely far. :meth:`detectable`
+    also asks whether a face detector finds the face there on its own (as anyone verifying the picture
+    would have to): a stylised face that is near enough but undetectable is held more, like one that drifts.
     """
 
     def __init__(
@@ -156,6 +161,31 @@ class IdentityGuard:
                 return self.encoder.chip(img, box)
         faces = self.encoder.detect(img)
         return self.encoder.chip(img, faces[0].box) if faces else None
+
+    def detectable(self, rendered: Sequence[Rendered]) -> list[bool]:
+        """Does dlib's detector, unaided, find a face where the engine says the face is? (a crop around it)"""
+        out = []
+        for r in rendered:
+            if r.face_box is None:
+                out.append(bool(self.encoder.detect(r.pixels)))
+                continue
+            h, w = r.pixels.shape[:2]
+            x0, y0, x1, y1 = r.face_box
+            bw, bh = x1 - x0, y1 - y0
+            cx0, cy0 = max(0, int(x0 - 0.75 * bw)), max(0, int(y0 - 0.75 * bh))
+            cx1, cy1 = min(w, int(x1 + 0.75 * bw)), min(h, int(y1 + 0.75 * bh))
+            crop = np.ascontiguousarray(r.pixels[cy0:cy1, cx0:cx1])
+            if crop.shape[0] < 20 or crop.shape[1] < 20:
+                out.append(False)
+                continue
+            mx, my = (x0 + x1) / 2 - cx0, (y0 + y1) / 2 - cy0
+            out.append(any(f.box[0] <= mx <= f.box[2] and f.box[1] <= my <= f.box[3]
+                           for f in self.encoder.detect(crop)))
+        return out
+
+    def check(self, rendered: Sequence[Rendered]) -> list[tuple[float, bool]]:
+        """(identity distance, face detectable) per output."""
+        return list(zip(self.distances(rendered), self.detectable(rendered), strict=True))
 
     def distances(self, rendered: Sequence[Rendered]) -> list[float]:
         chips = [self._chip(r) for r in rendered]
@@ -309,15 +339,18 @@ def generate(
     try:
         t = time.perf_counter()
         with ThreadPoolExecutor(max_workers=1) as side:
-            guarded = side.submit(guard.distances, current)
+            guarded = side.submit(guard.check, current)
             t_prep = time.perf_counter()
             prepared = list(prepare_many(prov, [r.pixels for r in current], **meta))
             timings["provenance"] = time.perf_counter() - t_prep
-            dists = guarded.result()
+            checked = guarded.result()
         timings["guard"] = time.perf_counter() - t
+        dists = [d for d, _ in checked]
+        found = [f for _, f in checked]
         level = [0] * len(plans)
         while True:
-            todo = [k for k, d in enumerate(dists) if d > threshold and level[k] + 1 < len(HOLD_LEVELS)]
+            todo = [k for k, (d, f) in enumerate(zip(dists, found, strict=True))
+                    if (d > threshold or not f) and level[k] + 1 < len(HOLD_LEVELS)]
             if not todo:
                 break
             for k in todo:
@@ -333,15 +366,17 @@ def generate(
             )
             timings["render"] += time.perf_counter() - t
             t = time.perf_counter()
-            for k, r, d in zip(todo, again, guard.distances(again), strict=True):
-                current[k], dists[k] = r, d
+            for k, r, (d, f) in zip(todo, again, guard.check(again), strict=True):
+                current[k], dists[k], found[k] = r, d, f
             timings["guard"] += time.perf_counter() - t
-        for r, dist in zip(current, dists, strict=True):
+        for r, dist, f in zip(current, dists, found, strict=True):
             if dist > threshold:
                 raise IdentityGuardError(
                     f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
                     f"{threshold:.2f}) even with the face fully held; try a lower strength or another seed"
                 )
+            if not f:
+                r.info["face_detectable"] = False  # near enough, but a detector does not find it unaided
         report("render", len(plans), len(plans))
         t = time.perf_counter()
         missing = [k for k, pr in enumerate(prepared) if pr is None]
