@@ -331,7 +331,9 @@ def loose_files(paths: list[Path]) -> list[str]:
         for p in [root] if root.is_file() else root.rglob("*"):
             if not p.is_file() or p.is_symlink():
                 continue
-            face_or_key = (p.suffix in (".png", ".jpg", ".webp", ".db", ".pem") or "blobs" in p.parts
+            if p.suffix == ".pem" and b"PRIVATE KEY" not in p.read_bytes():
+                continue  # a certificate is public by design (verifiers are handed it)
+            face_or_key = (p.suffix in (".png", ".jpg", ".webp", ".db", ".pem", ".key") or "blobs" in p.parts
                            or p.name.startswith("identity") or p.name in ("tastemaker.db", "me.json"))
             if face_or_key and stat.S_IMODE(p.stat().st_mode) & 0o044:
                 found.append(str(p))

@@ -194,19 +194,24 @@ class IdentityGuard:
         return [float("inf") if c is None else identity_distance(next(vecs), self.identity) for c in chips]
 
 
-_DEFAULT_PROVENANCE: dict[str, Provenance] = {}
+_DEFAULT_PROVENANCE: dict[tuple[str, str | None], Provenance] = {}
 
 
-def provenance_for(data_dir: Path | str) -> Provenance:
-    """The provenance store under ``data_dir``, opened once per process (certificates from settings)."""
+def provenance_for(data_dir: Path | str, secret: str | None = None) -> Provenance:
+    """The provenance store under ``data_dir``, opened once per process (certificates from settings).
+
+    ``secret`` (a deployment's secret key) derives the store's keys, watermark key included; without it the
+    store keeps its own random key file (the CLI's local store). A store is always opened with the secret it
+    was made with: another one is refused (:class:`LedgerError`), so marks never silently stop resolving.
+    """
     from .config import Settings
 
     settings = Settings()
-    key = str(Path(data_dir).resolve())
+    key = (str(Path(data_dir).resolve()), secret)
     prov = _DEFAULT_PROVENANCE.get(key)
     if prov is None:
         prov = Provenance(data_dir, chain_pem=settings.c2pa_chain_pem, key_pem=settings.c2pa_key_pem,
-                          anchor_pem=settings.c2pa_anchor_pem)
+                          anchor_pem=settings.c2pa_anchor_pem, secret=secret)
         _DEFAULT_PROVENANCE[key] = prov
     return prov
 

@@ -250,6 +250,7 @@ def task_verify(
     max_bytes: int,
     verify_max_pixels: int | None = None,
     decode_side: int = 2048,
+    provenance_secret: str | None = None,
 ) -> Outcome:
     """Check an image against the service's provenance store (``POST /v1/verify``); returns the report dict.
 
@@ -264,7 +265,7 @@ def task_verify(
             data, decode_side=decode_side, max_pixels=min(max_pixels, verify_max_pixels or max_pixels),
             max_bytes=max_bytes, header_max_pixels=max_pixels,
         )
-        return provenance_for(data_dir).verify(image).to_dict()
+        return provenance_for(data_dir, provenance_secret).verify(image).to_dict()
 
     return _guard(run)
 
@@ -294,6 +295,7 @@ def task_generate(
     account_id: str = "local",
     data_dir: str | None = None,
     pins: list[tuple[Any, str]] | None = None,
+    provenance_secret: str | None = None,
 ) -> Outcome:
     """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue.
 
@@ -339,7 +341,7 @@ def task_generate(
             engine=engine,
             identity_threshold=identity_threshold,
             guard_workers=0,
-            provenance=provenance_for(data_dir) if data_dir else default_provenance(),
+            provenance=provenance_for(data_dir, provenance_secret) if data_dir else default_provenance(),
             account=account_id,
             progress=report,
         )
@@ -454,8 +456,10 @@ class JobRunner:
         max_bytes: int = 50 * 1024 * 1024,
         data_dir: Path | str | None = None,
         job_timeout_s: float = 600.0,
+        provenance_secret: str | None = None,
     ) -> None:
         self.store, self.audit = store, audit
+        self.provenance_secret = provenance_secret
         self.job_timeout_s = job_timeout_s
         self.data_dir = None if data_dir is None else str(data_dir)
         self.workers, self.queue_size = workers, queue_size
@@ -800,6 +804,7 @@ class JobRunner:
                 p.account_id,
                 self.data_dir,
                 p.pins,
+                self.provenance_secret,
             )
             images = unwrap(fut.result(timeout=self.job_timeout_s))
         except FutureTimeoutError:

@@ -209,7 +209,7 @@ def test_a_copied_mark_is_forged_and_no_raw_account_id_travels(
     doc = verify(shared_api, owner, output).json()
     rid = doc["record"]["record_id"]
     assert doc["c2pa"]["record"]["account"] == me  # the owner sees their own id
-    prov = provenance_for(shared_api.settings.data_dir)
+    prov = provenance_for(shared_api.settings.data_dir, shared_api.settings.provenance_secret)
     assert prov.key != wm.DEFAULT_KEY
     photo = np.asarray(Image.open(DEMO / "board" / "brick-wall.jpg").convert("RGB"))
     forged = encode_image(wm.embed(photo, rid, key=prov.key), "jpeg")
@@ -257,3 +257,25 @@ def test_openapi_documents_every_verdict(shared_api: Api) -> None:
     verdict = spec["components"]["schemas"]["VerifyOut"]["properties"]["verdict"]
     assert set(verdict["enum"]) == {"verified", "not_ours", "tampered", "forged", "untrusted"}
     assert "copied mark" in verdict["description"]
+
+
+def test_the_watermark_key_derives_from_the_deployment_secret(shared_api: Api, output: bytes) -> None:
+    """Issue 11 #1: the server's marks are keyed by its secret key (every replica derives the same key), not by
+    a public constant nor a key file that differs per machine; another secret opens nothing."""
+    from tastemaker.errors import LedgerError
+    from tastemaker.provenance import watermark
+    from tastemaker.provenance.keys import KEY_FILE, load_store_keys
+
+    store_dir = shared_api.settings.data_dir / "provenance"
+    assert not (store_dir / KEY_FILE).exists()  # no machine-local key: the secret is the key
+    replica = load_store_keys(store_dir, shared_api.settings.secret_key.get_secret_value())
+    pixels = np.asarray(Image.open(io.BytesIO(output)).convert("RGB"))
+    mark = watermark.detect(pixels, key=replica.watermark_key)
+    assert mark.found and mark.payload is not None
+    wrong = load_store_keys(store_dir.parent / "elsewhere", "another-secret-" + "y" * 40)
+    assert not watermark.detect(pixels, key=wrong.watermark_key).found
+    with pytest.raises(LedgerError, match="another secret"):
+        load_store_keys(store_dir, "another-secret-" + "y" * 40)
+    with pytest.raises(LedgerError, match="deployment secret"):
+        load_store_keys(store_dir)
+    assert not (store_dir / KEY_FILE).exists()

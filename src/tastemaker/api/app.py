@@ -176,6 +176,7 @@ def build_services(settings: ServerSettings) -> Services:
         max_bytes=settings.max_image_bytes,
         data_dir=settings.data_dir,
         job_timeout_s=settings.job_timeout_seconds,
+        provenance_secret=settings.provenance_secret,
     )
     return Services(
         settings=settings,

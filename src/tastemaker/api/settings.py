@@ -91,6 +91,14 @@ class ServerSettings(Settings):
     def blob_dir(self) -> Path:
         return Path(self.data_dir) / "blobs"
 
+    @property
+    def provenance_secret(self) -> str | None:
+        """The secret the provenance store's keys (watermark key included) derive from: the deployment's secret
+        key, or ``None`` with the built-in development secret (the store then keeps a random key of its own,
+        never a public one)."""
+        secret = self.secret_key.get_secret_value()
+        return None if secret == DEV_SECRET else secret
+
     def check_secrets(self) -> None:
         """Refuse the built-in or a short secret outside dev mode (fail closed, before serving)."""
         secret = self.secret_key.get_secret_value()

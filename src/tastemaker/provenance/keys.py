@@ -102,6 +102,11 @@ def load_store_keys(directory: Path | str, secret: str | bytes | None = None) ->
             keys = StoreKeys(hmac.new(raw, _ROOT_LABEL, hashlib.sha256).digest())
         else:
             path = d / KEY_FILE
+            if (d / KEY_ID_FILE).exists() and not path.exists():
+                raise LedgerError(
+                    f"the provenance store in {d} was made with a deployment secret; open it with that secret "
+                    "(TASTEMAKER_SECRET_KEY), not with a key file of its own"
+                )
             try:
                 _write_private(path, secrets.token_bytes(32))
             except FileExistsError:

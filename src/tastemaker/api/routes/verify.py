@@ -80,18 +80,18 @@ def public_report(
     }
 
 
-def _pseudonym(data_dir: str, account_id: str) -> str:
+def _pseudonym(data_dir: str, secret: str | None, account_id: str) -> str:
     from ...pipeline import provenance_for
 
-    return provenance_for(data_dir).pseudonym(account_id)
+    return provenance_for(data_dir, secret).pseudonym(account_id)
 
 
-def _check_since(doc: dict[str, Any], data_dir: str, size: int, root_hex: str) -> None:
+def _check_since(doc: dict[str, Any], data_dir: str, secret: str | None, size: int, root_hex: str) -> None:
     """The log must extend the tree (size, root) the caller saw before; otherwise the verdict is ``tampered``."""
     from ...pipeline import provenance_for
 
     log = doc["log"]
-    ledger = provenance_for(data_dir).ledger
+    ledger = provenance_for(data_dir, secret).ledger
     try:
         root = bytes.fromhex(root_hex)
         head = ledger.tree_head()
@@ -158,11 +158,13 @@ async def verify(
             raise RequestError("image: missing")
         report = await svc.verify_pool.run(
             task_verify, data, str(settings.data_dir), settings.max_image_pixels, settings.max_image_bytes,
-            settings.verify_max_pixels, settings.verify_decode_side,
+            settings.verify_max_pixels, settings.verify_decode_side, settings.provenance_secret,
         )
-    pseudonym = await run_in_threadpool(_pseudonym, str(settings.data_dir), principal.account_id)
+    pseudonym = await run_in_threadpool(_pseudonym, str(settings.data_dir), settings.provenance_secret,
+                                        principal.account_id)
     doc = public_report(report, principal, settings.secret_key.get_secret_value(), sha256_hex(data), pseudonym)
     if since_size is not None and since_root is not None:
-        await run_in_threadpool(_check_since, doc, str(settings.data_dir), since_size, since_root)
+        await run_in_threadpool(_check_since, doc, str(settings.data_dir), settings.provenance_secret, since_size,
+                                since_root)
     await run_in_threadpool(_audit, svc, request, principal, doc)
     return JSONResponse(doc)
