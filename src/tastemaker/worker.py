@@ -44,6 +44,7 @@ from typing import Any
 from .api.errors import ForwardedError, QueueFullError, VerifyBusyError, VerifyQueueFullError
 from .audit import GENERATION_FINISHED, AuditLog
 from .errors import TastemakerError
+from .lifeline import die_with_parent
 from .store import Store, repo
 from .store.models import Job, utcnow
 
@@ -90,13 +91,16 @@ Outcome = tuple[Any, ...]
 _SINK: Any = None  # the progress queue, in worker processes
 
 
-def _init_process(sink: Any, nice: int = 0) -> None:
-    """Worker process setup: the progress queue, and a lower CPU priority than the API process.
+def _init_process(sink: Any, nice: int = 0, parent_pid: int | None = None) -> None:
+    """Worker process setup: die with the server, the progress queue, and a lower CPU priority than the API.
 
-    Rendering is batch work; request handling is interactive. On a small machine the kernel then
-    gives the API its time slices first, which is what keeps cached calls fast during generation.
+    A worker exits as soon as the server process is gone, however it went (``kill -9`` included; see
+    :mod:`tastemaker.lifeline`), so a crashed or killed server never leaves idle workers behind. Rendering
+    is batch work; request handling is interactive. On a small machine the kernel then gives the API its
+    time slices first, which is what keeps cached calls fast during generation.
     """
     global _SINK
+    die_with_parent(parent_pid)
     _SINK = sink
     if nice:
         try:
@@ -688,7 +692,9 @@ class JobRunner:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_process, initargs=(self._sink, nice))
+        return ProcessPoolExecutor(
+            n, mp_context=ctx, initializer=_init_process, initargs=(self._sink, nice, os.getpid())
+        )
 
     def _rebuild_cpu(self) -> None:
         with self._lock:
@@ -926,7 +932,7 @@ class VerifyPool:
 
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_process,
-                                             initargs=(None, VERIFY_NICE))
+                                             initargs=(None, VERIFY_NICE, os.getpid()))
         else:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tm-verify")
 

@@ -102,7 +102,13 @@ def test_default_secret_is_refused_outside_dev_mode(cli: typer.Typer, monkeypatc
     monkeypatch.delenv("TASTEMAKER_SECRET_KEY")
     code, _, err = run(cli, "serve", "--port", "8123")
     assert code == 0, err
-    assert started == [{"host": "127.0.0.1", "port": 8123, "log_level": "info", "workers": 1}]
+    assert len(started) == 1
+    opts = started[0]
+    assert {k: opts[k] for k in ("host", "port", "log_level", "workers", "timeout_keep_alive")} == {
+        "host": "127.0.0.1", "port": 8123, "log_level": "info", "workers": 1, "timeout_keep_alive": 5
+    }
+    assert (opts["http"].header_timeout, opts["http"].body_timeout) == (10.0, 120.0)  # read deadlines (issue 12)
+    assert opts["log_config"]["loggers"]["tastemaker"]["level"] == "INFO"
 
 
 def test_db_upgrade(cli: typer.Typer) -> None:

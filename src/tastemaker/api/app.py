@@ -22,6 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -35,17 +37,13 @@ from .denials import DenialLog
 from .deps import AuthGate, Services
 from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError, error_response
 from .limits import RateLimiter
+from .methods import HttpMethods, MethodNotAllowedError, allow_header
 from .routes import account, boards, feedback, generations, styleembed, verify
 from .schemas import FeedbackIn, GenerationCreate, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("tastemaker.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class MethodNotAllowedError(ServiceError):
-    code = "method_not_allowed"
-    http_status = 405
 
 
 class InternalError(TastemakerError):
@@ -139,8 +137,11 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     err: TastemakerError
     if status == 404:
         err = NotFoundError(f"no endpoint {request.method} {request.url.path}; see /docs")
-    elif status == 405:
-        err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}")
+    elif status == 405:  # HttpMethods answers first; this is the router's own, with the same Allow
+        methods = HttpMethods(request.app, request.app.state.method_routes).methods_of(request.scope) or set()
+        allow = allow_header(methods)
+        err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}; this path takes {allow}")
+        err.headers["Allow"] = allow
     elif status == 413:
         err = RequestTooLargeError(detail)
     elif status == 400:
@@ -152,6 +153,18 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     for k, v in (exc.headers or {}).items():
         resp.headers.setdefault(k, v)
     return resp
+
+
+async def _on_client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    """The client went away before sending its whole body: nothing was done; one line in the log, no traceback.
+
+    The response goes nowhere (the connection is closed); it exists because a handler must return one.
+    """
+    log.info("%s %s: the client disconnected before sending the whole body (request %s); nothing was done",
+             request.method, request.url.path, _rid(request))
+    err = ServiceError("the client disconnected before sending the whole request body")
+    err.http_status, err.code = 400, "client_disconnected"
+    return error_response(_rid(request), err)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -256,10 +269,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     app.state.services = services
     routers = (boards, styleembed, feedback, generations, verify, account)
-    # Middleware added last runs first: the edge (request id, body cap), then the gate (key, bucket, scopes)
+    # Middleware added last runs first: the edge (request id, body cap), then HEAD / OPTIONS / 405 with the
+    # path's whole Allow, then the gate (key, bucket, scopes)
     api_routes = [route for module in routers for route in module.router.routes]
     app.add_middleware(AuthGate, services=services, routes=api_routes)
+    app.state.method_routes = api_routes + [r for r in app.router.routes if isinstance(r, Route)]  # + /docs ...
+    app.add_middleware(HttpMethods, routes=app.state.method_routes)
     app.add_middleware(EdgeMiddleware, max_body=settings.max_request_bytes)
+    app.add_exception_handler(ClientDisconnect, _on_client_disconnect)
     app.add_exception_handler(TastemakerError, _on_tastemaker_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

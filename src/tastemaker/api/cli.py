@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from .app import create_app
+        from .server import uvicorn_options
         from .settings import load_server_settings
 
         settings = load_server_settings()
@@ -76,8 +77,9 @@ def register(app: typer.Typer) -> None:
             + (" · [yellow]dev mode[/]" if settings.dev_mode else ""),
             highlight=False,
         )
-        # One process per database: the job runner's restart recovery assumes it (see tastemaker.worker).
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, workers=1)
+        # One process per database (the job runner's restart recovery assumes it), and deadlines for reading
+        # each request's headers and body (see tastemaker.api.server).
+        uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings, log_level))
 
     @keys_app.command("create")
     @handle_errors

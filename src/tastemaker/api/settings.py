@@ -72,6 +72,12 @@ class ServerSettings(Settings):
     verify_per_account: int = Field(1, ge=1, le=16)
     verify_decode_side: int = Field(2048, ge=256, le=8192)
     verify_max_pixels: int = Field(16_000_000, ge=65_536)
+    # Reading a request (see tastemaker.api.server): its headers must arrive within the first, its body within
+    # the second (counted from the end of the headers); then 408 and the connection is closed. An idle
+    # kept-alive connection is closed after the third.
+    request_header_timeout_seconds: float = Field(10.0, gt=0, le=600)
+    request_body_timeout_seconds: float = Field(120.0, gt=0, le=86_400)
+    keep_alive_timeout_seconds: int = Field(5, ge=1, le=600)
     max_wait_seconds: float = Field(60.0, ge=0, le=60)
     shutdown_grace_seconds: float = Field(30.0, ge=0)
     idempotency_ttl_hours: float = Field(24.0, gt=0)

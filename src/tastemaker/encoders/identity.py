@@ -16,6 +16,7 @@ import atexit
 import functools
 import logging
 import multiprocessing
+import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -308,7 +309,10 @@ def warm_models() -> None:
         _dlib_rec()
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
+    from ..lifeline import die_with_parent
+
+    die_with_parent(parent_pid)  # a killed parent (CLI or server) leaves no worker behind
     _models()
     _dlib_rec()
 
@@ -328,7 +332,9 @@ def embed_pool(workers: int) -> ProcessPoolExecutor | None:
         pool = _POOL.get(workers)
         if pool is None:
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+            pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+            )
             _POOL[workers] = pool
             for _ in range(workers):  # start loading models now, while the caller does other work
                 pool.submit(int, 0)
