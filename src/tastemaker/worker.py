@@ -155,13 +155,18 @@ def task_prepare_subject(
 
     def run() -> Any:
         from .encoders.identity import IdentityEncoder
+        from .errors import MultipleFacesError
         from .media import decode_image
         from .pipeline import prepare_subject
 
         img = decode_image(data, name=name, max_pixels=max_pixels, max_bytes=max_bytes)
-        subject = prepare_subject(
-            [img], encoder=IdentityEncoder(min_face_px=min_face_px), face_index=face_index, max_pixels=max_pixels
-        )
+        try:
+            subject = prepare_subject(
+                [img], encoder=IdentityEncoder(min_face_px=min_face_px), face_index=face_index, max_pixels=max_pixels
+            )
+        except MultipleFacesError as exc:  # the core names the CLI's option; an API caller sends a field
+            exc.message = exc.message.replace("--face-index", "the face_index field (0 = the largest face)")
+            raise
         return subject.face, subject.identity
 
     return _guard(run)

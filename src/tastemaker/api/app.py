@@ -35,7 +35,14 @@ from ..store import Store
 from ..worker import JobRunner, VerifyPool
 from .denials import DenialLog
 from .deps import AuthGate, Services
-from .errors import MalformedBodyError, NotFoundError, RequestTooLargeError, ServiceError, error_response
+from .errors import (
+    FilePartExpectedError,
+    MalformedBodyError,
+    NotFoundError,
+    RequestTooLargeError,
+    ServiceError,
+    error_response,
+)
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
 from .routes import account, boards, feedback, generations, styleembed, verify
@@ -123,6 +130,10 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     details = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errs[:20]
     ]
+    file_fields = [str(e["loc"][1]) for e in errs if "Expected UploadFile" in str(e.get("msg", "")) and
+                   len(e.get("loc", ())) > 1 and e["loc"][0] == "body"]
+    if file_fields:  # a text part where a file goes (FastAPI says "Expected UploadFile, received <class 'str'>")
+        return error_response(_rid(request), FilePartExpectedError(file_fields[0]))
     if any(e.get("type") == "json_invalid" for e in errs):
         err: TastemakerError = MalformedBodyError("the body is not valid JSON")
     else:

@@ -5,6 +5,7 @@
     TastemakerError (tastemaker.errors)
     ├── InputError                                 422 invalid_input
     │   ├── ConsentRequiredError                   400 consent_required
+    │   ├── FilePartExpectedError                  400 file_part_expected  (a text part where a file goes)
     │   ├── RequestTooLargeError                   413 request_too_large
     │   ├── UnsupportedMediaTypeError              415 unsupported_media_type
     │   ├── IdempotencyKeyReusedError              422 idempotency_key_reused
@@ -52,6 +53,21 @@ class ServiceError(TastemakerError):
 class ConsentRequiredError(InputError):
     code = "consent_required"
     http_status = 400
+
+
+class FilePartExpectedError(InputError):
+    """A multipart part that must be a file (``images``, ``selfie``, ``image``) came as a text field: a part
+    without a ``filename`` in its ``Content-Disposition`` (some clients drop an empty one)."""
+
+    code = "file_part_expected"
+    http_status = 400
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            f"{field}: send a file part, with a file name — Content-Disposition: form-data; name=\"{field}\"; "
+            f"filename=\"photo.jpg\" (curl: -F {field}=@photo.jpg); this one came as a text field"
+        )
+        self.field = field
 
 
 class RequestTooLargeError(InputError):
@@ -229,6 +245,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConsentRequiredError",
+    "FilePartExpectedError",
     "ForwardedError",
     "IdempotencyInProgressError",
     "IdempotencyKeyReusedError",

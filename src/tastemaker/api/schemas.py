@@ -58,8 +58,16 @@ class PinOut(BaseModel):
 
 
 class SkippedPin(BaseModel):
-    image: str
-    reason: str
+    """An upload (or a ``pins`` entry) that was not added, and why; the rest of the request went ahead."""
+
+    image: str = Field(description="the upload's file name (or the name a `pins` entry gave)")
+    reason: str = Field(description="why it was not added, for people")
+    code: str = Field(
+        "skipped",
+        description="why, for programs: the image error's code (`image_unreadable`, `image_too_large`, "
+        "`image_too_many_pixels`, ...), `duplicate` (same bytes as another upload), `already_on_board`, or "
+        "`not_uploaded` (a `pins` entry without a file)",
+    )
 
 
 class ProfileState(BaseModel):
@@ -77,7 +85,11 @@ class BoardOut(BaseModel):
     updated_at: datetime
     profile: ProfileState | None
     pins: list[PinOut]
-    skipped: list[SkippedPin] = Field(default_factory=list, description="uploads not added (duplicates)")
+    skipped: list[SkippedPin] = Field(
+        default_factory=list,
+        description="uploads not added, each with its reason: unreadable, too large, duplicates, `pins` entries "
+        "without a file (the board is refused only when none of its images can be used)",
+    )
 
 
 class PinsAdded(BaseModel):

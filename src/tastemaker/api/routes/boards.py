@@ -1,14 +1,17 @@
 """Boards: upload (multipart images + pins metadata), read, delete, add pins.
 
 Every upload is decoded (at thumbnail size) before anything is stored, through the core's one safe
-decoder: a non-image, a bomb or an oversize file fails the whole request with the core's error code,
-naming the file. Image bytes go to the content-addressed blob store; the database keeps pins and hashes.
+decoder. As in a board folder on the command line, an upload that cannot be used — not an image, a bomb,
+over the per-image size, the same bytes as another — is skipped and reported in the response's
+``skipped`` (file name, reason, code), and so is a ``pins`` entry naming no uploaded file; the request is
+refused (422 ``board_empty``, naming each file and its reason) only when none of its images can be used.
+Image bytes go to the content-addressed blob store; the database keeps pins and hashes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
@@ -19,9 +22,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from ... import safejson
 from ...audit import BOARD_CREATED, BOARD_DELETED, BOARD_PINS_ADDED
 from ...boards import Pin, make_thumb
-from ...errors import BoardError, ImageTooLargeError
+from ...errors import BoardError, EmptyBoardError, ImageError
 from ...store import repo, sha256_hex
 from ...store.models import Board, PinRecord
 from ..deps import (
@@ -79,7 +83,13 @@ def parse_pins(text: str | None) -> dict[str, PinIn]:
     if text is None or not text.strip():
         return {}
     try:
-        entries = _PINS.validate_json(text)
+        data = safejson.loads(text, what="the pins field")  # nesting and number size bounded: 400 json_*
+    except safejson.JSONSyntaxError as exc:
+        raise BoardError(f"{exc.message}; send a JSON array of pin objects") from None
+    if data is None:
+        return {}
+    try:
+        entries = _PINS.validate_python(data)
     except ValidationError as exc:
         detail = _validation_message(exc, "pins")
         raise BoardError(f"pins field is not a valid JSON array of pin objects: {detail}") from None
@@ -100,40 +110,67 @@ def _clean_name(filename: str | None, i: int) -> str:
     return name[:255]
 
 
-def read_uploads(svc: Services, images: list[UploadFile], *, existing: int = 0) -> list[tuple[str, bytes]]:
-    """Read and validate every upload; the first bad one fails the request with the core's error."""
+@dataclass
+class Uploads:
+    """A request's uploads, read and checked: the usable ones, and the skipped ones with their reasons."""
+
+    usable: list[tuple[str, bytes]]
+    skipped: list[SkippedPin]
+    names: set[str]  # every upload's name, usable or not
+
+    def require_some(self, what: str) -> None:
+        """Refuse the request (422 ``board_empty``, each file named with its reason) when nothing is usable."""
+        if self.usable:
+            return
+        if not self.skipped:
+            raise EmptyBoardError(f"{what} has no images; upload JPEG, PNG, WebP or GIF files")
+        detail = "; ".join(f"{p.image}: {p.reason}" for p in self.skipped[:5])
+        more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
+        raise EmptyBoardError(f"{what}: none of its {len(self.skipped)} image(s) could be used — {detail}{more}")
+
+
+def read_uploads(svc: Services, images: list[UploadFile], *, existing: int = 0) -> Uploads:
+    """Read and check every upload. One that cannot be used is skipped with its reason (as the CLI skips it
+    in a board folder); two uploads with one name, or more pins than a board holds, refuse the request."""
     settings = svc.settings
     if existing + len(images) > settings.max_pins_per_board:
         raise BoardError(
             f"a board holds at most {settings.max_pins_per_board} pins; this would make {existing + len(images)}"
         )
-    out: list[tuple[str, bytes]] = []
-    names: set[str] = set()
+    out = Uploads([], [], set())
     for i, up in enumerate(images):
         name = _clean_name(up.filename, i)
-        if name in names:
+        if name in out.names:
             raise BoardError(f"two uploads are named {name!r}; file names identify pins, so make them unique")
-        names.add(name)
+        out.names.add(name)
         data = up.file.read(settings.max_image_bytes + 1)
         if len(data) > settings.max_image_bytes:
-            raise ImageTooLargeError(f"{name}: over the {settings.max_image_bytes / 1e6:.0f} MB limit per image")
-        make_thumb(data, name, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-        out.append((name, data))
+            limit = f"{settings.max_image_bytes / 1e6:.0f} MB"
+            out.skipped.append(SkippedPin(image=name, reason=f"over the {limit} limit per image",
+                                          code="image_too_large"))
+            continue
+        try:
+            make_thumb(data, name, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+        except ImageError as exc:
+            out.skipped.append(SkippedPin(image=name, reason=exc.message, code=exc.code))
+            continue
+        out.usable.append((name, data))
     return out
 
 
-def new_pins(uploads: list[tuple[str, bytes]], meta: dict[str, PinIn]) -> tuple[list[repo.NewPin], list[SkippedPin]]:
-    """Combine uploads with their engagement; identical images in one upload are kept once."""
-    unknown = sorted(set(meta) - {name for name, _ in uploads})
-    if unknown:
-        raise BoardError(f"pins lists {unknown[:3]} but no such file was uploaded; names must match the files")
+def new_pins(uploads: Uploads, meta: dict[str, PinIn]) -> tuple[list[repo.NewPin], list[SkippedPin]]:
+    """Combine uploads with their engagement; identical images in one upload are kept once, and a ``pins``
+    entry naming no uploaded file is reported (as a ``pins.csv`` row without its file is in a folder)."""
+    skipped = list(uploads.skipped)
+    for name in sorted(set(meta) - uploads.names):
+        skipped.append(SkippedPin(image=name, reason="listed in pins, but no file of that name was uploaded",
+                                  code="not_uploaded"))
     pins: list[repo.NewPin] = []
-    skipped: list[SkippedPin] = []
     seen: dict[str, str] = {}
-    for name, data in uploads:
+    for name, data in uploads.usable:
         digest = sha256_hex(data)
         if digest in seen:
-            skipped.append(SkippedPin(image=name, reason=f"same image as {seen[digest]!r}"))
+            skipped.append(SkippedPin(image=name, reason=f"same image as {seen[digest]!r}", code="duplicate"))
             continue
         seen[digest] = name
         m = meta.get(name) or PinIn(image=name)
@@ -215,7 +252,7 @@ def _replay(record: Any) -> JSONResponse:
     status_code=201,
     response_model=BoardOut,
     summary="Create a board from uploaded images and their engagement",
-    responses=errors(413, 415),
+    responses=errors(400, 413, 415),
 )
 def create_board(
     request: Request,
@@ -229,8 +266,7 @@ def create_board(
 ) -> Response:
     meta = parse_pins(pins)
     uploads = read_uploads(svc, images)
-    if not uploads:
-        raise BoardError("a board needs at least one image")
+    uploads.require_some(f"board {name.strip()!r}")
     items, skipped = new_pins(uploads, meta)
     idem = Idempotency(svc, principal, idempotency_key, "POST /v1/boards")
     fp = {"name": name, "pins": sorted((p.pin.sha256, json.dumps(p.pin.to_record(), default=str)) for p in items)}
@@ -240,7 +276,7 @@ def create_board(
     with svc.store.blobs.lock:
         shas: list[str] = []
         try:
-            shas = _store_blobs(svc, session, uploads)
+            shas = _store_blobs(svc, session, uploads.usable)
             board = repo.create_board(session, principal.account_id, name.strip(), items)
             svc.audit.append(
                 session,
@@ -302,7 +338,7 @@ def delete_board(
     "/{board_id}/pins",
     response_model=PinsAdded,
     summary="Add pins to a board (its profile is rebuilt on next use)",
-    responses=errors(404, 413, 415),
+    responses=errors(400, 404, 413, 415),
 )
 def add_pins(
     request: Request,
@@ -317,8 +353,7 @@ def add_pins(
     board = owned_board(svc, session, request, principal, board_id, with_pins=True)
     meta = parse_pins(pins)
     uploads = read_uploads(svc, images, existing=len(board.pins))
-    if not uploads:
-        raise BoardError("no images to add")
+    uploads.require_some("this upload")
     items, skipped = new_pins(uploads, meta)
     endpoint = f"POST /v1/boards/{board_id}/pins"
     idem = Idempotency(svc, principal, idempotency_key, endpoint)
@@ -329,9 +364,10 @@ def add_pins(
     with svc.store.blobs.lock:
         shas: list[str] = []
         try:
-            shas = _store_blobs(svc, session, uploads)
+            shas = _store_blobs(svc, session, uploads.usable)
             added, dupes = repo.add_pins(session, board, items)
-            skipped += [SkippedPin(image=d.pin.image, reason="already on the board") for d in dupes]
+            skipped += [SkippedPin(image=d.pin.image, reason="already on the board", code="already_on_board")
+                        for d in dupes]
             svc.audit.append(
                 session,
                 BOARD_PINS_ADDED,

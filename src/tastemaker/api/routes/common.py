@@ -53,7 +53,8 @@ def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str
     ``explicit_json`` for routes whose success is not JSON (server-sent events): their errors still are.
     """
     text = {
-        400: "Consent missing",
+        400: "Bad request: consent missing, a text part where a file goes, JSON nested too deep or with an "
+        "over-long number",
         401: "Missing, malformed, unknown or revoked API key",
         404: "Not found",
         409: "Conflict (idempotency key in use, result not ready)",

@@ -197,7 +197,7 @@ def _claim(svc: Services, idem: Idempotency, body: FeedbackIn, src: _Source) -> 
         "for any image. The board's profile takes a bounded step toward (save, like) or away from (skip, hide) "
         "the image's look; later generations from the board use the new version. `Idempotency-Key` is honoured."
     ),
-    responses=errors(404, 409, 413, 415),
+    responses=errors(400, 404, 409, 413, 415),
     openapi_extra=FEEDBACK_BODY,
 )
 async def feedback(

@@ -49,6 +49,7 @@ from ..deps import (
 from ..errors import (
     ConflictError,
     ConsentRequiredError,
+    FilePartExpectedError,
     InvalidApiKeyError,
     NotFoundError,
     QueueFullError,
@@ -120,6 +121,8 @@ async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
                 fields.setdefault("selfie_name", value.filename or "selfie")
                 fields["selfie"] = "(file)"
             elif isinstance(value, str):
+                if key == "selfie":
+                    raise FilePartExpectedError("selfie")
                 if key == "profile":
                     fields[key] = safejson.loads(value, what="profile")
                 elif key in _MULTIPART_FIELDS and value != "":

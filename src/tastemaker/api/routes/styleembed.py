@@ -48,7 +48,7 @@ STYLEEMBED_BODY = {
     "/v1/styleembed",
     response_model=StyleEmbedOut,
     summary="The taste profile of a board (cached per board revision)",
-    responses=errors(404, 409, 415),
+    responses=errors(400, 404, 409, 415),
     openapi_extra=STYLEEMBED_BODY,
 )
 def styleembed(

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from ...errors import ImageTooLargeError, RequestError
-from ..errors import UnsupportedMediaTypeError
+from ..errors import FilePartExpectedError, UnsupportedMediaTypeError
 from .common import is_json, json_body, media_type, validate_body
 from .generations import _InMemoryParser
 
@@ -66,7 +66,7 @@ async def read_image_body(
                 image = _check_size(await value.read(max_bytes + 1), field, max_bytes)
                 fields[field] = "(file)"
             elif key == field:
-                raise RequestError(f"{field}: send the image as a file part, not a text field")
+                raise FilePartExpectedError(field)
             elif key not in names:
                 raise RequestError(f"unknown form field {key!r}")
             elif value != "":

@@ -137,7 +137,7 @@ def _audit(svc: Services, request: Request, principal: Principal, doc: dict[str,
         "extends it. Any tier may verify, within its own per-minute `verify` limit. Another account's id is "
         "redacted."
     ),
-    responses=errors(413, 415),
+    responses=errors(400, 413, 415),
     openapi_extra=VERIFY_BODY,
 )
 async def verify(
