@@ -16,14 +16,20 @@ field              meaning                                                  defa
 ``source``         where the pin came from (domain, account), for caps      ""
 =================  =======================================================  ===========
 
-(*) a pin with no ``pinned_at`` is treated as being as recent as the newest pin: no recency decay.
+(*) a pin with no ``pinned_at`` is treated as being as recent as the newest pin: no recency decay. A
+``pinned_at`` more than a day in the future (:data:`FUTURE_TOLERANCE`: clocks and time zones disagree by
+hours, never by days) is refused with the file and line, as every other malformed field is; the API refuses
+such a pin the same way. Profiles built from pins stored before this rule stay buildable: a future date
+counts as "now" (see :mod:`tastemaker.taste.weights`).
 
 Images in the folder that the pins file does not list still count, with default engagement. A folder is
 read as what it is, not as what it links to: an image or pins file that is a link to somewhere outside the
 folder is refused (never read), and a pins file must be a regular file of at most
 :data:`MAX_PINS_FILE_BYTES`, so a link to an endless device cannot hang the import.
-Unreadable images are skipped and reported in :attr:`Board.skipped` (the CLI prints them); a board
-with no readable image at all is an :class:`~tastemaker.errors.EmptyBoardError`.
+Unreadable images are skipped and reported in :attr:`Board.skipped` (the CLI prints them), and so is every
+other file in the folder that is not an image Tastemaker reads (``.heic``, ``.txt``, sub-folders...; hidden
+files are ignored); a board with no readable image at all is an :class:`~tastemaker.errors.EmptyBoardError`.
+A folder that cannot be read (no permission) is a :class:`~tastemaker.errors.BoardError` naming it.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import math
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +65,10 @@ PIN_FIELDS = ("image", "saves", "clicks", "dwell_seconds", "pinned_at", "title",
 MAX_PINS_FILE_BYTES = 16 * 1024 * 1024
 #: Longest side of the thumbnails kept per pin (all style analysis runs on these).
 THUMB_SIDE = 256
+#: How far in the future a ``pinned_at`` may lie (clock skew, time zones); later dates are refused.
+FUTURE_TOLERANCE = timedelta(days=1)
+#: The names of the pins files a board folder may hold (never reported as skipped files).
+PINS_FILES = ("pins.csv", "pins.jsonl")
 
 
 @dataclass(frozen=True)
@@ -141,15 +151,21 @@ class Board:
 # --------------------------------------------------------------------------------------- parsing
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut short: an error message quotes a value, never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text):,} characters)"
+
+
 def _parse_int(value: Any, name: str, path: Path, line: int) -> int:
     if value is None or (isinstance(value, str) and not value.strip()):
         return 0
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {value!r}") from None
+        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {_shown(value)}") from None
     if not math.isfinite(f) or f < 0 or f != int(f):
-        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {value!r}")
+        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {_shown(value)}")
     return int(f)
 
 
@@ -159,17 +175,33 @@ def _parse_float(value: Any, name: str, path: Path, line: int) -> float:
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {value!r}") from None
+        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {_shown(value)}") from None
     if not math.isfinite(f) or f < 0:
-        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {value!r}")
+        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {_shown(value)}")
     return f
+
+
+def check_pinned_at(t: datetime, *, now: datetime | None = None) -> datetime:
+    """``t`` in UTC (naive times are UTC), or :class:`ValueError` naming the problem: a date more than
+    :data:`FUTURE_TOLERANCE` in the future, or one that cannot be expressed in UTC."""
+    try:
+        utc = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"pinned_at {t.isoformat()} is out of range once converted to UTC") from None
+    now = now or datetime.now(UTC)
+    if utc - now > FUTURE_TOLERANCE:
+        raise ValueError(
+            f"pinned_at {t.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}); "
+            "fix the date or leave it empty"
+        )
+    return utc
 
 
 def _parse_time(value: Any, path: Path, line: int) -> datetime | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):
-        raise PinsFileError(path, line, f"pinned_at must be an ISO 8601 string, got {value!r}")
+        raise PinsFileError(path, line, f"pinned_at must be an ISO 8601 string, got {_shown(value)}")
     text = value.strip()
     try:
         t = datetime.fromisoformat(text)
@@ -177,7 +209,10 @@ def _parse_time(value: Any, path: Path, line: int) -> datetime | None:
         raise PinsFileError(
             path, line, f"pinned_at {text!r} is not ISO 8601 (expected e.g. 2024-05-01T12:00:00Z)"
         ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    try:
+        return check_pinned_at(t)
+    except ValueError as exc:
+        raise PinsFileError(path, line, str(exc)) from None
 
 
 def _parse_tags(value: Any, path: Path, line: int) -> tuple[str, ...]:
@@ -188,14 +223,16 @@ def _parse_tags(value: Any, path: Path, line: int) -> tuple[str, ...]:
     elif isinstance(value, str):
         items = value.split(";")
     else:
-        raise PinsFileError(path, line, f"tags must be a ';'-separated string or a list, got {value!r}")
+        raise PinsFileError(path, line, f"tags must be a ';'-separated string or a list, got {_shown(value)}")
     return tuple(str(t).strip() for t in items if str(t).strip())
 
 
 def _row_to_pin(row: dict[str, Any], path: Path, line: int) -> Pin:
     image = row.get("image")
-    if not isinstance(image, str) or not image.strip():
+    if image is None or (isinstance(image, str) and not image.strip()):
         raise PinsFileError(path, line, "missing the 'image' field (the image's file name)")
+    if not isinstance(image, str):
+        raise PinsFileError(path, line, f"'image' must be a string (the image's file name), got {_shown(image)}")
     image = image.strip()
     if "/" in image or "\\" in image or image in (".", ".."):
         raise PinsFileError(path, line, f"image {image!r} must be a plain file name inside the board folder")
@@ -245,6 +282,13 @@ def read_pins_text(path: Path) -> str:
         raise PinsFileError(path, 1, f"not UTF-8 text ({exc.reason})") from exc
 
 
+def _newlines_in(row: dict[Any, Any]) -> int:
+    """Line breaks inside a CSV record's (quoted) fields."""
+    values = [v for v in row.values() if isinstance(v, str)] + [x for v in row.values() if isinstance(v, list)
+                                                                for x in v if isinstance(x, str)]
+    return sum(len(v.replace("\r\n", "\n").replace("\r", "\n").split("\n")) - 1 for v in values)
+
+
 def parse_pins_csv(path: Path) -> list[tuple[int, Pin]]:
     """Parse ``pins.csv``; returns (line, pin) pairs. Errors name the file and line."""
     text = read_pins_text(path)
@@ -256,19 +300,27 @@ def parse_pins_csv(path: Path) -> list[tuple[int, Pin]]:
     if not header or "image" not in [h.strip() for h in header]:
         raise PinsFileError(path, 1, f"header must include an 'image' column; got {header!r}")
     out: list[tuple[int, Pin]] = []
-    try:
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise PinsFileError(path, line, f"more fields than the header's {len(header)} columns")
-            clean = {k.strip(): v for k, v in row.items() if k is not None}
-            if all((v is None or not str(v).strip()) for v in clean.values()):
-                continue
-            if any(v is None for v in clean.values()) and clean.get("image") is None:
-                raise PinsFileError(path, line, "row has fewer fields than the header")
-            out.append((line, _row_to_pin(clean, path, line)))
-    except csv.Error as exc:
-        raise PinsFileError(path, reader.line_num, f"malformed CSV ({exc})") from exc
+    rows = iter(reader)
+    while True:
+        start = reader.line_num + 1  # the line the next record starts on (a quoted field may span lines)
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problem = str(exc)
+            if "field limit" in problem:
+                problem = f"a field is longer than {csv.field_size_limit():,} characters"
+            raise PinsFileError(path, start, f"malformed CSV ({problem})") from exc
+        line = reader.line_num - _newlines_in(row)  # the record's first line, after any blank ones
+        if None in row:
+            raise PinsFileError(path, line, f"more fields than the header's {len(header)} columns")
+        clean = {k.strip(): v for k, v in row.items() if k is not None}
+        if all((v is None or not str(v).strip()) for v in clean.values()):
+            continue
+        if any(v is None for v in clean.values()) and clean.get("image") is None:
+            raise PinsFileError(path, line, "row has fewer fields than the header")
+        out.append((line, _row_to_pin(clean, path, line)))
     return out
 
 
@@ -296,7 +348,13 @@ def read_pins_file(folder: Path) -> tuple[Path | None, dict[str, Pin]]:
     csv_path, jsonl_path = folder / "pins.csv", folder / "pins.jsonl"
 
     def present(p: Path) -> bool:
-        return p.is_symlink() or p.exists()
+        try:
+            p.lstat()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise BoardError(f"{p}: cannot read ({exc.strerror}); check the board folder's permissions") from None
+        return True
 
     if present(csv_path) and present(jsonl_path):
         raise BoardError(f"{folder}: both pins.csv and pins.jsonl exist; keep one")
@@ -384,6 +442,25 @@ def build_board(
     return Board(name=name, pins=pins, thumbs=thumbs, skipped=skip, reader=reader)
 
 
+def _entry_kind(path: Path) -> str:
+    """``file`` for a regular file (or a link to one), else what it is, in words."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "broken link" if path.is_symlink() else "file that cannot be read"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
 def folder_reader(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[[Pin], bytes]:
     """Read a pin's image from its board folder, refusing a file that changed since the board was loaded."""
 
@@ -406,15 +483,45 @@ def load_board(
 ) -> Board:
     """Import a board folder: its images plus the optional ``pins.csv`` / ``pins.jsonl``."""
     root = Path(folder)
-    if not root.exists():
-        raise BoardError(f"board folder {root} does not exist")
-    if not root.is_dir():
+    try:
+        st = root.stat()
+    except FileNotFoundError:
+        raise BoardError(f"board folder {root} does not exist") from None
+    except OSError as exc:
+        raise BoardError(f"board folder {root}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISDIR(st.st_mode):
         raise BoardError(f"{root} is not a folder; a board is a folder of images (plus optional pins.csv)")
+    try:
+        entries = sorted(root.iterdir())
+        for entry in entries[:1]:
+            entry.lstat()  # listing needs read permission, looking at the entries execute permission
+    except OSError as exc:
+        raise BoardError(
+            f"board folder {root}: cannot read ({exc.strerror}); it needs read and execute permission "
+            f"(chmod u+rx {root})"
+        ) from None
     _, listed = read_pins_file(root)
-    found = {p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    found: set[Path] = set()
+    skipped: list[tuple[str, str]] = []
+    for entry in entries:
+        name = entry.name
+        if name in PINS_FILES or name in listed:
+            continue
+        kind = _entry_kind(entry)
+        if kind == "file" and entry.suffix.lower() in IMAGE_SUFFIXES:
+            found.add(entry)
+        elif name.startswith("."):
+            continue  # hidden files (.DS_Store, editors' swap files) are never pins
+        elif kind == "file":
+            what = f"{entry.suffix.lower()} is" if entry.suffix else "a file without a suffix is"
+            skipped.append((name, f"not read: {what} not a supported image format; convert it to JPEG, PNG, "
+                                  "WebP or GIF"))
+        elif kind == "folder":
+            skipped.append((name, "not read: a folder (board folders are not read recursively)"))
+        else:
+            skipped.append((name, f"not read: a {kind}, not an image file"))
     files = sorted(found | {root / name for name in listed})
     items: list[tuple[Pin, bytes]] = []
-    skipped: list[tuple[str, str]] = []
     for path in files:
         pin = listed.get(path.name) or Pin(image=path.name)
         if not inside(root, path):  # a link that leaves the folder: never read what it points at

@@ -2,13 +2,18 @@
 
 Errors are translated here and only here: a :class:`~tastemaker.errors.TastemakerError` prints
 ``ErrorName: message`` on stderr and exits with the error's ``exit_code``; nothing prints a traceback
-for bad input.
+for bad input. Every numeric option must be finite and in its range (exit 2 otherwise). Ctrl-C prints one
+line and exits 130 (see :mod:`tastemaker._interrupt`).
+
+Outputs (``-o``) are a regular file or a missing path (a folder or a missing path for ``generate``): a
+symbolic link, a FIFO, a device or a socket there is refused (exit 73), never replaced or followed.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -20,9 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, _interrupt
 from .config import load_settings
-from .errors import RequestError, TastemakerError
+from .errors import InputError, RequestError, TastemakerError
 
 app = typer.Typer(
     name="tastemaker",
@@ -39,19 +44,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEMO_DIR = Path(__file__).parent / "data" / "demo"
 
 
+def _option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_numbers(kwargs: dict[str, Any]) -> None:
+    """Every float option is a finite number (``nan`` and ``inf`` parse as floats, and compare false with
+    every bound, so range checks alone let them through)."""
+    for name, value in kwargs.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise RequestError(f"{_option_name(name)}: {v} is not a finite number")
+
+
+def _validation_message(exc: Any) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{where}: {err.get('msg', 'invalid')} (got {str(err.get('input'))[:40]!r})")
+    return "; ".join(parts)
+
+
 def handle_errors(fn: F) -> F:
     """Turn Tastemaker errors into one clean line and the error's exit code."""
+    from pydantic import ValidationError
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _check_numbers(kwargs)
             return fn(*args, **kwargs)
         except TastemakerError as exc:
             err_console.print(f"[bold red]{type(exc).__name__}[/]: {exc.message}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except ValidationError as exc:  # settings from the environment, option values checked by a model
+            err_console.print(f"[bold red]InputError[/]: {_validation_message(exc)}", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(InputError.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(130) from None
+            _interrupt.announce()
+            raise typer.Exit(_interrupt.EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -89,7 +122,7 @@ class _Stages:
 
 
 def _progress() -> Progress:
-    return Progress(
+    progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
@@ -98,6 +131,8 @@ def _progress() -> Progress:
         transient=False,
         disable=not err_console.is_terminal and os.environ.get("TASTEMAKER_PROGRESS") != "1",
     )
+    _interrupt.before_exit("progress", progress.stop)  # an interrupted run's last line is not a bar
+    return progress
 
 
 def _warn_skipped(board: Any) -> None:
@@ -129,17 +164,21 @@ def _run_generate(
     identity_threshold: float | None,
 ) -> Path:
     from .boards import load_board
+    from .encoders.identity import embed_pool
     from .engines.base import GenerationRequest
-    from .media import ensure_writable_dir
+    from .media import check_output_path, ensure_writable_dir
     from .pipeline import generate, save_result
     from .taste.profile import TasteProfile
 
     settings = load_settings()
+    threshold = _identity_threshold(identity_threshold, settings.identity_threshold)
     request = GenerationRequest.create(**request_kwargs)
     if (board_dir is None) == (profile_path is None):
         raise RequestError("give exactly one of --board DIR or --profile FILE")
+    check_output_path(out, folder=True)
     created = not out.exists()
     ensure_writable_dir(out)  # fail before any expensive work
+    previous = _previous_outputs(out)
     board = profile = None
     if board_dir is not None:
         board = load_board(board_dir, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
@@ -149,15 +188,22 @@ def _run_generate(
         profile = TasteProfile.load(profile_path)
     identity = None
     if identity_file is not None:
+        from . import safejson
         from .encoders.identity import IdentityEmbedding
         from .errors import ProfileError
+        from .media import read_text_file
 
+        text = read_text_file(identity_file, what="identity file", error=ProfileError)
         try:
-            identity = IdentityEmbedding.from_dict(json.loads(identity_file.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
+            identity = IdentityEmbedding.from_dict(safejson.loads(text, what=str(identity_file)))
+        except RequestError as exc:
+            raise ProfileError(f"cannot read identity file {identity_file}: {exc.message}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"cannot read identity file {identity_file}: {exc}") from exc
     if not selfies and identity is None:
         raise RequestError("give a selfie (--selfie PATH) or an identity file made on your device (--identity FILE)")
+    with _interrupt.children_ignore_sigint():  # the guard's worker processes (if any): Ctrl-C is ours
+        embed_pool(settings.guard_workers)
     with _progress() as progress:
         result = generate(
             request,
@@ -167,11 +213,12 @@ def _run_generate(
             profile=profile,
             engine=engine,
             face_index=face_index,
-            identity_threshold=identity_threshold or settings.identity_threshold,
+            identity_threshold=threshold,
             guard_workers=settings.guard_workers,
             progress=_Stages(progress),
         )
         manifest = save_result(result, out)
+    _remove_stale_outputs(out, previous, manifest)
     _remember_outputs(settings.data_dir, manifest, created_dir=out if created else None)
     table = Table(title=f"{len(result.images)} image(s) in {out}")
     for col in ("file", "mode", "medium", "background", "identity dist.", "style score"):
@@ -189,8 +236,65 @@ def _run_generate(
     console.print(table)
     for note in data.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
+    if result.guard_threshold > threshold + 1e-9:
+        console.print(f"[yellow]note:[/] identity threshold raised from {threshold:.2f} to "
+                      f"{result.guard_threshold:.2f}: an output is never held closer to you than your own selfie "
+                      "is to your identity, plus a margin", highlight=False)
     console.print(f"selfie's own style score: {result.selfie_style_score:.3f} · seed {result.request.seed}")
     return manifest
+
+
+#: The identity guard's threshold range: above 0, at most dlib's same-person line (0.6).
+THRESHOLD_RANGE = (0.0, 0.6)
+
+
+def _identity_threshold(option: float | None, configured: float) -> float:
+    """The guard's threshold: ``--identity-threshold`` or the setting, finite and in :data:`THRESHOLD_RANGE`."""
+    value, name = (option, "--identity-threshold") if option is not None else (
+        configured, "TASTEMAKER_IDENTITY_THRESHOLD")
+    lo, hi = THRESHOLD_RANGE
+    if not math.isfinite(value) or not lo < value <= hi:
+        raise RequestError(
+            f"{name}: must be a number above {lo:g} and at most {hi:g} (an identity distance; 0.6 is dlib's "
+            f"same-person line, the default is 0.35), got {value}"
+        )
+    return value
+
+
+def _previous_outputs(out: Path) -> set[str]:
+    """The files a previous ``generate`` into ``out`` wrote, from its manifest (empty if there is none)."""
+    from . import safejson
+    from .media import read_text_file
+
+    manifest = out / "manifest.json"
+    try:
+        if not manifest.is_file() or manifest.is_symlink():
+            return set()
+        doc = safejson.loads(read_text_file(manifest, what="manifest"), what=str(manifest))
+    except (TastemakerError, OSError):
+        return set()  # not one of ours: leave everything as it is
+    if not isinstance(doc, dict) or "tastemaker_version" not in doc:
+        return set()
+    names = [e.get("file") for e in doc.get("images") or [] if isinstance(e, dict)]
+    names.append(doc.get("contact_sheet"))
+    return {n for n in names if isinstance(n, str) and n and n == Path(n).name and n not in (".", "..")}
+
+
+def _remove_stale_outputs(out: Path, previous: set[str], manifest: Path) -> None:
+    """After the new manifest is in place: delete what the previous run wrote that the new one does not list.
+
+    The new images and manifest are written first (each atomically), the old files removed last, so at every
+    moment ``manifest.json`` lists files that exist; only regular files named by the old manifest go."""
+    import stat
+
+    current = _previous_outputs(out) | {manifest.name}
+    for name in sorted(previous - current):
+        path = out / name
+        try:
+            if stat.S_ISREG(path.lstat().st_mode):
+                path.unlink()
+        except OSError:
+            continue
 
 
 def _remember_outputs(data_dir: Path, manifest: Path, *, created_dir: Path | None) -> None:
@@ -234,8 +338,12 @@ def generate(
     framing: Annotated[str, typer.Option(help="auto, closeup, portrait, half or full.")] = "auto",
     mode: Annotated[str | None, typer.Option(help="Use one taste mode only (e.g. m2).")] = None,
     engine: Annotated[str, typer.Option(help="Engine name (see `tastemaker engines`).")] = "look",
-    face_index: Annotated[int | None, typer.Option(help="Pick a face when a selfie has several (0 = largest).")] = None,
-    identity_threshold: Annotated[float | None, typer.Option(help="Identity guard threshold (default 0.35).")] = None,
+    face_index: Annotated[
+        int | None, typer.Option(min=0, help="Pick a face when a selfie has several (0 = largest).")
+    ] = None,
+    identity_threshold: Annotated[
+        float | None, typer.Option(help="Identity guard threshold, above 0 and at most 0.6 (default 0.35).")
+    ] = None,
 ) -> None:
     """Generate images of you in a board's (or profile's) aesthetic."""
     _run_generate(
@@ -259,19 +367,20 @@ def generate(
 def identity(
     selfie: Annotated[list[Path], typer.Argument(help="One or more selfies of the same person.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the identity JSON.")],
-    face_index: Annotated[int | None, typer.Option(help="Pick a face when a photo has several.")] = None,
+    face_index: Annotated[int | None, typer.Option(min=0, help="Pick a face when a photo has several.")] = None,
 ) -> None:
     """Encode your face on this machine into an identity file (an embedding; never the image)."""
     from .encoders.identity import IdentityEncoder
-    from .media import ensure_writable_dir, load_image, write_atomic
+    from .media import check_output_path, ensure_writable_dir, load_image, write_atomic
 
     settings = load_settings()
+    check_output_path(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
     images = [load_image(p, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes) for p in selfie]
     emb, faces = IdentityEncoder(min_face_px=settings.min_face_px).encode(
         images, names=[p.name for p in selfie], face_index=face_index
     )
-    write_atomic(out, (json.dumps(emb.to_dict(), indent=1) + "\n").encode())  # 0600: it describes a face
+    write_atomic(out, (json.dumps(emb.to_dict(), indent=1, allow_nan=False) + "\n").encode())  # 0600: a face
     from .forget import remember
 
     remember(settings.data_dir, [out], kind="identity")
@@ -282,9 +391,9 @@ def identity(
 @handle_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
-    n: Annotated[int, typer.Option("-n", help="Number of variations.")] = 4,
-    size: Annotated[int, typer.Option(help="Longest side in pixels.")] = 1024,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 7,
+    n: Annotated[int, typer.Option("-n", help="Number of variations (1-8).")] = 4,
+    size: Annotated[int, typer.Option(help="Longest side in pixels (256-2048).")] = 1024,
+    seed: Annotated[int, typer.Option(min=0, help="Seed.")] = 7,
 ) -> None:
     """Run the whole flow on the bundled sample selfie and board."""
     board_dir = DEMO_DIR / "board"
@@ -328,18 +437,20 @@ def verify(
     replaced mark), 22 forged (the mark names a record but the picture is another one: a copied mark),
     23 untrusted (a manifest claiming to be ours, signed by a certificate outside the trust list).
     """
-    from .errors import InputError, ProofError
-    from .media import read_image_bytes, write_atomic
+    from .errors import ProofError
+    from .media import check_output_path, read_image_bytes, read_text_file, write_atomic
     from .pipeline import default_provenance
     from .provenance.ledger import SignedTreeHead
     from .provenance.service import VERDICT_EXIT
 
     settings = load_settings()
     known = None
+    if checkpoint is not None:
+        check_output_path(checkpoint)  # it is rewritten below: a regular file or nothing yet
     if checkpoint is not None and checkpoint.exists():
         try:
-            known = SignedTreeHead.from_note(checkpoint.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ProofError) as exc:
+            known = SignedTreeHead.from_note(read_text_file(checkpoint, what="checkpoint"))
+        except (InputError, ProofError) as exc:
             raise InputError(f"{checkpoint} does not hold a tree head saved by `tastemaker verify`: {exc}") from None
     report = default_provenance().verify(read_image_bytes(image, max_bytes=settings.max_image_bytes),
                                          known_head=known)
@@ -407,8 +518,17 @@ _register_subcommands()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: the app, with Ctrl-C handled once (one line, exit 130, no finalisation
+    under running threads; see :mod:`tastemaker._interrupt`)."""
+    _interrupt.install()
+    try:
+        app()
+    except BaseException:
+        if _interrupt.interrupted():  # whatever ended the command after Ctrl-C (a cancelled task...) ends quietly
+            _interrupt.exit_now()
+        raise
+    if _interrupt.interrupted():
+        _interrupt.exit_now()
 
 
 if __name__ == "__main__":  # pragma: no cover

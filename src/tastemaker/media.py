@@ -18,8 +18,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import stat
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from .errors import (
     ImageDecodeError,
     ImagePixelLimitError,
     ImageTooLargeError,
+    InputError,
     OutputError,
     RequestError,
     UnsupportedImageError,
@@ -72,6 +75,52 @@ def read_image_bytes(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         raise ImageDecodeError(f"{p}: cannot read ({exc.strerror})") from exc
 
 
+#: Largest text input read whole (a profile, an identity file, a checkpoint): far above any real one.
+MAX_TEXT_BYTES = 64 * 1024 * 1024
+
+
+def read_text_file(
+    path: Path | str, *, what: str = "file", error: type[InputError] = InputError, max_bytes: int = MAX_TEXT_BYTES
+) -> str:
+    """A UTF-8 text input (a profile, an identity file): a regular file of at most ``max_bytes``, or ``error``
+    naming it. A FIFO or a device is refused before it is opened, so it can never hang the command."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise error(f"{what} file {p} not found") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {p} ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{what} {p} is {_kind_of(st.st_mode)}, not a regular file")
+    try:
+        with open(p, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"cannot read {what} {p} ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise error(f"{what} {p} is over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {p} is not UTF-8 text ({exc.reason})") from None
+
+
+def _kind_of(mode: int) -> str:
+    """What a file is, in words (for messages that refuse it)."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a regular file" if stat.S_ISREG(mode) else "a special file"
+
+
 def _open_checked(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Image.Image:
     """Open (header only) and apply every check that needs no decoding: bytes, format, pixel count."""
     if not data:
@@ -83,7 +132,13 @@ def _open_checked(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Im
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImagePixelLimitError(f"{name}: {exc}; the limit is {max_pixels:,} pixels") from exc
+        # Pillow's own guard (at twice its MAX_IMAGE_PIXELS) fired before ours could: quote our limit only
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "its pixel count"
+        raise ImagePixelLimitError(
+            f"{name}: {size} is over the {max_pixels:,}-pixel limit "
+            "(a decompression bomb, or a photo that should be downscaled first)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
             f"{name}: not a recognised image ({len(data)} bytes); expected JPEG, PNG, WebP or GIF"
@@ -320,19 +375,59 @@ def ensure_writable_dir(path: Path | str) -> Path:
     return p
 
 
+def check_output_path(path: Path | str, *, folder: bool = False) -> Path:
+    """Refuse an output path that is anything but a missing path or a regular file (a folder with
+    ``folder=True``): never a symbolic link, a FIFO, a device or a socket, which writing would replace (or
+    follow out of the output folder). Raises :class:`OutputError` naming what is there."""
+    p = Path(path)
+    try:
+        st = p.lstat()
+    except FileNotFoundError:
+        return p
+    except OSError as exc:
+        raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from exc
+    want = stat.S_ISDIR if folder else stat.S_ISREG
+    if not want(st.st_mode):
+        expected = "a folder or a path that does not exist yet" if folder else (
+            "a regular file or a path that does not exist yet")
+        raise OutputError(f"refusing to write to {p}: it is {_kind_of(st.st_mode)}; give {expected}")
+    return p
+
+
+# Temporary files being written right now: an interrupted command (Ctrl-C) removes them before it exits, even
+# when it exits without unwinding (see tastemaker.cli). Taking the lock stops new ones from being made.
+TEMP_FILES_LOCK = threading.Lock()
+_TEMP_FILES: set[str] = set()
+
+
+def remove_temp_files() -> None:
+    """Remove every temporary file :func:`write_atomic` has open (call with :data:`TEMP_FILES_LOCK` held)."""
+    for tmp in list(_TEMP_FILES):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    _TEMP_FILES.clear()
+
+
 def write_atomic(path: Path | str, data: bytes, *, mode: int = PRIVATE_FILE) -> Path:
     """Write ``data`` to ``path`` via a temp file + rename, so readers never see half a file.
 
     The file gets ``mode`` (default 0600: most of what Tastemaker writes holds a face, a key or a taste),
     never more than an existing file at ``path`` had: rewriting a 0600 key never makes it readable.
+    Only a regular file is ever replaced: a symbolic link, a FIFO, a device or a folder at ``path`` is an
+    :class:`OutputError` (:func:`check_output_path`).
     """
     p = Path(path)
+    check_output_path(p)
     try:
         try:
-            mode &= stat.S_IMODE(p.stat().st_mode)
+            mode &= stat.S_IMODE(p.lstat().st_mode)
         except FileNotFoundError:
             pass
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        with TEMP_FILES_LOCK:
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+            _TEMP_FILES.add(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -341,6 +436,9 @@ def write_atomic(path: Path | str, data: bytes, *, mode: int = PRIVATE_FILE) -> 
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        finally:
+            with TEMP_FILES_LOCK:
+                _TEMP_FILES.discard(tmp)
     except OSError as exc:
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from exc
     return p

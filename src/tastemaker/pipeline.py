@@ -481,11 +481,24 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
         },
         "identity_threshold": round(result.guard_threshold, 4),
         "pins_from": result.assets_source,
-        "selfie_style_score": round(result.selfie_style_score, 4),
+        # None, not NaN, for an identity-only run (no selfie pixels to score): the manifest is standard JSON
+        "selfie_style_score": _finite(round(result.selfie_style_score, 4)),
         "contact_sheet": "contact_sheet.png" if sheet_bytes is not None else None,
         "notes": result.notes(),
         "timings_ms": {k: round(v * 1000, 1) for k, v in {**result.timings, "encode": encode_s}.items()},
         "images": [{"file": name, **img.record()} for (name, _), img in zip(blobs, result.images, strict=True)],
     }
-    path = write_atomic(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    text = json.dumps(_finite(manifest), indent=2, allow_nan=False)
+    path = write_atomic(out / "manifest.json", (text + "\n").encode())
     return path
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

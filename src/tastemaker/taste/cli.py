@@ -40,14 +40,15 @@ def remember_profile(data_dir: Path, path: Path) -> None:
 def build(
     board: Annotated[Path, typer.Argument(help="Board folder (images + optional pins.csv / pins.jsonl).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile JSON.")],
-    max_modes: Annotated[int, typer.Option(help="Most style modes to find.")] = 4,
+    max_modes: Annotated[int, typer.Option(min=1, max=8, help="Most style modes to find (1-8).")] = 4,
 ) -> None:
     """Learn a taste profile from a board."""
     from ..boards import load_board
-    from ..media import ensure_writable_dir
+    from ..media import check_output_path, ensure_writable_dir
     from .profile import ProfileConfig, build_profile
 
     settings = load_settings()
+    check_output_path(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
     b = load_board(board, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
     _warn_skipped(b)
@@ -71,12 +72,16 @@ def export(
     unsigned: Annotated[bool, typer.Option("--unsigned", help="Do not sign the export.")] = False,
 ) -> None:
     """Export a profile (signed; optionally differentially private) to move it elsewhere."""
-    from ..media import write_atomic
+    from ..errors import RequestError
+    from ..media import check_output_path, write_atomic
     from .portable import export_document, profile_key
     from .privacy import Accountant, PrivacyConfig, private_profile
     from .profile import TasteProfile
 
+    if epsilon is not None and not epsilon > 0:
+        raise RequestError(f"--epsilon: must be a number above 0 (smaller is more private), got {epsilon}")
     settings = load_settings()
+    check_output_path(out)
     prof = TasteProfile.load(profile)
     if private:
         import numpy as np
@@ -100,7 +105,7 @@ def export(
         console.print(f"private release: epsilon {cfg.epsilon:g} (delta {cfg.delta:g}); spent today "
                       f"{spent:.2f} of {cfg.budget_epsilon:g}")
     doc = export_document(prof, None if unsigned else profile_key(settings.data_dir))
-    write_atomic(out, (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode())
+    write_atomic(out, (json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode())
     remember_profile(settings.data_dir, out)
     signer = doc.get("signature", {}).get("key_id", "unsigned")
     console.print(f"wrote {out}: {len(prof.modes)} mode(s), signed by key {signer}")
@@ -123,13 +128,12 @@ def import_(
     named with --trust.
     """
     from ..errors import ProfileError
+    from ..media import check_output_path, read_text_file
     from .portable import TrustStore, import_document
 
     settings = load_settings()
-    try:
-        text = export_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read {export_file}: {exc}") from exc
+    check_output_path(out)
+    text = read_text_file(export_file, what="taste export", error=ProfileError)
     store = TrustStore(settings.data_dir)
     before = store.signers()
     prof, signer = import_document(
@@ -175,7 +179,7 @@ def feedback(
     profile: Annotated[Path, typer.Option("--profile", "-p", help="Your profile JSON (updated in place).")],
     image: Annotated[Path, typer.Option("--image", "-i", help="The generated image you reacted to.")],
     action: Annotated[str, typer.Option(help="save, like, skip or hide.")],
-    dwell_seconds: Annotated[float, typer.Option(help="How long you looked at it.")] = 0.0,
+    dwell_seconds: Annotated[float, typer.Option(min=0, help="How long you looked at it, in seconds.")] = 0.0,
     mode: Annotated[str | None, typer.Option(help="Mode it was drawn in (default: from manifest.json).")] = None,
 ) -> None:
     """Tell your profile how you reacted to an image; it moves toward (or away from) that look."""

@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import ProfileError
+from ..errors import ProfileError, TastemakerError
 from ..media import make_private_dirs, write_atomic
 from ..provenance.ledger import load_or_create_key
 from .profile import TasteProfile
@@ -153,10 +153,14 @@ def import_document(
     With ``trust_store`` the signer must also be trusted (see :meth:`TrustStore.admit`; ``trust`` lists key
     ids or public keys the caller vouches for). Without one only the signature is checked.
     """
+    from .. import safejson
+
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{name}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        doc = safejson.loads(text, what=name)
+    except safejson.JSONSyntaxError as exc:
+        raise ProfileError(f"{name}: not valid JSON ({exc.detail})") from exc
+    except TastemakerError as exc:  # nested too deep, a number too long
+        raise ProfileError(exc.message) from exc
     if not isinstance(doc, dict) or doc.get("schema") != EXPORT_SCHEMA:
         raise ProfileError(f"{name}: not a Tastemaker taste export (expected \"schema\": \"{EXPORT_SCHEMA}\")")
     if doc.get("schema_version") != EXPORT_VERSION:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import safejson
 from ..boards import Board
 from ..encoders.medium import MediumInfo, medium_stats, mode_medium
 from ..encoders.style import (
@@ -40,8 +41,8 @@ from ..encoders.style import (
     to_lab,
     vector_to_features,
 )
-from ..errors import ProfileError
-from ..media import write_atomic
+from ..errors import ProfileError, RequestError
+from ..media import read_text_file, write_atomic
 from .modes import medoids, split_modes
 from .robust import RobustConfig, defend, geometric_median
 from .weights import WeightConfig, pin_weights
@@ -198,7 +199,12 @@ class TasteProfile(BaseModel):
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", by_alias=True), indent=1, ensure_ascii=False) + "\n"
+        """Standard JSON (never ``NaN``/``Infinity``: a profile holding one is refused, not written)."""
+        try:
+            return json.dumps(self.model_dump(mode="json", by_alias=True), indent=1, ensure_ascii=False,
+                              allow_nan=False) + "\n"
+        except ValueError as exc:
+            raise ProfileError(f"the profile holds a value that is not a finite number ({exc}); not written") from exc
 
     def save(self, path: Path | str) -> Path:
         """Write atomically as JSON."""
@@ -207,16 +213,19 @@ class TasteProfile(BaseModel):
     @classmethod
     def from_json(cls, text: str, *, name: str = "profile") -> TasteProfile:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProfileError(f"{name}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+            data = safejson.loads(text, what=name)
+        except safejson.JSONSyntaxError as exc:
+            raise ProfileError(f"{name}: not valid JSON ({exc.detail})") from exc
+        except RequestError as exc:  # nested too deep, a number too long, NaN
+            raise ProfileError(exc.message) from exc
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise ProfileError(f"{name}: not a Tastemaker taste profile (expected \"schema\": \"{SCHEMA}\")")
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ProfileError(
                 f"{name}: schema_version {version!r} is not supported by this Tastemaker "
-                f"(it reads version {SCHEMA_VERSION}); rebuild the profile with `tastemaker profile BOARD`"
+                f"(it reads version {SCHEMA_VERSION}); rebuild the profile with "
+                "`tastemaker profile build BOARD -o FILE`"
             )
         enc = data.get("encoder") or {}
         if enc.get("name") != ENCODER_NAME or str(enc.get("version")) != ENCODER_VERSION:
@@ -247,13 +256,7 @@ class TasteProfile(BaseModel):
     @classmethod
     def load(cls, path: Path | str) -> TasteProfile:
         p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ProfileError(f"profile file {p} not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"cannot read profile {p}: {exc}") from exc
-        return cls.from_json(text, name=p.name)
+        return cls.from_json(read_text_file(p, what="profile", error=ProfileError), name=p.name)
 
 
 # ---------------------------------------------------------------------- building
@@ -302,15 +305,15 @@ def _mode_name(f: dict[str, float], tags: dict[str, float]) -> str:
 def _engagement_weights(board: Board, x: np.ndarray, cfg: ProfileConfig) -> tuple[np.ndarray, dict[str, Any]]:
     """Hand-set weights, or attention weights fitted on this board's own dated history."""
     from .learned import MIN_HISTORY, counterfactual_looks, engagement_features, fit_attention
-    from .weights import cap_weights
+    from .weights import cap_weights, reference_time
 
     dated = [p for p in board.pins if p.pinned_at is not None]
     want = cfg.weighting == "learned" or (cfg.weighting == "auto" and len(dated) >= MIN_HISTORY)
     if not want or len(dated) < MIN_HISTORY:
         return pin_weights(board.pins, cfg.weights), {"kind": "default"}
-    stamps = [p.pinned_at for p in dated if p.pinned_at is not None]
-    ref = max(stamps)
-    days = np.array([((p.pinned_at or ref) - ref).total_seconds() / 86400 for p in board.pins])
+    ref = reference_time([p.pinned_at for p in dated])
+    assert ref is not None
+    days = np.array([(min(p.pinned_at or ref, ref) - ref).total_seconds() / 86400 for p in board.pins])
     saves = np.array([p.saves for p in board.pins], float)
     clicks = np.array([p.clicks for p in board.pins], float)
     dwell = np.array([p.dwell_seconds for p in board.pins], float)

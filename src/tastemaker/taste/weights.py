@@ -10,18 +10,34 @@ count as newest). Logs keep a viral pin from drowning the rest; two caps finish 
 
 Every step is monotone, so more engagement never lowers a pin's own weight, and every step is a
 symmetric function of the pins, so their order never matters.
+
+Any timestamps give finite weights that sum to 1: a date in the future (which board import refuses, but
+an older store may hold) counts as "now", and a pin centuries older than the rest keeps a tiny weight
+(at least :data:`MIN_RELATIVE_WEIGHT` of the largest) instead of underflowing to zero.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from ..boards import Pin
+
+#: The smallest weight a pin keeps relative to the board's largest (before the caps): far below anything that
+#: shows in a profile, far above zero, so centuries-old pins can never turn every weight into 0/0.
+MIN_RELATIVE_WEIGHT = 1e-9
+
+
+def reference_time(stamps: Sequence[datetime | None], now: datetime | None = None) -> datetime | None:
+    """The time ages are measured from: the newest pin's date, but never later than now."""
+    dated = [t for t in stamps if t is not None]
+    if not dated:
+        return None
+    return min(max(dated), now or datetime.now(UTC))
 
 
 class WeightConfig(BaseModel):
@@ -52,7 +68,7 @@ def recency_factor(pinned_at: datetime | None, reference: datetime | None, half_
     if pinned_at is None or reference is None:
         return 1.0
     age_days = max(0.0, (reference - pinned_at).total_seconds() / 86400.0)
-    return 0.5 ** (age_days / half_life_days)
+    return max(0.5 ** (age_days / half_life_days), MIN_RELATIVE_WEIGHT)
 
 
 def _cap_shares(w: np.ndarray, max_share: float) -> np.ndarray:
@@ -77,8 +93,7 @@ def pin_weights(pins: Sequence[Pin], cfg: WeightConfig | None = None) -> np.ndar
     cfg = cfg or WeightConfig()
     if not pins:
         return np.zeros(0)
-    dated = [p.pinned_at for p in pins if p.pinned_at is not None]
-    reference = max(dated) if dated else None
+    reference = reference_time([p.pinned_at for p in pins])
     raw = np.array(
         [engagement_score(p, cfg) * recency_factor(p.pinned_at, reference, cfg.half_life_days) for p in pins]
     )
@@ -86,6 +101,18 @@ def pin_weights(pins: Sequence[Pin], cfg: WeightConfig | None = None) -> np.ndar
 
 
 def cap_weights(raw: np.ndarray, cfg: WeightConfig) -> np.ndarray:
-    """The two dominance caps (median ratio, then share water-filling) on raw positive weights."""
+    """The two dominance caps (median ratio, then share water-filling) on raw positive weights.
+
+    Weights that are not finite or not positive (an underflow, a bug upstream) never make it through: each
+    is raised to :data:`MIN_RELATIVE_WEIGHT` of the largest, and a board with no usable weight at all gets
+    equal weights.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    raw = np.where(np.isfinite(raw) & (raw > 0), raw, 0.0)
+    top = float(raw.max(initial=0.0))
+    if top <= 0.0:
+        raw = np.ones(len(raw))
+    else:
+        raw = np.maximum(raw, top * MIN_RELATIVE_WEIGHT)
     raw = np.minimum(raw, cfg.cap_ratio * float(np.median(raw)))
     return _cap_shares(raw, max(cfg.max_share, 2.0 / len(raw)))
