@@ -249,7 +249,7 @@ def test_the_log_proves_it_extends_a_head_the_client_kept(
     assert not r.json()["log"]["consistency"]["ok"]
     half = shared_api.client.post(f"/v1/verify?since_size={head.size}", files={"image": ("x.png", output, "image/png")},
                                   headers=owner)
-    assert half.status_code == 422 and half.json()["code"] == "invalid_request"
+    assert half.status_code == 422 and half.json()["code"] == "incomplete_tree_head"
 
 
 def test_openapi_documents_every_verdict(shared_api: Api) -> None:

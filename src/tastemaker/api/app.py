@@ -46,7 +46,7 @@ from .errors import (
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
 from .routes import account, boards, feedback, generations, styleembed, verify
-from .schemas import FeedbackIn, GenerationCreate, StyleEmbedIn, VerifyIn
+from .schemas import FeedbackIn, GenerationCreate, PinIn, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("tastemaker.api")
@@ -299,7 +299,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
 
 #: Request bodies that routes parse themselves (JSON or multipart) and reference from ``openapi_extra``.
-BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn, StyleEmbedIn)
+BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn, StyleEmbedIn, PinIn)
 
 
 def _publish_body_models(app: FastAPI) -> None:

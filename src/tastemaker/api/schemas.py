@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict, JsonValue
 
 from ..engines.base import Aspect, Background, Framing, GenerationRequest
 
@@ -155,17 +156,58 @@ class StyleEmbedOut(BaseModel):
 # ------------------------------------------------------------------------------------------ generations
 
 
-class GenerationCreate(BaseModel):
-    """A generation request (JSON form; the multipart form has the same fields, ``selfie`` as a file)."""
+#: Base64 text (RFC 4648), as the JSON forms carry image files.
+BASE64: JsonDict = {
+    "contentEncoding": "base64",
+    "pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",  # what the server decodes
+}
 
-    model_config = ConfigDict(extra="forbid")
+
+def one_of_given(*groups: tuple[dict[str, Any], list[str]]) -> JsonDict:
+    """JSON Schema for "exactly one of these ways": each group's fields given (not null), some others left out.
+
+    ``groups`` are (the fields the way needs and their schemas, the fields it excludes: absent or null). What
+    the API refuses with a 422 naming the rule (``give exactly one of board_id or profile``) the published
+    schema says too.
+    """
+    branches: list[JsonValue] = []
+    for needs, excludes in groups:
+        props: JsonDict = {n: {"type": "null"} for n in excludes}
+        props.update(needs)
+        branches.append({"required": list(needs), "properties": props})
+    return {"oneOf": branches}
+
+
+def _generation_schema(schema: JsonDict) -> None:
+    """GenerationCreate's published schema: ``consent`` is required (and must be true; the model defaults it to
+    false so that leaving it out gets the clear 400 ``consent_required``), and exactly one of board or profile."""
+    required = schema.setdefault("required", [])
+    assert isinstance(required, list)
+    if "consent" not in required:
+        required.append("consent")
+    schema.update(one_of_given(({"board_id": {"type": "string"}}, ["profile"]),
+                               ({"profile": {"type": "object"}}, ["board_id"])))
+
+
+class GenerationCreate(BaseModel):
+    """A generation request (JSON form; the multipart form has the same fields, ``selfie`` as a file).
+
+    Exactly one of ``board_id`` and ``profile``; ``consent`` must be true.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: _generation_schema(schema))
 
     board_id: str | None = Field(None, min_length=1, max_length=32, description="one of board_id or profile")
     profile: dict[str, Any] | None = Field(None, description="a TasteProfile JSON object, instead of a board")
-    selfie: str = Field(min_length=1, description="the selfie image, base64 (JSON) — or a file part (multipart)")
+    selfie: str = Field(
+        min_length=1, description="the selfie image, base64 (JSON) — or a file part (multipart)",
+        json_schema_extra=BASE64,
+    )
     selfie_name: str = Field("selfie", max_length=255)
     consent: bool = Field(
-        False, description="must be true: you confirm the selfie is yours or you have the person's consent"
+        False, description="must be true: you confirm the selfie is yours or you have the person's consent "
+        "(false is refused: 400 consent_required)",
+        json_schema_extra={"const": True},
     )
     prompt: Annotated[str, *_bounds("prompt")] = _core["prompt"].default
     n: Annotated[int, *_bounds("n")] = _core["n"].default
@@ -241,7 +283,13 @@ class FeedbackIn(BaseModel):
     mode nearest its style.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=one_of_given(
+            ({"generation_id": {"type": "string"}}, ["image"]),
+            ({"image": {"type": "string"}, "board_id": {"type": "string"}}, ["generation_id"]),
+        ),
+    )
 
     action: FeedbackAction = Field(
         description="save and like move the profile toward the image's look; skip and hide away from it"
@@ -251,7 +299,10 @@ class FeedbackIn(BaseModel):
     board_id: str | None = Field(
         None, min_length=1, max_length=32, description="the board whose profile learns (default: the generation's)"
     )
-    image: str | None = Field(None, min_length=1, description="an image, base64 (JSON) — or a file part (multipart)")
+    image: str | None = Field(
+        None, min_length=1, description="an image, base64 (JSON) — or a file part (multipart); needs board_id",
+        json_schema_extra=BASE64,
+    )
     dwell_seconds: float = Field(0.0, ge=0, le=86400, allow_inf_nan=False, description="how long it was looked at")
 
 
@@ -309,7 +360,7 @@ class VerifyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image: str = Field(min_length=1, description="the image file's bytes, base64")
+    image: str = Field(min_length=1, description="the image file's bytes, base64", json_schema_extra=BASE64)
 
 
 class C2paOut(BaseModel):

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from ... import safejson
 from ...audit import BOARD_CREATED, BOARD_DELETED, BOARD_PINS_ADDED
-from ...boards import Pin, make_thumb
+from ...boards import Pin, check_pinned_at, make_thumb
 from ...errors import BoardError, EmptyBoardError, ImageError
 from ...store import repo, sha256_hex
 from ...store.models import Board, PinRecord
@@ -53,8 +53,13 @@ PINS_HELP = (
     "Engagement per image, as a JSON array of objects matched to the uploads by file name: "
     '`[{"image": "a.jpg", "saves": 3, "clicks": 1, "dwell_seconds": 12.5, "pinned_at": "2024-05-01T12:00:00Z", '
     '"title": "...", "tags": ["film", "grain"], "source": "..."}]`. Images without an entry count with no '
-    "engagement."
+    "engagement; entries naming no uploaded file are reported in `skipped`."
 )
+#: The pins field is JSON text: an array of PinIn (published in the components; `null` means no engagement).
+PINS_SCHEMA: dict[str, Any] = {
+    "contentMediaType": "application/json",
+    "contentSchema": {"anyOf": [{"type": "array", "items": {"$ref": "#/components/schemas/PinIn"}}, {"type": "null"}]},
+}
 
 
 def require_multipart(request: Request, principal: BoardsWrite) -> Principal:
@@ -97,6 +102,11 @@ def parse_pins(text: str | None) -> dict[str, PinIn]:
     for i, entry in enumerate(entries):
         if entry.image in out:
             raise BoardError(f"pins[{i}]: image {entry.image!r} is listed twice")
+        if entry.pinned_at is not None:  # the folder import's rule: UTC, at most a day in the future
+            try:
+                entry = entry.model_copy(update={"pinned_at": check_pinned_at(entry.pinned_at)})
+            except ValueError as exc:
+                raise BoardError(f"pins[{i}] ({entry.image}): {exc}") from None
         out[entry.image] = entry
     return out
 
@@ -260,8 +270,10 @@ def create_board(
     session: SessionDep,
     principal: UploadAccount,
     name: Annotated[str, Form(min_length=1, max_length=200, description="the board's name")],
-    images: Annotated[list[UploadFile], File(description="the pinned images (JPEG, PNG, WebP, GIF, TIFF, BMP)")],
-    pins: Annotated[str | None, Form(description=PINS_HELP)] = None,
+    images: Annotated[
+        list[UploadFile], File(min_length=1, description="the pinned images (JPEG, PNG, WebP, GIF, TIFF, BMP)")
+    ],
+    pins: Annotated[str | None, Form(description=PINS_HELP, json_schema_extra=PINS_SCHEMA)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     meta = parse_pins(pins)
@@ -346,8 +358,8 @@ def add_pins(
     session: SessionDep,
     principal: UploadAccount,
     board_id: BoardId,
-    images: Annotated[list[UploadFile], File(description="more pinned images")],
-    pins: Annotated[str | None, Form(description=PINS_HELP)] = None,
+    images: Annotated[list[UploadFile], File(min_length=1, description="more pinned images")],
+    pins: Annotated[str | None, Form(description=PINS_HELP, json_schema_extra=PINS_SCHEMA)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     board = owned_board(svc, session, request, principal, board_id, with_pins=True)

@@ -47,6 +47,27 @@ def validate_body(model: type[M], data: Any) -> M:
         raise RequestError("; ".join(parts)) from None
 
 
+def form_properties(
+    model: type[BaseModel], *, files: dict[str, dict[str, Any]], extra: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The multipart form's properties for a body model: the model's own JSON Schema per field (so the JSON and
+    multipart forms of a request cannot drift apart), without ``null`` (a form field is left out instead), with
+    ``files`` as file parts and ``extra`` replacing what differs in a form (JSON text in a field)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    props: dict[str, Any] = {}
+    for name, sub in schema["properties"].items():
+        sub = {k: v for k, v in sub.items() if k not in ("title", "default")}
+        options = [o for o in sub.pop("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            sub = {**options[0], **sub}
+        elif options:
+            sub["anyOf"] = options
+        props[name] = sub
+    props.update(files)
+    props.update(extra or {})
+    return props
+
+
 def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for error statuses, all with the one error body.
 

@@ -37,7 +37,7 @@ from ..deps import (
 from ..errors import NotFoundError
 from ..profiles import apply_board_feedback
 from ..schemas import FeedbackIn, FeedbackOut, ProfileHistoryOut, ProfileVersionOut
-from .common import AUTH_ERRORS, errors, owned_board, owned_job
+from .common import AUTH_ERRORS, errors, form_properties, owned_board, owned_job
 from .generations import NotReadyError
 from .uploads import image_body_schema, read_image_body
 
@@ -46,15 +46,10 @@ ENDPOINT = "POST /v1/feedback"
 
 FEEDBACK_BODY = image_body_schema(
     "FeedbackIn",
-    {
-        "action": {"type": "string", "enum": ["save", "like", "skip", "hide"]},
-        "generation_id": {"type": "string", "minLength": 1, "maxLength": 64},
-        "image_index": {"type": "integer", "minimum": 0, "maximum": 63},
-        "board_id": {"type": "string", "minLength": 1, "maxLength": 32},
-        "image": {"type": "string", "format": "binary"},
-        "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
-    },
+    form_properties(FeedbackIn, files={"image": {"type": "string", "format": "binary", "description": "the image"}}),
     ["action"],
+    one_of=["generation_id", "image"],
+    needs={"image": ["board_id"]},
 )
 
 

@@ -30,7 +30,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from ... import safejson
 from ...audit import GENERATION_CREATED
 from ...engines.base import GenerationRequest
-from ...errors import RequestError
+from ...errors import ProfileError, RequestError
 from ...store import repo, sha256_hex
 from ...store.models import Board, Job, utcnow
 from ...taste.profile import TasteProfile
@@ -60,7 +60,17 @@ from ..errors import (
 )
 from ..profiles import board_assets, ensure_profile
 from ..schemas import GenerationCreate, GenerationOut
-from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, owned_job, validate_body
+from .common import (
+    AUTH_ERRORS,
+    errors,
+    form_properties,
+    is_json,
+    json_body,
+    media_type,
+    owned_board,
+    owned_job,
+    validate_body,
+)
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"], responses=AUTH_ERRORS)
 
@@ -97,6 +107,15 @@ def prefer_wait(value: str | None, cap: float) -> float:
 _MULTIPART_FIELDS = set(GenerationCreate.model_fields) - {"selfie"}
 
 
+def _profile_field(data: str | bytes, what: str) -> Any:
+    """The multipart ``profile`` field: TasteProfile JSON (not JSON at all is 422 ``invalid_profile``; nested
+    too deep or with an over-long number, 400 ``json_*``)."""
+    try:
+        return safejson.loads(data, what=what)
+    except safejson.JSONSyntaxError as exc:
+        raise ProfileError(f"{exc.message}; send a TasteProfile (the JSON `tastemaker profile build` writes)") from None
+
+
 async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
     """Parse JSON (selfie in base64) or multipart (selfie as a file part) into one model."""
     ctype = media_type(request)
@@ -124,13 +143,13 @@ async def read_request(request: Request) -> tuple[GenerationCreate, bytes]:
                 if key == "selfie":
                     raise FilePartExpectedError("selfie")
                 if key == "profile":
-                    fields[key] = safejson.loads(value, what="profile")
+                    fields[key] = _profile_field(value, "profile")
                 elif key in _MULTIPART_FIELDS and value != "":
                     fields[key] = value
                 elif key not in _MULTIPART_FIELDS:
                     raise RequestError(f"unknown form field {key!r}")
             elif key == "profile" and isinstance(value, UploadFile):
-                fields["profile"] = safejson.loads(await value.read(), what="profile (the uploaded file)")
+                fields["profile"] = _profile_field(await value.read(), "profile (the uploaded file)")
             else:
                 raise RequestError(f"unexpected file part {key!r}; the selfie goes in a part named 'selfie'")
         if selfie_bytes is None:
@@ -460,24 +479,15 @@ GENERATION_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    "additionalProperties": False,  # unknown form fields are refused
                     "required": ["selfie", "consent"],
-                    "properties": {
-                        "selfie": {"type": "string", "format": "binary"},
-                        "board_id": {"type": "string", "maxLength": 32},
-                        "profile": {"type": "string", "description": "TasteProfile JSON"},
-                        "consent": {"type": "boolean"},
-                        "prompt": {"type": "string", "maxLength": 2000},
-                        "n": {"type": "integer", "minimum": 1, "maximum": 8},
-                        "size": {"type": "integer", "minimum": 256, "maximum": 2048},
-                        "aspect": {"type": "string", "enum": ["1:1", "4:5", "2:3", "9:16", "original"]},
-                        "output_format": {"type": "string", "enum": ["png", "jpeg", "webp"]},
-                        "strength": {"type": "number", "minimum": 0, "maximum": 1},
-                        "seed": {"type": "integer", "minimum": 0},
-                        "background": {"type": "string", "enum": ["auto", "keep", "blur", "backdrop"]},
-                        "framing": {"type": "string", "enum": ["auto", "closeup", "portrait", "half", "full"]},
-                        "mode": {"type": "string", "maxLength": 16},
-                        "face_index": {"type": "integer", "minimum": 0, "maximum": 32},
-                    },
+                    "oneOf": [{"required": ["board_id"]}, {"required": ["profile"]}],  # exactly one of them
+                    "properties": form_properties(
+                        GenerationCreate,
+                        files={"selfie": {"type": "string", "format": "binary", "description": "the selfie image"}},
+                        extra={"profile": {"type": "string", "contentMediaType": "application/json",
+                                           "description": "a TasteProfile, as JSON text"}},
+                    ),
                 }
             },
         },

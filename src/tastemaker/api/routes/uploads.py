@@ -78,16 +78,29 @@ async def read_image_body(
     )
 
 
-def image_body_schema(json_ref: str, form: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    """``openapi_extra`` for a route that reads its body itself: the JSON model, or the multipart form."""
+def image_body_schema(
+    json_ref: str,
+    form: dict[str, Any],
+    required: list[str],
+    one_of: list[str] | None = None,
+    needs: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its body itself: the JSON model, or the multipart form.
+
+    ``one_of``: form fields exactly one of which must be sent; ``needs``: fields that need others with them.
+    (No ``not`` / ``if``: schema tools cannot judge those over file parts.)
+    """
+    schema: dict[str, Any] = {"type": "object", "required": required, "properties": form, "additionalProperties": False}
+    if one_of:
+        schema["oneOf"] = [{"required": [name]} for name in one_of]
+    if needs:
+        schema["dependentRequired"] = needs
     return {
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{json_ref}"}},
-                "multipart/form-data": {
-                    "schema": {"type": "object", "required": required, "properties": form},
-                },
+                "multipart/form-data": {"schema": schema},
             },
         }
     }

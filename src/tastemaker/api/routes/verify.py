@@ -41,6 +41,12 @@ router = APIRouter(tags=["provenance"], responses=AUTH_ERRORS)
 
 _REDACT_LABEL = b"tastemaker.verify.account.v1"
 
+
+class IncompleteTreeHeadError(RequestError):
+    """``since_size`` without ``since_root`` or the other way round (a rule across query parameters)."""
+
+    code = "incomplete_tree_head"
+
 VERIFY_BODY = image_body_schema(
     "VerifyIn",
     {"image": {"type": "string", "format": "binary", "description": "the image file (PNG, JPEG, WebP, ...)"}},
@@ -151,7 +157,9 @@ async def verify(
 ) -> JSONResponse:
     settings = svc.settings
     if (since_size is None) != (since_root is None):
-        raise RequestError("since_size and since_root go together: both from the same tree head, or neither")
+        raise IncompleteTreeHeadError(
+            "since_size and since_root go together: both from the same tree head, or neither"
+        )
     with svc.verify_pool.claim(principal.account_id):  # verify's own pool: a place before the body is read
         _, data = await read_image_body(request, VerifyIn, max_bytes=settings.max_image_bytes)
         if data is None:  # pragma: no cover - VerifyIn requires the image
