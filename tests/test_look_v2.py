@@ -368,3 +368,21 @@ def test_a_poisoned_mode_gets_no_guaranteed_variation(demo_board: Board) -> None
              for p in plan_variations(GenerationRequest(n=4, seed=seed), profile, intent, backgrounds=("keep",))]
     share = np.mean([p.mode_id == mode for p in plans])
     assert share <= profile.mode(mode).weight
+
+
+def test_band_matching_moves_the_balance_of_detail_to_the_exemplars() -> None:
+    """A smooth photograph matched to a busy painting's band profile gains fine detail and keeps its level."""
+    from tastemaker.engines.look.medium import band_profile, match_bands
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    photo = 50 + 30 * np.sin(xx / 40) * np.cos(yy / 55) + rng.normal(0, 0.5, (256, 256)).astype(np.float32)
+    painting = 50 + 10 * np.sin(xx / 40) + rng.normal(0, 6, (256, 256)).astype(np.float32)  # busy fine marks
+    own, target = band_profile(photo), band_profile(painting)
+    matched = match_bands(photo, target)
+    after = band_profile(matched)
+    share = lambda p: p / p.sum()  # noqa: E731
+    assert share(after)[0] > 2 * share(own)[0]  # the finest octave now carries far more of the detail
+    assert abs(after.sum() - own.sum()) < 0.5 * own.sum()  # a re-balance, not a new level
+    held = match_bands(photo, target, amount=np.zeros_like(photo))
+    assert np.allclose(held, photo, atol=1e-3)  # amount 0 (a fully held face) changes nothing

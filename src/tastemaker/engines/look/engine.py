@@ -50,7 +50,7 @@ from .colour import ColourCharacter, apply_toning, colour_character, keep_skin_a
 from .compose import Frame, content_box, frame_subject
 from .fill import extend
 from .grade import apply_lut, fit_lut
-from .medium import Exemplar, prepare_exemplar, synthesize
+from .medium import Exemplar, band_profile, match_bands, prepare_exemplar, synthesize
 from .segment import WORK_SIDE, face_mask, person_mask, skin_map
 
 if TYPE_CHECKING:
@@ -84,6 +84,13 @@ MARK_CLIP = 22.0
 MARK_SCALE = {"line": 1.2, "paint": 2.5}
 SHADE_FROM = 70.0
 MAX_EXEMPLARS = 3
+#: how far the picture's balance of detail across octaves moves to the exemplar pin's (see ``match_bands``),
+#: and the share of that on the face at hold 0
+BAND_MATCH = 1.0
+BAND_FACE = 0.6
+#: how closely the synthesis follows the picture's shading (patch-search guide weight) off and on the face
+GUIDE_REST = 1.6
+GUIDE_FACE = 4.0
 
 
 class LookEngine:
@@ -304,6 +311,9 @@ class LookEngine:
                 if kind == "line":
                     img = _busiest_crop(img, EXEMPLAR_CROP)
                 ex = prepare_exemplar(img, side=max(img.shape[:2]), key=pin.id)
+                whole = resize_max_side(pin.image, self.synth_side)
+                ex.bands = band_profile(cv2.cvtColor(whole.astype(np.float32) * np.float32(1 / 255),
+                                                     cv2.COLOR_RGB2Lab)[..., 0])
                 with self._lock:
                     self._exemplars[key] = ex
                     while len(self._exemplars) > self._exemplar_cache:
@@ -549,7 +559,8 @@ class LookEngine:
             small = cv2.resize(np.clip(out, 0.0, 1.0), size, interpolation=cv2.INTER_AREA)
             face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
             lab_s = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
-            syn = synthesize(lab_s, ex, guide_weight=1.6 + 2.4 * face_s, tone_match=0.6 * (1.0 - 0.6 * face_s))
+            syn = synthesize(lab_s, ex, guide_weight=GUIDE_REST + (GUIDE_FACE - GUIDE_REST) * face_s,
+                             tone_match=0.6 * (1.0 - 0.6 * face_s))
             with self._lock:
                 cache = prep["syntheses"]
                 if len(cache) >= 16:
@@ -580,6 +591,14 @@ class LookEngine:
         m = face[..., None]
         composed = syn_up + (face_lab - syn_up) * m
         res = lab + (composed - lab) * np.float32(strength)
+        if ex.bands is not None and BAND_MATCH > 0:
+            # the medium's balance of fine and broad detail (the pin's own, measured on the whole pin at this
+            # size): a painting's surface is busy at the finest octaves, a photograph's is not
+            Ls = cv2.resize(res[..., 0], size, interpolation=cv2.INTER_AREA)
+            face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
+            amount = np.float32(BAND_MATCH * strength) * (1.0 - face_s * np.float32(1.0 - BAND_FACE * on_face))
+            delta = match_bands(Ls, ex.bands, amount) - Ls
+            res[..., 0] = np.clip(res[..., 0] + cv2.resize(delta, (W, H), interpolation=cv2.INTER_CUBIC), 0, 100)
         face_strength = float(strength * on_face)
         return cv2.cvtColor(res, cv2.COLOR_Lab2RGB), face_strength
 
