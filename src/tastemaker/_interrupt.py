@@ -73,7 +73,7 @@ def announce() -> None:
         sys.stderr.flush()
         return
     if os.isatty(fd):
-        text = "\r\x1b[2K\x1b[?25h" + text  # clear a progress bar's line, show the cursor it hid
+        text = "\x1b[?25h\n" + text  # show the cursor a progress bar hid; start below the bar (or the ^C)
     with contextlib.suppress(OSError):
         sys.stderr.flush()
         os.write(fd, text.encode())
@@ -96,6 +96,7 @@ def exit_now() -> None:
     if TEMP_FILES_LOCK.acquire(timeout=1.0):  # held until the end: no new temporary file can appear
         remove_temp_files()
     _stop_worker_processes()
+    _run_briefly(_release_shared_semaphores, 0.5)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
@@ -122,16 +123,28 @@ def _stop_worker_processes() -> None:
                 proc.terminate()
 
 
+def _release_shared_semaphores() -> None:
+    """Run multiprocessing's own exit finalisers (unlink and unregister the pools' named semaphores), which
+    ``os._exit`` skips: the resource tracker would otherwise warn about "leaked semaphore objects"."""
+    if "multiprocessing.util" in sys.modules:
+        from multiprocessing import util
+
+        util._run_finalizers(0)
+
+
 @contextlib.contextmanager
 def children_ignore_sigint() -> Iterator[None]:
-    """Processes spawned inside this block never see SIGINT: it is blocked in this thread meanwhile, and a
-    blocked signal stays blocked across fork and exec. A Ctrl-C during the block stays pending and is
-    handled as soon as it ends."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """Processes spawned inside this block ignore SIGINT: an ignored signal stays ignored across fork and exec,
+    and Python then installs no KeyboardInterrupt handler. (A blocked signal mask does not survive
+    multiprocessing's spawn.) A Ctrl-C during the block, a few milliseconds, is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _inside_foreign_callback(frame: FrameType | None) -> bool:

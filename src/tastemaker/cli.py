@@ -231,7 +231,7 @@ def _run_generate(
             f"{kind}: grade only" if medium.get("fallback") else kind)
         table.add_row(
             entry["file"], entry["mode_name"], shown, entry["background"],
-            f"{entry['identity_distance']:.3f}", f"{entry['style_score']:.3f}",
+            _number(entry["identity_distance"]), _number(entry["style_score"]),
         )
     console.print(table)
     for note in data.get("notes", []):
@@ -244,8 +244,9 @@ def _run_generate(
     return manifest
 
 
-#: The identity guard's threshold range: above 0, at most dlib's same-person line (0.6).
-THRESHOLD_RANGE = (0.0, 0.6)
+#: The identity guard's threshold range: from the guard's margin (it never holds an output closer to the person
+#: than their own selfie is plus 0.05) to dlib's same-person line (0.6).
+THRESHOLD_RANGE = (0.05, 0.6)
 
 
 def _identity_threshold(option: float | None, configured: float) -> float:
@@ -253,10 +254,10 @@ def _identity_threshold(option: float | None, configured: float) -> float:
     value, name = (option, "--identity-threshold") if option is not None else (
         configured, "TASTEMAKER_IDENTITY_THRESHOLD")
     lo, hi = THRESHOLD_RANGE
-    if not math.isfinite(value) or not lo < value <= hi:
+    if not math.isfinite(value) or not lo <= value <= hi:
         raise RequestError(
-            f"{name}: must be a number above {lo:g} and at most {hi:g} (an identity distance; 0.6 is dlib's "
-            f"same-person line, the default is 0.35), got {value}"
+            f"{name}: must be a number from {lo:g} to {hi:g} (an identity distance: lower holds the face closer; "
+            f"0.6 is dlib's same-person line, the default is 0.35), got {value}"
         )
     return value
 
@@ -295,6 +296,11 @@ def _remove_stale_outputs(out: Path, previous: set[str], manifest: Path) -> None
                 path.unlink()
         except OSError:
             continue
+
+
+def _number(value: Any) -> str:
+    """A manifest number for the table (the manifest holds null where there is no finite value)."""
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _remember_outputs(data_dir: Path, manifest: Path, *, created_dir: Path | None) -> None:
@@ -342,7 +348,7 @@ def generate(
         int | None, typer.Option(min=0, help="Pick a face when a selfie has several (0 = largest).")
     ] = None,
     identity_threshold: Annotated[
-        float | None, typer.Option(help="Identity guard threshold, above 0 and at most 0.6 (default 0.35).")
+        float | None, typer.Option(help="Identity guard threshold, 0.05-0.6 (default 0.35; lower is closer).")
     ] = None,
 ) -> None:
     """Generate images of you in a board's (or profile's) aesthetic."""

@@ -376,9 +376,11 @@ def generate(
             timings["guard"] += time.perf_counter() - t
         for r, dist, f in zip(current, dists, found, strict=True):
             if dist > threshold:
+                raised = (f"; the threshold {identity_threshold:.2f} was raised to your own selfie's distance + "
+                          f"{GUARD_MARGIN:g}") if threshold > identity_threshold else ""
                 raise IdentityGuardError(
                     f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
-                    f"{threshold:.2f}) even with the face fully held; try a lower strength or another seed"
+                    f"{threshold:.2f}{raised}) even with the face fully held; try a lower strength or another seed"
                 )
             if not f:
                 r.info["face_detectable"] = False  # near enough, but a detector does not find it unaided

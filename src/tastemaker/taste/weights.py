@@ -112,7 +112,7 @@ def cap_weights(raw: np.ndarray, cfg: WeightConfig) -> np.ndarray:
     top = float(raw.max(initial=0.0))
     if top <= 0.0:
         raw = np.ones(len(raw))
-    else:
-        raw = np.maximum(raw, top * MIN_RELATIVE_WEIGHT)
+    else:  # relative to the largest (shares do not change), so tiny values cannot underflow either
+        raw = np.maximum(raw / top, MIN_RELATIVE_WEIGHT)
     raw = np.minimum(raw, cfg.cap_ratio * float(np.median(raw)))
     return _cap_shares(raw, max(cfg.max_share, 2.0 / len(raw)))
