@@ -129,7 +129,9 @@ def _release_shared_semaphores() -> None:
     if "multiprocessing.util" in sys.modules:
         from multiprocessing import util
 
-        util._run_finalizers(0)
+        run_finalizers = getattr(util, "_run_finalizers", None)  # private, so looked up: gone = nothing to do
+        if run_finalizers is not None:
+            run_finalizers(0)
 
 
 @contextlib.contextmanager
