@@ -61,8 +61,11 @@ if TYPE_CHECKING:
 BACKGROUND_CYCLE = ("keep", "backdrop", "blur")
 SCENE_CYCLE = ("keep", "scene", "backdrop", "blur")
 FRAMING_CYCLE = ("portrait", "closeup", "portrait", "half")
-#: on the face the grade's luminance change is kept at this share (tone and mood; hold lowers it)
-SKIN_TONE = 0.9
+#: on the face the grade's luminance change is kept at this share (tone and mood; hold lowers it): less in
+#: a grade-only mode, where the face's tone is all that moves it (0.9 there drifted past the identity
+#: threshold on half the demo renders, and each drift costs a second render), more where a medium re-draws it
+SKIN_TONE = 0.6
+SKIN_TONE_MEDIUM = 0.9
 SKIN_PROTECT = 0.6
 #: L* units to 8-bit RGB levels (mid-tones), for grain.
 L_TO_RGB = 2.4
@@ -87,7 +90,7 @@ MAX_EXEMPLARS = 3
 #: how far the picture's balance of detail across octaves moves to the exemplar pin's (see ``match_bands``),
 #: and the share of that on the face at hold 0
 BAND_MATCH = 1.0
-BAND_FACE = 0.6
+BAND_FACE = 0.0
 #: how closely the synthesis follows the picture's shading (patch-search guide weight) off and on the face
 GUIDE_REST = 1.6
 GUIDE_FACE = 4.0
@@ -253,14 +256,14 @@ class LookEngine:
 
     def _composite(
         self, lv: dict[str, Any], prep: dict[str, Any], look: LookParams, char: ColourCharacter, hold: float,
-        strength: float,
+        strength: float, skin_tone: float = SKIN_TONE,
     ) -> np.ndarray:
         """The selfie graded toward a mode at source resolution, in its colour character, face held by ``hold``.
 
         The grade is pointwise, so grading once in source space and warping per variation gives the
         same pixels as grading every output, at a fraction of the cost.
         """
-        key = (lv["pre"], self._look_key(look), round(hold, 3), round(strength, 3))
+        key = (lv["pre"], self._look_key(look), round(hold, 3), round(strength, 3), skin_tone)
         with self._lock:
             comp = prep["composites"].get(key)
         if comp is not None:
@@ -277,7 +280,7 @@ class LookEngine:
         else:
             lab_g = keep_skin_alive(lab_g, lab_b, lv["skin"])
         # the face and skin like it keep part of their own tone, more as the guard raises hold
-        keep = np.float32(1.0 - (1.0 - SKIN_TONE) * (1.0 - hold) - hold) if hold < 1 else np.float32(0.0)
+        keep = np.float32(1.0 - (1.0 - skin_tone) * (1.0 - hold) - hold) if hold < 1 else np.float32(0.0)
         protect = lv["protect"][..., None]
         lab_t = lab_g.copy()
         lab_t[..., 0] = lab_g[..., 0] + (lab_b[..., 0] - lab_g[..., 0]) * (1 - keep) * protect[..., 0]
@@ -356,7 +359,8 @@ class LookEngine:
         def build(item: tuple[float, str, float, float]) -> None:
             key, mode_id, h, strength = item
             lv = self._level(subject, prep, key)
-            self._composite(lv, prep, profile.mode(mode_id).look, chars[mode_id], h, strength)
+            mode = profile.mode(mode_id)
+            self._composite(lv, prep, mode.look, chars[mode_id], h, strength, _skin_tone(mode))
 
         def draw(job: tuple[VariationPlan, float, Frame, float]) -> Rendered:
             plan, h, frame, key = job
@@ -398,7 +402,7 @@ class LookEngine:
                           "would only enlarge blur and compression blocks",
             }
         m = frame.matrix(lv["pre"])
-        comp = self._composite(lv, prep, look, char, hold, plan.strength)
+        comp = self._composite(lv, prep, look, char, hold, plan.strength, _skin_tone(mode))
         out = cv2.warpAffine(comp, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         person = cv2.warpAffine(lv["person"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         face = cv2.warpAffine(lv["face"], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -668,6 +672,12 @@ class LookEngine:
                 noise *= 1.0 - face * np.float32(hold)
             cv2.add(out, cv2.merge((noise, noise, noise)), dst=out)
         return out
+
+
+def _skin_tone(mode: Mode) -> float:
+    """The share of the grade's tone the face keeps at hold 0 (see :data:`SKIN_TONE`)."""
+    medium = mode.medium
+    return SKIN_TONE_MEDIUM if medium is not None and not medium.photographic else SKIN_TONE
 
 
 def _smooth_face(L: np.ndarray, face: np.ndarray, f: float, keep: float) -> np.ndarray:
