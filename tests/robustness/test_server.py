@@ -476,3 +476,77 @@ def test_the_schema_documents_the_skip_report(api: Api) -> None:
     skipped = spec["components"]["schemas"]["SkippedPin"]["properties"]
     assert {"image", "reason", "code"} <= set(skipped)
     assert "none of its images" in spec["components"]["schemas"]["BoardOut"]["properties"]["skipped"]["description"]
+
+
+# ------------------------------------------------------------------------------------------ #10 both protocols
+
+
+@pytest.fixture(params=["h11", "httptools"])
+def deadline_server(request: pytest.FixtureRequest) -> Iterator[int]:
+    """uvicorn in a thread with :func:`protocol_class` over each HTTP implementation (headers 0.5 s, body 1 s) and
+    an app that reads the whole body, then answers it back after ``?wait=`` seconds."""
+    import asyncio
+    import threading
+    from urllib.parse import parse_qs
+
+    import uvicorn
+
+    from tastemaker.api.server import protocol_class
+
+    pytest.importorskip(request.param)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        wait = float(parse_qs(scope["query_string"].decode()).get("wait", ["0"])[0])
+        await asyncio.sleep(wait)  # a slow answer is not a slow client: never cut
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+    from .live import free_port
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                            http=protocol_class(0.5, 1.0, request.param))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 10, what="uvicorn to start")
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_read_deadlines_in_both_uvicorn_protocols(deadline_server: int) -> None:
+    port = deadline_server
+    # a complete request in two pieces, then a second one on the same connection after a pause: both served
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /?wait=1.5 HTTP/1.1\r\nHost: x\r\n")
+    s.sendall(b"Content-Length: 5\r\n\r\nhello")  # the answer takes 1.5 s, longer than the body deadline
+    s.settimeout(5)
+    assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+    assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    s.close()
+    # half-sent headers: 408 after about 0.5 s
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.monotonic()
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    answer = _read_until_closed(s, 5)
+    assert answer.startswith(b"HTTP/1.1 408") and 0.3 < time.monotonic() - t0 < 3, answer[:100]
+    s.close()
+    # headers, then a body that stops: 408 after about 1 s
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.monotonic()
+    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart")
+    answer = _read_until_closed(s, 5)
+    assert answer.startswith(b"HTTP/1.1 408") and 0.8 < time.monotonic() - t0 < 3.5, answer[:100]
+    s.close()
+    # a connection that never sends a byte is closed without an answer
+    s = socket.create_connection(("127.0.0.1", port))
+    assert _read_until_closed(s, 5) == b""
+    s.close()

@@ -140,17 +140,25 @@ class ReadDeadlines:
         self.transport.close()
 
 
-def _base_protocol() -> type[asyncio.Protocol]:
-    """The class uvicorn's ``http="auto"`` uses: httptools when installed, else h11."""
+def _base_protocol(http: str) -> type[asyncio.Protocol]:
+    """uvicorn's protocol class for ``http``: "auto" (httptools when installed, else h11), "h11" or "httptools"."""
+    if http == "h11":
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+    if http == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        return HttpToolsProtocol
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     return AutoHTTPProtocol
 
 
 @cache
-def protocol_class(header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
+def protocol_class(header_timeout: float, body_timeout: float, http: str = "auto") -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol with :class:`ReadDeadlines` (pass it as ``uvicorn.run(..., http=...)``)."""
-    base = _base_protocol()
+    base = _base_protocol(http)
     return type(
         f"Deadline{base.__name__}",
         (ReadDeadlines, base),
