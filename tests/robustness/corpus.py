@@ -237,10 +237,12 @@ def pin_date_out_of_range(d: Path) -> Case:
 
 
 def ancient_and_recent_pins(d: Path) -> Case:
-    """Pins centuries apart (every recency weight but one underflowed to 0: NaN weights): the profile builds."""
+    """Most pins dated 1024 (a typo for 2024), one 2024: every recency weight but one underflowed to 0, the
+    median cap made them all 0 and the profile NaN (``negative dimensions`` in the build). It builds."""
     b = _board(d)
-    _csv_rows(b, [{"image": "meadow.jpg", "pinned_at": "2024-05-01T10:00:00Z"},
-                  *({"image": n, "pinned_at": "0001-01-01T00:00:00Z"} for n in ("cafe-morning.jpg", "cat-nap.jpg"))])
+    names = sorted(p.name for p in b.glob("*.jpg"))
+    _csv_rows(b, [{"image": n, "pinned_at": "2024-05-01T10:00:00Z" if i == 0 else "1024-05-01T10:00:00Z"}
+                  for i, n in enumerate(names)])
     out = d / "p.json"
 
     def check() -> list[str]:
