@@ -176,8 +176,10 @@ def _run_generate(
     if (board_dir is None) == (profile_path is None):
         raise RequestError("give exactly one of --board DIR or --profile FILE")
     check_output_path(out, folder=True)
+    for name in ("manifest.json", "contact_sheet.png"):  # fail before any expensive work, not after it
+        check_output_path(out / name)
     created = not out.exists()
-    ensure_writable_dir(out)  # fail before any expensive work
+    ensure_writable_dir(out)
     previous = _previous_outputs(out)
     board = profile = None
     if board_dir is not None:
