@@ -299,7 +299,7 @@ class ServerBench:
             check=lambda r: "" if "face_index" in r.text and "--face-index" not in r.text else "names --face-index")
 
     # ------------------------------------------------------------------ 12: schemathesis
-    def conformance(self, examples: int) -> None:
+    def conformance(self, examples: int, work: Path) -> None:
         st = Path(sys.executable).with_name("st")
         if not st.exists():
             self.note(12, "schemathesis_all_checks", "exit 0", "schemathesis not installed", False)
@@ -311,7 +311,7 @@ class ServerBench:
              "positive_data_acceptance", "-H", f"Authorization: Bearer {self.key}", "--exclude-path", "/v1/me",
              "--max-examples", str(examples), "--workers", "1", "--request-timeout", "60",
              "--suppress-health-check", "all", "--seed", "12"],
-            env=env, capture_output=True, text=True, timeout=1200, cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=1200, cwd=work,  # its .schemathesis/ cache goes there
         )
         summary = next((ln.strip() for ln in reversed(r.stdout.splitlines()) if " in " in ln and "=" in ln), "")
         self.note(12, "schemathesis_all_checks", "no failure", f"exit {r.returncode}: {summary.strip('= ')} "
@@ -363,7 +363,8 @@ def server_cases(work: Path, examples: int) -> list[Result]:
         for step, run in (("1 pin dates", bench.far_future_pin), ("2 hostile JSON", bench.hostile_json),
                           ("13 bad pins", bench.bad_pins), ("9 HTTP semantics", bench.http_semantics),
                           ("10 slow clients", lambda: bench.slow_clients(header_s, body_s)),
-                          ("11 messages", bench.messages), ("12 conformance", lambda: bench.conformance(examples))):
+                          ("11 messages", bench.messages),
+                          ("12 conformance", lambda: bench.conformance(examples, work))):
             t0 = time.monotonic()
             run()
             print(f"  server {step}: {time.monotonic() - t0:.1f} s", flush=True)

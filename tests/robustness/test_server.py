@@ -435,7 +435,7 @@ def test_schemathesis_with_every_check_finds_nothing(slow_server: tuple[LiveServ
          "positive_data_acceptance", "-H", f"Authorization: Bearer {owner}", "--exclude-path", "/v1/me",
          "--max-examples", "25", "--workers", "1", "--request-timeout", "60", "--suppress-health-check", "all",
          "--seed", "12"],
-        env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,  # its .schemathesis/ cache goes there
     )
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
 
