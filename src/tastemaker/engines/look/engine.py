@@ -627,30 +627,22 @@ class LookEngine:
             return L, texture_stats(L)
 
         L, m = measure(out)
-        sigma_a = amount = 0.0
+        sigma_a = 0.0
         keep_face = None if face is None else face * np.float32(hold)
         if texture:
-            # softness: blur (or sharpen) at analysis scale until the measured softness matches
+            # softness: blur at analysis scale until the measured softness matches. A board sharper than the
+            # selfie is not matched by sharpening: an unsharp mask adds halos, not the board's detail (on the
+            # Gottlieb board it moved outputs off the board by texture: 1 of 6 right with it, 3 of 6 without)
             target_soft = m["softness"] + (look.softness - m["softness"]) * s
             if target_soft > m["softness"] + 0.05:
                 sigma_a = _search(lambda c: texture_stats(cv2.GaussianBlur(L, (0, 0), c))["softness"],
                                   target_soft, 0.3, 1.8)
-            elif target_soft < m["softness"] - 0.05:
-                detail_a = L - cv2.GaussianBlur(L, (0, 0), 1.0)
-                amount = _search(lambda c: texture_stats(L + c * detail_a)["softness"], target_soft, 0.0, 1.5,
-                                 decreasing=True)
             if sigma_a > 0:
                 blurred = _lowpass(out, sigma_a / f)
                 out = blurred if keep_face is None else _mix(out, blurred, keep_face)
-            elif amount > 0:
-                low = _lowpass(out, 1.0 / f)
-                if keep_face is None:  # out + amount * (out - low), in one pass
-                    out = cv2.addWeighted(out, 1.0 + amount, low, -amount, 0.0)
-                else:  # the held face keeps its own detail level
-                    out = _mix(out, low, np.float32(1.0 + amount) - np.float32(amount) * keep_face)
 
         # vignette: radial gain solved from the measured centre/ring luminance
-        L2, m2 = measure(out) if (sigma_a or amount) else (L, m)
+        L2, m2 = measure(out) if sigma_a else (L, m)
         target_v = m2["vignette"] + (look.vignette - m2["vignette"]) * s
         ring = float(L2[_radius_map(*L2.shape) > 0.8].mean()) + 1e-3
         mean = float(L2.mean()) + 5.0
