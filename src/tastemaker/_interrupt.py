@@ -14,7 +14,8 @@ thread only) handles SIGINT once, itself:
 2. The process then ends with ``os._exit(130)`` after flushing, never through interpreter finalisation.
 3. A watcher thread, woken by the signal itself (``signal.set_wakeup_fd``: it runs even while the main
    thread sits in native code), ends the process the same way if the main thread has not done so within
-   :data:`GRACE_S` seconds, or at once on a second Ctrl-C: it removes the temporary files
+   :data:`GRACE_S` seconds, or at once on a second Ctrl-C (unless a command installed its own SIGINT handler
+   since, as ``serve`` does for a graceful shutdown: then SIGINT is left to it): it removes the temporary files
    :func:`~tastemaker.media.write_atomic` has open, stops the face-embedding worker processes, restores the
    terminal's cursor, prints the line and exits 130.
 
@@ -185,6 +186,8 @@ def _watch(fd: int) -> None:
             data = os.read(fd, 256)
         except BlockingIOError:
             continue
+        if signal.getsignal(signal.SIGINT) is not _on_sigint:
+            continue  # a command took SIGINT over (``serve``: uvicorn's graceful shutdown): it is theirs
         seen += data.count(signal.SIGINT)
         if seen and deadline is None:
             _state["interrupted"] = True

@@ -336,7 +336,7 @@ def parse_pins_jsonl(path: Path) -> list[tuple[int, Pin]]:
         except safejson.JSONSyntaxError as exc:
             raise PinsFileError(path, i, f"invalid JSON ({exc.detail})") from exc
         except (safejson.JSONTooDeepError, safejson.JSONNumberTooLargeError) as exc:
-            raise PinsFileError(path, i, exc.message) from exc
+            raise PinsFileError(path, i, exc.message.removeprefix("the line: ")) from exc
         if not isinstance(row, dict):
             raise PinsFileError(path, i, f"each line must be a JSON object, got {type(row).__name__}")
         out.append((i, _row_to_pin(row, path, i)))

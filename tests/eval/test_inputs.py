@@ -70,12 +70,13 @@ def test_empty_dirs_are_clear_errors(tmp_path: Path, flat_selfies: Path, boards:
 
 def test_board_with_one_unreadable_image_is_kept_and_the_skip_reported(boards: Path) -> None:
     (boards / "neon" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    (boards / "neon" / "notes.txt").write_text("ignored: not an image suffix")
+    (boards / "neon" / "notes.txt").write_text("not an image: reported, never read as one")
     bset = load_boards(boards)
     assert [b.name for b in bset.boards] == ["neon", "sepia"]
     assert len(bset.boards[0].board) == 3
-    [skip] = bset.skipped
-    assert skip.kind == "pin" and skip.where == "neon/broken.png" and "broken.png" in skip.reason
+    broken, notes = sorted(bset.skipped, key=lambda s: s.where)
+    assert broken.kind == "pin" and broken.where == "neon/broken.png" and "broken.png" in broken.reason
+    assert notes.where == "neon/notes.txt" and "not a supported image format" in notes.reason
 
 
 def test_board_folder_with_nothing_readable_is_skipped_or_an_error(tmp_path: Path, boards: Path) -> None:

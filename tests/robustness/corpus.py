@@ -266,7 +266,7 @@ def jsonl_huge_integer(d: Path) -> Case:
     b = _board(d)
     _jsonl(b, ['{"image": "meadow.jpg", "saves": ' + "9" * 5000 + "}"])
     return Case("jsonl_huge_integer", 2, _profile_build(b, d / "p.json"), 2,
-                "pins.jsonl, line 1: the line: a number in the JSON has 5000 digits", absent=("ValueError",))
+                "pins.jsonl, line 1: a number in the JSON has 5000 digits", absent=("ValueError",))
 
 
 def profile_deep_nesting(d: Path) -> Case:
