@@ -425,20 +425,23 @@ def write_atomic(path: Path | str, data: bytes, *, mode: int = PRIVATE_FILE) -> 
             mode &= stat.S_IMODE(p.lstat().st_mode)
         except FileNotFoundError:
             pass
-        with TEMP_FILES_LOCK:
-            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-            _TEMP_FILES.add(tmp)
+        tmp = ""
         try:
+            with TEMP_FILES_LOCK:
+                fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+                _TEMP_FILES.add(tmp)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.chmod(tmp, mode)  # mkstemp made it 0600; the mode is applied exactly, not through the umask
             os.replace(tmp, p)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise
         finally:
-            with TEMP_FILES_LOCK:
-                _TEMP_FILES.discard(tmp)
+            if tmp:
+                with TEMP_FILES_LOCK:
+                    _TEMP_FILES.discard(tmp)
     except OSError as exc:
         raise OutputError(f"cannot write {p}: {exc.strerror or exc}") from exc
     return p
