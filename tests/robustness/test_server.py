@@ -139,7 +139,9 @@ LIFELINE_SCRIPT = textwrap.dedent(
         spawner.start()
         tid = spawner.native_id
         spawner.join()
-        first = sorted({f.result() for f in futures})
+        for f in futures:
+            f.result()
+        first = sorted(pool._processes)  # both workers (one may have run both tasks while the other started)
         deadline = time.monotonic() + 10
         while os.path.exists(f"/proc/self/task/{tid}") and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -313,12 +315,12 @@ def test_half_sent_headers_are_cut_off_while_others_are_served(slow_server: tupl
         for _ in range(5):  # everyone else is served meanwhile
             r = httpx.get(server.base + "/healthz", timeout=5)
             assert r.status_code == 200
-        assert time.monotonic() - t0 < 2.0
+        assert time.monotonic() - t0 < 5.0  # (milliseconds when idle; the margin is for a loaded test machine)
         t0 = time.monotonic()
-        answers = [_read_until_closed(s, 6) for s in socks]
+        answers = [_read_until_closed(s, 8) for s in socks]
         elapsed = time.monotonic() - t0
         assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[0][:200]
-        assert elapsed < 1 + 3, elapsed
+        assert elapsed < 1 + 5, elapsed
         assert b'"request_timeout"' in answers[0]
     finally:
         for s in socks:
@@ -333,7 +335,7 @@ def test_a_trickled_body_is_cut_off(slow_server: tuple[LiveServer, str]) -> None
                   "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
         s.settimeout(0.2)
         t0, data = time.monotonic(), b""
-        while time.monotonic() - t0 < 8:  # one byte every 0.2 s: alive, but far too slow
+        while time.monotonic() - t0 < 10:  # one byte every 0.2 s: alive, but far too slow
             try:
                 s.sendall(b" ")
                 chunk = s.recv(4096)
@@ -347,7 +349,7 @@ def test_a_trickled_body_is_cut_off(slow_server: tuple[LiveServer, str]) -> None
         elapsed = time.monotonic() - t0
     finally:
         s.close()
-    assert 1.5 < elapsed < 2 + 3, elapsed
+    assert 1.5 < elapsed < 2 + 5, elapsed
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert httpx.get(server.base + "/healthz", timeout=5).status_code == 200
 
@@ -537,14 +539,14 @@ def test_read_deadlines_in_both_uvicorn_protocols(deadline_server: int) -> None:
     t0 = time.monotonic()
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
     answer = _read_until_closed(s, 5)
-    assert answer.startswith(b"HTTP/1.1 408") and 0.3 < time.monotonic() - t0 < 3, answer[:100]
+    assert answer.startswith(b"HTTP/1.1 408") and 0.3 < time.monotonic() - t0 < 5, answer[:100]
     s.close()
     # headers, then a body that stops: 408 after about 1 s
     s = socket.create_connection(("127.0.0.1", port))
     t0 = time.monotonic()
     s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart")
     answer = _read_until_closed(s, 5)
-    assert answer.startswith(b"HTTP/1.1 408") and 0.8 < time.monotonic() - t0 < 3.5, answer[:100]
+    assert answer.startswith(b"HTTP/1.1 408") and 0.8 < time.monotonic() - t0 < 5, answer[:100]
     s.close()
     # a connection that never sends a byte is closed without an answer
     s = socket.create_connection(("127.0.0.1", port))
