@@ -181,15 +181,6 @@ def _unchanged(path: Path, kind: Callable[[int], bool], content: bytes | None = 
     return check
 
 
-def _same_bytes(path: Path) -> Callable[[], list[str]]:
-    before = path.read_bytes()
-
-    def check() -> list[str]:
-        return [] if path.read_bytes() == before else [f"{path} was changed"]
-
-    return check
-
-
 def _clean_output(out: Path) -> Callable[[], list[str]]:
     """A check for an interrupted generate: no temporary files, and a manifest (if any) lists only files that
     exist."""

@@ -42,8 +42,9 @@ def _script(body: str) -> str:
         import ctypes, os, signal, sys, tempfile, time
         from tastemaker import _interrupt
 
-        def native_work():  # a long C call that a signal does not cut short (it goes to another thread)
+        def native_work(say):  # a long C call that a signal does not cut short (it goes to another thread)
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            print(say, flush=True)
             ctypes.CDLL(None).sleep(60)
         from tastemaker.media import TEMP_FILES_LOCK, _TEMP_FILES
         """
@@ -73,8 +74,7 @@ def test_ctrl_c_while_the_main_thread_is_in_native_code(tmp_path: Path) -> None:
         with TEMP_FILES_LOCK:
             fd, tmp = tempfile.mkstemp(dir=".", suffix=".tmp")
             _TEMP_FILES.add(tmp)
-        print("ready", flush=True)
-        native_work()
+        native_work("ready")
         print("woke up", flush=True)
         """), tmp_path)
     _await_line(proc, "ready")
@@ -96,8 +96,7 @@ def test_a_second_ctrl_c_ends_a_slow_cleanup_at_once(tmp_path: Path) -> None:
             print("ready", flush=True)
             time.sleep(60)
         except KeyboardInterrupt:
-            print("cleaning up", flush=True)
-            native_work()
+            native_work("cleaning up")
         """), tmp_path)
     _await_line(proc, "ready")
     os.killpg(proc.pid, signal.SIGINT)
