@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def serve(
         host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (1-65535).")] = 8000,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
         """Run the HTTP API (docs at /docs). Refuses the built-in secret unless TASTEMAKER_DEV_MODE=1."""
