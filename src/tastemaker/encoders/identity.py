@@ -178,7 +178,8 @@ class IdentityEncoder:
         for side, upsample in attempts:
             scale = min(1.0, side / max(h, w))
             small = img if scale == 1.0 else _resize(img, scale)
-            dets, scores, _ = detector.run(small, upsample, 0.0)  # type: ignore[attr-defined]
+            with _DLIB_LOCK:
+                dets, scores, _ = detector.run(small, upsample, 0.0)  # type: ignore[attr-defined]
             if len(dets):
                 rects = [
                     (
@@ -195,7 +196,8 @@ class IdentityEncoder:
                 break
         faces = []
         for (x0, y0, x1, y1), s in rects:
-            pts = shape(img, dlib.rectangle(x0, y0, x1, y1))  # type: ignore[operator]
+            with _DLIB_LOCK:
+                pts = shape(img, dlib.rectangle(x0, y0, x1, y1))  # type: ignore[operator]
             lm = np.array([(p.x, p.y) for p in pts.parts()], dtype=np.float32)
             faces.append(Face(box=(x0, y0, x1, y1), score=s, landmarks=lm))
         faces.sort(key=lambda f: (f.width * f.height) * (1.0 + max(f.score, 0.0)), reverse=True)
@@ -286,6 +288,9 @@ class IdentityEncoder:
 # for ~120-165 ms per face, so when it is in use a small pool of worker processes (spawned, models
 # loaded once per worker) shares that work: the identity guard sends aligned 150 px chips, never images.
 _POOL_LOCK = threading.Lock()
+#: dlib's detector and shape predictor are one shared object each and not safe to call from two threads at
+#: once (a segfault in CI: the identity guard's detectability check beside a server thread's selfie check)
+_DLIB_LOCK = threading.Lock()
 _POOL: dict[int, ProcessPoolExecutor] = {}
 
 
