@@ -39,3 +39,29 @@ def test_core_never_imports_torch() -> None:
         "assert 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+IMPORT_EACH = """
+import importlib, pkgutil, sys
+import tastemaker
+names = sorted(m.name for m in pkgutil.walk_packages(tastemaker.__path__, "tastemaker.")
+               if m.name != "tastemaker.store.migrations.env")  # a script Alembic runs, not a module
+failed = []
+for name in names:
+    for loaded in [m for m in sys.modules if m == "tastemaker" or m.startswith("tastemaker.")]:
+        del sys.modules[loaded]  # each module first, as `python -c "import it"` would: a cycle shows
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        if type(exc).__name__ != "MissingDependencyError":  # an optional extra that is not installed
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_module_imports_on_its_own() -> None:
+    """No import cycle: each ``tastemaker.*`` module imports first, with nothing of the package loaded before it
+    (``tastemaker.taste.cli`` once imported private names from ``tastemaker.cli``, which imports it back)."""
+    r = subprocess.run([sys.executable, "-c", IMPORT_EACH], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]

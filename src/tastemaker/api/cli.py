@@ -45,7 +45,7 @@ def _open(settings: ServerSettings) -> Store:
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to ``app``."""
-    from ..cli import console, err_console, handle_errors
+    from ..cli_common import console, err_console, handle_errors
 
     keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
     audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)

@@ -44,7 +44,7 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from ..cli import console, err_console
+    from ..cli_common import console, err_console
     from ..config import load_settings
     from ..encoders.identity import IdentityEncoder
     from ..media import ensure_writable_dir
@@ -100,6 +100,6 @@ def eval_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``tastemaker eval`` to the main Typer app (errors translated by the app's handler)."""
-    from ..cli import handle_errors
+    from ..cli_common import handle_errors
 
     app.command("eval")(handle_errors(eval_command))

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ..cli import _modes_table, _warn_skipped, console, handle_errors
+from ..cli_common import console, handle_errors, modes_table, warn_skipped
 from ..config import load_settings
 
 
@@ -51,11 +51,11 @@ def build(
     check_output_path(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
     b = load_board(board, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-    _warn_skipped(b)
+    warn_skipped(b)
     prof = build_profile(b, ProfileConfig(max_modes=max_modes))
     prof.save(out)
     remember_profile(settings.data_dir, out)
-    console.print(_modes_table(prof))
+    console.print(modes_table(prof))
     flagged = [p for p in prof.pins if p.flags]
     for p in flagged:
         console.print(f"[yellow]down-weighted[/] {p.image}: {'; '.join(p.flags)}", highlight=False)
@@ -141,7 +141,7 @@ def import_(
     )
     prof.save(out)
     remember_profile(settings.data_dir, out)
-    console.print(_modes_table(prof))
+    console.print(modes_table(prof))
     if signer is None:
         how = "(unsigned)"
     elif signer in before or signer == store.own_key_id():

@@ -17,7 +17,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add the diffusion commands to ``app`` (call after ``tastemaker.cli`` defined ``handle_errors``)."""
-    from ...cli import console, err_console, handle_errors
+    from ...cli_common import console, err_console, handle_errors
 
     @app.command("train-styleembed")
     @handle_errors
