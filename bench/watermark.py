@@ -65,10 +65,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from tests.provenance import imaging  # noqa: E402  (the same pictures and edits as the provenance tests)
+from tests.provenance.imaging import crop_area, fit_long_side, jpeg, load_rgb, resize, synthetic  # noqa: E402
 
 from tastemaker.provenance import fingerprint as fpr  # noqa: E402
 from tastemaker.provenance import watermark as wm  # noqa: E402
@@ -82,34 +85,6 @@ THUMBNAIL = "thumb0.25+jpeg70"
 
 
 # ----------------------------------------------------------------------------- images and attacks
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def fit(img: np.ndarray, long_side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    f = long_side / max(h, w)
-    return cv2.resize(
-        img, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC if f > 1 else cv2.INTER_AREA
-    )
-
-
-def synthetic(seed: int, h: int, w: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w)
-    base = np.stack(
-        [
-            120 + 80 * np.sin(2 * np.pi * (x * rng.uniform(0.3, 1.5) + rng.uniform())) + 40 * y,
-            100 + 60 * np.cos(2 * np.pi * y * rng.uniform(0.3, 1.5)) + 30 * x,
-            140 + 50 * np.sin(2 * np.pi * (x + y) * rng.uniform(0.2, 1.0)),
-        ],
-        -1,
-    )
-    tex = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), rng.uniform(1, 4))
-    tex = tex / tex.std() * rng.uniform(3, 15)
-    return np.clip(base + tex[..., None] + rng.normal(0, 2, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 def real_outputs(seeds: list[int]) -> list[tuple[str, np.ndarray]]:
@@ -149,15 +124,15 @@ def build_images(quick: bool) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(123)
     if quick:
         return [
-            ("selfie@1024", fit(photos[-1][1], 1024)),
+            ("selfie@1024", fit_long_side(photos[-1][1], 1024)),
             (photos[0][0], photos[0][1]),
             ("synth0", synthetic(0, 640, 640)),
         ]
-    images = list(photos) + [(f"{n}@1024", fit(im, 1024)) for n, im in photos]
+    images = list(photos) + [(f"{n}@1024", fit_long_side(im, 1024)) for n, im in photos]
     images += real_outputs([1, 2])
     for i in range(8):
         name, im = photos[(3 * i) % len(photos)]
-        big = fit(im, 1400)
+        big = fit_long_side(im, 1400)
         h, w = int(rng.integers(640, 900)), int(rng.integers(640, 900))
         y, x = rng.integers(0, big.shape[0] - h + 1), rng.integers(0, big.shape[1] - w + 1)
         images.append((f"{name}-crop{i}", big[y : y + h, x : x + w].copy()))
@@ -167,70 +142,14 @@ def build_images(quick: bool) -> list[tuple[str, np.ndarray]]:
     return images
 
 
-def jpeg(img: np.ndarray, q: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
-
-
-def resize(img: np.ndarray, f: float) -> np.ndarray:
-    return cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-
-
-def crop_area(img: np.ndarray, frac: float, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = frac**0.5
-    ch, cw = round(h * s), round(w * s)
-    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    return img[y : y + ch, x : x + cw].copy()
-
-
-def enhance(img: np.ndarray, *, brightness: float = 1.0, contrast: float = 1.0, colour: float = 1.0,
-            blur: float = 0.0) -> np.ndarray:
-    """A photo app's sliders (PIL ImageEnhance, in that order) and a Gaussian blur."""
-    from PIL import ImageEnhance, ImageFilter
-
-    p = Image.fromarray(img)
-    p = ImageEnhance.Brightness(p).enhance(brightness)
-    p = ImageEnhance.Contrast(p).enhance(contrast)
-    p = ImageEnhance.Color(p).enhance(colour)
-    if blur:
-        p = p.filter(ImageFilter.GaussianBlur(blur))
-    return np.asarray(p.convert("RGB")).copy()
-
-
-def gamma(img: np.ndarray, g: float) -> np.ndarray:
-    lut = np.clip(np.rint(255.0 * (np.arange(256) / 255.0) ** g), 0, 255).astype(np.uint8)
-    return lut[img]
-
-
-def turn(img: np.ndarray, degrees: float) -> np.ndarray:
-    """Turn about the centre and crop to the largest upright frame of the same aspect (a phone's "straighten")."""
-    h, w = img.shape[:2]
-    p = Image.fromarray(img).rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False)
-    t = np.deg2rad(abs(degrees))
-    f = 1.0 / (np.cos(t) + max(h / w, w / h) * np.sin(t))
-    ch, cw = int(h * f), int(w * f)
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return np.asarray(p)[y0 : y0 + ch, x0 : x0 + cw].copy()
-
-
-ATTACKS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
-    "none": lambda im, r: im,
-    "jpeg50": lambda im, r: jpeg(im, 50),
-    "jpeg75": lambda im, r: jpeg(im, 75),
-    "resize0.5": lambda im, r: resize(im, 0.5),
-    "crop50": lambda im, r: crop_area(im, 0.5, r),
-    "jpeg75+resize0.75+crop80": lambda im, r: crop_area(resize(jpeg(im, 75), 0.75), 0.8, r),
+ATTACKS: dict[str, imaging.Attack] = {
+    **imaging.ATTACKS,
     "mirror+jpeg75": lambda im, r: jpeg(np.ascontiguousarray(im[:, ::-1]), 75),
     "rot90+jpeg75": lambda im, r: jpeg(np.ascontiguousarray(np.rot90(im)), 75),
-    "bright+contrast+blur": lambda im, r: enhance(im, brightness=1.2, contrast=1.3, blur=1.0),
-    "thumb0.25+jpeg70": lambda im, r: jpeg(resize(im, 0.25), 70),
-    "rotate5": lambda im, r: turn(im, 5.0),
-    "saturation+30": lambda im, r: enhance(im, colour=1.3),
-    "saturation-30": lambda im, r: enhance(im, colour=0.7),
-    "gamma0.8": lambda im, r: gamma(im, 0.8),
-    "gamma1.25": lambda im, r: gamma(im, 1.25),
+    **imaging.SHARE_EDITS,
+    **imaging.THUMBNAIL,
 }
+assert set(ATTACKS) == set(ATTACK_NAMES)
 
 
 # ----------------------------------------------------------------------------- methods

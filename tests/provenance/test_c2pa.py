@@ -15,7 +15,8 @@ from tastemaker.provenance import c2pa as cc
 from tastemaker.provenance.record import ProvenanceRecord
 from tastemaker.provenance.watermark import ALGORITHM
 
-from .conftest import make_record, synthetic
+from .conftest import make_record
+from .imaging import synthetic
 
 FORMATS = ["png", "jpeg", "webp"]
 

@@ -8,7 +8,7 @@ import pytest
 from tastemaker.errors import ProvenanceInputError
 from tastemaker.provenance import fingerprint as fpr
 
-from .conftest import SHARE_EDITS, crop_area, jpeg, resize
+from .imaging import SHARE_EDITS, crop_area, jpeg, resize
 
 SEED = 1234
 

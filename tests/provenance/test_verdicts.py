@@ -22,7 +22,8 @@ from tastemaker.provenance.c2pa import create_signing_identity, sign_image
 from tastemaker.provenance.ledger import SignedTreeHead, sign_tree_head
 from tastemaker.provenance.service import VERDICT_EXIT, Provenance, Stamped
 
-from .conftest import DEMO, SHARE_EDITS, THUMBNAIL, crop_area, fit_long_side, jpeg, load_rgb, resize, synthetic
+from .conftest import DEMO
+from .imaging import SHARE_EDITS, THUMBNAIL, crop_area, fit_long_side, jpeg, load_rgb, resize, synthetic
 
 STAMP = dict(prompt="a portrait in the rain", profile_hash="sha256:p", engine="look", engine_version="2",
              seed=3, account="acct_victim")

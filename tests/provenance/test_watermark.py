@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from tastemaker.errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
 from tastemaker.provenance import watermark as wm
 
-from .conftest import ATTACKS, DEMO, SHARE_EDITS, crop_area, jpeg, load_rgb, resize, synthetic, turn
+from .conftest import DEMO
+from .imaging import ATTACKS, SHARE_EDITS, crop_area, jpeg, load_rgb, resize, synthetic, turn
 
 PAYLOAD = 0x5EED_C0FFEE
 
