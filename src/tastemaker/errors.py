@@ -22,6 +22,9 @@ Each class knows three things about itself, so the edges never have to guess:
     │   │   ├── FaceTooSmallError                 422 face_too_small
     │   │   └── IdentityMismatchError             422 identity_mismatch   (selfies of different people)
     │   ├── RequestError                          422 invalid_request     (n, size, aspect, format...)
+    │   │   ├── JSONTooDeepError                  400 json_too_deep       (nested past safejson.MAX_DEPTH)
+    │   │   ├── JSONNumberTooLargeError           400 json_number_too_large
+    │   │   └── JSONSyntaxError                   422 invalid_request     (not JSON at all)
     │   ├── ProfileError                          422 invalid_profile     (bad JSON, schema version, signature)
     │   ├── ModelFilesError                       422 model_files_invalid (a weights file or folder is missing/wrong)
     │   └── ProvenanceInputError                  422 invalid_provenance_input (bad payload, image, format)
@@ -139,6 +142,28 @@ class IdentityMismatchError(FaceError):
 
 class RequestError(InputError):
     code = "invalid_request"
+
+
+class JSONTooDeepError(RequestError):
+    """A JSON document nested deeper than :data:`safejson.MAX_DEPTH`."""
+
+    code = "json_too_deep"
+    http_status = 400
+
+
+class JSONNumberTooLargeError(RequestError):
+    """An integer literal longer than :data:`safejson.MAX_INT_DIGITS` digits, or NaN / Infinity."""
+
+    code = "json_number_too_large"
+    http_status = 400
+
+
+class JSONSyntaxError(RequestError):
+    """Not JSON at all (422 ``invalid_request``, as any other unreadable input)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class ProfileError(InputError):

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any
 
-from .errors import RequestError
+from .errors import JSONNumberTooLargeError, JSONSyntaxError, JSONTooDeepError
 
 #: Deepest nesting accepted. Tastemaker's own documents nest 6 levels at most.
 MAX_DEPTH = 64
@@ -27,28 +27,6 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 64
 
 _STRUCTURE = re.compile(r'["\\\[\]{}]')
-
-
-class JSONTooDeepError(RequestError):
-    """A JSON document nested deeper than :data:`MAX_DEPTH`."""
-
-    code = "json_too_deep"
-    http_status = 400
-
-
-class JSONNumberTooLargeError(RequestError):
-    """An integer literal longer than :data:`MAX_INT_DIGITS` digits, or NaN / Infinity."""
-
-    code = "json_number_too_large"
-    http_status = 400
-
-
-class JSONSyntaxError(RequestError):
-    """Not JSON at all (422 ``invalid_request``, as any other unreadable input)."""
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.detail = detail
 
 
 def depth(text: str) -> int:
