@@ -45,7 +45,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.robustness.live import LiveServer, alive, end, issue_key, server_env, wait_for  # noqa: E402
+from tests.robustness.live import (  # noqa: E402
+    LiveServer,
+    alive,
+    end,
+    issue_key,
+    server_env,
+    trickle_verify_body,
+    wait_for,
+)
 
 DEMO = ROOT / "src" / "tastemaker" / "data" / "demo"
 PINS = sorted((DEMO / "board").glob("*.jpg"))
@@ -253,24 +261,7 @@ class ServerBench:
         elapsed = time.monotonic() - t0
         self.note(10, "100_half_sent_requests", f"all cut within {header_s + 3:g} s", f"{cut} cut in {elapsed:.1f} s",
                   cut == len(socks), hang=cut < len(socks))
-        s = socket.create_connection(("127.0.0.1", self.server.port))
-        s.sendall(f"POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {self.key}\r\nContent-Type: "
-                  "application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
-        s.settimeout(0.2)
-        t0, answer = time.monotonic(), b""
-        while time.monotonic() - t0 < body_s + 5:
-            try:
-                s.sendall(b" ")
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                answer += chunk
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        s.close()
-        elapsed = time.monotonic() - t0
+        answer, elapsed = trickle_verify_body(self.server.port, self.key, body_s + 5)
         ok = elapsed < body_s + 3 and answer.startswith(b"HTTP/1.1 408")
         self.note(10, "trickled_body", f"408 within {body_s + 3:g} s", f"{answer[:12].decode() or 'nothing'} after "
                   f"{elapsed:.1f} s", ok, hang=elapsed >= body_s + 3)

@@ -50,8 +50,6 @@ import io
 import json
 import os
 import secrets
-import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -69,62 +67,20 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+from tests.robustness.live import TASTEMAKER, LiveServer  # noqa: E402  (one way to run `tastemaker serve`)
 
 DEMO = ROOT / "src" / "tastemaker" / "data" / "demo"
 PINS = sorted((DEMO / "board").glob("*.jpg"))
-#: the ``tastemaker`` command, run by this interpreter
-TASTEMAKER = [sys.executable, "-c", "import sys; from tastemaker.cli import main; sys.argv[0] = 'tastemaker'; main()"]
 
 
 # ----------------------------------------------------------------------------- the server and the CLI
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TASTEMAKER, *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
-
-
-class Server:
-    """``tastemaker serve`` on 127.0.0.1 as a subprocess."""
-
-    def __init__(self, env: dict[str, str], data_dir: Path) -> None:
-        self.env, self.data_dir, self.port = env, data_dir, free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115 - lives as long as the server
-        self.proc = subprocess.Popen(
-            [*TASTEMAKER, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited with {self.proc.returncode}; see {log.name}")
-            try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise SystemExit("the server did not become ready")
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGINT)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -308,13 +264,13 @@ def idempotency_attack(c: httpx.Client, key: str) -> int:
     return int(again.headers.get("idempotent-replayed") == "true" or again.json().get("id") == first["id"])
 
 
-def interrupted_attack(server: Server, key: str, board_id: str, selfie: bytes) -> int:
+def interrupted_attack(server: LiveServer, key: str, board_id: str, selfie: bytes) -> int:
     """Kill the server under a queued generation; after the restart the same key must run it again."""
     form = {"board_id": board_id, "consent": "true", "n": "2", "size": "512"}
     h = {**bearer(key), "Idempotency-Key": "gen-interrupted"}
     with httpx.Client(base_url=server.base, timeout=120) as c:
         job = c.post("/v1/generations", data=form, files={"selfie": ("me.jpg", selfie, "image/jpeg")}, headers=h).json()
-    server.stop(kill=True)
+    server.kill9()
     server.start()
     with httpx.Client(base_url=server.base, timeout=120) as c:
         before = c.get(f"/v1/generations/{job['id']}", headers=bearer(key)).json()
@@ -448,7 +404,7 @@ def main() -> None:
     owner = key("--name", "owner", "--tier", "pro")
     flooder = key("--name", "flooder", "--tier", "free")
     other = key("--name", "other", "--tier", "pro")
-    server = Server(env, data)
+    server = LiveServer(env, work / "server.log")
     server.start()
     try:
         with httpx.Client(base_url=server.base, timeout=300) as c:

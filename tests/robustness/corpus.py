@@ -33,7 +33,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,13 +40,15 @@ from pathlib import Path
 
 import tastemaker
 
+from .live import TASTEMAKER
+
 DEMO = Path(tastemaker.__file__).parent / "data" / "demo"
 BOARD = DEMO / "board"
 SELFIE = DEMO / "selfie.jpg"
 #: What must never be printed, whatever the input.
 CRASH_MARKS = ("Traceback (most recent call last)", "Fatal Python error", "panicked at", "Segmentation fault")
 #: How to start the CLI in a subprocess (``python -m tastemaker.cli`` would import the module twice).
-CLI = (sys.executable, "-c", "import sys; from tastemaker.cli import main; sys.argv[0] = 'tastemaker'; main()")
+CLI = tuple(TASTEMAKER)
 #: Run a command as root without the permission override, so file modes apply as they would to anyone else.
 UNPRIVILEGED = ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
 

@@ -111,6 +111,31 @@ def issue_key(env: dict[str, str], tier: str = "pro", name: str = "robustness") 
         store.dispose()
 
 
+def trickle_verify_body(port: int, key: str, limit_s: float) -> tuple[bytes, float]:
+    """Start a ``POST /v1/verify`` whose body arrives one byte every 0.2 s (alive, but far too slow) until the
+    server answers or closes, or ``limit_s`` passes: (what it answered, seconds it took)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.sendall(f"POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                  "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
+        s.settimeout(0.2)
+        t0, answer = time.monotonic(), b""
+        while time.monotonic() - t0 < limit_s:
+            try:
+                s.sendall(b" ")
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        return answer, time.monotonic() - t0
+    finally:
+        s.close()
+
+
 class LiveServer:
     """``tastemaker serve`` as a subprocess; its log (stdout + stderr) goes to ``log_path``."""
 

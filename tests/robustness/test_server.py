@@ -31,7 +31,7 @@ from tastemaker.api.methods import allow_header
 from tastemaker.errors import MultipleFacesError
 
 from ..api.conftest import DEMO, Api, board_parts, demo_pins, make_settings, upload_board
-from .live import LiveServer, alive, end, issue_key, server_env, wait_for
+from .live import LiveServer, alive, end, issue_key, server_env, trickle_verify_body, wait_for
 
 # ------------------------------------------------------------------------------------------ fixtures
 
@@ -329,26 +329,7 @@ def test_half_sent_headers_are_cut_off_while_others_are_served(slow_server: tupl
 
 def test_a_trickled_body_is_cut_off(slow_server: tuple[LiveServer, str]) -> None:
     server, owner = slow_server
-    s = socket.create_connection(("127.0.0.1", server.port))
-    try:
-        s.sendall(f"POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {owner}\r\n"
-                  "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode())
-        s.settimeout(0.2)
-        t0, data = time.monotonic(), b""
-        while time.monotonic() - t0 < 10:  # one byte every 0.2 s: alive, but far too slow
-            try:
-                s.sendall(b" ")
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-        elapsed = time.monotonic() - t0
-    finally:
-        s.close()
+    data, elapsed = trickle_verify_body(server.port, owner, 10)
     assert 1.5 < elapsed < 2 + 5, elapsed
     assert data.startswith(b"HTTP/1.1 408"), data[:200]
     assert httpx.get(server.base + "/healthz", timeout=5).status_code == 200
