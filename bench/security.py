@@ -4,10 +4,10 @@ A fresh data dir and secret; ``tastemaker keys create`` makes the keys (one of t
 styleembed`` only, as a third-party style app would get); the server runs as a subprocess with its
 default process pools. Then, in order:
 
-* **dp** — a differencing attack on ``/v1/styleembed``: boards A, A' (the same 8 pins) and B, B' (A plus one
-  pin), each released once. A leaf of the response (present in all four) that is equal for A and A', equal
-  for B and B', and differs between A and B is a deterministic function of the pins that tells one pin
-  apart with certainty: ``dp_exact_fields`` counts them (target 0).
+* **dp** — a differencing attack on ``/v1/styleembed``: boards A (8 pins) and B (A plus one pin), each
+  uploaded and released three times. A leaf of the response (present in all six) that is equal in every
+  release of A, equal in every release of B, and differs between A and B is a deterministic function of the
+  pins that tells one pin apart with certainty: ``dp_exact_fields`` counts them (target 0).
 * **scopes** — the styleembed-only key tries to read pins, upload, delete, generate, verify, react and
   delete the account: ``scope_violations`` counts what was not a 403 (target 0).
 * **budget** — 15 cycles of "add a pin -> generate -> styleembed" on one board: generation must never be
@@ -128,18 +128,31 @@ def leaves(doc: Any, path: str = "") -> dict[str, Any]:
     return {path: doc}
 
 
-def dp_attack(c: httpx.Client, owner: str, app_key: str) -> tuple[int, list[str]]:
-    """The owner uploads the neighbouring boards; the third-party app (styleembed scope) asks for releases."""
+#: leaves that are not functions of the pins: the board's id and the release's wall-clock time
+PUBLIC_LEAVES = (".board_id", ".profile.created_at")
+
+
+def dp_attack(c: httpx.Client, owner: str, app_key: str, repeats: int = 3) -> tuple[int, list[str]]:
+    """The owner uploads the neighbouring boards; the third-party app (styleembed scope) asks for releases.
+
+    Each neighbour is uploaded ``repeats`` times (a board's release is cached per revision, so a repeat is a
+    new board). At this budget an 8-pin release often lands on one of a few data-independent points (the
+    public reference after shrinkage, or the clamp bounds), so one release per side can agree by chance; a
+    field that is a deterministic function of the pins agrees in every repeat.
+    """
     base, extra = PINS[:8], PINS[8]
-    docs = []
-    for names in (base, base, [*base, extra], [*base, extra]):
-        board = upload(c, owner, names, name="neighbours")
-        r = c.post("/v1/styleembed", json={"board_id": board["id"]}, headers=bearer(app_key))
-        r.raise_for_status()
-        docs.append({k: v for k, v in leaves(r.json()).items() if not k.startswith(".board_id")})
-    a1, a2, b1, b2 = docs
-    common = set(a1) & set(a2) & set(b1) & set(b2)
-    exact = sorted(p for p in common if a1[p] == a2[p] and b1[p] == b2[p] and a1[p] != b1[p])
+    sides: list[list[dict[str, Any]]] = [[], []]
+    for side, names in enumerate((base, [*base, extra])):
+        for _ in range(repeats):
+            board = upload(c, owner, names, name="neighbours")
+            r = c.post("/v1/styleembed", json={"board_id": board["id"]}, headers=bearer(app_key))
+            r.raise_for_status()
+            sides[side].append({k: v for k, v in leaves(r.json()).items()
+                                if not k.startswith(PUBLIC_LEAVES)})
+    a, b = sides
+    common = set.intersection(*(set(d) for d in a + b))
+    exact = sorted(p for p in common
+                   if all(d[p] == a[0][p] for d in a) and all(d[p] == b[0][p] for d in b) and a[0][p] != b[0][p])
     return len(exact), exact
 
 
