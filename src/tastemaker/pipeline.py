@@ -163,11 +163,15 @@ class IdentityGuard:
         return self.encoder.chip(img, faces[0].box) if faces else None
 
     def detectable(self, rendered: Sequence[Rendered]) -> list[bool]:
-        """Does dlib's detector, unaided, find a face where the engine says the face is? (a crop around it)"""
+        """Does dlib's detector, unaided, find a face where the engine says the face is? (a crop around it)
+
+        An output without a face box was already searched whole for its distance (no face there: an infinite
+        distance), so it is not searched again here.
+        """
         out = []
         for r in rendered:
             if r.face_box is None:
-                out.append(bool(self.encoder.detect(r.pixels)))
+                out.append(True)
                 continue
             h, w = r.pixels.shape[:2]
             x0, y0, x1, y1 = r.face_box

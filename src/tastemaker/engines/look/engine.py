@@ -557,11 +557,11 @@ class LookEngine:
         H, W = out.shape[:2]
         f = min(1.0, self.synth_side / max(H, W))
         size = (max(16, round(W * f)), max(16, round(H * f)))
+        face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
         with self._lock:
             syn = prep.setdefault("syntheses", {}).get(key)
         if syn is None:
             small = cv2.resize(np.clip(out, 0.0, 1.0), size, interpolation=cv2.INTER_AREA)
-            face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
             lab_s = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
             syn = synthesize(lab_s, ex, guide_weight=GUIDE_REST + (GUIDE_FACE - GUIDE_REST) * face_s,
                              tone_match=0.6 * (1.0 - 0.6 * face_s))
@@ -599,7 +599,6 @@ class LookEngine:
             # the medium's balance of fine and broad detail (the pin's own, measured on the whole pin at this
             # size): a painting's surface is busy at the finest octaves, a photograph's is not
             Ls = cv2.resize(res[..., 0], size, interpolation=cv2.INTER_AREA)
-            face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
             amount = np.float32(BAND_MATCH * strength) * (1.0 - face_s * np.float32(1.0 - BAND_FACE * on_face))
             delta = match_bands(Ls, ex.bands, amount) - Ls
             res[..., 0] = np.clip(res[..., 0] + cv2.resize(delta, (W, H), interpolation=cv2.INTER_CUBIC), 0, 100)
@@ -763,14 +762,11 @@ def _busiest_crop(img: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(img[y0 : y0 + min(side, h), x0 : x0 + min(side, w)])
 
 
-def _search(
-    fn: Any, target: float, lo: float, hi: float, *, decreasing: bool = False, steps: int = 4
-) -> float:
-    """Bisection for the parameter where the monotone ``fn`` reaches ``target`` (clamped to [lo, hi])."""
+def _search(fn: Any, target: float, lo: float, hi: float, *, steps: int = 4) -> float:
+    """Bisection for the parameter where the increasing ``fn`` reaches ``target`` (clamped to [lo, hi])."""
     for _ in range(steps):
         mid = (lo + hi) / 2
-        above = fn(mid) > target
-        if above != decreasing:
+        if fn(mid) > target:
             hi = mid
         else:
             lo = mid
