@@ -67,21 +67,21 @@ def test_an_interrupted_rerun_keeps_the_old_manifest_whole(tmp_path: Path, monke
     assert code == 0, text
     first = _listed(out)
 
-    import tastemaker.pipeline
+    import tastemaker.pipeline.output
 
-    real = tastemaker.pipeline.write_atomic
+    real = tastemaker.pipeline.output.write_atomic
 
     def interrupted_at_the_manifest(path: Path | str, data: bytes, **kw: object) -> Path:
         if Path(path).name == "manifest.json":
             raise KeyboardInterrupt
         return real(path, data, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tastemaker.pipeline, "write_atomic", interrupted_at_the_manifest)
+    monkeypatch.setattr(tastemaker.pipeline.output, "write_atomic", interrupted_at_the_manifest)
     code, text = _generate(out, "--seed", "2")
     assert code == 130, text
     assert _listed(out) == first and all((out / n).exists() for n in first)  # the old manifest, whole
 
-    monkeypatch.setattr(tastemaker.pipeline, "write_atomic", real)
+    monkeypatch.setattr(tastemaker.pipeline.output, "write_atomic", real)
     code, text = _generate(out, "--seed", "2")
     assert code == 0, text
     second = _listed(out)

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import MissingDependencyError
 from ..media import encode_image, ensure_writable_dir, write_atomic
-from ..report import _fit, _font
+from ..pipeline.output import fit_tile, label_font
 from .runner import EvalRun
 
 COLORS = ["#d1495b", "#2e4057", "#66a182", "#edae49", "#00798c", "#8d6a9f", "#a0a0a0", "#5c4d7d"]
@@ -216,17 +216,17 @@ def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: li
     H = (TILE + cap + 6) * (len(run.methods) + 1) + 6
     sheet = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(sheet)
-    font, small = _font(13), _font(11)
+    font, small = label_font(13), label_font(11)
     y = 6
     draw.text((6, y + 4), "selfie | board", fill="black", font=font)
-    sheet.paste(_fit(run.selfie_thumbs[(person, selfie)], TILE, TILE), (label_w, y))
+    sheet.paste(fit_tile(run.selfie_thumbs[(person, selfie)], TILE, TILE), (label_w, y))
     bd = next(b for b in run.boards.boards if b.name == board)
     weights = {p.id: p.weight for p in run.profiles[board].pins}
     order = sorted(range(len(bd.board)), key=lambda i: -weights.get(bd.board.pins[i].id, 0.0))[:9]
     cell = TILE // 3
     mosaic = Image.new("RGB", (TILE, TILE), (245, 244, 240))
     for k, i in enumerate(order):
-        mosaic.paste(_fit(bd.board.thumbs[i], cell - 2, cell - 2), ((k % 3) * cell, (k // 3) * cell))
+        mosaic.paste(fit_tile(bd.board.thumbs[i], cell - 2, cell - 2), ((k % 3) * cell, (k // 3) * cell))
     sheet.paste(mosaic, (label_w + TILE + 6, y))
     draw.text((label_w, y + TILE + 2), f"{person}/{selfie}"[:26], fill=(80, 80, 80), font=small)
     draw.text((label_w + TILE + 6, y + TILE + 2), f"board {board}"[:26], fill=(80, 80, 80), font=small)
@@ -241,7 +241,7 @@ def contact_sheet(run: EvalRun, person: str, selfie: str, board: str, images: li
         else:
             for i, img in enumerate(outs):
                 x = label_w + i * (TILE + 6)
-                sheet.paste(_fit(img, TILE, TILE), (x, y))
+                sheet.paste(fit_tile(img, TILE, TILE), (x, y))
                 r = recs.get(i)
                 if r is None:
                     continue

@@ -1,0 +1,461 @@
+"""The flow as one object: selfie(s) + board or profile + request -> images with their measurements.
+
+A :class:`Pipeline` holds what is per deployment (the engine, the identity guard's threshold and workers,
+the identity and text encoders, how profiles are built, the provenance store) and is built once, usually
+with :meth:`Pipeline.from_settings`. Calling it runs one request through short steps:
+
+1. **subject**: decode and encode the selfie(s), or take the subject or identity given;
+2. **board**: build the profile when given a board, and let the engine load what it draws from;
+3. **plan** and **render**: read the prompt, ask the engine for a plan, render every variation;
+4. **guard** (:mod:`.guard`): measure every output's identity distance while its provenance is prepared;
+   re-render the variations that drift with a stronger hold on the face. An output that still drifts
+   is an error, never a silent return;
+5. **stamp**: every output gets its provenance (``provenance/service.py``): a record, the invisible
+   watermark carrying its id, a signed C2PA manifest and an entry in the transparency log. This is not
+   optional and fails closed: if any step fails, the call raises and returns no image at all;
+6. **result** (:mod:`.output`): each output is scored against the profile with the style encoder.
+
+``generate(request, **kw)`` is the one-line convenience: a pipeline for ``kw``'s options, called once.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from ..boards import Board
+from ..config import Settings
+from ..encoders.identity import IdentityEmbedding, IdentityEncoder, embed_pool
+from ..encoders.style import describe
+from ..engines import Engine, get_engine
+from ..engines.base import BoardAssets, GenerationRequest, IdentitySubject, Rendered, Subject, VariationPlan
+from ..errors import IdentityGuardError, NoFaceError, RequestError
+from ..media import load_image
+from ..prompt import parse_prompt
+from ..provenance.service import Prepared, Provenance, Stamped, prepare_many
+from ..taste.profile import ProfileConfig, TasteProfile, build_profile
+from ..taste.weights import WeightConfig
+from .guard import GUARD_MARGIN, HOLD_LEVELS, IdentityGuard
+from .output import GeneratedImage, GenerationResult
+
+Progress = Callable[[str, int, int], None]
+
+_DEFAULT_PROVENANCE: dict[tuple[str, str | None], Provenance] = {}
+
+
+def provenance_for(data_dir: Path | str, secret: str | None = None, *, settings: Settings | None = None) -> Provenance:
+    """The provenance store under ``data_dir``, opened once per process (certificates from ``settings``).
+
+    ``secret`` (a deployment's secret key) derives the store's keys, watermark key included; without it the
+    store keeps its own random key file (the CLI's local store). A store is always opened with the secret it
+    was made with: another one is refused (:class:`LedgerError`), so marks never silently stop resolving.
+    """
+    key = (str(Path(data_dir).resolve()), secret)
+    prov = _DEFAULT_PROVENANCE.get(key)
+    if prov is None:
+        s = settings or Settings()
+        prov = Provenance(data_dir, chain_pem=s.c2pa_chain_pem, key_pem=s.c2pa_key_pem,
+                          anchor_pem=s.c2pa_anchor_pem, secret=secret)
+        _DEFAULT_PROVENANCE[key] = prov
+    return prov
+
+
+def default_provenance(settings: Settings | None = None) -> Provenance:
+    """The provenance store in the configured data dir (``TASTEMAKER_DATA_DIR``)."""
+    s = settings or Settings()
+    return provenance_for(s.data_dir, settings=s)
+
+
+def _as_image(item: np.ndarray | str | Path, max_pixels: int) -> tuple[np.ndarray, str]:
+    if isinstance(item, np.ndarray):
+        return item, "selfie"
+    p = Path(item)
+    return load_image(p, max_pixels=max_pixels), p.name
+
+
+def prepare_subject(
+    selfies: Sequence[np.ndarray | str | Path],
+    *,
+    encoder: IdentityEncoder | None = None,
+    identity: IdentityEmbedding | None = None,
+    face_index: int | None = None,
+    max_pixels: int = 40_000_000,
+) -> Subject:
+    """Decode the selfies, find the face in each, and combine them into one identity.
+
+    The first selfie is the one the look engine re-draws; the others only sharpen the identity.
+    """
+    if not selfies:
+        raise NoFaceError("no selfie given; pass at least one photo of your face")
+    enc = encoder or IdentityEncoder()
+    decoded = [_as_image(s, max_pixels) for s in selfies]
+    combined, faces = enc.encode([d[0] for d in decoded], names=[d[1] for d in decoded], face_index=face_index)
+    return Subject(image=decoded[0][0], face=faces[0], identity=identity or combined, name=decoded[0][1])
+
+
+@dataclass
+class _Run:
+    """One call once its inputs are resolved: what the steps after planning share, and their timings."""
+
+    request: GenerationRequest
+    person: Subject
+    profile: TasteProfile
+    assets: BoardAssets | None
+    report: Progress
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @functools.cached_property
+    def profile_hash(self) -> str:
+        return self.profile.content_hash()
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the block's wall-clock time to ``timings[stage]``."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
+
+
+@dataclass
+class _Batch:
+    """The outputs under the guard: each variation's latest render, what the guard measured of it, its face
+    hold (an index into :data:`HOLD_LEVELS`) and its prepared, not yet logged, provenance."""
+
+    rendered: list[Rendered]
+    distances: list[float] = field(default_factory=list)
+    detectable: list[bool] = field(default_factory=list)
+    level: list[int] = field(default_factory=list)
+    prepared: list[Prepared | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.level = [0] * len(self.rendered)
+        self.prepared = [None] * len(self.rendered)
+
+    def measured(self, checked: Sequence[tuple[float, bool]]) -> None:
+        self.distances = [d for d, _ in checked]
+        self.detectable = [f for _, f in checked]
+
+    def to_hold_more(self, threshold: float) -> list[int]:
+        """Variations that drift (or whose face a detector misses) and can still be held more."""
+        return [k for k, (d, f) in enumerate(zip(self.distances, self.detectable, strict=True))
+                if (d > threshold or not f) and self.level[k] + 1 < len(HOLD_LEVELS)]
+
+    def discard(self, prov: Provenance, indices: Sequence[int] | None = None) -> None:
+        """Give back the prepared provenance of ``indices`` (default: all); nothing of it is logged."""
+        for k in range(len(self.prepared)) if indices is None else indices:
+            stale = self.prepared[k]
+            if stale is not None:
+                prov.discard(stale)
+                self.prepared[k] = None
+
+
+class Pipeline:
+    """Selfie(s) + board or profile + request -> :class:`GenerationResult`, with the identity guard and provenance.
+
+    Built once per deployment; :meth:`__call__` takes what changes per request. ``provenance`` is the store
+    every output is stamped into; without one, the configured data dir's store is opened on first use.
+    """
+
+    def __init__(
+        self,
+        engine: str | Engine = "look",
+        *,
+        identity_threshold: float = 0.35,
+        guard_workers: int = 0,
+        encoder: IdentityEncoder | None = None,
+        text_encoder: Any = None,
+        profile_config: ProfileConfig | None = None,
+        provenance: Provenance | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.engine = get_engine(engine) if isinstance(engine, str) else engine
+        self.identity_threshold = identity_threshold
+        self.guard_workers = guard_workers
+        self.encoder = encoder or IdentityEncoder()
+        self.text_encoder = text_encoder
+        self.profile_config = profile_config
+        self._provenance = provenance
+        self._settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Pipeline:
+        """The pipeline ``settings`` describe (engine, guard, face size, profile building, provenance store);
+        ``overrides`` (any :meth:`__init__` keyword, e.g. a command line's ``engine``) win."""
+        options: dict[str, Any] = dict(
+            engine=settings.engine,
+            identity_threshold=settings.identity_threshold,
+            guard_workers=settings.guard_workers,
+            encoder=IdentityEncoder(min_face_px=settings.min_face_px),
+            profile_config=ProfileConfig(max_modes=settings.max_modes,
+                                         weights=WeightConfig(half_life_days=settings.recency_half_life_days)),
+            settings=settings,
+        )
+        return cls(**{**options, **overrides})
+
+    @property
+    def provenance(self) -> Provenance:
+        """The store outputs are stamped into: the one given, else the configured data dir's."""
+        return self._provenance or default_provenance(self._settings)
+
+    def __call__(
+        self,
+        request: GenerationRequest,
+        *,
+        selfies: Sequence[np.ndarray | str | Path] | None = None,
+        subject: Subject | IdentitySubject | None = None,
+        identity: IdentityEmbedding | None = None,
+        face_index: int | None = None,
+        board: Board | None = None,
+        profile: TasteProfile | None = None,
+        assets: BoardAssets | None = None,
+        account: str = "local",
+        include_prompt: bool = False,
+        progress: Progress | None = None,
+    ) -> GenerationResult:
+        """Make ``request.n`` images of the person in the board's (or profile's) aesthetic.
+
+        With ``identity`` and no selfies (or an :class:`IdentitySubject`), the person is known only by an
+        embedding made on their device; engines that can draw from it alone (``accepts_identity_only``) do,
+        others refuse. With a board the engine's ``prepare_board`` loads what it draws from (the look engine:
+        the modes' medoid pins, for medium transfer and scenes; the diffusion engine embeds pins with CLIP).
+        With a profile alone there are no pins, unless the caller passes ``assets`` it loaded (the server
+        does, from its stored board); an engine that needed them falls back and says so in each image's record.
+        """
+        if (board is None) == (profile is None):
+            raise RequestError("give exactly one of a board or a taste profile")
+        if request.seed is None:
+            request = request.with_seed(secrets.randbelow(2**31))
+        report = progress or _silent
+        timings: dict[str, float] = {}
+        embed_pool(self.guard_workers)  # with dlib's runner, start its worker processes early (models load meanwhile)
+
+        t = time.perf_counter()
+        subject = self._subject(selfies, subject, identity, face_index, report)
+        timings["identity"] = time.perf_counter() - t
+        t = time.perf_counter()
+        profile = self._profile(board, profile, report)
+        timings["profile"] = time.perf_counter() - t
+        if board is not None:
+            t = time.perf_counter()
+            assets = self.engine.prepare_board(board, profile)
+            timings["board"] = time.perf_counter() - t
+
+        # an IdentitySubject only reaches engines that accept one (checked in _subject)
+        run = _Run(request, cast(Subject, subject), profile, assets, report, timings)
+        plans = self._plan(run)
+        guard = IdentityGuard.for_subject(self.encoder, subject, self.identity_threshold, workers=self.guard_workers)
+        batch = self._render(run, plans)
+        stamped = self._guard_and_stamp(run, batch, guard, account=account, include_prompt=include_prompt)
+        return self._result(run, subject, batch, stamped, guard.threshold, board)
+
+    # ------------------------------------------------------------------------------------------ steps
+    def _subject(
+        self,
+        selfies: Sequence[np.ndarray | str | Path] | None,
+        subject: Subject | IdentitySubject | None,
+        identity: IdentityEmbedding | None,
+        face_index: int | None,
+        report: Progress,
+    ) -> Subject | IdentitySubject:
+        """The person: the subject given, an identity alone, or the selfies decoded and encoded."""
+        if subject is None and not selfies and identity is not None:
+            subject = IdentitySubject(identity=identity)
+        if isinstance(subject, IdentitySubject) and not getattr(self.engine, "accepts_identity_only", False):
+            raise NoFaceError(
+                f"the {self.engine.name} engine redraws a selfie; give a selfie photo, not only an identity file"
+            )
+        if subject is None:
+            report("identity", 0, 1)
+            subject = prepare_subject(selfies or [], encoder=self.encoder, identity=identity, face_index=face_index)
+            report("identity", 1, 1)
+        return subject
+
+    def _profile(self, board: Board | None, profile: TasteProfile | None, report: Progress) -> TasteProfile:
+        """The profile given, or the board's, built now."""
+        if profile is not None:
+            return profile
+        assert board is not None
+        report("profile", 0, 1)
+        built = build_profile(board, self.profile_config)
+        report("profile", 1, 1)
+        return built
+
+    def _plan(self, run: _Run) -> list[VariationPlan]:
+        """Read the prompt against the profile's modes and let the engine plan the variations."""
+        modes = [(m.id, m.text, m.weight) for m in run.profile.modes]
+        intent = parse_prompt(run.request.prompt, modes, self.text_encoder)
+        return self.engine.plan(run.request, run.person, run.profile, intent, assets=run.assets)
+
+    def _render(self, run: _Run, plans: Sequence[VariationPlan]) -> _Batch:
+        """Render every variation with no hold on the face."""
+        run.report("render", 0, len(plans))
+        with run.timed("render"):
+            rendered = self.engine.render(list(plans), run.person, run.profile, run.request,
+                                          hold=[HOLD_LEVELS[0]] * len(plans), assets=run.assets)
+        return _Batch(rendered)
+
+    def _rerender(self, run: _Run, batch: _Batch, todo: Sequence[int]) -> None:
+        """Render the ``todo`` variations again at their (raised) hold levels, in place."""
+        with run.timed("render"):
+            again = self.engine.render([batch.rendered[k].plan for k in todo], run.person, run.profile, run.request,
+                                       hold=[HOLD_LEVELS[batch.level[k]] for k in todo], assets=run.assets)
+        for k, r in zip(todo, again, strict=True):
+            batch.rendered[k] = r
+
+    def _guard_and_stamp(
+        self, run: _Run, batch: _Batch, guard: IdentityGuard, *, account: str, include_prompt: bool
+    ) -> list[Stamped]:
+        """Guard every output (re-rendering those that drift), then stamp them all; on any failure, nothing
+        prepared is kept and nothing more is logged.
+
+        The guard (a batch through the face ResNet) and the expensive half of provenance (watermark, encode,
+        C2PA signature) run at the same time. Provenance is only *prepared* then: nothing is logged until the
+        guard has passed an image, and prepared outputs the guard rejects are discarded.
+        """
+        prov = self.provenance
+        meta: dict[str, Any] = dict(
+            fmt=run.request.format, prompt=run.request.prompt, profile_hash=run.profile_hash,
+            engine=self.engine.name, engine_version=self.engine.version, seed=run.request.seed, account=account,
+            include_prompt=include_prompt,
+        )
+        try:
+            with run.timed("guard"):
+                with ThreadPoolExecutor(max_workers=1) as side:
+                    guarded = side.submit(guard.check, batch.rendered)
+                    with run.timed("provenance"):
+                        batch.prepared = list(prepare_many(prov, [r.pixels for r in batch.rendered], **meta))
+                    batch.measured(guarded.result())
+            self._hold_faces(run, batch, guard, prov)
+            self._refuse_drift(batch, guard.threshold)
+            run.report("render", len(batch.rendered), len(batch.rendered))
+            return self._stamp(run, batch, prov, meta)
+        except BaseException:
+            batch.discard(prov)
+            raise
+
+    def _hold_faces(self, run: _Run, batch: _Batch, guard: IdentityGuard, prov: Provenance) -> None:
+        """Re-render drifting variations with a stronger hold on the face until they pass or are fully held."""
+        while todo := batch.to_hold_more(guard.threshold):
+            for k in todo:
+                batch.level[k] += 1
+            batch.discard(prov, todo)
+            self._rerender(run, batch, todo)
+            with run.timed("guard"):
+                for k, (d, f) in zip(todo, guard.check([batch.rendered[k] for k in todo]), strict=True):
+                    batch.distances[k], batch.detectable[k] = d, f
+
+    def _refuse_drift(self, batch: _Batch, threshold: float) -> None:
+        """Raise for an output still farther than ``threshold``; mark near ones a detector does not find."""
+        for r, dist, found in zip(batch.rendered, batch.distances, batch.detectable, strict=True):
+            if dist > threshold:
+                raised = (f"; the threshold {self.identity_threshold:.2f} was raised to your own selfie's distance "
+                          f"+ {GUARD_MARGIN:g}") if threshold > self.identity_threshold else ""
+                raise IdentityGuardError(
+                    f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
+                    f"{threshold:.2f}{raised}) even with the face fully held; try a lower strength or another seed"
+                )
+            if not found:
+                r.info["face_detectable"] = False  # near enough, but a detector does not find it unaided
+
+    def _stamp(self, run: _Run, batch: _Batch, prov: Provenance, meta: dict[str, Any]) -> list[Stamped]:
+        """Prepare what the guard's re-renders left unprepared, then log every output (the point of no return)."""
+        n = len(batch.rendered)
+        with run.timed("provenance"):
+            missing = [k for k, pr in enumerate(batch.prepared) if pr is None]
+            fresh = prepare_many(prov, [batch.rendered[k].pixels for k in missing], **meta)
+            for k, new in zip(missing, fresh, strict=True):
+                batch.prepared[k] = new
+            run.report("provenance", 0, n)
+            stamped = [prov.commit(pr) for pr in batch.prepared if pr is not None]
+            run.report("provenance", len(stamped), n)
+        return stamped
+
+    def _result(
+        self,
+        run: _Run,
+        subject: Subject | IdentitySubject,
+        batch: _Batch,
+        stamped: Sequence[Stamped],
+        threshold: float,
+        board: Board | None,
+    ) -> GenerationResult:
+        """Every output with what was measured of it, each scored against the profile."""
+        profile = run.profile
+        with run.timed("score"):
+            images = [_image(r, dist, st, profile)
+                      for r, dist, st in zip(batch.rendered, batch.distances, stamped, strict=True)]
+            selfie_score = _selfie_score(subject, profile, run.profile_hash)
+        return GenerationResult(
+            images=images,
+            request=run.request,
+            profile=profile,
+            identity=subject.identity,
+            engine=self.engine.name,
+            engine_version=self.engine.version,
+            selfie=subject.image,
+            face=subject.face,
+            selfie_style_score=selfie_score,
+            guard_threshold=threshold,
+            board=board,
+            timings=run.timings,
+            assets_source=run.assets.source if run.assets is not None else None,
+        )
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    """The progress callback of a call that asked for none."""
+
+
+def _image(r: Rendered, dist: float, st: Stamped, profile: TasteProfile) -> GeneratedImage:
+    mode = profile.mode(r.plan.mode_id)
+    return GeneratedImage(
+        pixels=st.pixels,
+        index=r.plan.index,
+        seed=r.plan.seed,
+        mode_id=mode.id,
+        mode_name=mode.name,
+        background=r.plan.background,
+        framing=r.plan.framing,
+        strength=r.plan.strength,
+        hold=r.hold,
+        identity_distance=dist,
+        style_score=profile.style_score(describe(st.pixels, palette=False)),
+        data=st.data,
+        record_id=st.record.id_hex,
+        log_index=st.log_index,
+        timings=r.timings,
+        info=r.info,
+    )
+
+
+def _selfie_score(subject: Subject | IdentitySubject, profile: TasteProfile, profile_hash: str) -> float:
+    """The selfie's own style score against the profile (NaN with no selfie pixels); described once per subject."""
+    if subject.image is None:
+        return float("nan")
+    key = f"selfie_score:{profile_hash}"
+    if key not in subject.cache:
+        subject.cache[key] = profile.style_score(describe(subject.image, palette=False))
+    return float(subject.cache[key])
+
+
+def generate(request: GenerationRequest, **kw: Any) -> GenerationResult:
+    """One request through a :class:`Pipeline` made for it: ``kw`` holds both the pipeline's options (``engine``,
+    ``identity_threshold``, ``guard_workers``, ``encoder``, ``text_encoder``, ``profile_config``, ``provenance``)
+    and the call's (``selfies``, ``subject``, ``board``, ``profile``, ``assets``, ``identity``...)."""
+    return Pipeline(**{k: kw.pop(k) for k in PIPELINE_OPTIONS if k in kw})(request, **kw)
+
+
+#: The keywords of :func:`generate` that configure the pipeline rather than the call.
+PIPELINE_OPTIONS = ("engine", "identity_threshold", "guard_workers", "encoder", "text_encoder", "profile_config",
+                    "provenance", "settings")
