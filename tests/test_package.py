@@ -16,13 +16,22 @@ def test_all_is_sorted_and_importable() -> None:
 
 
 def test_every_error_knows_its_code_exit_and_status() -> None:
-    classes = [getattr(errors, n) for n in errors.__all__]
-    codes = [c.code for c in classes]
-    assert len(codes) == len(set(codes)), "error codes must be unique"
+    from tastemaker.api.http_errors import status_of
+
+    classes = [getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    own = [c.code for c in classes if "code" in vars(c)]
+    assert len(own) == len(set(own)), "a class that names its own code names a new one"
     for cls in classes:
         assert issubclass(cls, errors.TastemakerError)
-        assert cls.exit_code != 0 and 400 <= cls.http_status < 600
+        assert cls.exit_code != 0
         assert cls.__name__ in errors.__doc__  # the tree in the module docstring lists every class
+        assert errors.error_class(cls.__name__) is cls
+    # HTTP statuses are the API edge's: a few that clients rely on, and a forwarded error keeps its class's
+    assert status_of(errors.ImagePixelLimitError("x")) == 422 and status_of(errors.ImageTooLargeError("x")) == 413
+    assert status_of(errors.QuotaExceededError("x", retry_after_s=3)) == 429
+    assert status_of(errors.InsufficientScopeError("x", scopes={"a"})) == 403
+    assert status_of(errors.ForwardedError(*errors.ForwardedError.of(errors.ProofError("x")))) == 409
+    assert status_of(errors.ForwardedError("NoSuchError", "odd", "x")) == 500
     assert issubclass(errors.InputError, errors.TastemakerError) and errors.InputError.exit_code == 2
 
 

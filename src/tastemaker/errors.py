@@ -1,48 +1,94 @@
 """One exception hierarchy for everything Tastemaker raises on purpose.
 
-Each class knows three things about itself, so the edges never have to guess:
-``code`` (a stable machine string for the HTTP API), ``exit_code`` (the CLI's), and
-``http_status``. Messages say what was received, what was expected, and what to do next.
+Each class knows two things about itself: ``code`` (a stable machine string, the API's ``code``
+field) and ``exit_code`` (the CLI's). The HTTP status of each is decided at the API edge only
+(:mod:`tastemaker.api.http_errors`), as the CLI's edge decides what to print. Messages say what was
+received, what was expected, and what to do next. Errors that only the service raises (auth, quotas,
+queues) are here too, under :class:`ServiceError`: one hierarchy, one file. (It is over 500 lines on
+purpose: sixty small classes and no logic, and one place to read them all is the point.)
 
 ::
 
-    TastemakerError                      exit 1   500 internal_error
-    ├── InputError                       exit 2   422 invalid_input
-    │   ├── ImageError                            422 invalid_image
-    │   │   ├── ImageDecodeError                  422 image_unreadable    (empty, truncated, not an image)
-    │   │   ├── UnsupportedImageError             415 image_unsupported   (a format we do not take)
-    │   │   └── ImageTooLargeError                413 image_too_large     (bytes over the cap)
-    │   │       └── ImagePixelLimitError          422 image_too_many_pixels (pixel count over the cap: a bomb)
-    │   ├── BoardError                            422 invalid_board
-    │   │   ├── EmptyBoardError                   422 board_empty
-    │   │   └── PinsFileError                     422 pins_file_invalid   (names file and line)
-    │   ├── FaceError                             422 face_error
-    │   │   ├── NoFaceError                       422 no_face
-    │   │   ├── MultipleFacesError                422 multiple_faces
-    │   │   ├── FaceTooSmallError                 422 face_too_small
-    │   │   └── IdentityMismatchError             422 identity_mismatch   (selfies of different people)
-    │   ├── RequestError                          422 invalid_request     (n, size, aspect, format...)
-    │   │   ├── JSONTooDeepError                  400 json_too_deep       (nested past safejson.MAX_DEPTH)
-    │   │   ├── JSONNumberTooLargeError           400 json_number_too_large
-    │   │   └── JSONSyntaxError                   422 invalid_request     (not JSON at all)
-    │   ├── ProfileError                          422 invalid_profile     (bad JSON, schema version, signature)
-    │   ├── ModelFilesError                       422 model_files_invalid (a weights file or folder is missing/wrong)
-    │   └── ProvenanceInputError                  422 invalid_provenance_input (bad payload, image, format)
-    │       └── WatermarkTooSmallError            422 image_too_small_to_mark
-    ├── OutputError                      exit 73  500 output_error        (cannot write results)
-    ├── IdentityGuardError               exit 4   500 identity_guard      (output drifted from the selfie)
-    ├── PrivacyBudgetError               exit 5   429 privacy_budget_exhausted
-    ├── ProvenanceError                  exit 1   500 provenance_error    (never ignored: fail closed)
-    │   ├── WatermarkError                        500 watermark_failed    (could not mark the image)
-    │   ├── C2paError                             500 c2pa_failed         (signing or reading failed)
-    │   └── LedgerError                           500 ledger_error        (storage or signature problem)
-    │       └── ProofError                        409 proof_invalid       (a proof or tree head does not verify)
-    └── MissingDependencyError           exit 3   501 missing_dependency  (optional extra not installed)
+    TastemakerError                      exit 1   internal_error
+    ├── InputError                       exit 2   invalid_input
+    │   ├── ImageError                            invalid_image
+    │   │   ├── ImageDecodeError                  image_unreadable    (empty, truncated, not an image)
+    │   │   ├── UnsupportedImageError             image_unsupported   (a format we do not take)
+    │   │   └── ImageTooLargeError                image_too_large     (bytes over the cap)
+    │   │       └── ImagePixelLimitError          image_too_many_pixels (pixel count over the cap: a bomb)
+    │   ├── BoardError                            invalid_board
+    │   │   ├── EmptyBoardError                   board_empty
+    │   │   └── PinsFileError                     pins_file_invalid   (names file and line)
+    │   ├── FaceError                             face_error
+    │   │   ├── NoFaceError                       no_face
+    │   │   ├── MultipleFacesError                multiple_faces
+    │   │   ├── FaceTooSmallError                 face_too_small
+    │   │   └── IdentityMismatchError             identity_mismatch   (selfies of different people)
+    │   ├── RequestError                          invalid_request     (n, size, aspect, format...)
+    │   │   ├── JSONTooDeepError                  json_too_deep       (nested past safejson.MAX_DEPTH)
+    │   │   ├── JSONNumberTooLargeError           json_number_too_large
+    │   │   ├── JSONSyntaxError                   invalid_request     (not JSON at all)
+    │   │   └── IncompleteTreeHeadError           incomplete_tree_head
+    │   ├── ProfileError                          invalid_profile     (bad JSON, schema version, signature)
+    │   │   └── UntrustedSignerError              untrusted_signer
+    │   ├── ModelFilesError                       model_files_invalid (a weights file or folder is missing/wrong)
+    │   │   └── DlibModelFormatError              model_files_invalid (names the byte offset)
+    │   ├── ProvenanceInputError                  invalid_provenance_input (bad payload, image, format)
+    │   │   └── WatermarkTooSmallError            image_too_small_to_mark
+    │   ├── ServerStoreError                      server_store        (``forget`` pointed at a server's store)
+    │   ├── ConsentRequiredError                  consent_required
+    │   ├── FilePartExpectedError                 file_part_expected  (a text part where a file goes)
+    │   ├── RequestTooLargeError                  request_too_large
+    │   ├── UnsupportedMediaTypeError             unsupported_media_type
+    │   ├── IdempotencyKeyReusedError             idempotency_key_reused
+    │   ├── MalformedBodyError                    malformed_body
+    │   └── ClientDisconnectedError               client_disconnected
+    ├── OutputError                      exit 73  output_error        (cannot write results)
+    ├── IdentityGuardError               exit 4   identity_guard      (output drifted from the selfie)
+    ├── PrivacyBudgetError               exit 5   privacy_budget_exhausted
+    │   ├── PrivacyBudgetDailyError               privacy_budget_daily    (resets; knows when)
+    │   └── PrivacyBudgetLifetimeError            privacy_budget_lifetime (never resets)
+    ├── ProvenanceError                  exit 1   provenance_error    (never ignored: fail closed)
+    │   ├── WatermarkError                        watermark_failed    (could not mark the image)
+    │   ├── C2paError                             c2pa_failed         (signing or reading failed)
+    │   └── LedgerError                           ledger_error        (storage or signature problem)
+    │       └── ProofError                        proof_invalid       (a proof or tree head does not verify)
+    ├── AuditTamperedError               exit 5   audit_tampered      (the audit log was edited or cut)
+    ├── MissingDependencyError           exit 3   missing_dependency  (optional extra not installed)
+    ├── ConfigurationError               exit 78  configuration_error
+    ├── StoreError                                store_error
+    │   └── BlobMissingError                      blob_missing
+    ├── ForwardedError                            (a core error raised in a worker process; keeps its name and code)
+    └── ServiceError                              (the service's own: auth, quotas, queues)
+        ├── AuthError                             unauthorized        (never raised itself)
+        │   ├── MissingApiKeyError                missing_api_key
+        │   ├── InvalidApiKeyError                invalid_api_key
+        │   └── RevokedApiKeyError                api_key_revoked
+        ├── InsufficientScopeError                insufficient_scope  (names the scopes it needs)
+        ├── NotFoundError                         not_found
+        ├── MethodNotAllowedError                 method_not_allowed  (knows the methods the path takes)
+        ├── NotReadyError                         not_ready           (a job's images before it finished)
+        ├── IdempotencyInProgressError            idempotency_key_in_use (retry in 1 s)
+        ├── ConflictError                         conflict            (retry in 1 s)
+        ├── RateLimitedError                      rate_limited        (knows when to retry)
+        │   ├── QuotaExceededError                quota_exceeded
+        │   ├── TooManyJobsError                  too_many_jobs
+        │   └── VerifyBusyError                   verify_busy
+        └── ServiceUnavailableError               service_unavailable (retry in 5 s unless told)
+            ├── QueueFullError                    queue_full
+            ├── WorkerCrashedError                worker_crashed
+            ├── RateLimiterUnavailableError       rate_limiter_unavailable
+            └── VerifyQueueFullError              verify_queue_full
+
+``retry_after_s`` (seconds) on an error says when retrying can succeed; ``headers`` carries response
+metadata only the service knows (the rate limiter's ``X-RateLimit-*``); the edge turns both into headers.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 class TastemakerError(Exception):
@@ -50,13 +96,14 @@ class TastemakerError(Exception):
 
     code: str = "internal_error"
     exit_code: int = 1
-    http_status: int = 500
+    #: seconds after which a retry can succeed (the API sends it as Retry-After); None: do not retry as is
+    retry_after_s: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON body the API returns for this error."""
         return {"code": self.code, "message": self.message, "error": type(self).__name__}
 
@@ -66,7 +113,6 @@ class InputError(TastemakerError):
 
     code = "invalid_input"
     exit_code = 2
-    http_status = 422
 
 
 class ImageError(InputError):
@@ -79,12 +125,10 @@ class ImageDecodeError(ImageError):
 
 class UnsupportedImageError(ImageError):
     code = "image_unsupported"
-    http_status = 415
 
 
 class ImageTooLargeError(ImageError):
     code = "image_too_large"
-    http_status = 413
 
 
 class ImagePixelLimitError(ImageTooLargeError):
@@ -94,7 +138,6 @@ class ImagePixelLimitError(ImageTooLargeError):
     """
 
     code = "image_too_many_pixels"
-    http_status = 422
 
 
 class BoardError(InputError):
@@ -148,14 +191,12 @@ class JSONTooDeepError(RequestError):
     """A JSON document nested deeper than :data:`safejson.MAX_DEPTH`."""
 
     code = "json_too_deep"
-    http_status = 400
 
 
 class JSONNumberTooLargeError(RequestError):
     """An integer literal longer than :data:`safejson.MAX_INT_DIGITS` digits, or NaN / Infinity."""
 
     code = "json_number_too_large"
-    http_status = 400
 
 
 class JSONSyntaxError(RequestError):
@@ -191,7 +232,6 @@ class PrivacyBudgetError(TastemakerError):
 
     code = "privacy_budget_exhausted"
     exit_code = 5
-    http_status = 429
 
 
 class ProvenanceError(TastemakerError):
@@ -222,7 +262,6 @@ class ProofError(LedgerError):
     """A Merkle proof or signed tree head does not verify: the log or the claim was tampered with."""
 
     code = "proof_invalid"
-    http_status = 409
 
 
 class ProvenanceInputError(InputError):
@@ -242,7 +281,6 @@ class MissingDependencyError(TastemakerError):
 
     code = "missing_dependency"
     exit_code = 3
-    http_status = 501
 
     def __init__(self, feature: str, extra: str, module: str) -> None:
         self.feature = feature
@@ -253,34 +291,346 @@ class MissingDependencyError(TastemakerError):
         )
 
 
+
+class DlibModelFormatError(ModelFilesError):
+    """The weights file is not the dlib face-recognition ResNet :mod:`tastemaker.encoders.dlib_resnet` reads."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(f"{message} (at byte offset {offset})")
+        self.offset = offset
+
+
+class UntrustedSignerError(ProfileError):
+    """The export is validly signed, but by a key this installation does not trust."""
+
+    code = "untrusted_signer"
+
+
+class IncompleteTreeHeadError(RequestError):
+    """``since_size`` without ``since_root`` or the other way round (a rule across query parameters)."""
+
+    code = "incomplete_tree_head"
+
+
+class ServerStoreError(InputError):
+    """``forget`` was pointed at a server's store."""
+
+    code = "server_store"
+
+
+class PrivacyBudgetDailyError(PrivacyBudgetError):
+    """The period's budget is spent; it frees up at :attr:`resets_at`."""
+
+    code = "privacy_budget_daily"
+
+    def __init__(self, message: str, *, resets_at: datetime, now: datetime) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+        self.retry_after_s = max(1.0, (resets_at - now).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "resets_at": self.resets_at.isoformat()}
+
+
+class PrivacyBudgetLifetimeError(PrivacyBudgetError):
+    """The profile's lifetime budget is spent: it never resets (a new board starts a new profile)."""
+
+    code = "privacy_budget_lifetime"
+    resets_at = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "resets_at": None}
+
+
+class AuditTamperedError(TastemakerError):
+    """``tastemaker audit verify`` found the log edited, truncated or extended."""
+
+    code = "audit_tampered"
+    exit_code = 5
+
+
+class ConfigurationError(TastemakerError):
+    code = "configuration_error"
+    exit_code = 78  # EX_CONFIG
+
+
+class StoreError(TastemakerError):
+    code = "store_error"
+
+
+class BlobMissingError(StoreError):
+    code = "blob_missing"
+
+
+class ForwardedError(TastemakerError):
+    """A Tastemaker error raised in a worker process, carried back as (class name, code, message, retry).
+
+    Worker processes never pickle exception objects (some take extra constructor arguments); they send
+    these values and the edges answer exactly as if the original had been raised here (the API finds the
+    status by the original class's name, see :func:`error_class`).
+    """
+
+    def __init__(self, name: str, code: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def of(cls, exc: TastemakerError) -> tuple[str, str, str, float | None]:
+        """The picklable values that stand for ``exc`` (the constructor's arguments)."""
+        return type(exc).__name__, exc.code, exc.message, exc.retry_after_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "error": self.name}
+
+
+# ------------------------------------------------------------------------------------- the service's own
+
+
+class ServiceError(TastemakerError):
+    """Base for errors only the service raises; ``headers`` is response metadata it alone knows."""
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+class ConsentRequiredError(InputError):
+    code = "consent_required"
+
+
+class FilePartExpectedError(InputError):
+    """A multipart part that must be a file (``images``, ``selfie``, ``image``) came as a text field: a part
+    without a ``filename`` in its ``Content-Disposition`` (some clients drop an empty one)."""
+
+    code = "file_part_expected"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            f"{field}: send a file part, with a file name — Content-Disposition: form-data; name=\"{field}\"; "
+            f"filename=\"photo.jpg\" (curl: -F {field}=@photo.jpg); this one came as a text field"
+        )
+        self.field = field
+
+
+class RequestTooLargeError(InputError):
+    code = "request_too_large"
+
+
+class UnsupportedMediaTypeError(InputError):
+    code = "unsupported_media_type"
+
+
+class IdempotencyKeyReusedError(InputError):
+    code = "idempotency_key_reused"
+
+
+class MalformedBodyError(InputError):
+    """A body the framework parses (form, JSON model) that is not what its content type says."""
+
+    code = "malformed_body"
+
+
+class ClientDisconnectedError(InputError):
+    """The client went away before sending its whole body; nothing was done."""
+
+    code = "client_disconnected"
+
+
+class AuthError(ServiceError):
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, account_id: str | None = None) -> None:
+        super().__init__(message)
+        self.account_id = account_id  # known for a revoked key (for the audit trail, never shown)
+
+
+class InsufficientScopeError(ServiceError):
+    """The key is valid but was not given the scope this endpoint needs (RFC 6750 ``insufficient_scope``)."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, message: str, *, scopes: frozenset[str] | set[str]) -> None:
+        super().__init__(message)
+        self.scopes = frozenset(scopes)
+
+
+class MissingApiKeyError(AuthError):
+    code = "missing_api_key"
+
+
+class InvalidApiKeyError(AuthError):
+    code = "invalid_api_key"
+
+
+class RevokedApiKeyError(AuthError):
+    code = "api_key_revoked"
+
+
+class NotFoundError(ServiceError):
+    code = "not_found"
+
+
+class MethodNotAllowedError(ServiceError):
+    """The path exists but not with this method; ``allow`` is what it takes (the ``Allow`` header)."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message, headers={"Allow": allow})
+        self.allow = allow
+
+
+class NotReadyError(ServiceError):
+    code = "not_ready"
+
+
+class IdempotencyInProgressError(ServiceError):
+    code = "idempotency_key_in_use"
+    retry_after_s = 1.0
+
+
+class ConflictError(ServiceError):
+    """The object changed under the request (e.g. pins added while feedback was applied); retry it."""
+
+    code = "conflict"
+    retry_after_s = 1.0
+
+
+class RateLimitedError(ServiceError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, headers=headers)
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceededError(RateLimitedError):
+    code = "quota_exceeded"
+
+
+class TooManyJobsError(RateLimitedError):
+    code = "too_many_jobs"
+
+
+class VerifyBusyError(RateLimitedError):
+    """The account already has as many provenance checks running as it may (``verify_per_account``)."""
+
+    code = "verify_busy"
+
+
+class ServiceUnavailableError(ServiceError):
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueFullError(ServiceUnavailableError):
+    code = "queue_full"
+
+
+class WorkerCrashedError(ServiceUnavailableError):
+    """The worker process handling the request died (a native crash, out of memory); retrying may work."""
+
+    code = "worker_crashed"
+
+
+class RateLimiterUnavailableError(ServiceUnavailableError):
+    code = "rate_limiter_unavailable"
+
+
+class VerifyQueueFullError(ServiceUnavailableError):
+    code = "verify_queue_full"
+
+
+class InternalError(TastemakerError):
+    """A bug: what the API answers for an exception nobody raised on purpose (the log has the traceback)."""
+
+
+def error_class(name: str) -> type[TastemakerError] | None:
+    """The class of this hierarchy called ``name`` (how a :class:`ForwardedError` finds what it stands for)."""
+    todo: list[type[TastemakerError]] = [TastemakerError]
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name:
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
+
 __all__ = [
+    "AuditTamperedError",
+    "AuthError",
+    "BlobMissingError",
     "BoardError",
     "C2paError",
+    "ClientDisconnectedError",
+    "ConfigurationError",
+    "ConflictError",
+    "ConsentRequiredError",
+    "DlibModelFormatError",
     "EmptyBoardError",
     "FaceError",
     "FaceTooSmallError",
+    "FilePartExpectedError",
+    "ForwardedError",
+    "IdempotencyInProgressError",
+    "IdempotencyKeyReusedError",
     "IdentityGuardError",
     "IdentityMismatchError",
     "ImageDecodeError",
     "ImageError",
     "ImagePixelLimitError",
     "ImageTooLargeError",
+    "IncompleteTreeHeadError",
     "InputError",
+    "InsufficientScopeError",
+    "InternalError",
+    "InvalidApiKeyError",
+    "JSONNumberTooLargeError",
+    "JSONSyntaxError",
+    "JSONTooDeepError",
     "LedgerError",
+    "MalformedBodyError",
+    "MethodNotAllowedError",
+    "MissingApiKeyError",
     "MissingDependencyError",
     "ModelFilesError",
     "MultipleFacesError",
     "NoFaceError",
+    "NotFoundError",
+    "NotReadyError",
     "OutputError",
     "PinsFileError",
+    "PrivacyBudgetDailyError",
     "PrivacyBudgetError",
+    "PrivacyBudgetLifetimeError",
     "ProfileError",
     "ProofError",
     "ProvenanceError",
     "ProvenanceInputError",
+    "QueueFullError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "RateLimiterUnavailableError",
     "RequestError",
+    "RequestTooLargeError",
+    "RevokedApiKeyError",
+    "ServerStoreError",
+    "ServiceError",
+    "ServiceUnavailableError",
+    "StoreError",
     "TastemakerError",
+    "TooManyJobsError",
     "UnsupportedImageError",
+    "UnsupportedMediaTypeError",
+    "UntrustedSignerError",
+    "VerifyBusyError",
+    "VerifyQueueFullError",
     "WatermarkError",
+    "WorkerCrashedError",
     "WatermarkTooSmallError",
+    "error_class",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from .errors import ServerStoreError
 from .media import make_private_dirs, write_atomic
 
 #: data-dir entries that belong to the CLI's user (relative paths); never a server's ``blobs``
@@ -33,11 +33,6 @@ PERSONAL = ("profiles", "privacy", "keys", "outputs", "boards")
 SERVER_MARKER = ".tastemaker-server"
 TRACES = "traces.json"
 
-
-class ServerStoreError(InputError):
-    """``forget`` was pointed at a server's store."""
-
-    code = "server_store"
 
 
 def mark_server_store(data_dir: Path | str) -> None:

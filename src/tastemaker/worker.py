@@ -9,7 +9,7 @@
 * **Persisted**: every move is an atomic compare-and-set ``UPDATE`` (``store.repo.move_job``), so a
   worker, a shutdown and a restart can never both "win" the same job.
 * **Bounded**: at most ``workers + queue_size`` jobs are admitted; beyond that :meth:`JobRunner.reserve`
-  raises :class:`~tastemaker.api.errors.QueueFullError` (503 + Retry-After) — nothing piles up.
+  raises :class:`~tastemaker.errors.QueueFullError` (503 + Retry-After) — nothing piles up.
 * **Nothing silently lost**: the selfie lives only in this process's memory (never stored), so a job
   cannot outlive the process. On start, :meth:`JobRunner.recover` fails every job still ``queued`` or
   ``running`` with code ``interrupted``; on shutdown, jobs that do not finish within the grace period
@@ -41,9 +41,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api.errors import ForwardedError, QueueFullError, VerifyBusyError, VerifyQueueFullError
 from .audit import GENERATION_FINISHED, AuditLog
-from .errors import TastemakerError
+from .errors import (
+    ForwardedError,
+    InternalError,
+    QueueFullError,
+    TastemakerError,
+    VerifyBusyError,
+    VerifyQueueFullError,
+    WorkerCrashedError,
+)
 from .lifeline import die_with_parent
 from .store import Store, repo
 from .store.models import Job, utcnow
@@ -84,7 +91,7 @@ def progress_doc(stage: str, done: int, total: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ worker tasks
 # Module-level functions: picklable for spawned processes, and the same code in thread mode. They never
-# raise: an outcome is ("ok", value) or ("error", class name, code, http status, message), because some
+# raise: an outcome is ("ok", value) or ("error", *ForwardedError.of(exc)), because some
 # Tastemaker errors take extra constructor arguments and would not survive pickling.
 
 Outcome = tuple[Any, ...]
@@ -113,24 +120,19 @@ def _guard(fn: Callable[[], Any]) -> Outcome:
     try:
         return ("ok", fn())
     except TastemakerError as exc:
-        return ("error", type(exc).__name__, exc.code, exc.http_status, exc.message)
+        return ("error", *ForwardedError.of(exc))
     except Exception as exc:  # a bug or a native-library failure: log it here, tell the client little
         log.error("worker task failed: %s", "".join(traceback.format_exception(exc)))
-        return (
-            "error",
-            "InternalError",
-            "internal_error",
-            500,
-            f"the worker failed unexpectedly ({type(exc).__name__}); the server log has details",
-        )
+        return ("error", *ForwardedError.of(
+            InternalError(f"the worker failed unexpectedly ({type(exc).__name__}); the server log has details")
+        ))
 
 
 def unwrap(outcome: Outcome) -> Any:
     """The task's value, or its error raised again in this process with the same code and status."""
     if outcome[0] == "ok":
         return outcome[1]
-    _, name, code, status, message = outcome
-    raise ForwardedError(name, code, status, message)
+    raise ForwardedError(*outcome[1:])
 
 
 def task_warm(engine: str | None = None) -> bool:
@@ -671,9 +673,7 @@ class JobRunner:
             outcome = fut.result()
         except BrokenProcessPool:
             self._rebuild_cpu()
-            raise ForwardedError(
-                "WorkerCrashed", WORKER_CRASHED, 503, "a worker process crashed while handling this request; retry it"
-            ) from None
+            raise WorkerCrashedError("a worker process crashed while handling this request; retry it") from None
         return unwrap(outcome)
 
     async def call_async(self, fn: Callable[..., Outcome], *args: Any) -> Any:
@@ -688,9 +688,7 @@ class JobRunner:
             outcome = await asyncio.wrap_future(fut)
         except BrokenProcessPool:
             self._rebuild_cpu()
-            raise ForwardedError(
-                "WorkerCrashed", WORKER_CRASHED, 503, "a worker process crashed while handling this request; retry it"
-            ) from None
+            raise WorkerCrashedError("a worker process crashed while handling this request; retry it") from None
         return unwrap(outcome)
 
     def _process_pool(self, n: int, nice: int) -> ProcessPoolExecutor:
@@ -997,9 +995,7 @@ class VerifyPool:
             outcome = await asyncio.wrap_future(fut)
         except BrokenProcessPool:
             self._rebuild()
-            raise ForwardedError(
-                "WorkerCrashed", WORKER_CRASHED, 503, "a worker process crashed while checking this image; retry it"
-            ) from None
+            raise WorkerCrashedError("a worker process crashed while checking this image; retry it") from None
         finally:
             self._durations.append(time.monotonic() - t0)
         return unwrap(outcome)

@@ -139,8 +139,8 @@ def test_retryable_failure_releases_the_idempotency_key(make_api: Any, selfie_by
     h = api.key("pro")
     board = upload_board(api, h, names=SMALL_BOARD)
     real = worker.task_generate
-    monkeypatch.setattr(worker, "task_generate", lambda *a, **k: ("error", "InternalError", "internal_error", 500,
-                                                                   "the worker failed unexpectedly"))
+    monkeypatch.setattr(worker, "task_generate", lambda *a, **k: ("error", "InternalError", "internal_error",
+                                                                   "the worker failed unexpectedly", None))
     first = generate(api, {**h, "Idempotency-Key": "k1"}, selfie_bytes, board_id=board["id"]).json()
     assert first["status"] == "failed" and first["error"]["retryable"], first
     monkeypatch.setattr(worker, "task_generate", real)

@@ -15,9 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from tastemaker.api.errors import NotFoundError, StoreError
 from tastemaker.audit import AuditLog
 from tastemaker.boards import Pin
+from tastemaker.errors import NotFoundError, StoreError
 from tastemaker.store import BlobStore, Store, repo, sha256_hex
 from tastemaker.store.migrate import current_revision, downgrade, head_revision, upgrade
 from tastemaker.store.models import AuditEntry, Base, Job, PinRecord, utcnow

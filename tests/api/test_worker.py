@@ -115,7 +115,7 @@ def test_failed_job_refunds_quota_and_is_audited(
     monkeypatch.setattr(
         worker,
         "task_generate",
-        lambda *a, **k: ("error", "IdentityGuardError", "identity_guard", 500, "variation 0 drifted from the selfie"),
+        lambda *a, **k: ("error", "IdentityGuardError", "identity_guard", "variation 0 drifted from the selfie", None),
     )
     api = make_api()
     headers = api.key("pro")

@@ -363,7 +363,7 @@ def test_multiple_faces_error_names_the_api_field(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(pipeline, "prepare_subject", two_faces)
     outcome = task_prepare_subject(selfie, "selfie", 4_000_000, 10_000_000, 40, None)
     assert outcome[0] == "error" and outcome[2] == "multiple_faces"
-    assert "--face-index" not in outcome[4] and "face_index" in outcome[4]
+    assert "--face-index" not in outcome[3] and "face_index" in outcome[3]
 
 
 def test_multiple_faces_through_the_api(api: Api, key: dict[str, str]) -> None:

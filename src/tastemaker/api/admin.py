@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..audit import KEY_CREATED, KEY_REVOKED, AuditLog
+from ..errors import NotFoundError
 from ..store import Store, repo
 from ..store.models import utcnow
-from .errors import NotFoundError
 from .keys import ALL_SCOPES, display_prefix, generate_key, key_hash, parse_scopes
 from .settings import ServerSettings
 

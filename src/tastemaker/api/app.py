@@ -28,21 +28,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..audit import AuditLog
-from ..errors import RequestError, TastemakerError
+from ..errors import (
+    ClientDisconnectedError,
+    FilePartExpectedError,
+    InternalError,
+    MalformedBodyError,
+    NotFoundError,
+    RequestError,
+    RequestTooLargeError,
+    ServiceError,
+    TastemakerError,
+)
 from ..forget import mark_server_store
 from ..media import make_private_dirs
 from ..store import Store
 from ..worker import JobRunner, VerifyPool
 from .denials import DenialLog
 from .deps import AuthGate, Services
-from .errors import (
-    FilePartExpectedError,
-    MalformedBodyError,
-    NotFoundError,
-    RequestTooLargeError,
-    ServiceError,
-    error_response,
-)
+from .http_errors import error_response, status_of
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
 from .routes import account, boards, feedback, generations, styleembed, verify
@@ -52,9 +55,6 @@ from .settings import ServerSettings, load_server_settings
 log = logging.getLogger("tastemaker.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
-
-class InternalError(TastemakerError):
-    code = "internal_error"
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -118,9 +118,10 @@ def _rid(request: Request) -> str | None:
 
 async def _on_tastemaker_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TastemakerError)
-    if exc.http_status >= 500:
-        level = logging.ERROR if exc.http_status == 500 else logging.WARNING
-        log.log(level, "%s %s -> %s %s: %s", request.method, request.url.path, exc.http_status, exc.code, exc.message)
+    status = status_of(exc)
+    if status >= 500:
+        level = logging.ERROR if status == 500 else logging.WARNING
+        log.log(level, "%s %s -> %s %s: %s", request.method, request.url.path, status, exc.code, exc.message)
     return error_response(_rid(request), exc)
 
 
@@ -146,21 +147,23 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status, detail = exc.status_code, str(exc.detail)
     err: TastemakerError
+    passthrough: int | None = None  # a status the framework chose that no class of ours stands for
     if status == 404:
         err = NotFoundError(f"no endpoint {request.method} {request.url.path}; see /docs")
     elif status == 405:  # HttpMethods answers first; this is the router's own, with the same Allow
         methods = HttpMethods(request.app, request.app.state.method_routes).methods_of(request.scope) or set()
         allow = allow_header(methods)
-        err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path}; this path takes {allow}")
-        err.headers["Allow"] = allow
+        err = MethodNotAllowedError(
+            f"{request.method} is not allowed on {request.url.path}; this path takes {allow}", allow=allow
+        )
     elif status == 413:
         err = RequestTooLargeError(detail)
     elif status == 400:
         err = MalformedBodyError(f"the request body could not be parsed ({detail})")
     else:
-        err = ServiceError(detail)
-        err.http_status, err.code = status, f"http_{status}"
-    resp = error_response(_rid(request), err)
+        err, passthrough = ServiceError(detail), status
+        err.code = f"http_{status}"
+    resp = error_response(_rid(request), err, status=passthrough)
     for k, v in (exc.headers or {}).items():
         resp.headers.setdefault(k, v)
     return resp
@@ -173,8 +176,7 @@ async def _on_client_disconnect(request: Request, exc: Exception) -> JSONRespons
     """
     log.info("%s %s: the client disconnected before sending the whole body (request %s); nothing was done",
              request.method, request.url.path, _rid(request))
-    err = ServiceError("the client disconnected before sending the whole request body")
-    err.http_status, err.code = 400, "client_disconnected"
+    err = ClientDisconnectedError("the client disconnected before sending the whole request body")
     return error_response(_rid(request), err)
 
 

@@ -31,12 +31,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..audit import AuditLog
-from ..errors import TastemakerError
-from ..store import Store, repo
-from ..store.models import IdempotencyRecord
-from ..worker import JobRunner, VerifyPool
-from .denials import DenialLog
-from .errors import (
+from ..errors import (
     AuthError,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
@@ -45,8 +40,13 @@ from .errors import (
     MissingApiKeyError,
     RateLimitedError,
     RevokedApiKeyError,
-    error_response,
+    TastemakerError,
 )
+from ..store import Store, repo
+from ..store.models import IdempotencyRecord
+from ..worker import JobRunner, VerifyPool
+from .denials import DenialLog
+from .http_errors import error_response
 from .keys import SCOPES, display_prefix, is_well_formed, key_hash, scope_set
 from .limits import LimitState, RateLimiter, limit_headers
 from .settings import ServerSettings, TierLimits

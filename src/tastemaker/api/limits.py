@@ -22,7 +22,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from .errors import ConfigurationError, RateLimitedError, RateLimiterUnavailableError
+from ..errors import ConfigurationError, RateLimitedError, RateLimiterUnavailableError
 from .settings import TierLimits
 
 WINDOW_S = 60

@@ -21,15 +21,12 @@ from typing import Any
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ServiceError, error_response
+from ..errors import MethodNotAllowedError
+from .http_errors import error_response
 
 #: The order methods are listed in ``Allow``.
 _ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
-
-class MethodNotAllowedError(ServiceError):
-    code = "method_not_allowed"
-    http_status = 405
 
 
 def allow_header(methods: set[str]) -> str:
@@ -83,7 +80,7 @@ class HttpMethods:
             return
         rid = scope.get("state", {}).get("request_id")
         exc = MethodNotAllowedError(
-            f"{method} is not allowed on {scope['path']}; this path takes {allow}", headers={"Allow": allow}
+            f"{method} is not allowed on {scope['path']}; this path takes {allow}", allow=allow
         )
         await error_response(rid, exc)(scope, receive, send)
 

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 from ..boards import Pin
 from ..encoders.style import FEATURE_NAMES, lab_to_rgb8
 from ..engines.assets import wanted_pins
+from ..errors import BlobMissingError, ConflictError, NotFoundError
 from ..store import repo
 from ..store.models import Board, PinRecord
 from ..taste.privacy import PrivacyConfig
 from ..taste.profile import TasteProfile
 from ..worker import task_build_profile
 from .deps import Services
-from .errors import BlobMissingError, ConflictError, NotFoundError
 
 
 def core_pin(rec: PinRecord) -> Pin:

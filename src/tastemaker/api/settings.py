@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 
 from ..config import Settings
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 #: The built-in secret. Fine on a laptop in dev mode, refused anywhere else.
 DEV_SECRET = "tastemaker-dev-secret-do-not-use-in-production"

@@ -60,6 +60,8 @@ from typing import NoReturn
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..errors import DlibModelFormatError
+
 __all__ = ["DESCRIPTOR_SIZE", "CHIP_SIZE", "DlibModelFormatError", "DlibResNet"]
 
 DESCRIPTOR_SIZE = 128
@@ -69,13 +71,6 @@ BATCH = 16
 
 _FLOAT_INF, _FLOAT_NINF, _FLOAT_NAN = 32000, 32001, 32002
 
-
-class DlibModelFormatError(ValueError):
-    """The weights file is not the dlib face-recognition ResNet this module implements."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(f"{message} (at byte offset {offset})")
-        self.offset = offset
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..api.errors import ConfigurationError
+from ..errors import ConfigurationError
 from .blobs import BlobStore, sha256_hex
 from .db import create_db_engine, session_factory
 from .migrate import current_revision, head_revision, upgrade

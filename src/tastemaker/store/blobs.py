@@ -15,8 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..api.errors import BlobMissingError, StoreError
-from ..errors import OutputError
+from ..errors import BlobMissingError, OutputError, StoreError
 from ..media import make_private_dirs, write_atomic
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..api.errors import ConfigurationError
+from ..errors import ConfigurationError
 from ..media import make_private_dirs
 
 SQLITE_BUSY_TIMEOUT_S = 30.0

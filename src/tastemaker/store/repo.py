@@ -17,9 +17,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload, undefer
 
-from ..api.errors import NotFoundError, StoreError
 from ..api.keys import ALL_SCOPES
 from ..boards import Pin
+from ..errors import NotFoundError, StoreError
 from .models import (
     Account,
     ApiKey,

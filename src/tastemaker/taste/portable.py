@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ..errors import ProfileError, TastemakerError
+from ..errors import ProfileError, TastemakerError, UntrustedSignerError
 from ..media import make_private_dirs, write_atomic
 from ..provenance.ledger import load_or_create_key
 from .profile import TasteProfile
@@ -83,11 +83,6 @@ def export_document(profile: TasteProfile, key: Ed25519PrivateKey | None) -> dic
         }
     return doc
 
-
-class UntrustedSignerError(ProfileError):
-    """The export is validly signed, but by a key this installation does not trust."""
-
-    code = "untrusted_signer"
 
 
 class TrustStore:

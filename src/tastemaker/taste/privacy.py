@@ -55,7 +55,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ..encoders.style import FEATURE_NAMES, features_to_vector, lab_to_rgb8, vector_to_features
-from ..errors import PrivacyBudgetError
+from ..errors import PrivacyBudgetDailyError, PrivacyBudgetError, PrivacyBudgetLifetimeError
 from ..media import make_private_dirs, write_atomic
 from .profile import TONE_POINTS, LookParams, Mode, TasteProfile
 
@@ -89,30 +89,6 @@ class PrivacyConfig(BaseModel):
     modes: int = Field(4, ge=1, le=12, description="modes the DP k-means starts from: fixed, never the exact count")
 
 
-class PrivacyBudgetDailyError(PrivacyBudgetError):
-    """The period's budget is spent; it frees up at :attr:`resets_at` (the API answers 429 + Retry-After)."""
-
-    code = "privacy_budget_daily"
-    http_status = 429
-
-    def __init__(self, message: str, *, resets_at: datetime, now: datetime) -> None:
-        super().__init__(message)
-        self.resets_at = resets_at
-        self.retry_after_s = max(1.0, (resets_at - now).total_seconds())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "resets_at": self.resets_at.isoformat()}
-
-
-class PrivacyBudgetLifetimeError(PrivacyBudgetError):
-    """The profile's lifetime budget is spent: it never resets (403; a new board starts a new profile)."""
-
-    code = "privacy_budget_lifetime"
-    http_status = 403
-    resets_at = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "resets_at": None}
 
 
 def rho_for(epsilon: float, delta: float) -> float:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from ... import safejson
 from ...audit import BOARD_CREATED, BOARD_DELETED, BOARD_PINS_ADDED
 from ...boards import Pin, check_pinned_at, make_thumb
-from ...errors import BoardError, EmptyBoardError, ImageError
+from ...errors import BoardError, EmptyBoardError, ImageError, UnsupportedMediaTypeError
 from ...store import repo, sha256_hex
 from ...store.models import Board, PinRecord
 from ..deps import (
@@ -40,7 +40,6 @@ from ..deps import (
     fingerprint,
     request_id,
 )
-from ..errors import UnsupportedMediaTypeError
 from ..profiles import forget_board_files
 from ..schemas import BoardOut, PinIn, PinOut, PinsAdded, ProfileState, SkippedPin
 from .common import AUTH_ERRORS, errors, media_type, owned_board

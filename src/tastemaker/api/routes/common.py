@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 
 from ... import safejson
 from ...audit import REQUEST_DENIED
-from ...errors import RequestError
+from ...errors import NotFoundError, RequestError
 from ...store import repo
 from ...store.models import Board, Job
 from ..deps import Principal, Services, request_id
-from ..errors import NotFoundError
 from ..schemas import ErrorBody
 
 M = TypeVar("M", bound=BaseModel)

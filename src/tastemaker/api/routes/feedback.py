@@ -19,7 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...audit import PROFILE_FEEDBACK
-from ...errors import RequestError
+from ...errors import NotFoundError, RequestError
 from ...store import repo, sha256_hex
 from ...worker import task_describe
 from ..deps import (
@@ -34,7 +34,6 @@ from ..deps import (
     fingerprint,
     request_id,
 )
-from ..errors import NotFoundError
 from ..profiles import apply_board_feedback
 from ..schemas import FeedbackIn, FeedbackOut, ProfileHistoryOut, ProfileVersionOut
 from .common import AUTH_ERRORS, errors, form_properties, owned_board, owned_job

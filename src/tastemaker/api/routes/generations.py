@@ -30,7 +30,21 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from ... import safejson
 from ...audit import GENERATION_CREATED
 from ...engines.base import GenerationRequest
-from ...errors import ProfileError, RequestError
+from ...errors import (
+    ConflictError,
+    ConsentRequiredError,
+    FilePartExpectedError,
+    InvalidApiKeyError,
+    NotFoundError,
+    NotReadyError,
+    ProfileError,
+    QueueFullError,
+    QuotaExceededError,
+    RequestError,
+    ServiceError,
+    TooManyJobsError,
+    UnsupportedMediaTypeError,
+)
 from ...store import repo, sha256_hex
 from ...store.models import Board, Job, utcnow
 from ...taste.profile import TasteProfile
@@ -45,18 +59,6 @@ from ..deps import (
     client_address,
     fingerprint,
     request_id,
-)
-from ..errors import (
-    ConflictError,
-    ConsentRequiredError,
-    FilePartExpectedError,
-    InvalidApiKeyError,
-    NotFoundError,
-    QueueFullError,
-    QuotaExceededError,
-    ServiceError,
-    TooManyJobsError,
-    UnsupportedMediaTypeError,
 )
 from ..profiles import board_assets, ensure_profile
 from ..schemas import GenerationCreate, GenerationOut
@@ -81,10 +83,6 @@ PreferHeader = Annotated[
 ]
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?:$|[,;\s])", re.IGNORECASE)
 
-
-class NotReadyError(ServiceError):
-    code = "not_ready"
-    http_status = 409
 
 
 class _InMemoryParser(MultiPartParser):

@@ -13,10 +13,10 @@ from fastapi.responses import Response
 
 from ... import safejson
 from ...audit import STYLEEMBED
+from ...errors import MalformedBodyError, UnsupportedMediaTypeError
 from ...store import repo
 from ...store.models import utcnow
 from ..deps import Idempotency, IdempotencyKey, ServicesDep, SessionDep, StyleEmbedAccount, fingerprint, request_id
-from ..errors import MalformedBodyError, UnsupportedMediaTypeError
 from ..profiles import ensure_styleembed
 from ..schemas import StyleEmbedIn, StyleEmbedOut
 from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, validate_body

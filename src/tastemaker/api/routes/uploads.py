@@ -15,8 +15,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from ...errors import ImageTooLargeError, RequestError
-from ..errors import FilePartExpectedError, UnsupportedMediaTypeError
+from ...errors import FilePartExpectedError, ImageTooLargeError, RequestError, UnsupportedMediaTypeError
 from .common import is_json, json_body, media_type, validate_body
 from .generations import _InMemoryParser
 

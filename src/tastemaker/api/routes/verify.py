@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...audit import PROVENANCE_VERIFIED
-from ...errors import LedgerError, ProofError, RequestError
+from ...errors import IncompleteTreeHeadError, LedgerError, ProofError, RequestError
 from ...store import sha256_hex
 from ...worker import task_verify
 from ..deps import Principal, Services, ServicesDep, VerifyAccount, request_id
@@ -41,17 +41,12 @@ router = APIRouter(tags=["provenance"], responses=AUTH_ERRORS)
 
 _REDACT_LABEL = b"tastemaker.verify.account.v1"
 
-
-class IncompleteTreeHeadError(RequestError):
-    """``since_size`` without ``since_root`` or the other way round (a rule across query parameters)."""
-
-    code = "incomplete_tree_head"
-
 VERIFY_BODY = image_body_schema(
     "VerifyIn",
     {"image": {"type": "string", "format": "binary", "description": "the image file (PNG, JPEG, WebP, ...)"}},
     ["image"],
 )
+
 
 
 def redact_account(secret: str, account: str) -> str:
