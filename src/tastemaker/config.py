@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     privacy_epsilon: float = Field(1.0, gt=0)
     privacy_daily_epsilon: float = Field(4.0, gt=0)
     privacy_lifetime_epsilon: float = Field(10.0, gt=0)
+    # Progress bars on stderr: always on a terminal; true shows them elsewhere too (CI logs, `make demo`)
+    progress: bool = False
     # C2PA signing: your own certificate chain + key (PEM); unset = a local CA made on first use
     c2pa_chain_pem: Path | None = None
     c2pa_key_pem: Path | None = None

@@ -222,7 +222,7 @@ def test_audit_cli_exports_checkpoints_and_verify_detects_truncation(
     import typer
     from typer.testing import CliRunner
 
-    from tastemaker.api.cli import register
+    from tastemaker.cli.serve import register
 
     data = tmp_path / "svc"
     monkeypatch.setenv("TASTEMAKER_DATA_DIR", str(data))

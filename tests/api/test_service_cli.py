@@ -10,8 +10,8 @@ import typer
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from tastemaker.api.cli import register
 from tastemaker.api.keys import is_well_formed
+from tastemaker.cli.serve import register
 
 from .conftest import SECRET
 

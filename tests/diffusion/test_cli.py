@@ -13,15 +13,12 @@ from .helpers import require, tiny_paths
 
 require()
 
-from tastemaker.engines.diffusion.cli import register  # noqa: E402
+from tastemaker.cli import app as main_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    from tastemaker.cli import app as main_app
-
-    register(main_app)  # what src/tastemaker/cli.py does once the lead wires it in
-    return main_app
+    return main_app  # the diffusion commands are registered by tastemaker.cli.app
 
 
 def test_tiny_clip_embed_and_generate_from_settings(app: typer.Typer, tmp_path: Path, demo_dir: Path,
@@ -43,9 +40,9 @@ def test_tiny_clip_embed_and_generate_from_settings(app: typer.Typer, tmp_path: 
         monkeypatch.setenv(f"TASTEMAKER_DIFFUSION_{key}", str(tmp_path / "tiny" / sub))
     monkeypatch.setenv("TASTEMAKER_DIFFUSION_DEVICE", "cpu")
     # tiny random models draw no face: switch the guard off from inside (the CLI refuses a non-finite threshold)
-    import tastemaker.cli
+    import tastemaker.cli.generate
 
-    monkeypatch.setattr(tastemaker.cli, "_identity_threshold", lambda option, configured: float("inf"))
+    monkeypatch.setattr(tastemaker.cli.generate, "_identity_threshold", lambda option, configured: float("inf"))
     res = runner.invoke(app, ["generate", "-s", str(demo_dir / "selfie.jpg"), "-b", str(demo_dir / "board"),
                               "-o", str(tmp_path / "out"), "-n", "2", "--size", "256", "--seed", "1",
                               "--engine", "diffusion"])

@@ -12,7 +12,7 @@ import tastemaker.engines.diffusion as diffusion
 
 def test_importing_the_package_and_cli_never_imports_torch() -> None:
     code = (
-        "import sys, tastemaker.engines.diffusion, tastemaker.engines.diffusion.cli;"
+        "import sys, tastemaker.engines.diffusion, tastemaker.cli.diffusion;"
         "from tastemaker.engines.diffusion import create_diffusion_engine, ModelFilesError;"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
     )

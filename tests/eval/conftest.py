@@ -81,8 +81,8 @@ def hopper_path() -> Path:
 
 
 def make_app() -> typer.Typer:
-    """A Typer app with ``eval`` registered the way ``tastemaker.cli`` registers it."""
-    from tastemaker.eval.cli import register
+    """A Typer app with ``eval`` registered the way ``tastemaker.cli.app`` registers it."""
+    from tastemaker.cli.eval import register
 
     app = typer.Typer(pretty_exceptions_enable=False)
 

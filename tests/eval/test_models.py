@@ -202,7 +202,7 @@ def test_clip_bad_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_core_import_does_not_pull_torch_or_model_runtimes() -> None:
     import subprocess
 
-    code = ("import sys, tastemaker, tastemaker.eval, tastemaker.eval.cli; "
+    code = ("import sys, tastemaker, tastemaker.eval, tastemaker.cli.eval; "
             "bad = [m for m in ('torch', 'transformers', 'onnxruntime', 'matplotlib') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     src = str(Path(__file__).resolve().parents[2] / "src")

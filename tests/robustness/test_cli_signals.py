@@ -113,12 +113,12 @@ def test_keyboard_interrupt_inside_a_command_is_exit_130_and_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """In-process (no signal handler installed): a KeyboardInterrupt from a command's work is exit 130."""
-    import tastemaker.boards
+    import tastemaker.cli.taste
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tastemaker.boards, "load_board", interrupted)
+    monkeypatch.setattr(tastemaker.cli.taste, "load_board", interrupted)
     monkeypatch.setitem(_interrupt._state, "announced", False)
     res = CliRunner().invoke(app, ["profile", "build", str(tmp_path), "-o", str(tmp_path / "p.json")])
     assert res.exit_code == 130

@@ -1,7 +1,7 @@
 """The HTTP service: ``create_app(settings)`` builds a FastAPI app (``tastemaker serve`` runs it).
 
 Importing this package is cheap; FastAPI and the store load when an app is created, so the CLI stays
-fast and the core install (without the ``[server]`` extra) can still import ``tastemaker.api.cli``.
+fast and the core install (without the ``[server]`` extra) can still import ``tastemaker.cli.serve``.
 """
 
 from __future__ import annotations

@@ -394,11 +394,15 @@ def render_html(run: EvalRun, results: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_report(run: EvalRun, out_dir: Path | str) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``report.html`` into ``out_dir``; returns both paths."""
+def write_report(
+    run: EvalRun, out_dir: Path | str, *, results: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``report.html`` into ``out_dir``; returns both paths.
+
+    ``results``: ``run.to_dict()`` when the caller already made it (it also prints from it)."""
     check_report_dependencies()
     out = ensure_writable_dir(out_dir)
-    results = run.to_dict()
+    results = run.to_dict() if results is None else results
     page = render_html(run, results)
     rj = write_atomic(out / "results.json", (json.dumps(results, indent=1, ensure_ascii=False) + "\n").encode())
     rh = write_atomic(out / "report.html", page.encode("utf-8"))

@@ -118,9 +118,8 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
     interrupted run never leaves a manifest pointing at missing or partial images.
     """
     out = ensure_writable_dir(outdir)
-    fmt = result.request.format
     t = time.perf_counter()
-    names = [f"tastemaker_{result.request.seed}_{img.index:02d}{suffix_for(fmt)}" for img in result.images]
+    names = file_names(result)
     if any(not img.data for img in result.images):
         raise ProvenanceError("refusing to save images that carry no provenance (they did not come from generate)")
     blobs = [(name, img.data) for name, img in zip(names, result.images, strict=True)]
@@ -146,11 +145,23 @@ def save_result(result: GenerationResult, outdir: Path | str, *, contact_sheet: 
         "contact_sheet": "contact_sheet.png" if sheet_bytes is not None else None,
         "notes": result.notes(),
         "timings_ms": {k: round(v * 1000, 1) for k, v in {**result.timings, "encode": encode_s}.items()},
-        "images": [{"file": name, **img.record()} for (name, _), img in zip(blobs, result.images, strict=True)],
+        "images": image_entries(result),
     }
     text = json.dumps(_finite(manifest), indent=2, allow_nan=False)
     path = write_atomic(out / "manifest.json", (text + "\n").encode())
     return path
+
+
+def file_names(result: GenerationResult) -> list[str]:
+    """The file name :func:`save_result` gives each image."""
+    suffix = suffix_for(result.request.format)
+    return [f"tastemaker_{result.request.seed}_{img.index:02d}{suffix}" for img in result.images]
+
+
+def image_entries(result: GenerationResult) -> list[dict[str, Any]]:
+    """The manifest's ``images``: each image's file and record, as the manifest holds them (None for NaN)."""
+    names = file_names(result)
+    return [_finite({"file": name, **img.record()}) for name, img in zip(names, result.images, strict=True)]
 
 
 def _finite(value: Any) -> Any:

@@ -9,8 +9,10 @@ Layout (everything torch-related is imported lazily, so ``import tastemaker`` ne
 ``_train``          :func:`train_styleembed` — adapter-only training with the denoising loss
 ``_tiny``           :func:`build_tiny_models` — tiny random models in the real layouts (tests, bench, try-out)
 ``_settings``       :class:`DiffusionSettings` — ``TASTEMAKER_DIFFUSION_*``
-``cli``             ``tastemaker train-styleembed``, ``clip-embed``, ``diffusion-tiny``
 ==================  =====================================================================================
+
+Its commands (``tastemaker train-styleembed``, ``clip-embed``, ``diffusion-tiny``) are in
+:mod:`tastemaker.cli.diffusion`.
 
 Install with ``pip install 'tastemaker[diffusion]'`` (torch, diffusers, transformers, safetensors, accelerate;
 never torchvision). Weights come from local folders; nothing is downloaded at run time.

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
-from ..cli_common import console, handle_errors, modes_table, warn_skipped
+from ..boards import load_board
 from ..config import load_settings
+from ..encoders.style import describe
+from ..errors import ProfileError, RequestError
+from ..forget import forget_local, is_server_store, remember
+from ..media import check_output_path, ensure_writable_dir, load_image, read_image_bytes, read_text_file, write_atomic
+from ..taste.feedback import apply_feedback, history, mode_from_manifest, save_version
+from ..taste.portable import TrustStore, export_document, import_document, profile_key
+from ..taste.privacy import Accountant, PrivacyConfig, private_profile
+from ..taste.profile import ProfileConfig, TasteProfile, build_profile
+from .common import console, handle_errors, modes_table, warn_skipped
 
 
 class _ProfileGroup(TyperGroup):
@@ -30,8 +41,6 @@ profile_app = typer.Typer(
 
 def remember_profile(data_dir: Path, path: Path) -> None:
     """Note where a profile file was written, so ``forget`` can find it later."""
-    from ..forget import remember
-
     remember(data_dir, [path], kind="profile")
 
 
@@ -43,10 +52,6 @@ def build(
     max_modes: Annotated[int, typer.Option(min=1, max=8, help="Most style modes to find (1-8).")] = 4,
 ) -> None:
     """Learn a taste profile from a board."""
-    from ..boards import load_board
-    from ..media import check_output_path, ensure_writable_dir
-    from .profile import ProfileConfig, build_profile
-
     settings = load_settings()
     check_output_path(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
@@ -72,23 +77,13 @@ def export(
     unsigned: Annotated[bool, typer.Option("--unsigned", help="Do not sign the export.")] = False,
 ) -> None:
     """Export a profile (signed; optionally differentially private) to move it elsewhere."""
-    from ..errors import RequestError
-    from ..media import check_output_path, write_atomic
-    from .portable import export_document, profile_key
-    from .privacy import Accountant, PrivacyConfig, private_profile
-    from .profile import TasteProfile
-
     if epsilon is not None and not epsilon > 0:
         raise RequestError(f"--epsilon: must be a number above 0 (smaller is more private), got {epsilon}")
     settings = load_settings()
     check_output_path(out)
     prof = TasteProfile.load(profile)
     if private:
-        import numpy as np
-
         if not prof.pins or not all(p.vector for p in prof.pins):
-            from ..errors import ProfileError
-
             raise ProfileError(f"{profile.name} has no per-pin data to release privately; rebuild it from the board")
         cfg = PrivacyConfig(
             epsilon=epsilon if epsilon is not None else settings.privacy_epsilon,
@@ -127,10 +122,6 @@ def import_(
     Trusted: this installation's own key, signers trusted before (the first one on first use), and those
     named with --trust.
     """
-    from ..errors import ProfileError
-    from ..media import check_output_path, read_text_file
-    from .portable import TrustStore, import_document
-
     settings = load_settings()
     check_output_path(out)
     text = read_text_file(export_file, what="taste export", error=ProfileError)
@@ -157,9 +148,6 @@ def import_(
 @handle_errors
 def history_cmd(profile: Annotated[Path, typer.Argument(help="Your profile JSON.")]) -> None:
     """How the profile changed with feedback: one row per version."""
-    from .feedback import history
-    from .profile import TasteProfile
-
     settings = load_settings()
     prof = TasteProfile.load(profile)
     table = Table(title=f"History of {profile.name}")
@@ -183,13 +171,6 @@ def feedback(
     mode: Annotated[str | None, typer.Option(help="Mode it was drawn in (default: from manifest.json).")] = None,
 ) -> None:
     """Tell your profile how you reacted to an image; it moves toward (or away from) that look."""
-    import hashlib
-
-    from ..encoders.style import describe
-    from ..media import load_image, read_image_bytes
-    from .feedback import apply_feedback, mode_from_manifest, save_version
-    from .profile import TasteProfile
-
     settings = load_settings()
     prof = TasteProfile.load(profile)
     data = read_image_bytes(image, max_bytes=settings.max_image_bytes)
@@ -211,8 +192,6 @@ def forget(
 ) -> None:
     """Remove every trace of you this CLI left: identity files, outputs and contact sheets, profiles, exports,
     history, keys. Refuses a server's data folder (accounts there are deleted with DELETE /v1/me)."""
-    from ..forget import forget_local, is_server_store
-
     settings = load_settings()
     if not yes and not is_server_store(settings.data_dir) and not typer.confirm(
         f"Delete the identity files, outputs, contact sheets and profiles Tastemaker made for you, and your data "

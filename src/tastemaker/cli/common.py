@@ -1,8 +1,6 @@
-"""What every command group shares: the consoles, error handling and the board/profile tables.
+"""What every command group shares: the consoles, error handling, progress bars and the board/profile tables.
 
-Its own module so that the sub-CLIs (``taste/cli.py``, ``eval/cli.py``, ``api/cli.py``, the diffusion CLI)
-import it, never ``tastemaker.cli``, which registers them at import time (importing that from them was a
-cycle: ``import tastemaker.taste.cli`` on its own failed).
+Every command module imports this one; only :mod:`.app` imports the command modules (never the other way).
 """
 
 from __future__ import annotations
@@ -15,10 +13,12 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
 from rich.table import Table
 
-from . import _interrupt
-from .errors import InputError, RequestError, TastemakerError
+from .. import _interrupt
+from ..config import Settings
+from ..errors import InputError, RequestError, TastemakerError
 
 # piped output (CI logs, tests) gets a sensible width instead of 80 columns of wrapped tables
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -87,3 +87,13 @@ def modes_table(profile: Any) -> Table:
             m.medium.kind if m.medium.photographic else f"{m.medium.kind} ({m.medium.strength:.2f})")
         table.add_row(m.id, m.name, medium, f"{m.weight:.2f}", str(m.n_pins), ", ".join(list(m.tags)[:4]))
     return table
+
+
+def progress_bar(settings: Settings, *columns: ProgressColumn | str) -> Progress:
+    """A progress bar on stderr: shown on a terminal, or anywhere with ``TASTEMAKER_PROGRESS=1``.
+
+    An interrupted run stops it first, so its last line is not a bar."""
+    progress = Progress(*columns, console=err_console, transient=False,
+                        disable=not err_console.is_terminal and not settings.progress)
+    _interrupt.before_exit("progress", progress.stop)
+    return progress

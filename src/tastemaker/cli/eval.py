@@ -1,17 +1,20 @@
-"""``tastemaker eval``: the evaluation harness on the command line.
-
-Wire it into the main app with :func:`register`. Nothing here imports :mod:`tastemaker.cli` at import
-time, so ``tastemaker/cli.py`` can import this module at its top without a cycle.
-"""
+"""``tastemaker eval``: the evaluation harness on the command line (:mod:`tastemaker.eval`)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import load_settings
+from ..encoders.identity import IdentityEncoder
+from ..eval.report import check_report_dependencies, summary_table, write_report
+from ..eval.runner import EvalConfig, run_eval
+from ..media import ensure_writable_dir
+from .common import console, err_console, handle_errors, progress_bar
 
 
 def eval_command(
@@ -41,16 +44,6 @@ def eval_command(
     ] = 1,
 ) -> None:
     """Evaluate the engine against baselines on your selfies and boards; writes an HTML report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from ..cli_common import console, err_console
-    from ..config import load_settings
-    from ..encoders.identity import IdentityEncoder
-    from ..media import ensure_writable_dir
-    from .report import check_report_dependencies, summary_table, write_report
-    from .runner import EvalConfig, run_eval
-
     settings = load_settings()
     config = EvalConfig.create(
         n=n, size=size, aspect=aspect, seed=seed, strength=strength, prompt=prompt, engine=engine,
@@ -61,15 +54,9 @@ def eval_command(
     )
     check_report_dependencies()  # fail before the long part, not after it
     ensure_writable_dir(out)
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=not err_console.is_terminal and os.environ.get("TASTEMAKER_PROGRESS") != "1",
-    )
-    with progress:
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with progress_bar(settings, *columns) as progress:
         task = progress.add_task("Evaluating", total=None)
 
         def on_progress(what: str, done: int, total: int) -> None:
@@ -85,8 +72,8 @@ def eval_command(
             f"[red]failed[/] {e['method']} on {e['person']}/{e['selfie']} × {e['board']}: {e['error']}: "
             f"{e['message']}", highlight=False, soft_wrap=True,
         )
-    results_path, html_path = write_report(run, out)
-    results: dict[str, Any] = json.loads(results_path.read_text(encoding="utf-8"))
+    results = run.to_dict()
+    results_path, html_path = write_report(run, out, results=results)
     head, rows = summary_table(results, intervals=False)
     people, nboards = len(run.selfies.people), len(run.boards.boards)
     table = Table(title=f"{run.engine} vs baselines · {people} people × {nboards} boards · n={config.n}")
@@ -99,7 +86,5 @@ def eval_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``tastemaker eval`` to the main Typer app (errors translated by the app's handler)."""
-    from ..cli_common import handle_errors
-
+    """Add ``tastemaker eval`` to ``app`` (errors translated by the common handler)."""
     app.command("eval")(handle_errors(eval_command))

@@ -1,9 +1,4 @@
-"""The ``tastemaker`` command line (Typer + rich).
-
-Errors are translated here and only here: a :class:`~tastemaker.errors.TastemakerError` prints
-``ErrorName: message`` on stderr and exits with the error's ``exit_code``; nothing prints a traceback
-for bad input. Every numeric option must be finite and in its range (exit 2 otherwise). Ctrl-C prints one
-line and exits 130 (see :mod:`tastemaker._interrupt`).
+"""The flow's commands: ``generate``, ``identity``, ``demo``, ``verify`` and ``engines``.
 
 Outputs (``-o``) are a regular file or a missing path (a folder or a missing path for ``generate``): a
 symbolic link, a FIFO, a device or a socket there is refused (exit 73), never replaced or followed.
@@ -13,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,34 +16,28 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, _interrupt
-from .cli_common import console, err_console, handle_errors, warn_skipped
-from .config import load_settings
-from .errors import InputError, RequestError, TastemakerError
+from .. import _interrupt, safejson
+from ..boards import Board, load_board
+from ..config import Settings, load_settings
+from ..encoders.identity import IdentityEmbedding, IdentityEncoder, embed_pool
+from ..engines import list_engines
+from ..engines.base import GenerationRequest
+from ..errors import InputError, ProfileError, ProofError, RequestError, TastemakerError
+from ..forget import remember
+from ..media import check_output_path, ensure_writable_dir, load_image, read_image_bytes, read_text_file, write_atomic
+from ..pipeline import GenerationResult, Pipeline, default_provenance, save_result
+from ..pipeline.output import file_names, image_entries
+from ..provenance.ledger import SignedTreeHead
+from ..provenance.service import VERDICT_EXIT, VerifyReport
+from ..taste.profile import TasteProfile
+from .common import console, handle_errors, progress_bar, warn_skipped
 
-app = typer.Typer(
-    name="tastemaker",
-    help="A selfie + your board -> you, in your aesthetic. Offline, on your machine.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-DEMO_DIR = Path(__file__).parent / "data" / "demo"
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"tastemaker {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Tastemaker: learn a portable taste profile from a board and draw you in it."""
+DEMO_DIR = Path(__file__).parent.parent / "data" / "demo"
+#: What ``generate`` writes besides the images.
+MANIFEST, CONTACT_SHEET = "manifest.json", "contact_sheet.png"
+#: The identity guard's threshold range: from the guard's margin (it never holds an output closer to the person
+#: than their own selfie is plus 0.05) to dlib's same-person line (0.6).
+THRESHOLD_RANGE = (0.05, 0.6)
 
 
 class _Stages:
@@ -68,20 +57,6 @@ class _Stages:
         self.progress.update(task, completed=done, total=total)
 
 
-def _progress() -> Progress:
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-        disable=not err_console.is_terminal and os.environ.get("TASTEMAKER_PROGRESS") != "1",
-    )
-    _interrupt.before_exit("progress", progress.stop)  # an interrupted run's last line is not a bar
-    return progress
-
-
 def _run_generate(
     selfies: list[Path],
     identity_file: Path | None = None,
@@ -94,70 +69,73 @@ def _run_generate(
     face_index: int | None,
     identity_threshold: float | None,
 ) -> Path:
-    from .boards import load_board
-    from .encoders.identity import embed_pool
-    from .engines.base import GenerationRequest
-    from .media import check_output_path, ensure_writable_dir
-    from .pipeline import generate, save_result
-    from .taste.profile import TasteProfile
-
+    """``generate`` and ``demo``: check everything cheap first, run the pipeline, write and print the outputs."""
     settings = load_settings()
     threshold = _identity_threshold(identity_threshold, settings.identity_threshold)
     request = GenerationRequest.create(**request_kwargs)
     if (board_dir is None) == (profile_path is None):
         raise RequestError("give exactly one of --board DIR or --profile FILE")
-    check_output_path(out, folder=True)
-    for name in ("manifest.json", "contact_sheet.png"):  # fail before any expensive work, not after it
-        check_output_path(out / name)
-    created = not out.exists()
-    ensure_writable_dir(out)
-    previous = _previous_outputs(out)
-    board = profile = None
-    if board_dir is not None:
-        board = load_board(board_dir, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
-        warn_skipped(board)
-    else:
-        assert profile_path is not None
-        profile = TasteProfile.load(profile_path)
-    identity = None
-    if identity_file is not None:
-        from . import safejson
-        from .encoders.identity import IdentityEmbedding
-        from .errors import ProfileError
-        from .media import read_text_file
-
-        text = read_text_file(identity_file, what="identity file", error=ProfileError)
-        try:
-            identity = IdentityEmbedding.from_dict(safejson.loads(text, what=str(identity_file)))
-        except RequestError as exc:
-            raise ProfileError(f"cannot read identity file {identity_file}: {exc.message}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileError(f"cannot read identity file {identity_file}: {exc}") from exc
+    created, previous = _prepare_output_dir(out)
+    board, profile = _board_or_profile(board_dir, profile_path, settings)
+    identity = _read_identity(identity_file) if identity_file is not None else None
     if not selfies and identity is None:
         raise RequestError("give a selfie (--selfie PATH) or an identity file made on your device (--identity FILE)")
     with _interrupt.children_ignore_sigint():  # the guard's worker processes (if any): Ctrl-C is ours
         embed_pool(settings.guard_workers)
-    with _progress() as progress:
-        result = generate(
-            request,
-            selfies=selfies,
-            identity=identity,
-            board=board,
-            profile=profile,
-            engine=engine,
-            face_index=face_index,
-            identity_threshold=threshold,
-            guard_workers=settings.guard_workers,
-            progress=_Stages(progress),
-        )
+    pipeline = Pipeline.from_settings(settings, engine=engine, identity_threshold=threshold)
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with progress_bar(settings, *columns) as progress:
+        result = pipeline(request, selfies=selfies, identity=identity, board=board, profile=profile,
+                          face_index=face_index, progress=_Stages(progress))
         manifest = save_result(result, out)
-    _remove_stale_outputs(out, previous, manifest)
-    _remember_outputs(settings.data_dir, manifest, created_dir=out if created else None)
+    written = [*file_names(result), CONTACT_SHEET]
+    _remove_stale_outputs(out, previous, {*written, MANIFEST})
+    remember(settings.data_dir, [out / n for n in written] + [manifest], kind="output",
+             created_dir=out if created else None)  # so that `tastemaker forget` finds them
+    _print_result(result, out, threshold)
+    return manifest
+
+
+def _prepare_output_dir(out: Path) -> tuple[bool, set[str]]:
+    """Refuse an unusable output folder before any expensive work, not after it; make it. Returns whether it was
+    made now, and what a previous ``generate`` into it wrote."""
+    check_output_path(out, folder=True)
+    for name in (MANIFEST, CONTACT_SHEET):
+        check_output_path(out / name)
+    created = not out.exists()
+    ensure_writable_dir(out)
+    return created, _previous_outputs(out)
+
+
+def _board_or_profile(
+    board_dir: Path | None, profile_path: Path | None, settings: Settings
+) -> tuple[Board | None, TasteProfile | None]:
+    if board_dir is not None:
+        board = load_board(board_dir, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
+        warn_skipped(board)
+        return board, None
+    assert profile_path is not None
+    return None, TasteProfile.load(profile_path)
+
+
+def _read_identity(identity_file: Path) -> IdentityEmbedding:
+    """An identity file written by ``tastemaker identity``."""
+    text = read_text_file(identity_file, what="identity file", error=ProfileError)
+    try:
+        return IdentityEmbedding.from_dict(safejson.loads(text, what=str(identity_file)))
+    except RequestError as exc:
+        raise ProfileError(f"cannot read identity file {identity_file}: {exc.message}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProfileError(f"cannot read identity file {identity_file}: {exc}") from exc
+
+
+def _print_result(result: GenerationResult, out: Path, threshold: float) -> None:
+    """The images as a table (the manifest's numbers, from memory), the notes, and the selfie's own score."""
     table = Table(title=f"{len(result.images)} image(s) in {out}")
     for col in ("file", "mode", "medium", "background", "identity dist.", "style score"):
         table.add_column(col)
-    data = json.loads(manifest.read_text())
-    for entry in data["images"]:
+    for entry in image_entries(result):
         medium = entry.get("medium") or {}
         kind = medium.get("kind", "")
         shown = f"{kind} ({medium['strength']:.2f})" if medium.get("applied") else (
@@ -167,19 +145,13 @@ def _run_generate(
             _number(entry["identity_distance"]), _number(entry["style_score"]),
         )
     console.print(table)
-    for note in data.get("notes", []):
+    for note in result.notes():
         console.print(f"[yellow]note:[/] {note}")
     if result.guard_threshold > threshold + 1e-9:
         console.print(f"[yellow]note:[/] identity threshold raised from {threshold:.2f} to "
                       f"{result.guard_threshold:.2f}: an output is never held closer to you than your own selfie "
                       "is to your identity, plus a margin", highlight=False)
     console.print(f"selfie's own style score: {result.selfie_style_score:.3f} · seed {result.request.seed}")
-    return manifest
-
-
-#: The identity guard's threshold range: from the guard's margin (it never holds an output closer to the person
-#: than their own selfie is plus 0.05) to dlib's same-person line (0.6).
-THRESHOLD_RANGE = (0.05, 0.6)
 
 
 def _identity_threshold(option: float | None, configured: float) -> float:
@@ -197,10 +169,7 @@ def _identity_threshold(option: float | None, configured: float) -> float:
 
 def _previous_outputs(out: Path) -> set[str]:
     """The files a previous ``generate`` into ``out`` wrote, from its manifest (empty if there is none)."""
-    from . import safejson
-    from .media import read_text_file
-
-    manifest = out / "manifest.json"
+    manifest = out / MANIFEST
     try:
         if not manifest.is_file() or manifest.is_symlink():
             return set()
@@ -214,14 +183,11 @@ def _previous_outputs(out: Path) -> set[str]:
     return {n for n in names if isinstance(n, str) and n and n == Path(n).name and n not in (".", "..")}
 
 
-def _remove_stale_outputs(out: Path, previous: set[str], manifest: Path) -> None:
+def _remove_stale_outputs(out: Path, previous: set[str], current: set[str]) -> None:
     """After the new manifest is in place: delete what the previous run wrote that the new one does not list.
 
     The new images and manifest are written first (each atomically), the old files removed last, so at every
     moment ``manifest.json`` lists files that exist; only regular files named by the old manifest go."""
-    import stat
-
-    current = _previous_outputs(out) | {manifest.name}
     for name in sorted(previous - current):
         path = out / name
         try:
@@ -236,25 +202,12 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _remember_outputs(data_dir: Path, manifest: Path, *, created_dir: Path | None) -> None:
-    """Record what ``generate`` wrote (images, contact sheet, manifest), so ``tastemaker forget`` finds it."""
-    from .forget import remember
-
-    doc = json.loads(manifest.read_text())
-    names = [entry["file"] for entry in doc.get("images", [])]
-    if doc.get("contact_sheet"):
-        names.append(doc["contact_sheet"])
-    remember(data_dir, [manifest.parent / n for n in names] + [manifest], kind="output", created_dir=created_dir)
-
-
 SelfieOpt = Annotated[
     list[Path] | None,
     typer.Option("--selfie", "-s", help="Selfie image; repeat for several photos of the same person."),
 ]
 
 
-@app.command()
-@handle_errors
 def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     selfie: SelfieOpt = None,
@@ -301,17 +254,12 @@ def generate(
     )
 
 
-@app.command()
-@handle_errors
 def identity(
     selfie: Annotated[list[Path], typer.Argument(help="One or more selfies of the same person.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the identity JSON.")],
     face_index: Annotated[int | None, typer.Option(min=0, help="Pick a face when a photo has several.")] = None,
 ) -> None:
     """Encode your face on this machine into an identity file (an embedding; never the image)."""
-    from .encoders.identity import IdentityEncoder
-    from .media import check_output_path, ensure_writable_dir, load_image, write_atomic
-
     settings = load_settings()
     check_output_path(out)
     ensure_writable_dir(out.parent if str(out.parent) else Path("."))
@@ -320,14 +268,10 @@ def identity(
         images, names=[p.name for p in selfie], face_index=face_index
     )
     write_atomic(out, (json.dumps(emb.to_dict(), indent=1, allow_nan=False) + "\n").encode())  # 0600: a face
-    from .forget import remember
-
     remember(settings.data_dir, [out], kind="identity")
     console.print(f"wrote {out}: {emb.encoder} embedding from {emb.n_sources} photo(s); no image data stored")
 
 
-@app.command()
-@handle_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-output"),
     n: Annotated[int, typer.Option("-n", help="Number of variations (1-8).")] = 4,
@@ -351,12 +295,10 @@ def demo(
         face_index=None,
         identity_threshold=None,
     )
-    console.print(f"[bold green]Contact sheet:[/] {(manifest.parent / 'contact_sheet.png').resolve()}")
+    console.print(f"[bold green]Contact sheet:[/] {(manifest.parent / CONTACT_SHEET).resolve()}")
     console.print(f"Manifest: {manifest.resolve()}")
 
 
-@app.command()
-@handle_errors
 def verify(
     image: Annotated[Path, typer.Argument(help="An image to check (PNG, JPEG or WebP; metadata may be stripped).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
@@ -376,12 +318,6 @@ def verify(
     replaced mark), 22 forged (the mark names a record but the picture is another one: a copied mark),
     23 untrusted (a manifest claiming to be ours, signed by a certificate outside the trust list).
     """
-    from .errors import ProofError
-    from .media import check_output_path, read_image_bytes, read_text_file, write_atomic
-    from .pipeline import default_provenance
-    from .provenance.ledger import SignedTreeHead
-    from .provenance.service import VERDICT_EXIT
-
     settings = load_settings()
     known = None
     if checkpoint is not None:
@@ -391,84 +327,57 @@ def verify(
             known = SignedTreeHead.from_note(read_text_file(checkpoint, what="checkpoint"))
         except (InputError, ProofError) as exc:
             raise InputError(f"{checkpoint} does not hold a tree head saved by `tastemaker verify`: {exc}") from None
-    report = default_provenance().verify(read_image_bytes(image, max_bytes=settings.max_image_bytes),
-                                         known_head=known)
-    data = report.to_dict()
+    report = default_provenance(settings).verify(read_image_bytes(image, max_bytes=settings.max_image_bytes),
+                                                 known_head=known)
     consistent = report.consistency is None or report.consistency["ok"]
     if checkpoint is not None and report.tree_head is not None and consistent:
         write_atomic(checkpoint, report.tree_head.encode("utf-8"))
     if as_json:
-        console.print_json(json.dumps(data))
+        console.print_json(json.dumps(report.to_dict()))
     else:
-        colour = {"verified": "green", "not_ours": "yellow"}.get(report.verdict, "red")
-        table = Table(title=f"{image.name}: [bold {colour}]{report.verdict.replace('_', ' ')}[/]", show_header=False)
-        table.add_row("C2PA manifest", f"{report.c2pa.state}" + (" (trusted signer)" if report.c2pa.trusted else ""))
-        wid = data["watermark"]["id"]
-        table.add_row("watermark", f"id {wid} (confidence {report.watermark_confidence:.2f})" if wid else "not found")
-        if report.match is not None:
-            table.add_row("picture", f"fingerprint z {report.match.z:.1f} over {report.match.cells} cells"
-                          + (" (matches its record)" if report.match.same else ""))
-        if report.record is not None:
-            r = report.record
-            table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}"
-                          + (f" · found by its {report.matched_by}" if report.matched_by else ""))
-            table.add_row("account", r.account)
-            table.add_row("profile hash", r.profile_hash[:16] + "…")
-            table.add_row(
-                "log inclusion",
-                f"entry {report.log_index} of {report.tree_size}: "
-                + ("proof verified against the signed tree head" if report.proof_ok else "PROOF FAILED"),
-            )
-        if report.consistency is not None:
-            c = report.consistency
-            table.add_row("log history", f"size {c['from_size']} -> {c['to_size']}: "
-                          + ("consistency proof verified" if c["ok"] else "NOT CONSISTENT"))
-        if report.tree_root is not None:
-            table.add_row("tree head", f"size {report.tree_size}, root {report.tree_root[:16]}…")
-        for problem in report.problems:
-            table.add_row("[red]problem[/]", problem)
-        console.print(table)
+        console.print(_verify_table(image, report))
     raise typer.Exit(VERDICT_EXIT[report.verdict])
 
 
-@app.command()
+def _verify_table(image: Path, report: VerifyReport) -> Table:
+    colour = {"verified": "green", "not_ours": "yellow"}.get(report.verdict, "red")
+    table = Table(title=f"{image.name}: [bold {colour}]{report.verdict.replace('_', ' ')}[/]", show_header=False)
+    table.add_row("C2PA manifest", f"{report.c2pa.state}" + (" (trusted signer)" if report.c2pa.trusted else ""))
+    wid = report.to_dict()["watermark"]["id"]
+    table.add_row("watermark", f"id {wid} (confidence {report.watermark_confidence:.2f})" if wid else "not found")
+    if report.match is not None:
+        table.add_row("picture", f"fingerprint z {report.match.z:.1f} over {report.match.cells} cells"
+                      + (" (matches its record)" if report.match.same else ""))
+    if report.record is not None:
+        r = report.record
+        table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}"
+                      + (f" · found by its {report.matched_by}" if report.matched_by else ""))
+        table.add_row("account", r.account)
+        table.add_row("profile hash", r.profile_hash[:16] + "…")
+        table.add_row(
+            "log inclusion",
+            f"entry {report.log_index} of {report.tree_size}: "
+            + ("proof verified against the signed tree head" if report.proof_ok else "PROOF FAILED"),
+        )
+    if report.consistency is not None:
+        c = report.consistency
+        table.add_row("log history", f"size {c['from_size']} -> {c['to_size']}: "
+                      + ("consistency proof verified" if c["ok"] else "NOT CONSISTENT"))
+    if report.tree_root is not None:
+        table.add_row("tree head", f"size {report.tree_size}, root {report.tree_root[:16]}…")
+    for problem in report.problems:
+        table.add_row("[red]problem[/]", problem)
+    return table
+
+
 def engines() -> None:
     """List the available engines."""
-    from .engines import list_engines
-
     for name in list_engines():
         console.print(name)
 
 
-def _register_subcommands() -> None:
-    """Command groups that live beside the code they drive."""
-    from .api.cli import register as register_service
-    from .engines.diffusion.cli import register as register_diffusion
-    from .eval.cli import register as register_eval
-    from .taste.cli import register as register_taste
-
-    register_taste(app)
-    register_eval(app)
-    register_diffusion(app)
-    register_service(app)
-
-
-_register_subcommands()
-
-
-def main() -> None:
-    """Console-script entry point: the app, with Ctrl-C handled once (one line, exit 130, no finalisation
-    under running threads; see :mod:`tastemaker._interrupt`)."""
-    _interrupt.install()
-    try:
-        app()
-    except BaseException:
-        if _interrupt.interrupted():  # whatever ended the command after Ctrl-C (a cancelled task...) ends quietly
-            _interrupt.exit_now()
-        raise
-    if _interrupt.interrupted():
-        _interrupt.exit_now()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+def register(app: typer.Typer) -> None:
+    """Add the flow's commands to ``app``."""
+    for command in (generate, identity, demo, verify):
+        app.command()(handle_errors(command))
+    app.command()(engines)

@@ -1,0 +1,287 @@
+"""Service commands: ``serve``, ``keys create|list|revoke``, ``audit verify|checkpoint``, ``db upgrade``.
+
+The HTTP service needs the ``[server]`` extra (FastAPI, uvicorn, SQLAlchemy, Alembic, limits), which a core
+install lacks. So this module imports only what the core has; each command first checks the extra
+(:func:`_require_server_extra`, which names what to install) and then imports the service's modules inside
+the command. These imports in functions are for the optional extra only; there is no cycle to dodge.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from ..api.keys import ALL_SCOPES
+from ..api.settings import ServerSettings, load_server_settings
+from ..errors import AuditTamperedError, InputError, MissingDependencyError
+from .common import console, err_console, handle_errors
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+db_app = typer.Typer(help="The service database.", no_args_is_help=True)
+
+
+def _require_server_extra() -> None:
+    for module in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "limits"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError("the HTTP service", "server", module)
+
+
+def _open(settings: ServerSettings) -> Store:
+    from ..store import Store  # the [server] extra (SQLAlchemy): see the module's docstring
+
+    store = Store(settings.db_url, settings.blob_dir)
+    if settings.auto_migrate:
+        store.upgrade()
+    store.check_schema()
+    return store
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (1-65535).")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API (docs at /docs). Refuses the built-in secret unless TASTEMAKER_DEV_MODE=1."""
+    _require_server_extra()
+    import uvicorn  # the [server] extra, as the service modules below: see the module's docstring
+
+    from ..api.app import create_app
+    from ..api.server import uvicorn_options
+
+    settings = load_server_settings()
+    settings.check_secrets()
+    err_console.print(
+        f"Tastemaker API on http://{host}:{port} (docs: /docs) · data {settings.data_dir} · "
+        f"database {settings.db_url.split('://')[0]} · {settings.job_workers} job worker(s)"
+        + (" · [yellow]dev mode[/]" if settings.dev_mode else ""),
+        highlight=False,
+    )
+    # One process per database (the job runner's restart recovery assumes it), and deadlines for reading
+    # each request's headers and body (see tastemaker.api.server).
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings, log_level))
+
+
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who the key is for (names a new account).")],
+    tier: Annotated[
+        str, typer.Option(help="Tier of the new account: free or pro (see TASTEMAKER_TIERS).")
+    ] = "free",
+    account: Annotated[
+        str | None, typer.Option(help="Add a key to this existing account (acc_...) instead of a new one.")
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="What the key may do: boards:read, boards:write, styleembed, generate, verify (repeat, or "
+            "comma-separate; default: all). A key for a third-party style app: --scope styleembed.",
+        ),
+    ] = None,
+) -> None:
+    """Create an API key and print it — once. Only its hash is stored."""
+    _require_server_extra()
+    from ..api.admin import issue_key
+    from ..audit import AuditLog
+
+    settings = load_server_settings()
+    settings.check_secrets()
+    store = _open(settings)
+    try:
+        issued = issue_key(
+            store,
+            AuditLog(settings.secret_key.get_secret_value()),
+            settings,
+            name=name,
+            tier=tier,
+            account_id=account,
+            scopes=scope,
+        )
+    finally:
+        store.dispose()
+    console.print(issued.key, highlight=False, soft_wrap=True)
+    err_console.print(
+        f"key {issued.key_id} for account {issued.account_id} ({issued.tier} tier; scopes: {issued.scopes}). "
+        "Store it now: it is not shown again.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list() -> None:
+    """List keys (prefixes and ids; keys themselves are never stored)."""
+    _require_server_extra()
+    from ..api.admin import list_keys
+
+    store = _open(load_server_settings())
+    try:
+        infos = list_keys(store)
+    finally:
+        store.dispose()
+    table = Table(title=f"{len(infos)} API key(s)")
+    for col in ("id", "prefix", "name", "account", "tier", "scopes", "created", "last used", "status"):
+        table.add_column(col, no_wrap=col == "scopes")
+    for k in infos:
+        table.add_row(
+            k.key_id,
+            k.prefix + "…",
+            k.name,
+            k.account_id,
+            k.tier,
+            "all" if k.scopes == ALL_SCOPES else ",".join(k.scopes.split()),
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never",
+            f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@handle_errors
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id (key_...) or display prefix (tm_XXXXXXXX).")],
+) -> None:
+    """Revoke a key: requests with it get 401 api_key_revoked from now on."""
+    _require_server_extra()
+    from ..api.admin import revoke_key
+    from ..audit import AuditLog
+
+    settings = load_server_settings()
+    settings.check_secrets()
+    store = _open(settings)
+    try:
+        info = revoke_key(store, AuditLog(settings.secret_key.get_secret_value()), key)
+    finally:
+        store.dispose()
+    console.print(f"revoked {info.key_id} ({info.prefix}…, account {info.account_id})", highlight=False)
+
+
+@audit_app.command("verify")
+@handle_errors
+def audit_verify(
+    anchor: Annotated[
+        str | None, typer.Option(help="SEQ:HASH printed by an earlier verify; checks the log still contains it.")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="A file of signed checkpoints from `tastemaker audit checkpoint`: every checkpointed entry "
+            "must still be there (catches a log whose tail was cut off and its head rolled back)."
+        ),
+    ] = None,
+) -> None:
+    """Check the whole chain: any edited, deleted, inserted or truncated entry is reported (exit 5)."""
+    _require_server_extra()
+    from ..audit import AuditLog, parse_anchor, parse_checkpoints
+
+    settings = load_server_settings()
+    settings.check_secrets()
+    try:
+        anchored = parse_anchor(anchor) if anchor else None
+        checkpoints = parse_checkpoints(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{checkpoint}: {exc}" if checkpoint and not anchor else str(exc)) from None
+    store = _open(settings)
+    try:
+        with store.session() as s:
+            report = AuditLog(settings.secret_key.get_secret_value()).verify(
+                s, anchor=anchored, checkpoints=checkpoints
+            )
+    finally:
+        store.dispose()
+    if report.problems:
+        table = Table(title="Audit log problems")
+        table.add_column("seq")
+        table.add_column("problem")
+        for p in report.problems:
+            table.add_row(str(p.seq), p.what)
+        console.print(table)
+        raise AuditTamperedError(
+            f"the audit log failed verification: {len(report.problems)} problem(s) in {report.entries} entries"
+        )
+    checked = f"; {len(checkpoints)} checkpoint(s) still in the log" if checkpoints else ""
+    console.print(
+        f"audit log OK: {report.entries} entries, chain intact{checked}. Head (record it to anchor later): "
+        f"{report.head_seq}:{report.head_hash}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@audit_app.command("checkpoint")
+@handle_errors
+def audit_checkpoint(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Append the checkpoint to this file (keep it off this server)."),
+    ] = None,
+) -> None:
+    """Verify the chain, then print a signed checkpoint (entry count, last hash, time) of it.
+
+    Keep checkpoints where whoever can write the database cannot (another machine, a write-once bucket)
+    and pass the file to `tastemaker audit verify --checkpoint`: a log cut short is then caught.
+    """
+    _require_server_extra()
+    from ..audit import AuditLog
+
+    settings = load_server_settings()
+    settings.check_secrets()
+    log = AuditLog(settings.secret_key.get_secret_value())
+    store = _open(settings)
+    try:
+        with store.session() as s:
+            report = log.verify(s)
+            if report.problems:
+                raise AuditTamperedError(
+                    f"the audit log fails verification ({len(report.problems)} problem(s)); no checkpoint was "
+                    "written: run `tastemaker audit verify`"
+                )
+            cp = log.checkpoint(s)
+    finally:
+        store.dispose()
+    line = cp.to_json()
+    if output is not None:
+        with output.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        err_console.print(f"checkpoint of {cp.seq} entries appended to {output}", highlight=False)
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Apply the packaged migrations (the server also does this at startup unless TASTEMAKER_AUTO_MIGRATE=0)."""
+    _require_server_extra()
+    from ..store import Store
+    from ..store.migrate import current_revision, upgrade
+
+    settings = load_server_settings()
+    store = Store(settings.db_url, settings.blob_dir)
+    try:
+        before = current_revision(store.engine)
+        after = upgrade(store.engine, revision)
+    finally:
+        store.dispose()
+    where = settings.db_url.split("@")[-1] if "@" in settings.db_url else settings.db_url
+    console.print(f"database {where}: {before or 'empty'} -> {after}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to ``app`` (the ``keys``, ``audit`` and ``db`` groups, and ``serve``)."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(db_app, name="db")
+    app.command()(handle_errors(serve))
