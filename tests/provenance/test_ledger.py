@@ -349,3 +349,72 @@ def test_bad_arguments(log8: lg.Ledger) -> None:
         log8.consistency_proof(5, 9)
     with pytest.raises(LedgerError):
         log8.entry(99)
+
+
+# ----------------------------------------------------------------------------- schema versions
+
+
+def _user_version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_a_log_from_before_schema_versions_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A file written before the log was versioned (user_version 0, the step-1 tables and triggers) opens,
+    is stamped with the current version, and keeps every entry, head and proof."""
+    path = tmp_path / lg.Ledger.FILENAME
+    # the tables Tastemaker wrote before versioning, verbatim, with two of its six triggers (step 1 adds the rest)
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+                                  PRIMARY KEY (level, idx));
+CREATE TABLE IF NOT EXISTS heads (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+""")
+        key = Ed25519PrivateKey.generate()
+        for i, data in enumerate([b"a", b"b", b"c"]):  # entries as the old code appended them
+            db.execute("INSERT INTO entries (idx, data, leaf) VALUES (?, ?, ?)", (i, data, lg.leaf_hash(data)))
+        nodes = [lg.node_hash(lg.leaf_hash(b"a"), lg.leaf_hash(b"b"))]
+        db.execute("INSERT INTO nodes (level, idx, hash) VALUES (1, 0, ?)", (nodes[0],))
+        root = lg.root_from_leaf_hashes([lg.leaf_hash(d) for d in (b"a", b"b", b"c")])
+        head = lg.sign_tree_head(key, lg.DEFAULT_ORIGIN, 3, root)
+        db.execute("INSERT INTO heads (size, root, note) VALUES (3, ?, ?)", (root, head.to_note()))
+    assert _user_version(path) == 0
+    with lg.Ledger(tmp_path, signing_key=key) as log:
+        assert _user_version(path) == lg.SCHEMA_VERSION
+        assert log.size == 3 and log.entry(1) == b"b" and log.audit() == head
+        log.append(b"d")  # and it goes on growing, with the triggers the old file lacked
+        with pytest.raises(sqlite3.IntegrityError):
+            log._db.execute("DELETE FROM heads")
+        lg.verify_consistency(3, 4, root, log.root(), log.consistency_proof(3))
+    with lg.Ledger(tmp_path, signing_key=key) as log:  # a second open finds nothing to do
+        assert log.size == 4 and _user_version(path) == lg.SCHEMA_VERSION
+
+
+def test_a_log_from_a_newer_tastemaker_is_refused_untouched(tmp_path: Path) -> None:
+    lg.Ledger(tmp_path).close()
+    path = tmp_path / lg.Ledger.FILENAME
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {lg.SCHEMA_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(LedgerError, match="newer than .* this Tastemaker knows"):
+        lg.Ledger(tmp_path)
+    assert _user_version(path) == lg.SCHEMA_VERSION + 1 and path.read_bytes() == before
+
+
+def test_migration_steps_run_in_order_once(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "x.sqlite", isolation_level=None)
+    steps: list[tuple[str, ...]] = [("CREATE TABLE t (a INTEGER)",), ("ALTER TABLE t ADD COLUMN b TEXT",)]
+    assert lg.migrate_sqlite(db, steps[:1], what="x") == 1
+    assert lg.migrate_sqlite(db, steps, what="x") == 2  # only the new step runs (ALTER twice would fail)
+    assert lg.migrate_sqlite(db, steps, what="x") == 2
+    assert [r[1] for r in db.execute("PRAGMA table_info(t)")] == ["a", "b"]
+    with pytest.raises(sqlite3.OperationalError):  # a failing step leaves the old version, nothing half-done
+        lg.migrate_sqlite(db, [*steps, ("CREATE TABLE u (x)", "NOT SQL")], what="x")
+    assert int(db.execute("PRAGMA user_version").fetchone()[0]) == 2
+    assert "u" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    db.close()

@@ -9,7 +9,9 @@
   extension line), signed with Ed25519, so standard tooling can read them.
 * Storage is one SQLite file (``ledger.sqlite``) in WAL mode with ``synchronous=FULL``: an append
   (leaf, the newly completed subtree hashes, the signed head) is one transaction, so a crash
-  leaves either the old log or the new one. Triggers refuse UPDATE and DELETE on entries, nodes and
+  leaves either the old log or the new one. Its schema is versioned (``PRAGMA user_version``, the
+  ordered steps in :data:`MIGRATIONS`): an older file is upgraded in place when opened, a newer one
+  is refused. Triggers refuse UPDATE and DELETE on entries, nodes and
   signed heads; anyone able to bypass them still cannot make old proofs or published heads verify,
   which is the point.
 * Every signed head is kept, so a verifier can ask for the head that was current when a record was
@@ -225,24 +227,53 @@ class LogEntry:
     tree_head: SignedTreeHead
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
-                                  PRIMARY KEY (level, idx));
-CREATE TABLE IF NOT EXISTS heads (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
-    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS nodes_no_update BEFORE UPDATE ON nodes
-    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS nodes_no_delete BEFORE DELETE ON nodes
-    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS heads_no_update BEFORE UPDATE ON heads
-    BEGIN SELECT RAISE(ABORT, 'signed tree heads are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS heads_no_delete BEFORE DELETE ON heads
-    BEGIN SELECT RAISE(ABORT, 'signed tree heads are append-only'); END;
-"""
+_APPEND_ONLY = "BEGIN SELECT RAISE(ABORT, '{what} append-only'); END"
+
+#: The log's schema, as ordered steps: step ``i`` brings a file from version ``i`` to ``i + 1`` (SQLite's
+#: ``PRAGMA user_version``). A file from before versioning (version 0) already has step 1's tables, so step 1
+#: only creates what is missing. Add a step for every change; never edit a published one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf BLOB NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
+        "PRIMARY KEY (level, idx))",
+        "CREATE TABLE IF NOT EXISTS heads (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
+        *(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op} BEFORE {op.upper()} ON {table} "
+            + _APPEND_ONLY.format(what=what)
+            for table, what in (("entries", "the log is"), ("nodes", "the log is"), ("heads", "signed tree heads are"))
+            for op in ("update", "delete")
+        ),
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate_sqlite(db: sqlite3.Connection, steps: Sequence[Sequence[str]], *, what: str) -> int:
+    """Bring a SQLite file (opened with ``isolation_level=None``) to version ``len(steps)``, in one transaction.
+
+    Version ``n`` is the number of steps applied (``PRAGMA user_version``); the pending steps run in order and
+    the version is stamped with them, so a crash leaves the old version or the new one. A file of a newer
+    version than ``steps`` knows is refused (:class:`LedgerError`) and left untouched. Returns the version.
+    """
+    db.execute("BEGIN IMMEDIATE")  # one writer at a time: two processes opening an old file migrate it once
+    try:
+        have = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if have > len(steps):
+            raise LedgerError(
+                f"{what} has schema version {have}, newer than the {len(steps)} this Tastemaker knows: it was "
+                "written by a newer Tastemaker; upgrade Tastemaker to read it (the file was not changed)"
+            )
+        for step in steps[have:]:
+            for statement in step:
+                db.execute(statement)
+        if have < len(steps):
+            db.execute(f"PRAGMA user_version = {len(steps)}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(steps)
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -288,10 +319,16 @@ class Ledger:
             self._db = sqlite3.connect(
                 self.directory / self.FILENAME, isolation_level=None, check_same_thread=False
             )
+        except (OSError, sqlite3.Error) as exc:
+            raise LedgerError(f"cannot open the provenance log in {self.directory}: {exc}") from exc
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+            migrate_sqlite(self._db, MIGRATIONS, what=f"the provenance log {self.directory / self.FILENAME}")
+        except (sqlite3.Error, LedgerError) as exc:
+            self._db.close()
+            if isinstance(exc, LedgerError):
+                raise
             raise LedgerError(f"cannot open the provenance log in {self.directory}: {exc}") from exc
         self.origin = origin
         self._lock = threading.Lock()
@@ -477,9 +514,12 @@ __all__ = [
     "EMPTY_ROOT",
     "Ledger",
     "LogEntry",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
     "SignedTreeHead",
     "leaf_hash",
     "load_or_create_key",
+    "migrate_sqlite",
     "node_hash",
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",
