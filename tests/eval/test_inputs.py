@@ -166,3 +166,34 @@ def test_cli_writes_the_report_and_prints_the_table(tmp_path: Path, flat_selfies
     assert list(res["summary"]) == ["look", "none", "reinhard"] and res["config"]["n"] == 1
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and page.count("data:image/jpeg;base64,") == 2
+
+
+def test_eval_stamps_into_a_throwaway_store_never_the_users_log(
+    tmp_path: Path, flat_selfies: Path, boards: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tastemaker eval`` makes real, stamped outputs, but logs them in a store of its own that is removed after
+    the run: the user's permanent, append-only transparency log (under TASTEMAKER_DATA_DIR) is left as it was."""
+    from contextlib import contextmanager
+
+    from tastemaker.eval import runner as eval_runner
+    from tastemaker.pipeline import default_provenance
+
+    users = default_provenance()  # the store `tastemaker generate` writes to
+    before = (users.ledger.size, users.ledger.root())
+    scratch: dict[str, object] = {}
+    real = eval_runner.scratch_provenance
+
+    @contextmanager
+    def watched():  # type: ignore[no-untyped-def]
+        with real() as prov:
+            scratch["dir"] = prov.dir
+            yield prov
+            scratch["logged"] = prov.ledger.size
+
+    monkeypatch.setattr(eval_runner, "scratch_provenance", watched)
+    code, text = cli("--selfies", str(flat_selfies), "--boards", str(boards / "neon"), "-o", str(tmp_path / "r"),
+                     "-n", "1", "--size", "256", "--baselines", "none")
+    assert code == 0, text
+    assert scratch["logged"] == 2  # the warm-up and the one request, stamped into the run's own store
+    assert not Path(str(scratch["dir"])).exists()  # ...which is gone with the run
+    assert (users.ledger.size, users.ledger.root()) == before

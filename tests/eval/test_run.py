@@ -12,7 +12,7 @@ import pytest
 
 from tastemaker.eval import EvalConfig, EvalRun, run_eval, write_report
 from tastemaker.eval.baselines import BaselineContext, create_baseline, frame_like_engine
-from tastemaker.eval.runner import LATENCY_STAGES
+from tastemaker.eval.scoring import LATENCY_STAGES
 
 N = 2
 SIZE = 384

@@ -15,8 +15,9 @@ engine), :mod:`.descriptors` (the random-filter Gram descriptor the engine never
 circular), :mod:`.texture` (a texture-only descriptor: the medium, blind to colour),
 :mod:`.artefacts` (colour faithfulness, mirrored fills, magnified JPEG blocks),
 :mod:`.metrics` (identity, style, attribution, diversity, intervals, memory),
-:mod:`.models` (optional CLIP and ArcFace, loaded lazily from local files), :mod:`.runner` (the run and
-its aggregation), :mod:`.report` (``results.json`` + ``report.html``). None of it is imported by the
+:mod:`.models` (optional CLIP and ArcFace, loaded lazily from local files), :mod:`.config` (how to run),
+:mod:`.runner` (the run), :mod:`.scoring` (measuring each output, and the aggregation), :mod:`.report`
+(``results.json`` + ``report.html``). None of it is imported by the
 core: ``import tastemaker`` does not load this package.
 """
 
@@ -31,10 +32,12 @@ from .baselines import (
     register_baseline,
     unregister_baseline,
 )
+from .config import EvalConfig
 from .datasets import BoardSet, Person, SelfieSet, Skip, load_boards, load_selfies
 from .descriptors import gram_descriptor
 from .report import check_report_dependencies, markdown_table, summary_table, write_report
-from .runner import EvalConfig, EvalRun, aggregate, run_eval
+from .runner import EvalRun, run_eval
+from .scoring import aggregate
 
 __all__ = [
     "BUILTIN_BASELINES",

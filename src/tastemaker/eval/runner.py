@@ -13,37 +13,46 @@ Latency per request is the cost a user would see for it: ``decode`` (selfie + bo
 ``identity`` (face detection + embedding of the selfie), ``profile`` (engine only: board -> taste
 profile, and the engine's board assets), ``engine`` (the engine's generate call — itself split into
 render, guard and score in ``engine_stages_ms`` — or, for a baseline, its framing + restyle),
-``encode`` (the outputs in the request's format). Peak RSS is the process's resident-memory
-high-water mark across each engine call (reset before it on Linux).
+``encode`` (a baseline's outputs in the request's format; the engine's arrive encoded — watermarked and
+signed — from its generate call, inside its ``engine`` time, so its ``encode`` is 0 and nothing is encoded
+twice). Peak RSS is the process's resident-memory high-water mark across each engine call (reset before it
+on Linux).
+
+The engine's outputs are stamped like any others (watermark, C2PA, transparency log), but into a provenance
+store of the run's own, in a temporary folder removed when the run ends (:func:`scratch_provenance`): test
+images never become entries of the user's permanent, append-only log.
 """
 
 from __future__ import annotations
 
 import platform
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._version import __version__
 from ..encoders.identity import IdentityEmbedding, IdentityEncoder
-from ..encoders.style import describe
 from ..engines import create_engine
-from ..engines.base import BoardAssets, GenerationRequest, Subject, VariationPlan, request_error
+from ..engines.base import GenerationRequest, Subject, VariationPlan
 from ..errors import TastemakerError
-from ..media import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, encode_many, resize_max_side
-from ..pipeline import generate
+from ..media import encode_many, resize_max_side
+from ..pipeline import OWN_DISTANCE, Pipeline
+from ..provenance.service import Provenance
 from ..taste.profile import TasteProfile, build_profile
 from . import artefacts as Q
 from . import metrics as M
-from .baselines import BUILTIN, BaselineContext, create_baseline, frame_like_engine, resolve_baselines
-from .datasets import BoardEntry, BoardSet, Person, Photo, SelfieSet, Skip, load_boards, load_selfies
-from .descriptors import DESCRIPTOR_NAME, board_distance, gram_descriptor
+from .baselines import BaselineContext, create_baseline, frame_like_engine
+from .config import EvalConfig
+from .datasets import BoardSet, Person, Photo, SelfieSet, Skip, load_boards, load_selfies
+from .descriptors import DESCRIPTOR_NAME, gram_descriptor
+from .scoring import BoardData, Scorer, aggregate
 from .texture import TEXTURE_DESCRIPTOR_NAME, texture_descriptor
 
 SCHEMA = "tastemaker.eval"
@@ -51,50 +60,6 @@ SCHEMA_VERSION = 1
 THUMB = 256
 
 Progress = Callable[[str, int, int], None]
-
-
-class EvalConfig(BaseModel):
-    """How to run an evaluation. Invalid values raise :class:`~tastemaker.errors.RequestError`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    n: int = Field(4, ge=1, le=8, description="variations per request")
-    size: int = Field(512, ge=256, le=2048, description="longest side of each output")
-    aspect: str = "4:5"
-    format: str = "png"
-    seed: int = Field(0, ge=0, lt=2**63)
-    strength: float = Field(0.8, ge=0.0, le=1.0)
-    prompt: str = ""
-    engine: str = "look"
-    baselines: tuple[str, ...] = BUILTIN
-    identity_threshold: float = Field(0.35, gt=0, le=1.0, description="the engine's identity guard")
-    guard_workers: int = Field(0, ge=0, le=16)
-    verify_threshold: float = Field(M.VERIFY_THRESHOLD, gt=0, le=2.0)
-    attribution_k: int = Field(3, ge=1, le=50)
-    near_duplicate_delta_e: float = Field(M.NEAR_DUPLICATE_DELTA_E, ge=0)
-    selfies_per_person: int = Field(1, ge=1, le=20)
-    clip_model: Path | None = None
-    arcface_model: Path | None = None
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    max_image_bytes: int = DEFAULT_MAX_BYTES
-
-    @classmethod
-    def create(cls, **kwargs: Any) -> EvalConfig:
-        """Build from loose input (CLI), resolving ``baselines`` ("all", "a,b") and checking the request."""
-        if "baselines" in kwargs and kwargs["baselines"] is not None:
-            kwargs["baselines"] = tuple(resolve_baselines(kwargs["baselines"]))
-        try:
-            cfg = cls(**{k: v for k, v in kwargs.items() if v is not None})
-        except ValidationError as exc:
-            raise request_error(exc) from None
-        cfg.request()  # n, size, aspect, format checked the way generate() checks them
-        return cfg
-
-    def request(self) -> GenerationRequest:
-        return GenerationRequest.create(
-            n=self.n, size=self.size, aspect=self.aspect, format=self.format, seed=self.seed,
-            strength=self.strength, prompt=self.prompt,
-        )
 
 
 @dataclass
@@ -194,80 +159,7 @@ class EvalRun:
         })
 
 
-# ------------------------------------------------------------------------------------- aggregation
-IMAGE_MEANS = (
-    "identity_to_selfie", "identity_to_others", "style_score", "attribution_margin", "texture_attribution_margin",
-    "mean_chroma", "mirror_score", "blockiness",
-    "clip_image_similarity", "clip_text_similarity", "arcface_cos_selfie", "arcface_cos_others",
-)
-LATENCY_STAGES = ("decode", "identity", "profile", "engine", "encode", "total")
-
-
-def aggregate(
-    images: Sequence[dict[str, Any]],
-    requests: Sequence[dict[str, Any]],
-    *,
-    method: str,
-    board: str | None = None,
-    person: str | None = None,
-) -> dict[str, Any]:
-    """Means with 95 % CIs and rates with Wilson intervals over one method (and board / person)."""
-
-    def keep(r: dict[str, Any]) -> bool:
-        return r["method"] == method and (board is None or r["board"] == board) and (
-            person is None or r["person"] == person
-        )
-
-    imgs = [r for r in images if keep(r)]
-    reqs = [r for r in requests if keep(r)]
-    ok = [r for r in reqs if r["ok"]]
-    out: dict[str, Any] = {
-        "kind": reqs[0]["kind"] if reqs else None,
-        "n_images": len(imgs),
-        "n_requests": len(reqs),
-        "n_failed_requests": len(reqs) - len(ok),
-        "n_no_face": sum(1 for r in imgs if not r["face_found"]),
-        "verification_rate": M.rate_ci(r["verified"] for r in imgs),
-        "verification_rate_others": M.rate_ci(r["verified_others"] for r in imgs),
-        "attribution_accuracy": M.rate_ci(r["attribution_correct"] for r in imgs),
-        "texture_attribution_accuracy": M.rate_ci(r["attribution_texture"] for r in imgs),
-        "monochrome_faithful_rate": M.rate_ci(r["monochrome_faithful"] for r in imgs),
-        "mirrored_rate": M.rate_ci(r["mirrored"] for r in imgs),
-        "blocky_rate": M.rate_ci(r["blocky"] for r in imgs),
-        "n_mirrored": sum(1 for r in imgs if r["mirrored"]),
-        "n_blocky": sum(1 for r in imgs if r["blocky"]),
-        "n_artefacts": sum(1 for r in imgs if r["mirrored"] or r["blocky"]),
-        "clip_attribution_accuracy": M.rate_ci(r["clip_attribution_correct"] for r in imgs),
-        "near_duplicate_pairs": sum(len(r["near_duplicate_pairs"]) for r in ok),
-        "variation_pairs": sum(r["pairs"] for r in ok),
-        "diversity_gram": M.mean_ci(r["diversity_gram"] for r in ok),
-        "diversity_delta_e": M.mean_ci(r["diversity_delta_e"] for r in ok),
-        "latency_ms": {s: M.mean_ci(r["latency_ms"].get(s) for r in ok) for s in LATENCY_STAGES},
-        "peak_rss_mb": max((r["peak_rss_mb"] for r in ok if r["peak_rss_mb"] is not None), default=None),
-    }
-    for key in IMAGE_MEANS:
-        out[key] = M.mean_ci(r[key] for r in imgs)
-    return out
-
-
 # ------------------------------------------------------------------------------------------ runner
-@dataclass
-class _BoardData:
-    entry: BoardEntry
-    profile: TasteProfile
-    profile_s: float
-    grams: np.ndarray
-    textures: np.ndarray
-    chroma: Q.BoardChroma
-    #: what the engine loads from the pins (medium exemplars, scenes): made once per board, as a board
-    #: folder gives it to ``tastemaker generate --board``; its time is charged to each request's profile stage
-    assets: BoardAssets | None = None
-    assets_s: float = 0.0
-    clip_centroid: np.ndarray | None = None
-    clip_text: str | None = None
-    clip_text_vec: np.ndarray | None = None
-
-
 def _board_text(profile: TasteProfile) -> str | None:
     """A sentence from the board's heaviest tags and titles, for CLIP text similarity."""
     tags: dict[str, float] = {}
@@ -278,6 +170,17 @@ def _board_text(profile: TasteProfile) -> str | None:
     if not words:
         words = [t for m in profile.modes for t in m.titles[:2]][:4]
     return f"a photo with a {', '.join(words)} look" if words else None
+
+
+@contextmanager
+def scratch_provenance() -> Iterator[Provenance]:
+    """A provenance store for one run only, in a temporary folder that is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tastemaker-eval-") as folder:
+        prov = Provenance(folder)
+        try:
+            yield prov
+        finally:
+            prov.close()
 
 
 def run_eval(
@@ -314,17 +217,12 @@ def run_eval(
     )
     bdata = _prepare_boards(bset, clip, report)
     _prepare_assets(bdata, engine, report)
-    warmup_s = _warm_up(cfg, sset, bdata, enc)
-
-    methods = [{"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}]
-    methods += [{"name": n, "kind": "baseline", "description": b.description} for n, b in baselines.items()]
-    run = EvalRun(
-        config=cfg, engine=engine.name, engine_version=engine.version, methods=methods, selfies=sset,
-        boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
-        models=models, started_at=started_at,
-        board_colour={n: {"monochrome": d.chroma.monochrome, "chroma_range": [d.chroma.lo, d.chroma.hi],
-                          "hue_std_deg": d.chroma.hue_std_deg, "hue_deg": d.chroma.hue_deg} for n, d in bdata.items()},
-    )
+    with scratch_provenance() as prov:
+        pipeline = Pipeline(engine, identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers,
+                            encoder=enc, provenance=prov)
+        warmup_s = _warm_up(cfg, sset, bdata, enc, prov)
+        run = _run_cells(cfg, sset, bset, bdata, pipeline, baselines, clip, arcface, report)
+    run.models, run.started_at = models, started_at
     run.latency_setup = {
         "models_load": models_load_s * 1000,
         "engine_warmup": warmup_s * 1000,
@@ -334,27 +232,50 @@ def run_eval(
                        "n_pins": len(d.entry.board)}
                    for n, d in bdata.items()},
     }
+    run.duration_s = time.perf_counter() - started
+    return run
 
+
+def _run_cells(
+    cfg: EvalConfig,
+    sset: SelfieSet,
+    bset: BoardSet,
+    bdata: dict[str, BoardData],
+    pipeline: Pipeline,
+    baselines: dict[str, Any],
+    clip: Any,
+    arcface: Any,
+    report: Progress,
+) -> EvalRun:
+    """Every selfie x board through the engine's pipeline and each baseline, measured."""
+    engine = pipeline.engine
+    methods = [{"name": engine.name, "kind": "engine", "description": f"the {engine.name} engine v{engine.version}"}]
+    methods += [{"name": n, "kind": "baseline", "description": b.description} for n, b in baselines.items()]
+    run = EvalRun(
+        config=cfg, engine=engine.name, engine_version=engine.version, methods=methods, selfies=sset,
+        boards=bset, profiles={n: d.profile for n, d in bdata.items()}, skipped=[*sset.skipped, *bset.skipped],
+        board_colour={n: {"monochrome": d.chroma.monochrome, "chroma_range": [d.chroma.lo, d.chroma.hi],
+                          "hue_std_deg": d.chroma.hue_std_deg, "hue_deg": d.chroma.hue_deg} for n, d in bdata.items()},
+    )
     peak = M.peak_rss_mb()
     cells = [(p, ph) for p in sset.people for ph in p.photos[: cfg.selfies_per_person]]
     total = len(cells) * len(bdata) * (1 + len(baselines))
     done = 0
     for person, photo in cells:
         run.selfie_thumbs[(person.name, photo.name)] = resize_max_side(photo.image, THUMB)
-        scorer = _Scorer(cfg, enc, bdata, photo, person.others(photo), clip, arcface)
+        scorer = Scorer(cfg, pipeline.encoder, bdata, photo, person.others(photo), clip, arcface)
         for bname, bd in bdata.items():
             cell = _Cell(person, photo, bd, scorer, run.thumbs.setdefault((person.name, photo.name, bname), {}))
             label = f"{person.name}/{photo.name} × {bname}"
             report(f"{label}: {engine.name}", done, total)
             peak = max(peak, M.peak_rss_mb())  # the next call resets the mark; keep the run's peak
-            _run_engine(run, cell, engine, enc)
+            _run_engine(run, cell, pipeline)
             done += 1
             for name, baseline in baselines.items():
                 report(f"{label}: {name}", done, total)
                 _run_baseline(run, cell, name, baseline)
                 done += 1
     report("done", total, total)
-    run.duration_s = time.perf_counter() - started
     # The kernel's RSS counters are per-thread cached and can read a few pages apart from one call to the
     # next, so the run's peak is also at least every request's own peak (otherwise it could read below one).
     req_peaks = [r["peak_rss_mb"] for r in run.requests if r.get("peak_rss_mb") is not None]
@@ -382,14 +303,14 @@ def _load_models(cfg: EvalConfig, report: Progress) -> tuple[Any, Any, dict[str,
     return clip, arcface, models
 
 
-def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, _BoardData]:
+def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, BoardData]:
     """Per board: its profile (timed), its pins' Gram descriptors, and its CLIP centroid and text."""
-    out: dict[str, _BoardData] = {}
+    out: dict[str, BoardData] = {}
     for b in bset.boards:
         report(f"profile of board {b.name}", 0, 1)
         t = time.perf_counter()
         prof = build_profile(b.board)
-        bd = _BoardData(b, prof, time.perf_counter() - t, np.stack([gram_descriptor(th) for th in b.board.thumbs]),
+        bd = BoardData(b, prof, time.perf_counter() - t, np.stack([gram_descriptor(th) for th in b.board.thumbs]),
                         np.stack([texture_descriptor(th) for th in b.board.thumbs]), Q.board_chroma(b.board.thumbs))
         if clip is not None:
             weight = {p.id: p.weight for p in prof.pins}
@@ -404,7 +325,7 @@ def _prepare_boards(bset: BoardSet, clip: Any, report: Progress) -> dict[str, _B
     return out
 
 
-def _prepare_assets(bdata: dict[str, _BoardData], engine: Any, report: Progress) -> None:
+def _prepare_assets(bdata: dict[str, BoardData], engine: Any, report: Progress) -> None:
     """The engine's board assets per board (pins for medium transfer and scenes); a failure is a fallback."""
     for name, bd in bdata.items():
         report(f"assets of board {name}", 0, 1)
@@ -416,19 +337,19 @@ def _prepare_assets(bdata: dict[str, _BoardData], engine: Any, report: Progress)
         bd.assets_s = time.perf_counter() - t
 
 
-def _warm_up(cfg: EvalConfig, sset: SelfieSet, bdata: dict[str, _BoardData], enc: IdentityEncoder) -> float:
+def _warm_up(
+    cfg: EvalConfig, sset: SelfieSet, bdata: dict[str, BoardData], enc: IdentityEncoder, prov: Provenance
+) -> float:
     """One untimed engine call: segmentation models, guard workers and caches load here, so the first
     request's latency is not a cold start. Returns its duration (reported as ``engine_warmup``)."""
     t = time.perf_counter()
     first = sset.people[0].photos[0]
+    board = next(iter(bdata.values()))
+    warm = Pipeline(create_engine(cfg.engine), identity_threshold=2.0,  # no re-render loop
+                    guard_workers=cfg.guard_workers, encoder=enc, provenance=prov)
     try:
-        generate(
-            GenerationRequest(n=1, size=256, seed=0),
-            subject=Subject(image=first.image, face=first.face, identity=IdentityEmbedding(vector=first.embedding)),
-            profile=next(iter(bdata.values())).profile, assets=next(iter(bdata.values())).assets,
-            engine=create_engine(cfg.engine),
-            identity_threshold=2.0, guard_workers=cfg.guard_workers, encoder=enc,  # no re-render loop
-        )
+        warm(GenerationRequest(n=1, size=256, seed=0), subject=_subject(first), profile=board.profile,
+             assets=board.assets)
     except TastemakerError:
         pass  # the real requests record whatever this is
     return time.perf_counter() - t
@@ -440,8 +361,8 @@ class _Cell:
 
     person: Person
     photo: Photo
-    board: _BoardData
-    scorer: _Scorer
+    board: BoardData
+    scorer: Scorer
     sheet: dict[str, list[np.ndarray]]
     #: the framing every baseline starts from: (subject, framed images, plans, seconds), made once
     framed: tuple[Subject, list[np.ndarray], list[VariationPlan], float] | None = None
@@ -460,8 +381,14 @@ class _Cell:
     def subject(self) -> Subject:
         """A Subject with a fresh cache: the look engine caches LUTs per mode id on it, and mode ids repeat
         across profiles (m1, m2...), so one subject must never be shared between boards."""
-        return Subject(image=self.photo.image, face=self.photo.face,
-                       identity=IdentityEmbedding(vector=self.photo.embedding), name=self.photo.name)
+        return _subject(self.photo)
+
+
+def _subject(photo: Photo) -> Subject:
+    """The photo as a Subject whose identity is that very face's embedding (made when the selfies were read), so
+    its own distance to it is 0: the pipeline's guard need not embed the selfie again."""
+    return Subject(image=photo.image, face=photo.face, identity=IdentityEmbedding(vector=photo.embedding),
+                   name=photo.name, cache={OWN_DISTANCE: 0.0})
 
 
 def _record_failure(run: EvalRun, cell: _Cell, method: str, kind: str, exc: TastemakerError) -> None:
@@ -469,26 +396,22 @@ def _record_failure(run: EvalRun, cell: _Cell, method: str, kind: str, exc: Tast
     run.requests.append(_failed_request(method, kind, cell.common, run.config.n))
 
 
-def _run_engine(run: EvalRun, cell: _Cell, engine: Any, enc: IdentityEncoder) -> None:
+def _run_engine(run: EvalRun, cell: _Cell, pipeline: Pipeline) -> None:
     cfg = run.config
+    engine = pipeline.engine
     M.reset_peak_rss()
     t = time.perf_counter()
     try:
-        result = generate(
-            cfg.request(), subject=cell.subject(), profile=cell.board.profile, assets=cell.board.assets, engine=engine,
-            identity_threshold=cfg.identity_threshold, guard_workers=cfg.guard_workers, encoder=enc,
-        )
+        result = pipeline(cfg.request(), subject=cell.subject(), profile=cell.board.profile, assets=cell.board.assets)
     except TastemakerError as exc:
         _record_failure(run, cell, engine.name, "engine", exc)
         return
     gen_s = time.perf_counter() - t
     peak = M.peak_rss_mb()
     pixels = [im.pixels for im in result.images]
-    t = time.perf_counter()
-    encode_many(pixels, cfg.format)
-    enc_s = time.perf_counter() - t
+    # the images come encoded (watermarked, signed) from the pipeline, in gen_s: not encoded again here
     lat = {**cell.setup_ms, "profile": (cell.board.profile_s + cell.board.assets_s) * 1000, "engine": gen_s * 1000,
-           "encode": enc_s * 1000}
+           "encode": 0.0}
     lat["total"] = sum(lat.values())
     extra = [{"mode": im.mode_id, "background": im.background, "guard_identity_distance": im.identity_distance,
               "note": f"{im.mode_name}, face hold {im.hold}", "engine_info": _jsonable(getattr(im, "info", None))}
@@ -540,108 +463,6 @@ def _failed_request(method: str, kind: str, common: dict[str, Any], n: int) -> d
         "method": method, "kind": kind, **common, "n": n, "ok": False, "pairs": 0, "diversity_gram": None,
         "diversity_delta_e": None, "near_duplicate_pairs": [], "latency_ms": {}, "engine_stages_ms": None,
         "peak_rss_mb": None,
-    }
-
-
-class _Scorer:
-    """Measures one selfie's outputs against every board (identity, style, attribution, models)."""
-
-    def __init__(
-        self,
-        cfg: EvalConfig,
-        enc: IdentityEncoder,
-        bdata: dict[str, _BoardData],
-        photo: Photo,
-        others: list[Photo],
-        clip: Any,
-        arcface: Any,
-    ) -> None:
-        self.cfg, self.enc, self.bdata, self.photo, self.others = cfg, enc, bdata, photo, others
-        self.clip, self.arcface = clip, arcface
-        self.arc_ref = self.arc_others = None
-        if arcface is not None:
-            self.arc_ref = arcface.embed(photo.image, photo.face.landmarks)
-            self.arc_others = [arcface.embed(o.image, o.face.landmarks) for o in others]
-
-    def score(
-        self,
-        method: str,
-        kind: str,
-        common: dict[str, Any],
-        pixels: Sequence[np.ndarray],
-        seeds: Sequence[int],
-        extra: Sequence[dict[str, Any]],
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The request record (diversity) and one record per image."""
-        cfg = self.cfg
-        board = common["board"]
-        profile = self.bdata[board].profile
-        grams = [gram_descriptor(p) for p in pixels]
-        textures = [texture_descriptor(p) for p in pixels]
-        div = M.diversity(pixels, grams, cfg.near_duplicate_delta_e)
-        dup_members = {i for pair in div["near_duplicate_pairs"] for i in pair}
-        clip_vecs = self.clip.embed_images(pixels) if self.clip is not None else None
-        recs = []
-        for i, (img, g, tx) in enumerate(zip(pixels, grams, textures, strict=True)):
-            fm = M.measure_face(self.enc, img)
-            ident = M.identity_metrics(fm, self.photo.embedding, [o.embedding for o in self.others],
-                                       cfg.verify_threshold)
-            dists = {b: board_distance(g, d.grams, cfg.attribution_k) for b, d in self.bdata.items()}
-            tdists = {b: board_distance(tx, d.textures, cfg.attribution_k) for b, d in self.bdata.items()}
-            tatt = M.attribution(tdists, board)
-            rec: dict[str, Any] = {
-                "method": method, "kind": kind, **common, "index": i, "variation_seed": int(seeds[i]),
-                **extra[i], **ident,
-                "style_score": profile.style_score(describe(img, palette=False)),
-                **M.attribution(dists, board),
-                "board_distances": dists,
-                "texture_attributed_board": tatt["attributed_board"],
-                "attribution_texture": tatt["attribution_correct"],
-                "texture_attribution_margin": tatt["attribution_margin"],
-                "texture_board_distances": tdists,
-                **quality_measures(img, None if fm.face is None else fm.face.box, self.bdata[board].chroma),
-                "near_duplicate": i in dup_members,
-                "clip_image_similarity": None, "clip_text_similarity": None,
-                "clip_attributed_board": None, "clip_attribution_correct": None,
-                "arcface_cos_selfie": None, "arcface_cos_others": None,
-            }
-            if clip_vecs is not None:
-                sims = {b: float(clip_vecs[i] @ d.clip_centroid) for b, d in self.bdata.items()
-                        if d.clip_centroid is not None}
-                rec["clip_image_similarity"] = sims[board]
-                rec["clip_attributed_board"] = max(sims, key=lambda b: (sims[b], b))
-                rec["clip_attribution_correct"] = rec["clip_attributed_board"] == board
-                tv = self.bdata[board].clip_text_vec
-                rec["clip_text_similarity"] = None if tv is None else float(clip_vecs[i] @ tv)
-            if self.arcface is not None and fm.face is not None and self.arc_ref is not None:
-                from .models import cosine
-
-                v = self.arcface.embed(img, fm.face.landmarks)
-                rec["arcface_cos_selfie"] = cosine(v, self.arc_ref)
-                if self.arc_others:
-                    rec["arcface_cos_others"] = float(np.mean([cosine(v, o) for o in self.arc_others]))
-            recs.append(rec)
-        req = {"method": method, "kind": kind, **common, "n": len(pixels), "ok": True, **div}
-        return req, recs
-
-
-def quality_measures(
-    img: np.ndarray, face_box: tuple[int, int, int, int] | None, board: Q.BoardChroma
-) -> dict[str, Any]:
-    """One output's colour faithfulness and artefacts (:mod:`.artefacts`): the image record's fields.
-
-    Blockiness is measured inside the face box only (a face magnified past its detail); with no face
-    found it is None, and the image does not count as blocky.
-    """
-    mirror = Q.mirrored_content(img)
-    block = None if face_box is None else Q.blockiness(img, face_box)
-    return {
-        "mean_chroma": Q.mean_chroma(img),
-        "monochrome_faithful": Q.monochrome_faithful(img, board),
-        "mirror_score": mirror,
-        "mirrored": mirror > Q.MIRROR_THRESHOLD,
-        "blockiness": block,
-        "blocky": block is not None and block > Q.BLOCKY_THRESHOLD,
     }
 
 
