@@ -16,8 +16,8 @@ circular), :mod:`.texture` (a texture-only descriptor: the medium, blind to colo
 :mod:`.artefacts` (colour faithfulness, mirrored fills, magnified JPEG blocks),
 :mod:`.metrics` (identity, style, attribution, diversity, intervals, memory),
 :mod:`.models` (optional CLIP and ArcFace, loaded lazily from local files), :mod:`.config` (how to run),
-:mod:`.runner` (the run), :mod:`.scoring` (measuring each output, and the aggregation), :mod:`.report`
-(``results.json`` + ``report.html``). None of it is imported by the
+:mod:`.runner` (the run), :mod:`.scoring` (measuring each output, and the aggregation), :mod:`.results`
+(what a run measured), :mod:`.report` (``results.json`` + ``report.html``). None of it is imported by the
 core: ``import tastemaker`` does not load this package.
 """
 
@@ -36,7 +36,8 @@ from .config import EvalConfig
 from .datasets import BoardSet, Person, SelfieSet, Skip, load_boards, load_selfies
 from .descriptors import gram_descriptor
 from .report import check_report_dependencies, markdown_table, summary_table, write_report
-from .runner import EvalRun, run_eval
+from .results import EvalRun
+from .runner import run_eval
 from .scoring import aggregate
 
 __all__ = [

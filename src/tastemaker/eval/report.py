@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from ..errors import MissingDependencyError
 from ..media import encode_image, ensure_writable_dir, write_atomic
 from ..pipeline.output import fit_tile, label_font
-from .runner import EvalRun
+from .results import EvalRun
 
 COLORS = ["#d1495b", "#2e4057", "#66a182", "#edae49", "#00798c", "#8d6a9f", "#a0a0a0", "#5c4d7d"]
 TILE = 150
