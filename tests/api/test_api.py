@@ -407,16 +407,16 @@ def test_generation_json_body_with_inline_profile_and_sse(
 def test_generation_images_before_success_is_409(make_api: Any, selfie_bytes: bytes, monkeypatch: Any) -> None:
     import threading
 
-    import tastemaker.worker as worker
+    import tastemaker.jobs.tasks as tasks
 
     gate = threading.Event()
-    real = worker.task_generate
+    real = tasks.task_generate
 
     def slow(*args: Any, **kw: Any) -> Any:
         gate.wait(10)
         return real(*args, **kw)
 
-    monkeypatch.setattr(worker, "task_generate", slow)
+    monkeypatch.setattr(tasks, "task_generate", slow)
     api = make_api()
     headers = api.key("pro")
     b = upload_board(api, headers, names=["meadow.jpg", "cat-nap.jpg", "night-grass.jpg"])

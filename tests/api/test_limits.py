@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import tastemaker.worker as worker
+import tastemaker.jobs.tasks as tasks
 
 from .conftest import REDIS_URL, Api, upload_board
 
@@ -41,13 +41,13 @@ def wait_done(api: Api, headers: dict[str, str], url: str, timeout: float = 30.0
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Hold every generation in the worker until the test sets the event."""
     event = threading.Event()
-    real = worker.task_generate
+    real = tasks.task_generate
 
     def held(*args: Any, **kw: Any) -> Any:
         event.wait(20)
         return real(*args, **kw)
 
-    monkeypatch.setattr(worker, "task_generate", held)
+    monkeypatch.setattr(tasks, "task_generate", held)
     yield event
     event.set()
 

@@ -131,19 +131,19 @@ def test_spent_lifetime_budget_is_a_clear_refusal(shared_api: Api, owner: dict[s
 
 def test_retryable_failure_releases_the_idempotency_key(make_api: Any, selfie_bytes: bytes,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import tastemaker.worker as worker
+    import tastemaker.jobs.tasks as tasks
 
     from .conftest import generate
 
     api = make_api()
     h = api.key("pro")
     board = upload_board(api, h, names=SMALL_BOARD)
-    real = worker.task_generate
-    monkeypatch.setattr(worker, "task_generate", lambda *a, **k: ("error", "InternalError", "internal_error",
+    real = tasks.task_generate
+    monkeypatch.setattr(tasks, "task_generate", lambda *a, **k: ("error", "InternalError", "internal_error",
                                                                    "the worker failed unexpectedly", None))
     first = generate(api, {**h, "Idempotency-Key": "k1"}, selfie_bytes, board_id=board["id"]).json()
     assert first["status"] == "failed" and first["error"]["retryable"], first
-    monkeypatch.setattr(worker, "task_generate", real)
+    monkeypatch.setattr(tasks, "task_generate", real)
     again = generate(api, {**h, "Idempotency-Key": "k1"}, selfie_bytes, board_id=board["id"])
     assert again.headers.get("idempotent-replayed") is None and again.json()["id"] != first["id"]
 
@@ -300,10 +300,10 @@ def held_verify(monkeypatch: pytest.MonkeyPatch) -> Any:
     import threading
 
     import tastemaker.api.routes.verify as route
-    import tastemaker.worker as worker
+    import tastemaker.jobs.tasks as tasks
 
     event, started = threading.Event(), threading.Semaphore(0)
-    real = worker.task_verify
+    real = tasks.task_verify
 
     def held(*args: Any, **kw: Any) -> Any:
         started.release()
@@ -363,8 +363,8 @@ def test_verify_decodes_large_jpegs_reduced_and_caps_pixels(make_api: Any) -> No
 
 
 def test_verify_input_is_reduced_only_without_a_manifest() -> None:
+    from tastemaker.jobs import verify_input
     from tastemaker.media import decode_image
-    from tastemaker.worker import verify_input
 
     big = _jpeg(3000, 2000)
     small = verify_input(big, decode_side=512, max_pixels=1_000_000, max_bytes=50_000_000)

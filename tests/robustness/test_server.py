@@ -354,7 +354,7 @@ def test_a_client_gone_mid_body_is_logged_quietly_by_a_real_server(slow_server: 
 
 def test_multiple_faces_error_names_the_api_field(monkeypatch: pytest.MonkeyPatch, selfie: bytes) -> None:
     from tastemaker import pipeline
-    from tastemaker.worker import task_prepare_subject
+    from tastemaker.jobs import task_prepare_subject
 
     def two_faces(*a: Any, **k: Any) -> Any:
         raise MultipleFacesError("selfie: 2 faces of similar size were found; crop the photo to one person or "

@@ -40,9 +40,9 @@ from ..errors import (
     TastemakerError,
 )
 from ..forget import mark_server_store
+from ..jobs import JobRunner, VerifyPool
 from ..media import make_private_dirs
 from ..store import Store
-from ..worker import JobRunner, VerifyPool
 from .denials import DenialLog
 from .deps import AuthGate, Services
 from .http_errors import error_response, status_of

@@ -42,9 +42,9 @@ from ..errors import (
     RevokedApiKeyError,
     TastemakerError,
 )
+from ..jobs import JobRunner, VerifyPool
 from ..store import Store, repo
 from ..store.models import IdempotencyRecord
-from ..worker import JobRunner, VerifyPool
 from .denials import DenialLog
 from .http_errors import error_response
 from .keys import SCOPES, display_prefix, is_well_formed, key_hash, scope_set

@@ -18,11 +18,11 @@ from ..boards import Pin
 from ..encoders.style import FEATURE_NAMES, lab_to_rgb8
 from ..engines.assets import wanted_pins
 from ..errors import BlobMissingError, ConflictError, NotFoundError
+from ..jobs import task_build_profile
 from ..store import repo
 from ..store.models import Board, PinRecord
 from ..taste.privacy import PrivacyConfig
 from ..taste.profile import TasteProfile
-from ..worker import task_build_profile
 from .deps import Services
 
 

@@ -177,7 +177,7 @@ class ProfileVersion(Base):
 
 
 class Job(Base):
-    """A generation job: ``queued -> running -> succeeded | failed`` (see :mod:`tastemaker.worker`)."""
+    """A generation job: ``queued -> running -> succeeded | failed`` (see :mod:`tastemaker.jobs`)."""
 
     __tablename__ = "jobs"
 

@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 
 from ...audit import PROFILE_FEEDBACK
 from ...errors import NotFoundError, RequestError
+from ...jobs import task_describe
 from ...store import repo, sha256_hex
-from ...worker import task_describe
 from ..deps import (
     BoardsRead,
     BoardsWrite,

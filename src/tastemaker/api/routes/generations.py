@@ -45,10 +45,10 @@ from ...errors import (
     TooManyJobsError,
     UnsupportedMediaTypeError,
 )
+from ...jobs import RETRYABLE, JobPayload, task_prepare_subject
 from ...store import repo, sha256_hex
 from ...store.models import Board, Job, utcnow
 from ...taste.profile import TasteProfile
-from ...worker import RETRYABLE, JobPayload, task_prepare_subject
 from ..deps import (
     GenerateAccount,
     Idempotency,

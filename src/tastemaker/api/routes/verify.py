@@ -30,8 +30,8 @@ from fastapi.responses import JSONResponse
 
 from ...audit import PROVENANCE_VERIFIED
 from ...errors import IncompleteTreeHeadError, LedgerError, ProofError, RequestError
+from ...jobs import task_verify
 from ...store import sha256_hex
-from ...worker import task_verify
 from ..deps import Principal, Services, ServicesDep, VerifyAccount, request_id
 from ..schemas import VerifyIn, VerifyOut
 from .common import AUTH_ERRORS, errors

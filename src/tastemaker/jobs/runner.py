@@ -1,0 +1,343 @@
+"""Generation jobs: a persisted state machine (:mod:`.state`), run by a worker pool behind a bounded queue.
+
+* **Persisted**: every move of a job is an atomic compare-and-set (:class:`~.state.JobStates`), so a worker,
+  a shutdown and a restart can never both "win" the same job.
+* **Bounded**: at most ``workers + queue_size`` jobs are admitted; beyond that :meth:`JobRunner.reserve`
+  raises :class:`~tastemaker.errors.QueueFullError` (503 + Retry-After) — nothing piles up
+  (:mod:`.admission`).
+* **Nothing silently lost**: the selfie lives only in this process's memory (never stored), so a job
+  cannot outlive the process. On start, :meth:`JobRunner.recover` fails every job still ``queued`` or
+  ``running`` with code ``interrupted``; on shutdown, jobs that do not finish within the grace period
+  get the same. Either way the job says so and its images go back to the quota.
+* **Isolated**: with ``executor="process"`` (the default) the CPU work — face detection, profile
+  building, rendering — runs in spawned worker processes (:mod:`.pools`); a crash in native code fails one
+  job (``worker_crashed``) instead of the server, and a job over its time limit has its own worker stopped,
+  not its neighbours'. ``executor="thread"`` runs the same functions in threads (tests, debugging).
+
+One server process per database: recovery assumes any active job belongs to a process that is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..audit import AuditLog
+from ..errors import ForwardedError, QueueFullError, WorkerCrashedError
+from ..store import Store
+from . import tasks
+from .admission import Admission, Slot
+from .pools import CPU_NICE, JOB_NICE, WorkerPool
+from .state import INTERRUPTED, INTERRUPTED_MESSAGE, JOB_TIMEOUT, WORKER_CRASHED, JobStates
+from .watch import Watch, Watchers, progress_doc
+
+log = logging.getLogger("tastemaker.jobs")
+
+
+@dataclass
+class JobPayload:
+    """What a queued job needs that is not in the database. Lives only in memory."""
+
+    job_id: str
+    account_id: str
+    request: dict[str, Any]
+    selfie: bytes = field(repr=False)
+    selfie_name: str
+    face: Any = field(repr=False)
+    identity: Any = field(repr=False)
+    profile_json: str = field(repr=False)
+    #: the stored board's pins the engine may draw from: (core Pin, blob path); empty for a profile upload
+    pins: list[tuple[Any, str]] = field(default_factory=list, repr=False)
+
+
+class JobRunner:
+    """Admits, runs, persists and reports generation jobs for one server process."""
+
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        *,
+        workers: int = 1,
+        queue_size: int = 8,
+        executor: str = "process",
+        engine: str = "look",
+        identity_threshold: float = 0.35,
+        max_pixels: int = 40_000_000,
+        max_bytes: int = 50 * 1024 * 1024,
+        data_dir: Path | str | None = None,
+        job_timeout_s: float = 600.0,
+        provenance_secret: str | None = None,
+    ) -> None:
+        self.store, self.audit = store, audit
+        self.states = JobStates(store, audit)
+        self.provenance_secret = provenance_secret
+        self.job_timeout_s = job_timeout_s
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self.workers, self.queue_size = workers, queue_size
+        self.executor_kind = executor
+        self.engine, self.identity_threshold = engine, identity_threshold
+        self.max_pixels, self.max_bytes = max_pixels, max_bytes
+        self.capacity = workers + queue_size
+        self.admission = Admission(self.capacity)
+        self.watchers = Watchers()
+        self._queue: queue.Queue[tuple[JobPayload, Slot] | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._accepting = False
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._durations: deque[float] = deque(maxlen=20)
+        self._last_write: dict[str, float] = {}
+        self._sink: Any = None
+        self._listener: threading.Thread | None = None
+        self._cpu: WorkerPool | None = None
+        self._gen: WorkerPool | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _make_pools(self) -> None:
+        process = self.executor_kind == "process"
+        if process and self._sink is None:
+            self._sink = multiprocessing.get_context("spawn").Queue()
+            self._listener = threading.Thread(target=self._listen, name="tm-progress", daemon=True)
+            self._listener.start()
+        # face checks and profiles: the models, no engine (threads: two, not warmed)
+        self._cpu = WorkerPool(
+            "cpu", 1 if process else 2, executor=self.executor_kind, nice=CPU_NICE,
+            warm=(tasks.task_warm, ()) if process else None,
+        )
+        self._gen = WorkerPool(
+            "gen", self.workers, executor=self.executor_kind, nice=JOB_NICE, sink=self._sink,
+            warm=(tasks.task_warm, (self.engine,)),
+            crash_message="the worker process rendering this job crashed; retry it",
+        )
+        self._cpu.start()
+        self._gen.start()
+
+    def start(self) -> list[str]:
+        """Recover what a previous process left behind, then start taking jobs. Returns recovered ids."""
+        recovered = self.recover()
+        self._make_pools()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"tm-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._accepting = True
+        return recovered
+
+    def recover(self) -> list[str]:
+        """Fail, explicitly, every job a previous process left queued or running (see module docstring)."""
+        return self.states.recover()
+
+    def stop(self, grace_s: float = 30.0) -> list[str]:
+        """Stop admitting; let queued and running jobs finish for up to ``grace_s``; fail the rest."""
+        self._accepting = False
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + grace_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        leftovers: list[str] = []
+        while True:  # jobs the workers did not reach
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                leftovers.append(item[0].job_id)
+                item[1].release()
+                self.admission.job_done(item[0].account_id)
+        with self._lock:
+            leftovers.extend(self._running)
+        for job_id in leftovers:
+            self.states.fail(job_id, INTERRUPTED, INTERRUPTED_MESSAGE)
+            self.watchers.notify(job_id)
+        for pool in (self._cpu, self._gen):
+            if pool is not None:
+                pool.close()  # no worker process outlives this; a render still waited on fails
+        if self._sink is not None:
+            self._sink.put(None)
+            if self._listener is not None:
+                self._listener.join(2.0)
+            self._sink.close()
+            self._sink = None
+        self._threads.clear()
+        return leftovers
+
+    # ------------------------------------------------------------------ admission
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def retry_after(self) -> float:
+        """A rough wait until a slot frees: recent job time x jobs ahead / workers."""
+        avg = sum(self._durations) / len(self._durations) if self._durations else 5.0
+        return min(60.0, max(1.0, avg * max(1, self._queue.qsize()) / self.workers))
+
+    def has_capacity(self) -> bool:
+        """Advisory (no reservation): lets a request fail fast before doing expensive work."""
+        return self._accepting and self.stats()["active"] + self.admission.in_flight() < self.capacity
+
+    def account_load(self, account_id: str) -> int:
+        """This account's generations in this process: queued, running, or being admitted. No database read,
+        so a flood of requests over the limit is turned away for almost nothing."""
+        return self.admission.load(account_id)
+
+    def admitting(self, account_id: str) -> int:
+        """Generations of this account between "request received" and "job queued" (the face check)."""
+        return self.admission.admitting(account_id)
+
+    def begin_admission(self, account_id: str, active: int, limit: int) -> bool:
+        """Count one admission in flight, unless ``active`` + in flight already reaches ``limit``.
+
+        Bounds what a burst from one account can make the CPU pool do; :meth:`end_admission` releases it.
+        """
+        return self.admission.begin(account_id, active, limit)
+
+    def end_admission(self, account_id: str) -> None:
+        self.admission.end(account_id)
+
+    def reserve(self) -> Slot:
+        """Claim a place for one job, or raise 503 queue_full. Release the slot if the job is not submitted."""
+        if not self._accepting:
+            raise QueueFullError("the server is shutting down and takes no new generations", retry_after_s=5)
+        return self.admission.reserve(self.retry_after)
+
+    def submit(self, slot: Slot, payload: JobPayload) -> None:
+        self.admission.job_added(payload.account_id)
+        self._queue.put((payload, slot))
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the generation workers (process mode; empty in thread mode). For operators and tests."""
+        return self._gen.pids() if self._gen is not None else []
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            running = len(self._running)
+        queued = self._queue.qsize()
+        return {"queued": queued, "running": running, "active": queued + running, "capacity": self.capacity}
+
+    def call(self, fn: Callable[..., tasks.Outcome], *args: Any) -> Any:
+        """Run a short CPU task (face check, profile build) in the CPU pool and wait for it.
+
+        Called from request threads: in process mode the work happens off the GIL, so other requests
+        keep flowing while one waits here.
+        """
+        assert self._cpu is not None, "runner not started"
+        return self._cpu.call(fn, *args)
+
+    async def call_async(self, fn: Callable[..., tasks.Outcome], *args: Any) -> Any:
+        """:meth:`call` for async code: awaits the CPU pool without holding a thread."""
+        assert self._cpu is not None, "runner not started"
+        return await self._cpu.call_async(fn, *args)
+
+    # ------------------------------------------------------------------ watching
+    def watch(self, job_id: str) -> Watch:
+        """Subscribe (from async code) to a job's changes; use as a context manager."""
+        return self.watchers.add(job_id)
+
+    # ------------------------------------------------------------------ running
+    def _listen(self) -> None:
+        sink = self._sink
+        while True:
+            try:
+                item = sink.get()
+            except (EOFError, OSError, ValueError):
+                return
+            if item is None:
+                return
+            self._progress(*item)
+
+    def _progress(self, job_id: str, stage: str, done: int, total: int) -> None:
+        """Persist progress (stage changes always, otherwise at most 4 writes a second) and notify."""
+        now = time.monotonic()
+        key = f"{job_id}:{stage}"
+        if stage != "done" and now - self._last_write.get(key, 0.0) < 0.25 and 0 < done < total:
+            return
+        self._last_write[key] = now
+        self.states.progress(job_id, progress_doc(stage, done, total))
+        self.watchers.notify(job_id)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            payload, slot = item
+            try:
+                self._run(payload)
+            except Exception:  # never let a worker thread die: the job is failed, the thread goes on
+                log.exception("job %s: unexpected failure in the runner", payload.job_id)
+                self.states.fail(payload.job_id, "internal_error", "the job runner failed unexpectedly")
+            finally:
+                slot.release()
+                self.admission.job_done(payload.account_id)
+                with self._lock:
+                    self._running.discard(payload.job_id)
+                    for k in [k for k in self._last_write if k.startswith(payload.job_id + ":")]:
+                        del self._last_write[k]
+                self.watchers.notify(payload.job_id)
+
+    def _run(self, p: JobPayload) -> None:
+        if not self.states.start(p.job_id):
+            return  # failed meanwhile (shutdown, recovery): nothing to do
+        with self._lock:
+            self._running.add(p.job_id)
+        self.watchers.notify(p.job_id)
+        t0 = time.monotonic()
+        timeout = self.job_timeout_s
+        sink = self._progress if self.executor_kind == "thread" else None
+        assert self._gen is not None
+        try:
+            images = self._gen.call(
+                tasks.task_generate,
+                p.job_id,
+                p.request,
+                p.selfie,
+                p.selfie_name,
+                p.face,
+                p.identity,
+                p.profile_json,
+                self.engine,
+                self.identity_threshold,
+                self.max_pixels,
+                self.max_bytes,
+                sink,
+                p.account_id,
+                self.data_dir,
+                p.pins,
+                self.provenance_secret,
+                timeout=timeout,
+            )
+        except TimeoutError:
+            # In process mode the pool has stopped this job's worker (only that one) and starts another; in
+            # thread mode the render finishes and is dropped. Either way the quota goes back.
+            log.error("job %s: still running after %g s; stopped", p.job_id, timeout)
+            self.states.fail(
+                p.job_id, JOB_TIMEOUT,
+                f"the generation took longer than {timeout:g} s and was stopped; its images went back "
+                "to the quota (try fewer or smaller images)",
+            )
+        except ForwardedError as exc:
+            self.states.fail(p.job_id, exc.code, exc.message)
+        except WorkerCrashedError as exc:
+            log.error("job %s: the worker process died", p.job_id)
+            self.states.fail(p.job_id, WORKER_CRASHED, exc.message)
+        except Exception as exc:  # the pool shut down under it, at shutdown
+            self.states.fail(
+                p.job_id,
+                INTERRUPTED if not self._accepting else "internal_error",
+                INTERRUPTED_MESSAGE if not self._accepting else f"the job failed ({type(exc).__name__})",
+            )
+        else:
+            self._progress(p.job_id, "store", 0, len(images))
+            self.states.succeed(p.job_id, images)
+        finally:
+            self._durations.append(time.monotonic() - t0)

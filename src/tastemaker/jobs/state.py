@@ -1,0 +1,125 @@
+"""A job's persisted state: every move is an atomic compare-and-set ``UPDATE`` (``store.repo.move_job``).
+
+::
+
+    queued ──► running ──► succeeded
+       │          │
+       └──────────┴──────► failed   (error code + message; quota given back)
+
+A worker, a shutdown and a restart can therefore never both "win" the same job. A failure gives the job's
+images back to the quota and is audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..audit import GENERATION_FINISHED, AuditLog
+from ..store import Store, repo
+from ..store.models import Job, utcnow
+from .tasks import GeneratedBlob
+from .watch import progress_doc
+
+log = logging.getLogger("tastemaker.jobs")
+
+INTERRUPTED = "interrupted"
+WORKER_CRASHED = "worker_crashed"
+JOB_TIMEOUT = "job_timeout"
+RETRYABLE = frozenset({INTERRUPTED, WORKER_CRASHED, "internal_error"})
+INTERRUPTED_MESSAGE = (
+    "the server stopped before this generation finished; the selfie is held only in memory and never "
+    "stored, so the job cannot be resumed — submit it again"
+)
+
+
+class JobStates:
+    """The moves of a job's state in the store, each in one transaction with its quota and audit entries."""
+
+    def __init__(self, store: Store, audit: AuditLog) -> None:
+        self.store, self.audit = store, audit
+
+    def recover(self) -> list[str]:
+        """Fail, explicitly, every job a previous process left queued or running. Returns their ids."""
+        failed = []
+        with self.store.session() as s:
+            for job in repo.active_jobs(s):
+                if self._finish_failed(s, job, INTERRUPTED, INTERRUPTED_MESSAGE):
+                    failed.append(job.id)
+                s.commit()
+        if failed:
+            log.warning("recovered %d interrupted job(s): %s", len(failed), ", ".join(failed))
+        return failed
+
+    def start(self, job_id: str) -> bool:
+        """queued -> running; False when the job is no longer queued (failed meanwhile: shutdown, recovery)."""
+        with self.store.session() as s:
+            job = repo.load_job(s, job_id)
+            if job is None or job.status != repo.QUEUED:
+                return False
+            if not repo.move_job(s, job, repo.RUNNING, started_at=utcnow(), progress=progress_doc("starting", 0, 1)):
+                return False
+            s.commit()
+        return True
+
+    def progress(self, job_id: str, doc: dict[str, Any]) -> None:
+        with self.store.session() as s:
+            repo.set_progress(s, job_id, doc)
+            s.commit()
+
+    def succeed(self, job_id: str, images: list[GeneratedBlob]) -> None:
+        """Store the images and move running -> succeeded; a job failed meanwhile drops its result."""
+        with self.store.blobs.lock, self.store.session() as s:
+            job = repo.load_job(s, job_id)
+            if job is None or job.status != repo.RUNNING:
+                return  # failed meanwhile (shutdown grace ran out): the result is dropped
+            shas = []
+            for k, im in enumerate(images):
+                sha = self.store.blobs.put(im.data)
+                shas.append(sha)
+                repo.add_job_image(
+                    s,
+                    job,
+                    k=k,
+                    sha256=sha,
+                    media_type=im.media_type,
+                    width=im.width,
+                    height=im.height,
+                    byte_size=len(im.data),
+                    record=im.record,
+                )
+            if not repo.move_job(s, job, repo.SUCCEEDED, finished_at=utcnow(), progress=progress_doc("done", 1, 1)):
+                s.rollback()
+                return
+            self.audit.append(
+                s,
+                GENERATION_FINISHED,
+                account_id=job.account_id,
+                objects={"generation": job.id},
+                outcome=repo.SUCCEEDED,
+                detail={"outputs_sha256": shas},
+            )
+            s.commit()
+
+    def fail(self, job_id: str, code: str, message: str) -> None:
+        """Fail a job that is still queued or running (a no-op once it has finished)."""
+        with self.store.session() as s:
+            job = repo.load_job(s, job_id)
+            if job is not None and job.status in repo.ACTIVE and self._finish_failed(s, job, code, message):
+                s.commit()
+
+    def _finish_failed(self, s: Any, job: Job, code: str, message: str) -> bool:
+        """Fail a job inside the caller's transaction: status, quota refund and audit entry together.
+
+        A failure worth retrying (:data:`RETRYABLE`) also releases the job's ``Idempotency-Key``: a retry with
+        the same key runs again instead of replaying the failure for as long as the key is remembered.
+        """
+        if not repo.move_job(s, job, repo.FAILED, error_code=code, error_message=message, finished_at=utcnow()):
+            return False
+        repo.release_images(s, job.account_id, job.usage_period, job.n_images)
+        if code in RETRYABLE:
+            repo.release_idempotency_for(s, job.account_id, job.id)
+        self.audit.append(
+            s, GENERATION_FINISHED, account_id=job.account_id, objects={"generation": job.id}, outcome=code
+        )
+        return True

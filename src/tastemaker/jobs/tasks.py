@@ -1,0 +1,297 @@
+"""The work itself: module-level task functions that run in worker processes (or threads).
+
+Picklable for spawned processes, and the same code in thread mode. A task never raises: it returns an
+:data:`Outcome`, ``("ok", value)`` or ``("error", *ForwardedError.of(exc))``, because some Tastemaker errors
+take extra constructor arguments and would not survive pickling; :func:`unwrap` raises the error again on the
+caller's side with the same code and status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ForwardedError, InternalError, TastemakerError
+from ..lifeline import die_with_parent
+
+log = logging.getLogger("tastemaker.jobs")
+
+Outcome = tuple[Any, ...]
+_SINK: Any = None  # the progress queue, in generation worker processes
+
+
+def init_worker(sink: Any, nice: int = 0, parent_pid: int | None = None, registry: Any = None) -> None:
+    """Worker process setup: die with the server, the progress queue, a lower CPU priority than the API.
+
+    A worker exits as soon as the server process is gone, however it went (``kill -9`` included; see
+    :mod:`tastemaker.lifeline`), so a crashed or killed server never leaves idle workers behind. Rendering
+    is batch work; request handling is interactive. On a small machine the kernel then gives the API its
+    time slices first, which is what keeps cached calls fast during generation. ``registry`` (a queue) gets
+    this worker's pid, so its pool can say which processes are its workers.
+    """
+    global _SINK
+    die_with_parent(parent_pid)
+    _SINK = sink
+    if registry is not None:
+        registry.put(os.getpid())
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:  # not permitted (some containers): run at normal priority
+            pass
+
+
+def guard(fn: Callable[[], Any]) -> Outcome:
+    """Run ``fn`` and return its :data:`Outcome`; an unexpected exception is logged here and told little."""
+    try:
+        return ("ok", fn())
+    except TastemakerError as exc:
+        return ("error", *ForwardedError.of(exc))
+    except Exception as exc:  # a bug or a native-library failure: log it here, tell the client little
+        log.error("worker task failed: %s", "".join(traceback.format_exception(exc)))
+        return ("error", *ForwardedError.of(
+            InternalError(f"the worker failed unexpectedly ({type(exc).__name__}); the server log has details")
+        ))
+
+
+def unwrap(outcome: Outcome) -> Any:
+    """The task's value, or its error raised again in this process with the same code and status."""
+    if outcome[0] == "ok":
+        return outcome[1]
+    raise ForwardedError(*outcome[1:])
+
+
+def task_warm(engine: str | None = None) -> bool:
+    """Load the models and the configured engine once per worker process, before the first request needs them.
+
+    The engine instance is the process's shared one (:func:`tastemaker.engines.get_engine`), so jobs reuse
+    it — its caches and, for the diffusion engine, its weights.
+    """
+    from ..encoders.identity import warm_models
+    from ..engines import get_engine
+
+    warm_models()
+    if engine is not None:
+        get_engine(engine)
+    return True
+
+
+def task_prepare_subject(
+    data: bytes, name: str, max_pixels: int, max_bytes: int, min_face_px: int, face_index: int | None
+) -> Outcome:
+    """Decode a selfie and find and embed its face: (Face, IdentityEmbedding). Pixels are not returned."""
+
+    def run() -> Any:
+        from ..encoders.identity import IdentityEncoder
+        from ..errors import MultipleFacesError
+        from ..media import decode_image
+        from ..pipeline import prepare_subject
+
+        img = decode_image(data, name=name, max_pixels=max_pixels, max_bytes=max_bytes)
+        try:
+            subject = prepare_subject(
+                [img], encoder=IdentityEncoder(min_face_px=min_face_px), face_index=face_index, max_pixels=max_pixels
+            )
+        except MultipleFacesError as exc:  # the core names the CLI's option; an API caller sends a field
+            exc.message = exc.message.replace("--face-index", "the face_index field (0 = the largest face)")
+            raise
+        return subject.face, subject.identity
+
+    return guard(run)
+
+
+def task_build_profile(
+    name: str,
+    pins: list[tuple[Any, str]],
+    max_pixels: int,
+    max_bytes: int,
+    max_modes: int,
+    half_life_days: float,
+) -> Outcome:
+    """Build a board's taste profile from its pins and blob paths; returns the profile JSON."""
+
+    def run() -> str:
+        from dataclasses import replace
+        from pathlib import Path
+
+        from ..boards import build_board
+        from ..taste.profile import ProfileConfig, build_profile
+        from ..taste.weights import WeightConfig
+
+        items = [(replace(pin, sha256=""), Path(path).read_bytes()) for pin, path in pins]
+        board = build_board(name, items, max_pixels=max_pixels, max_bytes=max_bytes)
+        config = ProfileConfig(max_modes=max_modes, weights=WeightConfig(half_life_days=half_life_days))
+        return build_profile(board, config).to_json()
+
+    return guard(run)
+
+
+def task_describe(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Outcome:
+    """Decode an image and describe its style (``POST /v1/feedback``); returns the StyleDescriptor."""
+
+    def run() -> Any:
+        from ..encoders.style import describe
+        from ..media import decode_image
+
+        return describe(decode_image(data, name=name, max_pixels=max_pixels, max_bytes=max_bytes))
+
+    return guard(run)
+
+
+def verify_input(
+    data: bytes, *, decode_side: int, max_pixels: int, max_bytes: int, header_max_pixels: int = 40_000_000
+) -> bytes:
+    """The image a provenance check reads: a large JPEG decoded reduced, everything capped at ``max_pixels``.
+
+    The watermark and the picture's fingerprint survive a 0.5x resize, so a JPEG longer than ``decode_side``
+    is decoded at 1/2, 1/4 or 1/8 (DCT scaling: a fraction of the time and memory of a full decode) and
+    handed on losslessly. Not when it carries an APP11 segment, where a C2PA manifest would be: its hard
+    binding is over the original bytes, which then go through unchanged. What would be decoded is capped at
+    ``max_pixels`` (422 ``image_too_many_pixels``); an unreadable header is left to the verifier, which
+    still reads a manifest if there is one.
+    """
+    from ..errors import ImageDecodeError, ImagePixelLimitError
+    from ..media import check_image, decode_image, encode_image, has_jpeg_app11
+
+    try:
+        w, h = check_image(data, name="image", max_pixels=header_max_pixels, max_bytes=max_bytes)
+    except ImageDecodeError:
+        return data
+    reducible = data[:3] == b"\xff\xd8\xff" and max(w, h) > decode_side and not has_jpeg_app11(data)
+    if not reducible:
+        if w * h > max_pixels:
+            raise ImagePixelLimitError(
+                f"image: {w}x{h} = {w * h:,} pixels is over the {max_pixels:,}-pixel limit for provenance checks "
+                "(send the image at the size it was shared)"
+            )
+        return data
+    try:
+        pixels = decode_image(
+            data, name="image", max_pixels=header_max_pixels, max_bytes=max_bytes, reduce_longest=decode_side
+        )
+    except ImageDecodeError:
+        return data
+    ph, pw = pixels.shape[:2]
+    if ph * pw > max_pixels:
+        raise ImagePixelLimitError(
+            f"image: {w}x{h} is {pw}x{ph} = {pw * ph:,} pixels even decoded reduced, over the {max_pixels:,}-pixel "
+            "limit for provenance checks"
+        )
+    return encode_image(pixels, "png")
+
+
+def task_verify(
+    data: bytes,
+    data_dir: str,
+    max_pixels: int,
+    max_bytes: int,
+    verify_max_pixels: int | None = None,
+    decode_side: int = 2048,
+    provenance_secret: str | None = None,
+) -> Outcome:
+    """Check an image against the service's provenance store (``POST /v1/verify``); returns the report dict.
+
+    The service's caps are applied from the header first (a bomb is a 413, not a long decode), and a large
+    JPEG is read reduced (:func:`verify_input`).
+    """
+
+    def run() -> dict[str, Any]:
+        from ..pipeline import provenance_for
+
+        image = verify_input(
+            data, decode_side=decode_side, max_pixels=min(max_pixels, verify_max_pixels or max_pixels),
+            max_bytes=max_bytes, header_max_pixels=max_pixels,
+        )
+        return provenance_for(data_dir, provenance_secret).verify(image).to_dict()
+
+    return guard(run)
+
+
+@dataclass
+class GeneratedBlob:
+    data: bytes
+    media_type: str
+    width: int
+    height: int
+    record: dict[str, Any]
+
+
+def task_generate(
+    job_id: str,
+    request: dict[str, Any],
+    selfie: bytes,
+    selfie_name: str,
+    face: Any,
+    identity: Any,
+    profile_json: str,
+    engine: str,
+    identity_threshold: float,
+    max_pixels: int,
+    max_bytes: int,
+    sink: Callable[[str, str, int, int], None] | None = None,
+    account_id: str = "local",
+    data_dir: str | None = None,
+    pins: list[tuple[Any, str]] | None = None,
+    provenance_secret: str | None = None,
+) -> Outcome:
+    """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue.
+
+    ``pins`` are the stored board's pins (core Pin, blob path) the engine may draw from; the bytes are read
+    here, in the worker, and live only for this job.
+    """
+
+    def report(stage: str, done: int, total: int) -> None:
+        if sink is not None:
+            sink(job_id, stage, done, total)
+        elif _SINK is not None:
+            _SINK.put((job_id, stage, done, total))
+
+    def run() -> list[GeneratedBlob]:
+        from pathlib import Path
+
+        from ..engines.assets import assets_from_bytes
+        from ..engines.base import GenerationRequest, Subject
+        from ..media import decode_image
+        from ..pipeline import default_provenance, generate, provenance_for
+        from ..taste.profile import TasteProfile
+
+        report("starting", 0, 1)
+        req = GenerationRequest.model_validate(request)
+        img = decode_image(selfie, name=selfie_name, max_pixels=max_pixels, max_bytes=max_bytes)
+        subject = Subject(image=img, face=face, identity=identity, name=selfie_name)
+        profile = TasteProfile.from_json(profile_json, name="profile")
+        assets = None
+        if pins:
+            stored = {}
+            for pin, path in pins:
+                try:
+                    stored[pin.id] = (pin, Path(path).read_bytes())
+                except OSError:
+                    continue  # deleted meanwhile: the engine falls back for that pin and says so
+            assets = assets_from_bytes("the stored board", stored, profile, max_pixels=max_pixels,
+                                       max_bytes=max_bytes)
+        result = generate(
+            req,
+            subject=subject,
+            profile=profile,
+            assets=assets,
+            engine=engine,
+            identity_threshold=identity_threshold,
+            guard_workers=0,
+            provenance=provenance_for(data_dir, provenance_secret) if data_dir else default_provenance(),
+            account=account_id,
+            progress=report,
+        )
+        # the images come back watermarked, C2PA-signed and logged (pipeline provenance); never re-encode them
+        media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[req.format]
+        out = []
+        for im in result.images:
+            h, w = im.pixels.shape[:2]
+            out.append(GeneratedBlob(data=im.data, media_type=media_type, width=w, height=h, record=im.record()))
+        return out
+
+    return guard(run)
