@@ -16,7 +16,8 @@ dlib distance < 0.6 to the selfie), other_photo_verify (mean distance to the per
 selfie_other_photo_verify (the same test for the selfie itself, for comparison), mean_identity_distance,
 attribution (Gram, among the boards run), attribution_texture, monochrome_faithful (over outputs of
 monochrome/toned boards), artefacts (outputs flagged mirrored or blocky), stylized_four_1024_s,
-grade_four_1024_s, and counts.
+grade_four_1024_s, counts, and pins_attribution / pins_attribution_texture: how often the boards' own
+pins, each left out, land on their board by the same descriptors (the ceiling those descriptors can certify).
 """
 
 from __future__ import annotations
@@ -148,6 +149,18 @@ def time_generate(selfie: Path, board_dir: Path, reps: int = 3) -> tuple[float |
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def pins_ceiling(boards: list[Path]) -> tuple[float, float]:
+    """Leave-one-out attribution of the boards' own pins by the Gram and the texture descriptor."""
+    from tastemaker.boards import load_board
+    from tastemaker.eval.descriptors import gram_descriptor, pins_attribution
+    from tastemaker.eval.texture import texture_descriptor
+
+    thumbs = {d.name: load_board(d).thumbs for d in boards}
+    gram = pins_attribution({b: np.stack([gram_descriptor(t) for t in ts]) for b, ts in thumbs.items()})
+    texture = pins_attribution({b: np.stack([texture_descriptor(t) for t in ts]) for b, ts in thumbs.items()})
+    return gram, texture
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--data", type=Path, help=f"the dev-eval folder (faces/, boards/); default {DATA}")
@@ -208,6 +221,9 @@ def main() -> None:
             secs, err = time_generate(selfie, board_dir)
             timing[key] = None if secs is None else round(secs, 3)
             print(f"{key}: {'failed: ' + err if err else f'{secs:.3f} s'} ({selfie.name} × {board_dir.name})")
+    pins_gram, pins_texture = pins_ceiling(boards)
+    print(f"the boards' own pins, left out one at a time, attributed right: Gram {100 * pins_gram:.0f} %, "
+          f"texture {100 * pins_texture:.0f} % (what the descriptors can certify)")
     print(json.dumps({
         "identity_verify": rate([bool(r["verified"]) for r in imgs]),
         "other_photo_verify": rate([bool(r["verified_others"]) for r in imgs if r["verified_others"] is not None]),
@@ -222,6 +238,8 @@ def main() -> None:
         "n_outputs": len(imgs),
         "failed_requests": s["n_failed_requests"],
         "chance_attribution": round(res["dataset"]["chance_attribution"], 4),
+        "pins_attribution": round(pins_gram, 4),
+        "pins_attribution_texture": round(pins_texture, 4),
     }))
 
 

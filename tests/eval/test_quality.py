@@ -84,6 +84,19 @@ def test_texture_ignores_colour_but_separates_media() -> None:
     assert dist(paint, grey) < apart / 3
 
 
+def test_texture_does_not_see_an_invisible_watermark() -> None:
+    """An ink drawing's flat paper stays flat under the provenance watermark (40 dB: invisible); with v1's
+    threshold (0.02 std) the mark read as texture and moved the drawing most of the way to a painting."""
+    from tastemaker.provenance.watermark import embed
+
+    ink = hatching(3, ink=(20, 20, 20), paper=(245, 242, 235))
+    ink[:, :128] = (245, 242, 235)  # half the page is bare paper
+    marked = embed(cv2.resize(ink, (512, 512), interpolation=cv2.INTER_NEAREST), 12345)
+    marked = cv2.resize(marked, ink.shape[1::-1], interpolation=cv2.INTER_AREA)
+    apart = dist(ink, painting(0))
+    assert dist(ink, marked) < apart / 10
+
+
 def test_texture_attribution_finds_the_medium_whatever_the_colour() -> None:
     boards = {
         "engraving": np.stack([texture_descriptor(hatching(s)) for s in range(4)]),

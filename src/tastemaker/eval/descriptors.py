@@ -104,6 +104,25 @@ def board_distance(desc: np.ndarray, pins: np.ndarray, k: int = 3) -> float:
     return float(np.sort(d)[:kk].mean())
 
 
+def pins_attribution(boards: dict[str, np.ndarray], k: int = 3) -> float:
+    """How often a board's own pin, left out, is attributed to its board (rows of ``boards[name]`` are the
+    pins' descriptors; the rule is :func:`board_distance`'s).
+
+    The ceiling a descriptor can certify: an output cannot be expected to land on its board more often than
+    the board's own pins do. Boards with one pin are skipped (nothing is left to compare with).
+    """
+    right = total = 0
+    for name, own in boards.items():
+        if len(own) < 2:
+            continue
+        for i in range(len(own)):
+            rest = {b: (np.delete(d, i, axis=0) if b == name else d) for b, d in boards.items()}
+            dists = {b: board_distance(own[i], d, k) for b, d in rest.items() if len(d)}
+            right += min(dists, key=dists.__getitem__) == name
+            total += 1
+    return right / total if total else float("nan")
+
+
 def lab_thumb(img: np.ndarray, side: int = 64) -> np.ndarray:
     """A small float32 Lab thumbnail (longest side ``side``) for pixel-level comparisons."""
     small = resize_max_side(img, side)

@@ -23,7 +23,8 @@ side, after normalising it to zero mean and unit standard deviation:
 rotation in Lab leaves it exactly unchanged, a re-tint nearly so); the luminance is normalised to zero
 mean and unit spread, so global brightness and contrast cannot change it either; LBP codes depend
 only on the order of neighbouring values, and every other statistic is a proportion or a normalised
-shape. What is left is the spatial structure of the marks.
+shape. What is left is the spatial structure of the marks — the visible ones: a difference below the
+just-noticeable one (an invisible watermark, a level of noise) does not count as a mark (:data:`LBP_TAU`).
 
 **Why it is not circular.** Nothing in the engine reads this descriptor. The project's style encoder
 (:mod:`tastemaker.encoders.style`), which the engine optimises, holds colour and tone statistics and three
@@ -42,12 +43,16 @@ import cv2
 import numpy as np
 
 TEXTURE_SIDE = 256
-TEXTURE_DESCRIPTOR_NAME = "texture-lbp-grad-bands-v1"
+TEXTURE_DESCRIPTOR_NAME = "texture-lbp-grad-bands-v2"
 LBP_POINTS = 8
 LBP_RADII = (1.0, 2.0, 4.0)
-#: a neighbour counts as brighter when it exceeds the centre by this (in units of the image's std):
-#: below it, differences are noise and a flat area codes as uniform "all brighter"
-LBP_TAU = 0.02
+#: a neighbour counts as brighter when it exceeds the centre by this (in units of the image's std, about
+#: 2 L* at a typical spread of 20: the just-noticeable difference, ΔE*ab ≈ 2.3). Below it, differences are
+#: not seen, and a flat area (paper, sky) codes as flat. v1 used 0.02 (0.4 L*): an invisible 40 dB
+#: watermark then turned an ink drawing's flat paper into "texture" and changed the board a third of the
+#: engine's outputs were attributed to; the boards' own pins, left out one at a time, were attributed
+#: right 71 % of the time with 0.02 and 74 % with 0.1.
+LBP_TAU = 0.1
 ORIENT_BINS = 18
 MAG_QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.97)
 COHERENCE_BINS = 6
@@ -97,10 +102,23 @@ def _lbp_hist(g: np.ndarray, radius: float) -> np.ndarray:
     return np.sqrt(hist / max(hist.sum(), 1.0))  # Hellinger: unit norm
 
 
-def _gradient_blocks(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gradient(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sm = cv2.GaussianBlur(g, (0, 0), 0.8)
-    gx = cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3)
+
+
+@functools.cache
+def _magnitude_floor() -> float:
+    """The gradient magnitude of a step of :data:`LBP_TAU` (the just-noticeable difference): weaker
+    gradients are not seen, so they do not count in the magnitude distribution."""
+    step = np.zeros((16, 16), np.float32)
+    step[:, 8:] = LBP_TAU
+    gx, _ = _gradient(step)
+    return float(np.abs(gx).max())
+
+
+def _gradient_blocks(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    gx, gy = _gradient(g)
     mag = np.sqrt(gx * gx + gy * gy)
     theta = np.mod(np.arctan2(gy, gx), np.pi)  # orientation, not direction
     total = float(mag.sum())
@@ -109,8 +127,10 @@ def _gradient_blocks(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
                        weights=mag.ravel(), minlength=ORIENT_BINS)
     f = np.abs(np.fft.rfft(hist / max(total, 1e-9)))
     orient = np.array([f[1], f[2], f[3]])
-    # magnitude distribution relative to its mean (log quantiles): sparse lines vs dense texture
-    rel = mag / max(float(mag.mean()), 1e-9)
+    # magnitude distribution relative to its mean (log quantiles): sparse lines vs dense texture; gradients
+    # under the just-noticeable step count as none (flat paper with an invisible watermark is still flat)
+    seen = np.maximum(mag - np.float32(_magnitude_floor()), 0)
+    rel = seen / max(float(seen.mean()), 1e-9)
     magnitude = np.log(np.quantile(rel, MAG_QUANTILES) + 0.05) / 2.0
     # structure-tensor coherence, histogram weighted by local gradient energy
     jxx = cv2.GaussianBlur(gx * gx, (0, 0), 2.0)

@@ -230,36 +230,54 @@ def _laplacian(L: np.ndarray, octaves: int) -> tuple[list[np.ndarray], np.ndarra
     return bands, cur
 
 
-def band_profile(L: np.ndarray, octaves: int = BAND_OCTAVES) -> np.ndarray:
-    """RMS detail per octave of a luminance image (finest first): how a medium spreads its marks over scales.
+#: the probabilities (percent) at which a band's coefficients are summarised
+BAND_QUANTILES = np.linspace(0.0, 100.0, 65)
 
-    Measured on the whole picture at the synthesis size, so an engraving's fine hatching, a watercolour's
-    soft washes over fine pen work and a photograph's smooth gradients each give their own shape (the
-    texture statistics of Heeger and Bergen's pyramid-based texture synthesis, SIGGRAPH 1995, reduced to
-    one energy per octave).
+
+def band_profile(L: np.ndarray, octaves: int = BAND_OCTAVES) -> np.ndarray:
+    """How a medium spreads its marks over scales: per octave of a Laplacian pyramid (finest first), the
+    quantiles (:data:`BAND_QUANTILES`) of its detail coefficients, shape ``(octaves, len(BAND_QUANTILES))``.
+
+    Measured on the whole picture at the synthesis size. The quantiles hold both how much detail each octave
+    has (an engraving's fine hatching, a photograph's smooth gradients) and how it is spread: an ink drawing's
+    fine band is mostly zero (flat paper) with a few strong lines, a painting's is busy everywhere. These are
+    the statistics of Heeger and Bergen's pyramid-based texture synthesis (SIGGRAPH 1995), which matches each
+    subband's histogram to the exemplar's.
     """
     bands, _ = _laplacian(L.astype(np.float32), octaves)
-    return np.array([float(np.sqrt(np.mean(b * b))) for b in bands], np.float64)
+    return np.stack([np.percentile(b, BAND_QUANTILES) for b in bands]).astype(np.float64)
+
+
+def _rms_of(quantiles: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.mean(np.square(quantiles), axis=-1))
 
 
 def match_bands(L: np.ndarray, target: np.ndarray, amount: np.ndarray | float = 1.0) -> np.ndarray:
-    """``L`` with each octave's detail scaled toward the exemplar's profile ``target`` (same octaves).
+    """``L`` with each octave's detail coefficients histogram-matched to the exemplar's (``target``, from
+    :func:`band_profile`), at the picture's own overall level of detail.
 
-    The overall detail level is the picture's own (only the balance between octaves moves toward the
-    medium's); each gain stays within :data:`BAND_GAIN`. ``amount`` (scalar or (h, w) map, 0..1) says how far
-    each pixel goes: the face is held by the identity guard.
+    Only the balance between octaves and the shape of each octave's distribution move toward the medium's
+    (small coefficients cored away where the medium is sparse, strong ones kept); no octave's energy moves
+    past :data:`BAND_GAIN`. ``amount`` (scalar or (h, w) map, 0..1) says how far each pixel goes: the face
+    is held by the identity guard.
     """
     L = L.astype(np.float32)
+    target = np.atleast_2d(np.asarray(target, np.float64))
     bands, rest = _laplacian(L, len(target))
+    n = len(bands)
     own = np.array([float(np.sqrt(np.mean(b * b))) for b in bands], np.float64)
-    n = len(own)
-    if n == 0 or own.sum() <= 1e-6 or target[:n].sum() <= 1e-6:
+    want_rms = _rms_of(target[:n])
+    if n == 0 or own.sum() <= 1e-6 or want_rms.sum() <= 1e-6:
         return L
-    want = target[:n] / target[:n].sum() * own.sum()  # the medium's balance at the picture's own level
-    gains = np.clip(want / np.maximum(own, 1e-6), *BAND_GAIN).astype(np.float32)
+    level = own.sum() / want_rms.sum()  # the picture's own level of detail, the medium's balance
+    gains = np.clip(want_rms * level / np.maximum(own, 1e-6), *BAND_GAIN)
     out = rest
-    for b, g in zip(reversed(bands), reversed(gains), strict=True):
-        out = cv2.pyrUp(out, dstsize=(b.shape[1], b.shape[0])) + b * g
+    for b, q, g, r in zip(reversed(bands), reversed(target[:n]), reversed(gains), reversed(want_rms), strict=True):
+        src = np.percentile(b, BAND_QUANTILES)
+        src = np.maximum.accumulate(src + np.arange(len(src)) * 1e-7)
+        dst = q * (g * float(np.sqrt(np.mean(b * b))) / max(float(r), 1e-9))  # the exemplar's shape at gain g
+        mapped = np.interp(b, src, dst).astype(np.float32)
+        out = cv2.pyrUp(out, dstsize=(b.shape[1], b.shape[0])) + mapped
     a = np.asarray(amount, np.float32)
     return (L + (out - L) * a).astype(np.float32)
 
