@@ -57,7 +57,9 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     ├── MissingDependencyError           exit 3   missing_dependency  (optional extra not installed)
     ├── ConfigurationError               exit 78  configuration_error
     ├── StoreError                                store_error
-    │   └── BlobMissingError                      blob_missing
+    │   ├── BlobMissingError                      blob_missing
+    │   └── StoreConflictError                    store_conflict      (a write names a row deleted meanwhile)
+    ├── InternalError                             internal_error      (a bug: what an unexpected exception becomes)
     ├── ForwardedError                            (a core error raised in a worker process; keeps its name and code)
     └── ServiceError                              (the service's own: auth, quotas, queues)
         ├── AuthError                             unauthorized        (never raised itself)
@@ -362,6 +364,13 @@ class BlobMissingError(StoreError):
     code = "blob_missing"
 
 
+class StoreConflictError(StoreError):
+    """A commit broke the store's integrity rules: it refers to an account or board deleted meanwhile, or
+    repeats something unique. Nothing of the transaction was kept; callers say what vanished."""
+
+    code = "store_conflict"
+
+
 class ForwardedError(TastemakerError):
     """A Tastemaker error raised in a worker process, carried back as (class name, code, message, retry).
 
@@ -621,6 +630,7 @@ __all__ = [
     "ServerStoreError",
     "ServiceError",
     "ServiceUnavailableError",
+    "StoreConflictError",
     "StoreError",
     "TastemakerError",
     "TooManyJobsError",

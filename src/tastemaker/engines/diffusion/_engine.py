@@ -106,7 +106,7 @@ def hold_schedule(
     return style, ident, denoise
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str) -> str:
     import torch
 
     if device == "auto":
@@ -195,7 +195,7 @@ class DiffusionEngine:
 
         if steps < 1 or max_batch < 1:
             raise RequestError(f"steps and max_batch must be at least 1 (got {steps}, {max_batch})")
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
         self.steps = steps
         self.guidance_scale = guidance_scale

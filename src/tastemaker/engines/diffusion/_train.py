@@ -41,7 +41,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import InputError, RequestError
-from ._engine import _resolve_device, load_base_pipeline
+from ._engine import resolve_device, load_base_pipeline
 from ._errors import ModelFilesError
 from ._styleembed import StyleEmbed, StyleEmbedConfig
 
@@ -229,7 +229,7 @@ def train_styleembed(cfg: TrainConfig, *, resume: Path | str | None = None, prog
     """
     from diffusers import DDPMScheduler
 
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     cuda = device.startswith("cuda")
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if cuda and torch.cuda.is_bf16_supported()
                                                                else "fp16" if cuda else "fp32")
