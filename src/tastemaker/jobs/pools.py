@@ -106,7 +106,10 @@ class WorkerPool:
         if pool is not None:
             _shut(pool)
         for fut in pending:
-            _settle(fut, exc=RuntimeError(f"the {self.name} pool was shut down"))
+            _settle(fut, exc=self._shut_down())
+
+    def _shut_down(self) -> RuntimeError:
+        return RuntimeError(f"the {self.name} pool was shut down")
 
     def _replace(self, broken: ProcessPool | ThreadPoolExecutor) -> None:
         """Replace ``broken`` (unless it was already replaced, or the pool is closed)."""
@@ -156,7 +159,7 @@ class WorkerPool:
                     self._pool = self._build()
                 pool = self._pool
             if pool is None:
-                raise RuntimeError(f"the {self.name} pool is shut down")
+                raise self._shut_down()
             try:
                 if isinstance(pool, ProcessPool):
                     return pool.schedule(fn, args=args, timeout=timeout)
@@ -174,10 +177,11 @@ class WorkerPool:
             outcome = done.result()
         except TimeoutError:  # pebble stopped the worker; the pool starts another in its place
             _settle(outer, exc=TimeoutError("the task ran past its time limit and was stopped"))
-        except ProcessExpired:  # one worker died (a native crash, the OOM killer); it is replaced already
-            _settle(outer, exc=WorkerCrashedError(self.crash_message))
-        except BrokenProcessPool:  # the pool as a whole (no task was running when a worker died)
-            _settle(outer, exc=WorkerCrashedError(self.crash_message))  # the next submit replaces the pool
+        except (ProcessExpired, BrokenProcessPool):
+            # one worker died (a native crash, the OOM killer) and is replaced already, or the pool as a whole
+            # broke (a worker died while no task ran), and the next submit replaces it. Not when it was shut down.
+            crashed = not self._closed
+            _settle(outer, exc=WorkerCrashedError(self.crash_message) if crashed else self._shut_down())
         except CancelledError as exc:
             _settle(outer, exc=RuntimeError(f"the task was cancelled ({exc})"))
         except BaseException as exc:  # a task that raised instead of returning an outcome
