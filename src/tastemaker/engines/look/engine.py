@@ -23,15 +23,18 @@ The board is the model. Per variation:
 
 Variations differ by mode, exemplar, background or scene, crop, and light; the same seed gives the
 same pixels. Variations render on two threads (OpenCV, NumPy and faiss release the GIL).
+
+This module is the engine itself: planning, the per-subject preparation and caches (masks, source
+levels, the graded selfie), framing and the order of the steps. The steps with substance live apart:
+the background's scene and blur in :mod:`.place` (step 4, over :mod:`.scene`), the variation's light and
+the texture matching in :mod:`.finish` (steps 5 and 7), the medium in :mod:`.medium_stage` (step 6).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -39,18 +42,19 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from ...encoders.style import ANALYSIS_SIDE, texture_stats
 from ...media import resize_max_side
 from ..assets import load_assets
 from ..base import BoardAssets, GenerationRequest, PinImage, Rendered, Subject, VariationPlan
 from ..planning import plan_variations
-from . import scene as scenes
 from .backdrop import make_backdrop
 from .colour import ColourCharacter, apply_toning, colour_character, keep_skin_alive, toning_amount
 from .compose import Frame, content_box, frame_subject
 from .fill import extend
+from .finish import match_texture_and_light, mix, vary_light
 from .grade import apply_lut, fit_lut
-from .medium import Exemplar, band_profile, match_bands, prepare_exemplar, synthesize
+from .medium import Exemplar
+from .medium_stage import SYNTH_SIDE, Exemplars, redraw
+from .place import choose_scene, masked_blur, place_in_scene
 from .segment import WORK_SIDE, face_mask, person_mask, skin_map
 
 if TYPE_CHECKING:
@@ -67,33 +71,7 @@ FRAMING_CYCLE = ("portrait", "closeup", "portrait", "half")
 SKIN_TONE = 0.6
 SKIN_TONE_MEDIUM = 0.9
 SKIN_PROTECT = 0.6
-#: L* units to 8-bit RGB levels (mid-tones), for grain.
-L_TO_RGB = 2.4
-#: longest side of the medium synthesis (the result is upsampled, guided by the full-size render)
-SYNTH_SIDE = 448
-#: exemplar resolution per medium: line work keeps its marks resolved, paint its strokes
-EXEMPLAR_SIDE = {"line": 900, "paint": 640}
-EXEMPLAR_CROP = 640
-#: by the identity guard's hold (0, 0.5, 0.8, 1): how much of the medium's marks and colour the face gets;
-#: at full hold it gets none
-HOLDS = (0.0, 0.5, 0.8, 1.0)
-FACE_MEDIUM = (1.0, 0.7, 0.4, 0.0)
-FACE_DETAIL = (0.3, 0.55, 0.8, 1.0)
-#: the marks' amplitude on the face at hold 0, relative to elsewhere, at most MARK_CLIP L* either way, and
-#: full only where the skin is darker than SHADE_FROM L*
-FACE_MARKS = 0.8
-MARK_CLIP = 22.0
-#: the marks' scale in synthesis pixels: an engraver's lines are fine, a painter's strokes broader
-MARK_SCALE = {"line": 1.2, "paint": 2.5}
-SHADE_FROM = 70.0
 MAX_EXEMPLARS = 3
-#: how far the picture's balance of detail across octaves moves to the exemplar pin's (see ``match_bands``),
-#: and the share of that on the face at hold 0
-BAND_MATCH = 1.0
-BAND_FACE = 0.0
-#: how closely the synthesis follows the picture's shading (patch-search guide weight) off and on the face
-GUIDE_REST = 1.6
-GUIDE_FACE = 4.0
 
 
 class LookEngine:
@@ -109,9 +87,7 @@ class LookEngine:
         self.lut_iterations = lut_iterations
         self.synth_side = synth_side
         self._lock = threading.Lock()
-        self._exemplars: OrderedDict[str, Exemplar] = OrderedDict()
-        self._exemplar_cache = exemplar_cache
-        self._building: dict[str, threading.Lock] = {}
+        self._exemplars = Exemplars(exemplar_cache, self._lock)
 
     # ------------------------------------------------------------------ board
     def prepare_board(self, board: Board, profile: TasteProfile) -> BoardAssets:
@@ -164,7 +140,7 @@ class LookEngine:
                 if not pins and assets is not None:
                     pins = sorted(assets.pins.values(), key=lambda q: (-q.weight, q.id))
                 if pins:
-                    pick = _choose_scene(pins, intent.scene, int(p.params["variant"]))
+                    pick = choose_scene(pins, intent.scene, int(p.params["variant"]))
                     p = _with_params(p, scene=pick.id)
                 else:
                     p = _with_params(p, scene=None)
@@ -297,32 +273,7 @@ class LookEngine:
     # ------------------------------------------------------------------ exemplars
     def exemplar(self, pin: PinImage, kind: str) -> Exemplar:
         """The prepared exemplar for a pin (cached by pixel content, built once even when asked twice)."""
-        side = EXEMPLAR_SIDE.get(kind, 640)
-        digest = hashlib.sha1(np.ascontiguousarray(pin.image).data).hexdigest()[:20]
-        key = f"{digest}:{kind}:{side}"
-        with self._lock:
-            ex = self._exemplars.get(key)
-            if ex is not None:
-                self._exemplars.move_to_end(key)
-                return ex
-            building = self._building.setdefault(key, threading.Lock())
-        with building:
-            with self._lock:
-                ex = self._exemplars.get(key)
-            if ex is None:
-                img = resize_max_side(pin.image, side)
-                if kind == "line":
-                    img = _busiest_crop(img, EXEMPLAR_CROP)
-                ex = prepare_exemplar(img, side=max(img.shape[:2]), key=pin.id)
-                whole = resize_max_side(pin.image, self.synth_side)
-                ex.bands = band_profile(cv2.cvtColor(whole.astype(np.float32) * np.float32(1 / 255),
-                                                     cv2.COLOR_RGB2Lab)[..., 0])
-                with self._lock:
-                    self._exemplars[key] = ex
-                    while len(self._exemplars) > self._exemplar_cache:
-                        self._exemplars.popitem(last=False)
-                    self._building.pop(key, None)
-        return ex
+        return self._exemplars.get(pin, kind, self.synth_side)
 
     # ------------------------------------------------------------------ rendering
     def render(
@@ -428,19 +379,20 @@ class LookEngine:
                 background = "backdrop"
                 info["scene"] = {"fallback": "backdrop", "reason": _no_pins_reason(assets, "a scene")}
             else:
-                out = self._place_in_scene(out, person, face_box_out, pin, mode, plan, prep, subject, frame)
+                out = place_in_scene(out, person, face_box_out, pin, self._lut(prep, look), plan, prep, subject,
+                                     frame, lock=self._lock)
                 info["scene"] = {"pin": pin.id, "text": pin.text[:80]}
         if background == "backdrop":
             bd = make_backdrop(
                 np.array(look.palette, np.float32), np.array(look.palette_weights), (W, H), plan.seed
             ).astype(np.float32) * np.float32(1 / 255)
-            out = _mix(out, bd, person)
+            out = mix(out, bd, person)
         elif background == "blur":
-            out = _mix(out, _masked_blur(out, person, sigma=0.014 * max(W, H)), person)
+            out = mix(out, masked_blur(out, person, sigma=0.014 * max(W, H)), person)
         timings["background"] = time.perf_counter() - t
 
         # ---- light: exposure / contrast / warmth, and a soft directional light
-        out = self._light(out, plan, person)
+        out = vary_light(out, plan, person)
 
         # ---- medium
         t = time.perf_counter()
@@ -467,15 +419,15 @@ class LookEngine:
                     strength_m = float(medium.strength) * float(plan.strength)
                     key = (plan.seed, plan.index, self._look_key(look), plan.strength, ex.key, W, H,
                            plan.background, plan.params.get("scene"))
-                    out, face_strength = self._medium(out, face, ex, strength_m, hold, medium.kind, prep, key)
+                    out, face_strength = redraw(out, face, ex, strength_m, hold, medium.kind, prep, key,
+                                                        synth_side=self.synth_side, lock=self._lock)
                     info["medium"] = {"kind": medium.kind, "applied": True, "exemplar": pin.id,
                                       "strength": round(strength_m, 3), "face_strength": round(face_strength, 3)}
         timings["medium"] = time.perf_counter() - t
 
         # ---- texture and light, matched on the thumbnail the style encoder measures
         t = time.perf_counter()
-        out = self._texture_and_light(out, look, plan, hold, face, float(plan.strength),
-                                      texture=strength_m == 0.0)
+        out = match_texture_and_light(out, look, plan, hold, face, float(plan.strength), texture=strength_m == 0.0)
         if char.restricted:
             lab = cv2.cvtColor(np.clip(out, 0.0, 1.0), cv2.COLOR_RGB2Lab)
             out = cv2.cvtColor(apply_toning(lab, char, toning_amount(plan.strength)), cv2.COLOR_Lab2RGB)
@@ -491,208 +443,11 @@ class LookEngine:
             info=info,
         )
 
-    # ------------------------------------------------------------------ steps
-    def _place_in_scene(
-        self, out: np.ndarray, person: np.ndarray, face_box: np.ndarray, pin: PinImage, mode: Mode,
-        plan: VariationPlan, prep: dict[str, Any], subject: Subject, frame: Frame,
-    ) -> np.ndarray:
-        """The person in one of the board's pictures, the scene graded into the mode's look.
-
-        The selfie's light (a spherical-harmonic fit on its face mesh) and the scene's are measured once
-        per request and passed to the compositor, which relights the person toward the scene.
-        """
-        H, W = person.shape
-        with self._lock:
-            lights = prep.setdefault("lights", {})
-            geo = lights.get("geometry", False)
-        if geo is False:
-            geo = scenes.face_geometry(subject.image, subject.face.landmarks)
-            own = scenes.person_light(subject.image, subject.face.landmarks, geometry=geo)
-            with self._lock:
-                lights["geometry"], lights["person"] = geo, own
-        with self._lock:
-            seen = lights.get(pin.id)
-        if seen is None:
-            seen = scenes.scene_light(pin.image)
-            with self._lock:
-                lights[pin.id] = seen
-        hint = float(face_box[3] - face_box[1]) / H
-        scene = scenes.fit_scene(pin.image, W, H, person_scale_hint=hint, person_mask=person)
-        lut = self._lut(prep, mode.look)
-        scene8 = cv2.addWeighted(scene, 255.0, scene, 0.0, 0.5, dtype=cv2.CV_8U)
-        graded = apply_lut(scene8, lut)
-        scene = scene + (graded - scene) * np.float32(0.5 * plan.strength)  # a pin is already in the look
-        face = geo.transformed(frame.matrix()) if geo is not None else None
-        return scenes.composite(out, person, tuple(float(v) for v in face_box), scene,  # type: ignore[arg-type]
-                                strength=float(plan.strength), seed=plan.seed, light=(lights["person"], seen),
-                                face=face)
-
-    @staticmethod
-    def _light(out: np.ndarray, plan: VariationPlan, person: np.ndarray) -> np.ndarray:
-        ex, ct, wm = (float(plan.params.get(k, 0.0)) for k in ("exposure", "contrast", "warmth"))
-        if ex or ct or wm:
-            g = (1.0 + ex * plan.strength) * np.array([1.0 + wm, 1.0, 1.0 - wm], np.float32)
-            c = 1.0 + ct * plan.strength
-            affine = np.concatenate([np.diag(g * c), (0.5 * (1.0 - c) * g)[:, None]], axis=1).astype(np.float32)
-            out = cv2.transform(out, affine)
-        angle, amount = plan.params.get("light", (0.0, 0.0))
-        if amount:
-            H, W = person.shape
-            yy = (np.arange(H, dtype=np.float32) - H / 2) / (max(H, W) / 2)
-            xx = (np.arange(W, dtype=np.float32) - W / 2) / (max(H, W) / 2)
-            ramp = np.cos(angle) * xx[None, :] + np.sin(angle) * yy[:, None]
-            gain = np.float32(1.0) + np.float32(amount * plan.strength) * np.clip(ramp, -1.0, 1.0)
-            cv2.multiply(out, cv2.merge((gain, gain, gain)), dst=out)
-        return out
-
-    def _medium(
-        self, out: np.ndarray, face: np.ndarray, ex: Exemplar, strength: float, hold: float, kind: str,
-        prep: dict[str, Any], key: tuple[Any, ...],
-    ) -> tuple[np.ndarray, float]:
-        """Re-draw ``out`` from the exemplar's patches; the face keeps its structure (more with ``hold``).
-
-        The synthesis of a variation is kept for the request: when the identity guard asks for a higher
-        hold only the face's blend changes, so a re-render costs no new synthesis.
-        """
-        H, W = out.shape[:2]
-        f = min(1.0, self.synth_side / max(H, W))
-        size = (max(16, round(W * f)), max(16, round(H * f)))
-        face_s = cv2.resize(face, size, interpolation=cv2.INTER_AREA)
-        with self._lock:
-            syn = prep.setdefault("syntheses", {}).get(key)
-        if syn is None:
-            small = cv2.resize(np.clip(out, 0.0, 1.0), size, interpolation=cv2.INTER_AREA)
-            lab_s = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
-            syn = synthesize(lab_s, ex, guide_weight=GUIDE_REST + (GUIDE_FACE - GUIDE_REST) * face_s,
-                             tone_match=0.6 * (1.0 - 0.6 * face_s))
-            with self._lock:
-                cache = prep["syntheses"]
-                if len(cache) >= 16:
-                    cache.pop(next(iter(cache)))
-                cache[key] = syn
-        syn_up = cv2.resize(syn, (W, H), interpolation=cv2.INTER_CUBIC)
-        if kind == "line":  # crisp the upsampled marks again
-            Ls = syn_up[..., 0]
-            syn_up[..., 0] = np.clip(Ls + 0.8 * (Ls - cv2.GaussianBlur(Ls, (0, 0), 1.2 / f)), 0.0, 100.0)
-        lab = cv2.cvtColor(np.clip(out, 0.0, 1.0), cv2.COLOR_RGB2Lab)
-        # the face: the selfie's own structure, every scale of it, with the medium's marks laid over it
-        # (a stroke never replaces an eyelid); the rest of the picture is the synthesis itself
-        on_face = float(np.interp(hold, HOLDS, FACE_MEDIUM))
-        sigma = max(1.0, MARK_SCALE.get(kind, 1.2) / f)
-        detail = syn_up - cv2.GaussianBlur(syn_up, (0, 0), sigma)
-        marks = np.clip(detail[..., 0], -MARK_CLIP, MARK_CLIP)
-        # as an engraver shades a face: marks in its shadows, little on its lit skin
-        shade = np.clip((SHADE_FROM - lab[..., 0]) / 35.0, 0.3, 1.0)
-        face_lab = lab.copy()
-        # the selfie's finest detail (pores, fine wrinkles) is a photograph's, not a painting's: smoothed
-        # away edge-aware as far as the hold allows, while eyes, brows and mouth keep their edges
-        keep_detail = float(np.interp(hold, HOLDS, FACE_DETAIL))
-        if keep_detail < 1.0:
-            face_lab[..., 0] = _smooth_face(lab[..., 0], face, f / MARK_SCALE.get(kind, 1.2), keep_detail)
-        face_lab[..., 0] += np.float32(FACE_MARKS * on_face) * marks * shade
-        face_lab[..., 1:] += (syn_up[..., 1:] - lab[..., 1:]) * np.float32(0.4 * on_face)
-        face_lab[..., 1:] += detail[..., 1:] * np.float32(0.6 * on_face)  # the strokes' own colour
-        m = face[..., None]
-        composed = syn_up + (face_lab - syn_up) * m
-        res = lab + (composed - lab) * np.float32(strength)
-        if ex.bands is not None and BAND_MATCH > 0:
-            # the medium's balance of fine and broad detail (the pin's own, measured on the whole pin at this
-            # size): a painting's surface is busy at the finest octaves, a photograph's is not
-            Ls = cv2.resize(res[..., 0], size, interpolation=cv2.INTER_AREA)
-            amount = np.float32(BAND_MATCH * strength) * (1.0 - face_s * np.float32(1.0 - BAND_FACE * on_face))
-            delta = match_bands(Ls, ex.bands, amount) - Ls
-            res[..., 0] = np.clip(res[..., 0] + cv2.resize(delta, (W, H), interpolation=cv2.INTER_CUBIC), 0, 100)
-        face_strength = float(strength * on_face)
-        return cv2.cvtColor(res, cv2.COLOR_Lab2RGB), face_strength
-
-    def _texture_and_light(
-        self,
-        out: np.ndarray,
-        look: LookParams,
-        plan: VariationPlan,
-        hold: float,
-        face: np.ndarray | None,
-        s: float,
-        *,
-        texture: bool = True,
-    ) -> np.ndarray:
-        H, W = out.shape[:2]
-        f = ANALYSIS_SIDE / max(H, W)
-        small_size = (max(1, round(W * f)), max(1, round(H * f)))
-
-        def measure(img: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
-            th = cv2.resize(img, small_size, interpolation=cv2.INTER_AREA)
-            L = cv2.cvtColor(th, cv2.COLOR_RGB2Lab)[..., 0]
-            return L, texture_stats(L)
-
-        L, m = measure(out)
-        sigma_a = 0.0
-        keep_face = None if face is None else face * np.float32(hold)
-        if texture:
-            # softness: blur at analysis scale until the measured softness matches. A board sharper than the
-            # selfie is not matched by sharpening: an unsharp mask adds halos, not the board's detail (on the
-            # Gottlieb board it moved outputs off the board by texture: 1 of 6 right with it, 3 of 6 without)
-            target_soft = m["softness"] + (look.softness - m["softness"]) * s
-            if target_soft > m["softness"] + 0.05:
-                sigma_a = _search(lambda c: texture_stats(cv2.GaussianBlur(L, (0, 0), c))["softness"],
-                                  target_soft, 0.3, 1.8)
-            if sigma_a > 0:
-                blurred = _lowpass(out, sigma_a / f)
-                out = blurred if keep_face is None else _mix(out, blurred, keep_face)
-
-        # vignette: radial gain solved from the measured centre/ring luminance
-        L2, m2 = measure(out) if sigma_a else (L, m)
-        target_v = m2["vignette"] + (look.vignette - m2["vignette"]) * s
-        ring = float(L2[_radius_map(*L2.shape) > 0.8].mean()) + 1e-3
-        mean = float(L2.mean()) + 5.0
-        k = float(np.clip((target_v - m2["vignette"]) * mean / (ring * 0.55), -0.25, 0.6))
-        if abs(k) > 0.01:
-            gain = np.float32(1.0) - np.float32(k) * _vignette_shape(H, W)
-            cv2.multiply(out, cv2.merge((gain, gain, gain)), dst=out)  # in place: out is ours
-        if not texture:
-            return out
-        # grain: monochrome noise at analysis scale (film-like grain size), to the mode's level
-        target_g = float(np.expm1(min(look.grain, 3.0)))  # profiles are data: never trust them to be sane
-        current_g = float(np.expm1(m2["grain"]))
-        add = np.sqrt(max(target_g**2 - current_g**2, 0.0)) * s / _grain_gain()
-        if add > 0.05:
-            rng = np.random.default_rng(plan.seed)
-            noise = rng.standard_normal((small_size[1], small_size[0]), dtype=np.float32)
-            noise = cv2.resize(noise, (W, H), interpolation=cv2.INTER_CUBIC) * np.float32(add * L_TO_RGB / 255.0)
-            if face is not None:
-                noise *= 1.0 - face * np.float32(hold)
-            cv2.add(out, cv2.merge((noise, noise, noise)), dst=out)
-        return out
-
 
 def _skin_tone(mode: Mode) -> float:
     """The share of the grade's tone the face keeps at hold 0 (see :data:`SKIN_TONE`)."""
     medium = mode.medium
     return SKIN_TONE_MEDIUM if medium is not None and not medium.photographic else SKIN_TONE
-
-
-def _smooth_face(L: np.ndarray, face: np.ndarray, f: float, keep: float) -> np.ndarray:
-    """``L`` with the face's finest detail reduced to ``keep`` of itself by an edge-aware (guided) filter.
-
-    Only the face's bounding box is filtered; ``f`` is the synthesis scale (the filter's radius follows
-    the size of the medium's marks).
-    """
-    ys, xs = np.nonzero(face > 0.02)
-    out = L.copy()
-    if len(ys) == 0:
-        return out
-    pad = max(4, round(4 / f))
-    y0, y1 = max(0, ys.min() - pad), min(L.shape[0], ys.max() + pad + 1)
-    x0, x1 = max(0, xs.min() - pad), min(L.shape[1], xs.max() + pad + 1)
-    crop = np.ascontiguousarray(L[y0:y1, x0:x1])
-    radius = max(2, round(1.5 / f))
-    guided = getattr(getattr(cv2, "ximgproc", None), "guidedFilter", None)
-    if guided is not None:
-        smooth = guided(crop, crop, radius, 64.0)
-    else:  # a plain OpenCV build: the bilateral filter does the same job, slower
-        smooth = cv2.bilateralFilter(crop, 2 * radius + 1, 6.0, float(radius))
-    out[y0:y1, x0:x1] = smooth + (crop - smooth) * np.float32(keep)
-    return out
 
 
 def _with_params(plan: VariationPlan, **params: Any) -> VariationPlan:
@@ -705,21 +460,6 @@ def _no_pins_reason(assets: BoardAssets | None, what: str) -> str:
     if assets is None:
         return f"{what} need the board's pins; this request has a profile only (give the board, not the profile)"
     return f"{what} could not be loaded from {assets.source}"
-
-
-def _choose_scene(pins: list[PinImage], query: str | None, variant: int) -> PinImage:
-    """The scene pin: the best match of the prompt's place words to pin titles/tags, else by engagement."""
-    if query:
-        from ...encoders.text import get_text_encoder
-
-        texts = [p.text for p in pins]
-        if any(texts):
-            enc = get_text_encoder()
-            sims = enc.similarity(query, texts)
-            best = int(np.argmax(sims))
-            if float(sims[best]) >= enc.match_min:
-                return pins[best]
-    return pins[variant % len(pins)]
 
 
 def _head_top(person: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> float | None:
@@ -740,103 +480,3 @@ def _head_top(person: np.ndarray, face_box: tuple[int, int, int, int], scale: fl
             break
         run_start = int(r)
     return run_start / scale
-
-
-def _busiest_crop(img: np.ndarray, side: int) -> np.ndarray:
-    """The ``side`` x ``side`` window with the most marks (edge density): margins and blank paper out."""
-    h, w = img.shape[:2]
-    if h <= side and w <= side:
-        return img
-    small_f = 128 / max(h, w)
-    g = cv2.cvtColor(cv2.resize(img, None, fx=small_f, fy=small_f, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    e = np.abs(cv2.Laplacian(g.astype(np.float32), cv2.CV_32F))
-    cw, ch = max(1, round(min(side, w) * small_f)), max(1, round(min(side, h) * small_f))
-    integ = cv2.integral(e)
-    best, pos = -1.0, (0, 0)
-    for y in range(0, e.shape[0] - ch + 1, 2):
-        for x in range(0, e.shape[1] - cw + 1, 2):
-            s = integ[y + ch, x + cw] - integ[y, x + cw] - integ[y + ch, x] + integ[y, x]
-            if s > best:
-                best, pos = float(s), (x, y)
-    x0, y0 = round(pos[0] / small_f), round(pos[1] / small_f)
-    return np.ascontiguousarray(img[y0 : y0 + min(side, h), x0 : x0 + min(side, w)])
-
-
-def _search(fn: Any, target: float, lo: float, hi: float, *, steps: int = 4) -> float:
-    """Bisection for the parameter where the increasing ``fn`` reaches ``target`` (clamped to [lo, hi])."""
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        if fn(mid) > target:
-            hi = mid
-        else:
-            lo = mid
-    return (lo + hi) / 2
-
-
-def _mix(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``b + (a - b) * m`` for HxWx3 float images and an HxW weight, in OpenCV passes.
-
-    NumPy's broadcast over a trailing axis of 3 runs ~3x slower than OpenCV on a merged 3-channel weight,
-    and this blend runs several times per 1024² output.
-    """
-    d = cv2.subtract(a, b)
-    cv2.multiply(d, cv2.merge((m, m, m)), dst=d)
-    return cv2.add(d, b, dst=d)
-
-
-def _lowpass(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur; wide ones (sigma >= 3 px) run at half resolution, several times faster at 1024².
-
-    The half-resolution path subtracts the variance the 2x2 area downsample (1/4 px²) and the linear
-    upsample (~2/3 px²) add, so the total blur matches; a Gaussian this wide has no content near the
-    half-resolution Nyquist limit: measured, the mean difference is 0.06-0.2 of an 8-bit level.
-    """
-    if sigma < 3.0:
-        return cv2.GaussianBlur(img, (0, 0), sigma)
-    h, w = img.shape[:2]
-    half = cv2.resize(img, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    half = cv2.GaussianBlur(half, (0, 0), float(np.sqrt(max(sigma**2 - 0.92, 0.25))) / 2)
-    return cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def _masked_blur(img: np.ndarray, person: np.ndarray, sigma: float) -> np.ndarray:
-    """Blur the background only (normalised by the background mask), so the person leaves no halo."""
-    H, W = person.shape
-    f = 0.25
-    size = (max(1, round(W * f)), max(1, round(H * f)))
-    bgw = cv2.resize(1.0 - person, size, interpolation=cv2.INTER_AREA)
-    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA) * bgw[..., None]
-    k = max(sigma * f, 0.8)
-    num = cv2.GaussianBlur(small, (0, 0), k)
-    den = cv2.GaussianBlur(bgw, (0, 0), k)[..., None] + 1e-4
-    fill = cv2.GaussianBlur(cv2.resize(img, size, interpolation=cv2.INTER_AREA), (0, 0), k)
-    wgt = np.clip(den * 4, 0, 1)
-    res = (num / den) * wgt + fill * (1 - wgt)
-    return cv2.resize(res, (W, H), interpolation=cv2.INTER_LINEAR)
-
-
-_RADIUS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _radius_map(h: int, w: int) -> np.ndarray:
-    r = _RADIUS.get((h, w))
-    if r is None:
-        yy = (np.arange(h, dtype=np.float32) - (h - 1) / 2) / (h / 2)
-        xx = (np.arange(w, dtype=np.float32) - (w - 1) / 2) / (w / 2)
-        r = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2) / np.float32(np.sqrt(2))
-        if len(_RADIUS) < 32:
-            _RADIUS[(h, w)] = r
-    return r
-
-
-@functools.lru_cache(maxsize=16)
-def _vignette_shape(h: int, w: int) -> np.ndarray:
-    """Radial falloff shape: 0 inside 35 % of the half-diagonal, rising quadratically to 1 at the corners."""
-    return np.clip((_radius_map(h, w) - 0.35) / 0.65, 0.0, 1.0) ** 2
-
-
-@functools.cache
-def _grain_gain() -> float:
-    """How much of unit white noise made at analysis scale the grain measure sees (fixed seed)."""
-    n = np.random.default_rng(0).standard_normal((ANALYSIS_SIDE, ANALYSIS_SIDE)).astype(np.float32)
-    return float(np.expm1(texture_stats(n * 10.0)["grain"]) / 10.0)
