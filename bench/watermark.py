@@ -10,7 +10,7 @@ saved as JPEG75; and what people do to pictures they share (issue 11): brightnes
 +30 % and a 1 px Gaussian blur (PIL ImageEnhance), a 0.25x thumbnail saved as JPEG 70, a 5° turn
 cropped to the largest upright frame (a phone's "straighten"), saturation +-30 %, gamma 0.8 and 1.25.
 ``min_tpr`` is over every attack but the thumbnail, which the mark is not designed to survive (see
-``provenance/watermark.py``); ``thumbnail_tpr`` reports it, and the provenance part below shows the
+``provenance/watermark``); ``thumbnail_tpr`` reports it, and the provenance part below shows the
 record is still found (by the picture's fingerprint).
 
 Provenance (ours only, skipped with ``--no-provenance``): every image is stamped into a fresh store

@@ -1,4 +1,4 @@
-"""Scenes, "me in that place": light estimates, the scene crop and the composite (look/scene.py)."""
+"""Scenes, "me in that place": light estimates, the scene crop and the composite (the package look/scene)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 
 from tastemaker.errors import ProvenanceInputError, WatermarkError, WatermarkTooSmallError
 from tastemaker.provenance import watermark as wm
+from tastemaker.provenance.watermark import embedding
+from tastemaker.provenance.watermark.code import conv_encode, viterbi
+from tastemaker.provenance.watermark.planes import DIRS, YCC, _whiten1, approx, synth
 
 from .conftest import DEMO
 from .imaging import ATTACKS, SHARE_EDITS, crop_area, jpeg, load_rgb, resize, synthetic, turn
@@ -172,7 +175,7 @@ def test_rejects_bad_pixels() -> None:
 
 def test_fails_closed_when_self_check_misses(monkeypatch: pytest.MonkeyPatch) -> None:
     miss = wm.Detection(None, 0.0, 0.0, 1.0, (0.0, 0.0), 1, "forced")
-    monkeypatch.setattr(wm, "detect", lambda *a, **k: miss)
+    monkeypatch.setattr(embedding, "detect", lambda *a, **k: miss)  # embed's self-check
     with pytest.raises(WatermarkError, match="not returned"):
         wm.embed(synthetic(1, 256, 256), 9)
 
@@ -192,9 +195,9 @@ def test_saturated_image_is_marked_or_refused(value: int) -> None:
 def test_haar_helpers_equal_pywt() -> None:
     rng = np.random.default_rng(0)
     y = rng.uniform(0, 255, (101, 77)).astype(np.float32)
-    np.testing.assert_allclose(wm._approx(y), pywt.dwt2(y[:100, :76], "haar")[0] / 2, atol=1e-3)
+    np.testing.assert_allclose(approx(y), pywt.dwt2(y[:100, :76], "haar")[0] / 2, atol=1e-3)
     a = rng.normal(0, 1, (50, 38)).astype(np.float32)
-    np.testing.assert_allclose(wm._synth(a), pywt.idwt2((2 * a, (None, None, None)), "haar"), atol=1e-5)
+    np.testing.assert_allclose(synth(a), pywt.idwt2((2 * a, (None, None, None)), "haar"), atol=1e-5)
 
 
 def test_whiten_is_per_channel() -> None:
@@ -203,20 +206,20 @@ def test_whiten_is_per_channel() -> None:
     a = rng.normal(0, 5, (90, 70, 2)).astype(np.float32)
     res = a - cv2.GaussianBlur(a, (0, 0), 2.5)
     ref = np.clip(res / (np.sqrt(cv2.GaussianBlur(res * res, (0, 0), 3.0)) + 0.5), -3, 3)
-    np.testing.assert_allclose(wm._whiten1(a, 2.5, 3.0, 0.5), ref, atol=1e-5)
+    np.testing.assert_allclose(_whiten1(a, 2.5, 3.0, 0.5), ref, atol=1e-5)
 
 
 def test_embed_directions_do_not_cross_talk() -> None:
     # Each plane's mark direction moves only its own plane (Y, Cb, Cr) of the detector's analysis.
-    np.testing.assert_allclose(wm._YCC @ wm._DIRS.T, np.eye(3), atol=1e-5)
+    np.testing.assert_allclose(YCC @ DIRS.T, np.eye(3), atol=1e-5)
 
 
 def test_viterbi_corrects_scattered_errors() -> None:
     rng = np.random.default_rng(1)
     bits = rng.integers(0, 2, 64).astype(np.int8)
-    soft = 2.0 * wm._conv_encode(bits) - 1.0
+    soft = 2.0 * conv_encode(bits) - 1.0
     soft[rng.choice(len(soft), 8, replace=False)] *= -1  # 8 of 140 coded bits flipped
-    assert np.array_equal(wm._viterbi(soft), bits)
+    assert np.array_equal(viterbi(soft), bits)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
