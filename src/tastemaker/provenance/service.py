@@ -26,33 +26,32 @@ Only then are the bytes handed back. ``Provenance.verify(data)`` goes the other 
 
 Everything lives under ``<data dir>/provenance`` (log, index, Ed25519 log key, store secret) and
 ``<data dir>/c2pa`` (local CA and signing certificate, made on first use; or the user's PEMs).
+
+The verdicts, the report and the log's proofs are :mod:`.verdict`'s; ``VERDICT_EXIT``, ``VerifyReport``,
+``Verdict`` and ``MatchedBy`` stay importable from here.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import ImageError, LedgerError, ProofError, WatermarkError
+from ..errors import ImageError, LedgerError, WatermarkError
 from ..media import decode_image, encode_image
 from . import fingerprint as fpr
 from . import watermark as wm
 from .c2pa import ManifestReport, ensure_signing_identity, read_manifest, sign_image
 from .keys import StoreKeys, load_store_keys
-from .ledger import Ledger, SignedTreeHead, leaf_hash, verify_inclusion
+from .ledger import Ledger, SignedTreeHead
 from .record import ProvenanceRecord, new_record_id
+from .verdict import VERDICT_EXIT, MatchedBy, Verdict, VerifyReport, check_log
 
-Verdict = Literal["verified", "not_ours", "tampered", "forged", "untrusted"]
-#: CLI exit codes of ``tastemaker verify``.
-VERDICT_EXIT = {"verified": 0, "not_ours": 20, "tampered": 21, "forged": 22, "untrusted": 23}
-#: how the record was found: its watermark, its C2PA manifest, or its picture (the fingerprint index)
-MatchedBy = Literal["watermark", "c2pa", "fingerprint"]
 #: a stored global descriptor this similar (cosine) to the picture's is a candidate for the index
 _INDEX_MIN_SIMILARITY = 0.8
 _INDEX_CANDIDATES = 5
@@ -76,58 +75,6 @@ class Stamped:
     pixels: np.ndarray
     record: ProvenanceRecord
     log_index: int
-
-
-@dataclass
-class VerifyReport:
-    """What ``verify`` found, and its verdict."""
-
-    verdict: Verdict
-    c2pa: ManifestReport
-    watermark_id: int | None
-    watermark_confidence: float
-    record: ProvenanceRecord | None = None
-    log_index: int | None = None
-    tree_size: int | None = None
-    tree_root: str | None = None
-    tree_head: str | None = None
-    inclusion_proof: list[str] = field(default_factory=list)
-    proof_ok: bool = False
-    consistency: dict[str, Any] | None = None
-    matched_by: MatchedBy | None = None
-    match: fpr.Match | None = None
-    problems: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict,
-            "c2pa": {
-                "state": self.c2pa.state,
-                "trusted": self.c2pa.trusted,
-                "validation_state": self.c2pa.validation_state,
-                "record": self.c2pa.record,
-            },
-            "watermark": {
-                "id": None if self.watermark_id is None else f"{self.watermark_id:010x}",
-                "confidence": round(self.watermark_confidence, 3),
-            },
-            "record": None if self.record is None else self.record.to_dict(),
-            "match": {
-                "by": self.matched_by,
-                "fingerprint_z": None if self.match is None else round(self.match.z, 2),
-                "cells": None if self.match is None else self.match.cells,
-            },
-            "log": {
-                "index": self.log_index,
-                "tree_size": self.tree_size,
-                "root": self.tree_root,
-                "tree_head": self.tree_head,
-                "inclusion_proof": self.inclusion_proof,
-                "proof_ok": self.proof_ok,
-                "consistency": self.consistency,
-            },
-            "problems": self.problems,
-        }
 
 
 _INDEX = """
@@ -437,10 +384,10 @@ class Provenance:
             if manifest.record is not None and manifest.record != record.to_dict():
                 problems.append("the manifest's record differs from the logged record")
                 verdict = "tampered" if verdict != "forged" else verdict
-            if not self._check_log(report, record, index, known_head) and verdict != "forged":
+            if not check_log(self.ledger, report, record, index, known_head) and verdict != "forged":
                 verdict = "tampered"
         elif known_head is not None:
-            self._check_log(report, None, None, known_head)
+            check_log(self.ledger, report, None, None, known_head)
         if manifest.state == "tampered" and verdict in ("verified", "not_ours"):
             verdict = "tampered"
         if verdict == "verified" and any("differs" in p for p in problems):
@@ -449,58 +396,6 @@ class Provenance:
             verdict = "untrusted"
         report.verdict = verdict
         return report
-
-    def _check_log(
-        self, report: VerifyReport, record: ProvenanceRecord | None, index: int | None,
-        known_head: SignedTreeHead | None,
-    ) -> bool:
-        """Inclusion of the record under the signed head, and consistency of the log's history; False on failure.
-
-        History: the head signed when the record was added (and ``known_head``, a head the caller saved) must
-        be prefixes of today's log. A log rewritten behind its signed heads cannot prove that.
-        """
-        problems = report.problems
-        try:
-            head = self.ledger.tree_head()
-            head.verify(self.ledger.public_key)
-            report.tree_size, report.tree_root, report.tree_head = head.size, head.root.hex(), head.to_note()
-        except (ProofError, LedgerError) as exc:
-            problems.append(f"the log's signed tree head does not verify: {exc.message}")
-            return False
-        ok = True
-        if record is not None and index is not None:
-            try:
-                proof = self.ledger.inclusion_proof(index, head.size)
-                verify_inclusion(index, head.size, leaf_hash(record.canonical_json()), proof, head.root)
-                report.proof_ok = True
-                report.inclusion_proof = [p.hex() for p in proof]
-            except (ProofError, LedgerError) as exc:
-                problems.append(f"inclusion proof failed: {exc.message}")
-                ok = False
-        olds = []
-        if known_head is not None:
-            olds.append(("the tree head you saved", known_head))
-        if index is not None:
-            at_append = self.ledger.head_at(index + 1)
-            if at_append is None:
-                problems.append(f"the log has no signed head for size {index + 1}, when this record was added")
-                ok = False
-            else:
-                olds.append(("the tree head signed when this record was added", at_append))
-        for what, old in olds:
-            try:
-                proof = self.ledger.check_consistency(old, head)
-                report.consistency = {
-                    "from_size": old.size, "from_root": old.root.hex(), "to_size": head.size,
-                    "proof": [p.hex() for p in proof], "ok": True,
-                }
-            except (ProofError, LedgerError) as exc:
-                report.consistency = {"from_size": old.size, "from_root": old.root.hex(), "to_size": head.size,
-                                      "proof": [], "ok": False}
-                problems.append(f"the log is not consistent with {what} (size {old.size}): {exc.message}")
-                ok = False
-                break
-        return ok
 
 
 def prepare_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, **kw: Any) -> list[Prepared]:
@@ -527,5 +422,15 @@ def stamp_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, 
     return [prov.commit(p) for p in prepare_many(prov, images, workers=workers, **kw)]
 
 
-__all__ = ["VERDICT_EXIT", "Prepared", "Provenance", "Stamped", "VerifyReport", "prepare_many", "stamp_many"]
+__all__ = [
+    "VERDICT_EXIT",
+    "MatchedBy",
+    "Prepared",
+    "Provenance",
+    "Stamped",
+    "Verdict",
+    "VerifyReport",
+    "prepare_many",
+    "stamp_many",
+]
 
