@@ -6,6 +6,10 @@ The public API, in the order of the flow::
     profile = build_profile(board)                       # portable TasteProfile (modes, weights, look)
     result = generate(GenerationRequest(n=4, seed=1), selfies=["me.jpg"], profile=profile)
     save_result(result, "out/")                          # images + manifest.json + contact sheet
+
+The extension points: an :class:`Engine` (with :class:`Subject`, :class:`VariationPlan`, :class:`Rendered`,
+:class:`PromptIntent`) registered with :func:`register_engine`, and the store and blob protocols
+(``Store``, ``BlobStore``) a service backend implements. CONTRIBUTING.md shows both in ten lines.
 """
 
 from ._version import __version__
@@ -13,23 +17,41 @@ from .boards import Board, Pin, load_board
 from .encoders.identity import IdentityEmbedding, IdentityEncoder, identity_distance
 from .encoders.style import StyleDescriptor, describe, style_similarity
 from .engines import create_engine, list_engines, register_engine
-from .engines.base import GenerationRequest
+from .engines.base import (
+    BoardAssets,
+    Engine,
+    GenerationRequest,
+    IdentitySubject,
+    PinImage,
+    Rendered,
+    Subject,
+    VariationPlan,
+)
 from .errors import TastemakerError
+from .prompt import PromptIntent
 from .pipeline import GeneratedImage, GenerationResult, generate, save_result
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
 __all__ = [
     "Board",
+    "BoardAssets",
+    "Engine",
     "GeneratedImage",
     "GenerationRequest",
     "GenerationResult",
     "IdentityEmbedding",
     "IdentityEncoder",
+    "IdentitySubject",
     "Pin",
+    "PinImage",
     "ProfileConfig",
+    "PromptIntent",
+    "Rendered",
     "StyleDescriptor",
+    "Subject",
     "TasteProfile",
     "TastemakerError",
+    "VariationPlan",
     "__version__",
     "build_profile",
     "create_engine",
