@@ -28,8 +28,8 @@ from .engines.base import (
     VariationPlan,
 )
 from .errors import TastemakerError
-from .prompt import PromptIntent
 from .pipeline import GeneratedImage, GenerationResult, generate, save_result
+from .prompt import PromptIntent
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
 __all__ = [

@@ -41,7 +41,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import InputError, RequestError
-from ._engine import resolve_device, load_base_pipeline
+from ._engine import load_base_pipeline, resolve_device
 from ._errors import ModelFilesError
 from ._styleembed import StyleEmbed, StyleEmbedConfig
 
