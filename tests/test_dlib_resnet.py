@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tastemaker.encoders.dlib_resnet import DlibModelFormatError, DlibResNet
+from tastemaker.errors import ImageError
 from tastemaker.media import load_image
 
 with warnings.catch_warnings():
@@ -107,11 +108,11 @@ def test_batch_equals_single(net: DlibResNet, chips: dict) -> None:
 
 
 def test_bad_chips_rejected(net: DlibResNet) -> None:
-    with pytest.raises(ValueError, match=r"shape \(100, 100, 3\)"):
+    with pytest.raises(ImageError, match=r"shape \(100, 100, 3\)"):
         net.descriptor(np.zeros((100, 100, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"shape \(150, 150\)"):  # grey: replicate it to RGB first
+    with pytest.raises(ImageError, match=r"shape \(150, 150\)"):  # grey: replicate it to RGB first
         net.descriptor(np.zeros((150, 150), np.uint8))
-    with pytest.raises(ValueError, match="dtype float32"):
+    with pytest.raises(ImageError, match="dtype float32"):
         net.descriptor(np.zeros((150, 150, 3), np.float32))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import ImageError
 from .layers import AddPrev, Affine, Op, Relu, Skip, Tag
 from .network import CHIP_SIZE, DESCRIPTOR_SIZE, parse
 
@@ -70,7 +71,7 @@ class DlibResNet:
 def _check_chip(chip: np.ndarray, index: int) -> np.ndarray:
     arr = np.asarray(chip)
     if arr.dtype != np.uint8:
-        raise ValueError(f"chip {index}: dtype {arr.dtype}, expected uint8 (as dlib.get_face_chip returns)")
+        raise ImageError(f"chip {index}: dtype {arr.dtype}, expected uint8 (as dlib.get_face_chip returns)")
     if arr.shape != (CHIP_SIZE, CHIP_SIZE, 3):
-        raise ValueError(f"chip {index}: shape {arr.shape}, expected ({CHIP_SIZE}, {CHIP_SIZE}, 3) RGB")
+        raise ImageError(f"chip {index}: shape {arr.shape}, expected ({CHIP_SIZE}, {CHIP_SIZE}, 3) RGB")
     return arr
