@@ -41,7 +41,7 @@ import tastemaker
 from tastemaker.api.admin import issue_key
 from tastemaker.api.settings import ServerSettings, TierLimits
 from tastemaker.audit import AuditLog
-from tastemaker.store import Store
+from tastemaker.store import open_store
 
 DEMO = Path(tastemaker.__file__).parent / "data" / "demo"
 TIER = "bench"
@@ -197,7 +197,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "PYTHONPATH": os.pathsep.join([str(Path(tastemaker.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
     }
     settings = ServerSettings(data_dir=data_dir, secret_key=secret, tiers=tiers)
-    store = Store(settings.db_url, settings.blob_dir)
+    store = open_store(settings.db_url, settings.blob_dir)
     store.upgrade()
     key = issue_key(store, AuditLog(secret), settings, name="bench", tier=TIER).key
     store.dispose()

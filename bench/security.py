@@ -391,12 +391,12 @@ def truncation_attack(env: dict[str, str], data_dir: Path, secret: str) -> bool:
     import sqlite3
 
     from tastemaker.audit import AuditLog
-    from tastemaker.store import Store
+    from tastemaker.store import open_store
 
     db = data_dir / "tastemaker.db"
     with sqlite3.connect(db) as conn:
         old_head = conn.execute("select seq, hash, mac from audit_head where id = 1").fetchone()
-    store = Store(f"sqlite:///{db}", data_dir / "blobs")
+    store = open_store(f"sqlite:///{db}", data_dir / "blobs")
     log = AuditLog(secret)
     with store.session() as s:
         for i in range(3):

@@ -19,8 +19,9 @@ write-once bucket), and ``tastemaker audit verify --checkpoint FILE`` reports an
 gone or different — a truncation, a rollback, or a wiped and restarted log. (``--anchor SEQ:HASH`` is the
 same check for one hand-copied head.)
 
-Appends serialise on the head row (an ``UPDATE`` that locks it on PostgreSQL and takes SQLite's write
-lock), inside the caller's transaction: the action and its audit entry commit together or not at all.
+Appends serialise on the head (the store locks it: :meth:`~tastemaker.store.protocol.StoreSession.lock_audit_head`),
+inside the caller's transaction: the action and its audit entry commit together or not at all. This module
+computes and checks the chain; the store only keeps it (``append_audit_entry``, ``audit_entries``, ...).
 """
 
 from __future__ import annotations
@@ -29,17 +30,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from .store.models import AuditEntry, AuditHead
+from .store.protocol import StoreSession
+from .store.records import AuditEntry
 
 GENESIS = "0" * 64
-HEAD_ID = 1
 _KEY_LABEL = b"tastemaker.audit.v1"
 CHECKPOINT_FORMAT = "tastemaker.audit.checkpoint/v1"
 
@@ -150,16 +148,16 @@ class AuditLog:
     def _checkpoint_mac(self, seq: int, last_hash: str, at: str) -> str:
         return hmac.new(self._key, _canonical([CHECKPOINT_FORMAT, seq, last_hash, at]), hashlib.sha256).hexdigest()
 
-    def checkpoint(self, s: Session) -> Checkpoint:
+    def checkpoint(self, s: StoreSession) -> Checkpoint:
         """A signed checkpoint of the log as it stands (its head). Verify the chain first: a checkpoint of a
         tampered log only preserves the tampering."""
-        head = s.get(AuditHead, HEAD_ID)
+        head = s.audit_head()
         seq, last = (0, GENESIS) if head is None else (int(head.seq), str(head.hash))
         at = _now()
         return Checkpoint(seq, last, at, self._checkpoint_mac(seq, last, at))
 
     def _check_checkpoints(
-        self, s: Session, checkpoints: list[Checkpoint], last_seq: int, problems: list[Problem]
+        self, s: StoreSession, checkpoints: list[Checkpoint], last_seq: int, problems: list[Problem]
     ) -> None:
         for cp in checkpoints:
             if not hmac.compare_digest(self._checkpoint_mac(cp.seq, cp.hash, cp.at), cp.mac):
@@ -174,7 +172,7 @@ class AuditLog:
                     "entries were cut off the end (truncated, or the log was rolled back)",
                 ))
                 continue
-            entry = s.get(AuditEntry, cp.seq)
+            entry = s.audit_entry(cp.seq)
             if entry is None:
                 problems.append(Problem(cp.seq, f"entry {cp.seq}, checkpointed at {cp.at}, is missing"))
             elif not hmac.compare_digest(entry.hash, cp.hash):
@@ -182,22 +180,13 @@ class AuditLog:
                                                 "rewritten)"))
 
     def _hash_of(self, e: AuditEntry) -> str:
-        return self.entry_hash(
-            seq=e.seq,
-            at=e.at,
-            account_id=e.account_id,
-            action=e.action,
-            objects=e.objects,
-            request_id=e.request_id,
-            outcome=e.outcome,
-            detail=e.detail,
-            prev_hash=e.prev_hash,
-        )
+        values = {k: v for k, v in asdict(e).items() if k != "hash"}
+        return self.entry_hash(**values)
 
     # ------------------------------------------------------------------ writing
     def append(
         self,
-        s: Session,
+        s: StoreSession,
         action: str,
         *,
         account_id: str | None = None,
@@ -215,46 +204,15 @@ class AuditLog:
         detail = dict(detail or {})
         _check_small(objects, "objects")
         _check_small(detail, "detail")
-        # Lock and read the head in one statement: a no-op UPDATE takes PostgreSQL's row lock and SQLite's
-        # write lock, and RETURNING hands back the values it locked.
-        locked = s.execute(
-            update(AuditHead)
-            .where(AuditHead.id == HEAD_ID)
-            .values(seq=AuditHead.seq)
-            .returning(AuditHead.seq, AuditHead.hash)
-        ).one()
-        head_seq, head_hash = int(locked.seq), str(locked.hash)
-        seq = head_seq + 1
-        at = _now()
-        h = self.entry_hash(
-            seq=seq,
-            at=at,
-            account_id=account_id,
-            action=action,
-            objects=objects,
-            request_id=request_id,
-            outcome=outcome,
-            detail=detail,
-            prev_hash=head_hash,
-        )
-        entry = AuditEntry(
-            seq=seq,
-            at=at,
-            account_id=account_id,
-            action=action,
-            objects=objects,
-            request_id=request_id,
-            outcome=outcome,
-            detail=detail,
-            prev_hash=head_hash,
-            hash=h,
-        )
-        s.add(entry)
-        s.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=seq, hash=h, mac=self.head_mac(seq, h)))
-        s.flush()
+        head = s.lock_audit_head()
+        fields: dict[str, Any] = dict(seq=head.seq + 1, at=_now(), account_id=account_id, action=action,
+                                      objects=objects, request_id=request_id, outcome=outcome, detail=detail,
+                                      prev_hash=head.hash)
+        entry = AuditEntry(**fields, hash=self.entry_hash(**fields))
+        s.append_audit_entry(entry, self.head_mac(entry.seq, entry.hash))
         return entry
 
-    def record(self, s: Session, action: str, **kwargs: Any) -> AuditEntry:
+    def record(self, s: StoreSession, action: str, **kwargs: Any) -> AuditEntry:
         """Append in a transaction of its own (denied requests, worker events) and commit."""
         entry = self.append(s, action, **kwargs)
         s.commit()
@@ -263,7 +221,7 @@ class AuditLog:
     # ------------------------------------------------------------------ checking
     def verify(
         self,
-        s: Session,
+        s: StoreSession,
         *,
         anchor: tuple[int, str] | None = None,
         checkpoints: list[Checkpoint] | None = None,
@@ -277,8 +235,7 @@ class AuditLog:
         problems: list[Problem] = []
         expected_seq, prev, count, last_seq = 1, GENESIS, 0, 0
         anchor_seen = anchor is None
-        stmt = select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch)
-        for e in s.scalars(stmt):
+        for e in s.audit_entries(batch=batch):
             count += 1
             if e.seq != expected_seq:
                 if e.seq > expected_seq:
@@ -300,7 +257,7 @@ class AuditLog:
                 if e.hash != anchor[1]:
                     problems.append(Problem(e.seq, "hash differs from the recorded anchor"))
             prev, expected_seq, last_seq = e.hash, e.seq + 1, e.seq
-        head = s.get(AuditHead, HEAD_ID)
+        head = s.audit_head()
         if head is None:
             problems.append(Problem(0, "the audit head row is missing"))
             head_seq, head_hash = 0, GENESIS

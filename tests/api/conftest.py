@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, inspect, text
 from tastemaker.api.admin import issue_key
 from tastemaker.api.app import create_app
 from tastemaker.api.settings import ServerSettings, TierLimits
-from tastemaker.store import Store
+from tastemaker.store import SqlStore, open_store
 
 PG_ENV = "TASTEMAKER_TEST_POSTGRES_URL"
 REDIS_ENV = "TASTEMAKER_TEST_REDIS_URL"
@@ -103,8 +103,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
-    s = Store(db_url, tmp_path / "blobs")
+def store(db_url: str, tmp_path: Path) -> Iterator[SqlStore]:
+    s = open_store(db_url, tmp_path / "blobs")
     s.upgrade()
     yield s
     s.dispose()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from tastemaker.boards import build_board
 from tastemaker.media import decode_image
-from tastemaker.store.models import AuditEntry
+from tastemaker.store.sql.models import AuditEntry
 from tastemaker.taste.profile import build_profile
 
 from .conftest import DEMO, Api, board_parts, demo_pins, upload_board
@@ -46,7 +46,7 @@ def gen(api: Api, headers: dict[str, str], selfie: bytes, *, wait: int | None = 
 
 def audit_actions(api: Api) -> list[tuple[str, str, str | None]]:
     with api.services.store.session() as s:
-        return [(e.action, e.outcome, e.account_id) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+        return [(e.action, e.outcome, e.account_id) for e in s.orm.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
 
 
 def png(img: np.ndarray) -> bytes:
@@ -519,7 +519,7 @@ def test_selfie_is_never_stored(
 
 def _entries(api: Api) -> list[AuditEntry]:
     with api.services.store.session() as s:
-        return list(s.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+        return list(s.orm.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
 
 
 # ------------------------------------------------------------------------------------------ idempotency

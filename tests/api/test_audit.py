@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from tastemaker.audit import GENESIS, AuditLog, Checkpoint, parse_anchor, parse_checkpoints
-from tastemaker.store import Store
-from tastemaker.store.models import AuditEntry, AuditHead
+from tastemaker.store import SqlStore as Store
+from tastemaker.store import open_store
+from tastemaker.store.sql.models import AuditEntry, AuditHead
 
 SECRET = "audit-test-secret-" + "y" * 30
 
@@ -43,14 +44,14 @@ def problems(store: Store, log: AuditLog, **kw: object) -> list[tuple[int, str]]
 def test_intact_chain_verifies(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
         report = chain.verify(s)
-        head = s.get(AuditHead, 1)
+        head = s.orm.get(AuditHead, 1)
     assert report.ok and report.entries == 6 and report.head_seq == 6
     assert head is not None and report.head_hash == head.hash != GENESIS
 
 
 def test_edited_entry_is_detected(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
-        s.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(outcome="denied"))
+        s.orm.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(outcome="denied"))
         s.commit()
     found = problems(store, chain)
     assert [seq for seq, _ in found] == [3] and "does not match its hash" in found[0][1]
@@ -59,7 +60,7 @@ def test_edited_entry_is_detected(store: Store, chain: AuditLog) -> None:
 def test_edit_with_a_recomputed_plain_hash_is_still_detected(store: Store, chain: AuditLog) -> None:
     """Without the server secret, a forger cannot produce a valid entry hash."""
     with store.session() as s:
-        e = s.get(AuditEntry, 2)
+        e = s.orm.get(AuditEntry, 2)
         assert e is not None
         e.account_id = "acc_mallory"
         payload = [e.seq, e.at, e.account_id, e.action, e.objects, e.request_id, e.outcome, e.detail, e.prev_hash]
@@ -71,7 +72,7 @@ def test_edit_with_a_recomputed_plain_hash_is_still_detected(store: Store, chain
 
 def test_deleted_middle_entry_is_detected(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
-        s.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
+        s.orm.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
         s.commit()
     found = problems(store, chain)
     assert any(seq == 5 and "missing" in what for seq, what in found)
@@ -80,7 +81,7 @@ def test_deleted_middle_entry_is_detected(store: Store, chain: AuditLog) -> None
 
 def test_deleted_last_entry_is_detected(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
-        s.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
+        s.orm.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
         s.commit()
     found = problems(store, chain)
     assert any("deleted from the end" in what for _, what in found)
@@ -89,10 +90,10 @@ def test_deleted_last_entry_is_detected(store: Store, chain: AuditLog) -> None:
 def test_truncation_with_a_rewound_head_is_detected(store: Store, chain: AuditLog) -> None:
     """Deleting the tail and pointing the head at the new last entry needs the head's MAC: detected."""
     with store.session() as s:
-        last = s.get(AuditEntry, 5)
+        last = s.orm.get(AuditEntry, 5)
         assert last is not None
-        s.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
-        s.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=5, hash=last.hash))
+        s.orm.execute(delete(AuditEntry).where(AuditEntry.seq == 6))
+        s.orm.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=5, hash=last.hash))
         s.commit()
     assert any("head's MAC" in what for _, what in problems(store, chain))
 
@@ -101,10 +102,10 @@ def test_inserted_entry_is_detected(store: Store, chain: AuditLog) -> None:
     """Insert a forged entry between 3 and 4 by shifting the later ones up: every shift breaks a hash."""
     with store.session() as s:
         for seq in range(6, 3, -1):
-            s.execute(update(AuditEntry).where(AuditEntry.seq == seq).values(seq=seq + 1))
-        prev = s.get(AuditEntry, 3)
+            s.orm.execute(update(AuditEntry).where(AuditEntry.seq == seq).values(seq=seq + 1))
+        prev = s.orm.get(AuditEntry, 3)
         assert prev is not None
-        s.add(
+        s.orm.add(
             AuditEntry(
                 seq=4,
                 at=prev.at,
@@ -125,9 +126,9 @@ def test_inserted_entry_is_detected(store: Store, chain: AuditLog) -> None:
 
 def test_appended_forgery_is_detected(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
-        last = s.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        last = s.orm.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
         assert last is not None
-        s.add(
+        s.orm.add(
             AuditEntry(
                 seq=7,
                 at=last.at,
@@ -154,7 +155,7 @@ def test_another_secret_verifies_nothing(store: Store, chain: AuditLog) -> None:
 
 def test_anchor_catches_a_rewritten_history(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
-        e2 = s.get(AuditEntry, 2)
+        e2 = s.orm.get(AuditEntry, 2)
         assert e2 is not None
         anchor = (2, e2.hash)
     assert problems(store, chain, anchor=anchor) == []
@@ -177,10 +178,10 @@ def _truncate_to(store: Store, log: AuditLog, seq: int) -> None:
     """The attack of issue 11 #7: delete the newest entries and restore the head row as it was at ``seq``
     (an old head row's MAC is still valid, so the chain alone looks perfect)."""
     with store.session() as s:
-        kept = s.get(AuditEntry, seq)
+        kept = s.orm.get(AuditEntry, seq)
         assert kept is not None
-        s.execute(delete(AuditEntry).where(AuditEntry.seq > seq))
-        s.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=kept.hash,
+        s.orm.execute(delete(AuditEntry).where(AuditEntry.seq > seq))
+        s.orm.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=kept.hash,
                                                                      mac=log.head_mac(seq, kept.hash)))
         s.commit()
 
@@ -198,7 +199,7 @@ def test_a_checkpoint_catches_a_truncated_tail(store: Store, chain: AuditLog) ->
 def test_checkpoints_are_signed_and_pin_their_entry(store: Store, chain: AuditLog) -> None:
     with store.session() as s:
         cp = chain.checkpoint(s)
-        e3 = s.get(AuditEntry, 3)
+        e3 = s.orm.get(AuditEntry, 3)
         assert e3 is not None
         early = Checkpoint(3, e3.hash, cp.at, "")
     forged = Checkpoint(cp.seq + 5, cp.hash, cp.at, cp.mac)  # a stranger cannot move the count
@@ -206,7 +207,7 @@ def test_checkpoints_are_signed_and_pin_their_entry(store: Store, chain: AuditLo
     assert any("not signed" in what for _, what in problems(store, chain, checkpoints=[early]))
     assert AuditLog("another-secret-" + "z" * 30).verify(store.session(), checkpoints=[cp]).problems
     with store.session() as s:
-        s.execute(update(AuditEntry).where(AuditEntry.seq == 6).values(hash="0" * 64))
+        s.orm.execute(update(AuditEntry).where(AuditEntry.seq == 6).values(hash="0" * 64))
         s.commit()
     assert any("differs from the checkpoint" in what for _, what in problems(store, chain, checkpoints=[cp]))
     for bad in ("", "{}", '{"format": "tastemaker.audit.checkpoint/v1", "seq": -1, "hash": "", "at": "", "mac": ""}',
@@ -238,7 +239,7 @@ def test_audit_cli_exports_checkpoints_and_verify_detects_truncation(
     assert res.exit_code == 0 and file.read_text().count("\n") == 1, res.output
     res = runner.invoke(app, ["audit", "verify", "--checkpoint", str(file)])
     assert res.exit_code == 0 and "1 checkpoint(s)" in res.stdout, res.output
-    svc = Store(f"sqlite:///{data / 'tastemaker.db'}", data / "blobs")
+    svc = open_store(f"sqlite:///{data / 'tastemaker.db'}", data / "blobs")
     try:
         _truncate_to(svc, AuditLog(SECRET), 2)
     finally:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tastemaker.encoders.style import describe, style_distance
 from tastemaker.media import decode_image
-from tastemaker.store.models import AuditEntry, Board, ProfileVersion
+from tastemaker.store.sql.models import AuditEntry, Board, ProfileVersion
 from tastemaker.taste.privacy import Accountant
 from tastemaker.taste.profile import TasteProfile
 
@@ -23,7 +23,7 @@ from .conftest import DEMO, Api, board_parts, generate, upload_board
 def stored_profile(api: Api, board_id: str) -> TasteProfile:
     """The board's current profile as the store holds it (what the next generation is made from)."""
     with api.services.store.session() as s:
-        board = s.get(Board, board_id)
+        board = s.orm.get(Board, board_id)
         assert board is not None and board.profile_json
         return TasteProfile.from_json(board.profile_json)
 
@@ -80,11 +80,11 @@ def test_feedback_moves_the_board_profile_toward_the_images_mode(backend_api: Ap
     ]
     assert hist["versions"][1]["generation_id"] == jobs["m1"]["id"] and hist["versions"][1]["dwell_seconds"] == 30
     with api.services.store.session() as s:
-        rows = list(s.scalars(select(ProfileVersion).where(ProfileVersion.board_id == board["id"])))
+        rows = list(s.orm.scalars(select(ProfileVersion).where(ProfileVersion.board_id == board["id"])))
         assert {TasteProfile.from_json(v.profile_json).content_hash() for v in rows} == {
             v["profile_hash"] for v in hist["versions"]
         }
-        audit = [e for e in s.scalars(select(AuditEntry)) if e.action == "profile.feedback"]
+        audit = [e for e in s.orm.scalars(select(AuditEntry)) if e.action == "profile.feedback"]
     assert [(e.detail["action"], e.detail["mode"]) for e in audit] == [("save", "m1"), ("hide", "m2")]
 
 
@@ -149,7 +149,7 @@ def test_reactions_survive_a_rebuild_after_pins_are_added(shared_api: Api) -> No
     assert ledger.exists()
     assert shared_api.client.delete(f"/v1/boards/{board['id']}", headers=h).status_code == 204
     with shared_api.services.store.session() as s:
-        assert s.scalars(select(ProfileVersion).where(ProfileVersion.board_id == board["id"])).all() == []
+        assert s.orm.scalars(select(ProfileVersion).where(ProfileVersion.board_id == board["id"])).all() == []
     assert not ledger.exists()
 
 

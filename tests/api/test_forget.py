@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import select
 
 from tastemaker.api.admin import issue_key
-from tastemaker.store.models import ApiKey, AuditEntry, Base
+from tastemaker.store.sql.models import ApiKey, AuditEntry, Base
 from tastemaker.taste.privacy import Accountant
 
 from .conftest import Api, board_parts, generate, upload_board
@@ -28,7 +28,7 @@ def dump_tables(api: Api) -> dict[str, str]:
         for table in Base.metadata.sorted_tables:
             if table.name in KEPT_TABLES:
                 continue
-            rows = [dict(r._mapping) for r in s.execute(select(table))]
+            rows = [dict(r._mapping) for r in s.orm.execute(select(table))]
             out[table.name] = json.dumps(rows, default=str)
     return out
 
@@ -67,7 +67,7 @@ def test_delete_me_removes_every_trace_and_leaves_others_alone(backend_api: Api,
     assert bob_job["status"] == "succeeded"
 
     with svc.store.session() as s:
-        key_ids = list(s.scalars(select(ApiKey.id).where(ApiKey.account_id == me)))
+        key_ids = list(s.orm.scalars(select(ApiKey.id).where(ApiKey.account_id == me)))
     assert len(key_ids) == 2
     shas = {p["image"]: p["sha256"] for p in board["pins"]}
     output_sha = job["images"][0]["sha256"]
@@ -130,7 +130,8 @@ def test_delete_me_removes_every_trace_and_leaves_others_alone(backend_api: Api,
 
 def _entries(api: Api, account_id: str) -> Any:
     with api.services.store.session() as s:
-        return list(s.scalars(select(AuditEntry).where(AuditEntry.account_id == account_id).order_by(AuditEntry.seq)))
+        q = select(AuditEntry).where(AuditEntry.account_id == account_id).order_by(AuditEntry.seq)
+        return list(s.orm.scalars(q))
 
 
 def test_delete_me_needs_a_valid_key(backend_api: Api) -> None:
@@ -146,8 +147,7 @@ def test_deletions_during_admission_are_clear_errors_not_500s(
     backend_api: Api, selfie_bytes: bytes, monkeypatch: Any
 ) -> None:
     """The account (or the board) is deleted while the face check runs: the job row cannot be written."""
-    from tastemaker.store import repo
-    from tastemaker.store.models import Board, Job
+    from tastemaker.store.sql.models import Board, Job
 
     api, c = backend_api, backend_api.client
     svc = api.services
@@ -162,9 +162,9 @@ def test_deletions_during_admission_are_clear_errors_not_500s(
         out = await original(*args, **kwargs)
         with svc.store.session() as s:  # what DELETE /v1/boards/{id} or DELETE /v1/me does meanwhile
             if doomed.get("what") == "board":
-                repo.delete_board(s, repo.get_board(s, me, board["id"]))
+                s.delete_board(s.get_board(me, board["id"]))
             else:
-                repo.delete_account(s, me)
+                s.delete_account(me)
             s.commit()
         return out
 
@@ -180,5 +180,5 @@ def test_deletions_during_admission_are_clear_errors_not_500s(
     assert r.status_code == 401 and r.json()["code"] == "invalid_api_key"
     assert "account was deleted" in r.json()["message"]
     with svc.store.session() as s:  # nothing half-written: no job, no board left behind
-        assert s.scalars(select(Job).where(Job.account_id == me)).first() is None
-        assert s.scalars(select(Board).where(Board.account_id == me)).first() is None
+        assert s.orm.scalars(select(Job).where(Job.account_id == me)).first() is None
+        assert s.orm.scalars(select(Board).where(Board.account_id == me)).first() is None

@@ -74,9 +74,9 @@ def test_request_bucket_429_with_headers(make_api: Any) -> None:
     with api.services.store.session() as s:
         from sqlalchemy import select
 
-        from tastemaker.store.models import AuditEntry
+        from tastemaker.store.sql.models import AuditEntry
 
-        denied = s.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")).all()
+        denied = s.orm.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")).all()
     assert [e.outcome for e in denied] == ["rate_limited"]
 
 

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 from tastemaker.api.admin import issue_key  # noqa: E402
 from tastemaker.api.app import create_app  # noqa: E402
 from tastemaker.audit import AuditLog  # noqa: E402
-from tastemaker.store import Store  # noqa: E402
+from tastemaker.store import open_store  # noqa: E402
 
 from ..robustness.conformance import positive_data_accepted  # noqa: E402
 from .conftest import make_settings  # noqa: E402
@@ -40,7 +40,7 @@ MAX_EXAMPLES = 20
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     """An app on a temp database and a key for it (issued before the app starts)."""
     settings = make_settings(Path(tmp_path_factory.mktemp("schemathesis")))
-    store = Store(settings.db_url, settings.blob_dir)
+    store = open_store(settings.db_url, settings.blob_dir)
     store.upgrade()
     key = issue_key(store, AuditLog(settings.secret_key.get_secret_value()), settings, name="fuzz", tier="pro").key
     store.dispose()

@@ -169,10 +169,10 @@ def test_deleting_a_board_releases_its_idempotency_keys(shared_api: Api, owner: 
 def denied_rows(api: Api) -> list[Any]:
     from sqlalchemy import select
 
-    from tastemaker.store.models import AuditEntry
+    from tastemaker.store.sql.models import AuditEntry
 
     with api.services.store.session() as s:
-        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")))
+        return list(s.orm.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")))
 
 
 def test_the_key_is_checked_before_the_body_is_read(make_api: Any) -> None:

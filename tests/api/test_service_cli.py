@@ -49,15 +49,15 @@ def test_keys_create_list_revoke(cli: typer.Typer) -> None:
 
 def test_keys_create_with_scopes(cli: typer.Typer, tmp_path: Path) -> None:
     from tastemaker.api.keys import key_hash
-    from tastemaker.store import Store, repo
+    from tastemaker.store import open_store
 
     code, out, err = run(cli, "keys", "create", "--name", "app", "--scope", "styleembed", "--scope", "boards:read")
     assert code == 0, err
     key = out.strip()
     assert "scopes: boards:read styleembed" in err
-    store = Store(f"sqlite:///{tmp_path / 'data' / 'tastemaker.db'}", tmp_path / "data" / "blobs")
+    store = open_store(f"sqlite:///{tmp_path / 'data' / 'tastemaker.db'}", tmp_path / "data" / "blobs")
     with store.session() as s:
-        row = repo.find_key(s, key_hash(key))
+        row = s.find_key(key_hash(key))
         assert row is not None and row.scopes == "boards:read styleembed"
     store.dispose()
     code, out, _ = run(cli, "keys", "list")
@@ -112,7 +112,7 @@ def test_default_secret_is_refused_outside_dev_mode(cli: typer.Typer, monkeypatc
 
 
 def test_db_upgrade(cli: typer.Typer) -> None:
-    from tastemaker.store.migrate import head_revision
+    from tastemaker.store.sql import head_revision
 
     head = head_revision()
     code, out, _ = run(cli, "db", "upgrade")

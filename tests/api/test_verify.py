@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from tastemaker.api.settings import TierLimits
-from tastemaker.store.models import AuditEntry
+from tastemaker.store.sql.models import AuditEntry
 
 from .conftest import DEMO, TEST_TIERS, Api, generate, upload_board
 
@@ -164,7 +164,7 @@ def test_verify_is_audited_with_hashes_only(shared_api: Api, owner: dict[str, st
     me = account_id(shared_api, owner)
     verify(shared_api, owner, output)
     with shared_api.services.store.session() as s:
-        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "provenance.verified")))
+        entries = list(s.orm.scalars(select(AuditEntry).where(AuditEntry.action == "provenance.verified")))
     mine = [e for e in entries if e.account_id == me]
     assert mine and mine[-1].outcome == "verified" and mine[-1].detail["record_owner"] == "you"
     assert mine[-1].detail["image_sha256"] == hashlib.sha256(output).hexdigest()
@@ -191,7 +191,7 @@ def test_verify_has_its_own_rate_limit_bucket(make_api: Any) -> None:
     usage = api.client.get("/v1/usage", headers=h).json()  # other calls still go through
     assert usage["rate_limits"]["verify"] == {**usage["rate_limits"]["verify"], "limit": 2, "remaining": 0}
     with api.services.store.session() as s:
-        denied = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")))
+        denied = list(s.orm.scalars(select(AuditEntry).where(AuditEntry.action == "request.denied")))
     assert any(e.detail.get("bucket") == "verify" for e in denied)
 
 

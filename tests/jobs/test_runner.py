@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 import tastemaker.jobs.tasks as tasks
 from tastemaker.api.app import create_app
-from tastemaker.store.models import AuditEntry, JobImage
+from tastemaker.store.sql.models import AuditEntry, JobImage
 from tests.api.conftest import Api, make_settings, upload_board
 
 from .conftest import Gate
@@ -62,7 +62,7 @@ def wait_status(
 
 def finished(api: Api) -> dict[str, str]:
     with api.services.store.session() as s:
-        rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "generation.finished")).all()
+        rows = s.orm.scalars(select(AuditEntry).where(AuditEntry.action == "generation.finished")).all()
         return {e.objects["generation"]: e.outcome for e in rows}
 
 
@@ -93,7 +93,7 @@ def test_restart_fails_interrupted_jobs_explicitly(make_api: Any, selfie_bytes: 
     wait_until(lambda: first.services.runner.stats()["active"] == 0, what="the old runner to be done with both jobs")
     assert job_doc(second, headers, running["id"])["status"] == "failed"
     with second.services.store.session() as s:
-        assert s.scalars(select(JobImage).where(JobImage.job_id == running["id"])).all() == []
+        assert s.orm.scalars(select(JobImage).where(JobImage.job_id == running["id"])).all() == []
         assert second.services.audit.verify(s).ok
 
 

@@ -98,12 +98,12 @@ def issue_key(env: dict[str, str], tier: str = "pro", name: str = "robustness") 
     from tastemaker.api.admin import issue_key as _issue
     from tastemaker.api.settings import ServerSettings
     from tastemaker.audit import AuditLog
-    from tastemaker.store import Store
+    from tastemaker.store import open_store
 
     settings = ServerSettings(data_dir=Path(env["TASTEMAKER_DATA_DIR"]),
                               secret_key=env["TASTEMAKER_SECRET_KEY"])  # type: ignore[arg-type]
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = Store(settings.db_url, settings.blob_dir)
+    store = open_store(settings.db_url, settings.blob_dir)
     try:
         store.upgrade()
         return _issue(store, AuditLog(settings.secret_key.get_secret_value()), settings, name=name, tier=tier).key

@@ -96,14 +96,14 @@ def test_api_styleembed_works_on_a_stored_board_with_a_far_future_pin(api: Api) 
     /v1/styleembed: 200, not 500."""
     from sqlalchemy import update
 
-    from tastemaker.store.models import PinRecord
+    from tastemaker.store.sql.models import PinRecord
 
     headers = api.key()
     board = upload_board(api, headers)
     with api.services.store.session() as s:
-        s.execute(update(PinRecord).where(PinRecord.image == "cafe-morning.jpg")
+        s.orm.execute(update(PinRecord).where(PinRecord.image == "cafe-morning.jpg")
                   .values(pinned_at=datetime(3024, 5, 2, 9, 10, tzinfo=UTC)))
-        s.execute(update(PinRecord).where(PinRecord.image == "cat-nap.jpg")
+        s.orm.execute(update(PinRecord).where(PinRecord.image == "cat-nap.jpg")
                   .values(pinned_at=datetime(1, 1, 1, tzinfo=UTC)))
         s.commit()
     r = api.client.post("/v1/styleembed", json={"board_id": board["id"]}, headers=headers)

@@ -262,7 +262,7 @@ def test_a_client_gone_mid_body_is_one_quiet_line(api: Api, key: dict[str, str],
         "headers": [(b"host", b"testserver"), (b"authorization", key["Authorization"].encode()),
                     (b"content-type", b"multipart/form-data; boundary=b"), (b"content-length", b"100000")],
     }
-    from tastemaker.store.models import Job
+    from tastemaker.store.sql.models import Job
 
     with svc.store.session() as s:
         jobs_before = s.query(Job).count()

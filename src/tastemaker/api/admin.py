@@ -8,8 +8,8 @@ from datetime import datetime
 
 from ..audit import KEY_CREATED, KEY_REVOKED, AuditLog
 from ..errors import NotFoundError
-from ..store import Store, repo
-from ..store.models import utcnow
+from ..store import Store
+from ..store.records import ApiKey, utcnow
 from .keys import ALL_SCOPES, display_prefix, generate_key, key_hash, parse_scopes
 from .settings import ServerSettings
 
@@ -53,18 +53,14 @@ def issue_key(
     with store.session() as s:
         if account_id is None:
             settings.tier(tier)  # unknown tier -> ConfigurationError naming the known ones
-            account = repo.create_account(s, name, tier)
-            s.flush()
+            account = s.create_account(name, tier)
         else:
-            found = repo.get_account(s, account_id)
+            found = s.get_account(account_id)
             if found is None:
                 raise NotFoundError(f"account {account_id!r} not found")
             account = found
         key = generate_key()
-        row = repo.add_key(
-            s, account, name=name, key_hash=key_hash(key), prefix=display_prefix(key), scopes=stored_scopes
-        )
-        s.flush()
+        row = s.add_key(account.id, name=name, key_hash=key_hash(key), prefix=display_prefix(key), scopes=stored_scopes)
         audit.append(
             s,
             KEY_CREATED,
@@ -76,47 +72,37 @@ def issue_key(
         return IssuedKey(key=key, key_id=row.id, account_id=account.id, tier=account.tier, scopes=stored_scopes)
 
 
+def _info(k: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        key_id=k.id,
+        prefix=k.prefix,
+        name=k.name,
+        account_id=k.account_id,
+        account_name=k.account.name,
+        tier=k.account.tier,
+        created_at=k.created_at,
+        last_used_at=k.last_used_at,
+        revoked_at=k.revoked_at,
+        scopes=k.scopes,
+    )
+
+
 def list_keys(store: Store) -> list[KeyInfo]:
     with store.session() as s:
-        return [
-            KeyInfo(
-                key_id=k.id,
-                prefix=k.prefix,
-                name=k.name,
-                account_id=k.account_id,
-                account_name=k.account.name,
-                tier=k.account.tier,
-                created_at=k.created_at,
-                last_used_at=k.last_used_at,
-                revoked_at=k.revoked_at,
-                scopes=k.scopes,
-            )
-            for k in repo.list_keys(s)
-        ]
+        return [_info(k) for k in s.list_keys()]
 
 
 def revoke_key(store: Store, audit: AuditLog, key_id: str) -> KeyInfo:
     """Revoke by key id (``key_...``) or display prefix (``tm_XXXXXXXX``); revoking twice is a no-op."""
     with store.session() as s:
-        matches = [k for k in repo.list_keys(s) if k.id == key_id or k.prefix == key_id]
+        matches = [k for k in s.list_keys() if k.id == key_id or k.prefix == key_id]
         if not matches:
             raise NotFoundError(f"no API key with id or prefix {key_id!r}; see `tastemaker keys list`")
         if len(matches) > 1:
             raise NotFoundError(f"{len(matches)} keys share the prefix {key_id!r}; revoke by key id instead")
         key = matches[0]
         if key.revoked_at is None:
-            key.revoked_at = utcnow()
+            s.revoke_key(key, utcnow())
             audit.append(s, KEY_REVOKED, account_id=key.account_id, objects={"key": key.id})
             s.commit()
-        return KeyInfo(
-            key_id=key.id,
-            prefix=key.prefix,
-            name=key.name,
-            account_id=key.account_id,
-            account_name=key.account.name,
-            tier=key.account.tier,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            revoked_at=key.revoked_at,
-            scopes=key.scopes,
-        )
+        return _info(key)

@@ -42,7 +42,7 @@ from ..errors import (
 from ..forget import mark_server_store
 from ..jobs import JobRunner, VerifyPool
 from ..media import make_private_dirs
-from ..store import Store
+from ..store import open_store
 from .denials import DenialLog
 from .deps import AuthGate, Services
 from .http_errors import error_response, status_of
@@ -188,7 +188,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 def build_services(settings: ServerSettings) -> Services:
-    store = Store(settings.db_url, settings.blob_dir)
+    store = open_store(settings.db_url, settings.blob_dir)
     audit = AuditLog(settings.secret_key.get_secret_value())
     runner = JobRunner(
         store,
@@ -227,9 +227,7 @@ def _startup(svc: Services) -> None:
         svc.store.upgrade()
     svc.store.check_schema()
     with svc.store.session() as s:
-        from ..store.repo import purge_expired_idempotency
-
-        purge_expired_idempotency(s)
+        s.purge_expired_idempotency()
         s.commit()
     svc.runner.start()
     svc.verify_pool.start()

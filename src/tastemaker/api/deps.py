@@ -1,4 +1,4 @@
-"""Dependencies every route declares in its signature: ``SessionDep``, ``CurrentAccount``, the scoped
+"""Dependencies every route declares in its signature: ``SessionDep`` (a store session), ``CurrentAccount``, the scoped
 principals (``BoardsRead``, ``BoardsWrite``, ``GenerateAccount``, ``FullAccess``, and ``StyleEmbedAccount`` /
 ``VerifyAccount`` with that endpoint's own bucket), ``IdempotencyKey`` — and the middleware that does the
 authentication they rely on.
@@ -25,7 +25,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,8 +42,8 @@ from ..errors import (
     TastemakerError,
 )
 from ..jobs import JobRunner, VerifyPool
-from ..store import Store, repo
-from ..store.models import IdempotencyRecord
+from ..store import Store, StoreSession
+from ..store.records import DONE, IdempotencyRecord
 from .denials import DenialLog
 from .http_errors import error_response
 from .keys import SCOPES, display_prefix, is_well_formed, key_hash, scope_set
@@ -75,13 +74,13 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_session(svc: ServicesDep) -> Iterator[Session]:
-    """One session per request; handlers commit what they mean to keep, the rest is rolled back."""
+def get_session(svc: ServicesDep) -> Iterator[StoreSession]:
+    """One store session per request; handlers commit what they mean to keep, the rest is rolled back."""
     with svc.store.session() as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[StoreSession, Depends(get_session)]
 
 
 def request_id(request: Request) -> str | None:
@@ -134,7 +133,7 @@ def resolve_key(svc: Services, raw: str) -> Principal:
             "or a truncated copy"
         )
     with svc.store.session() as s:
-        key = repo.find_key(s, key_hash(raw))
+        key = s.find_key(key_hash(raw))
         if key is None:
             raise InvalidApiKeyError(f"API key {display_prefix(raw)}… is not known to this server")
         if key.revoked_at is not None:
@@ -151,7 +150,7 @@ def resolve_key(svc: Services, raw: str) -> Principal:
             key_id=key.id,
             scopes=scope_set(key.scopes),
         )
-        repo.touch_key(s, key)
+        s.touch_key(key)
         s.commit()
     return principal
 
@@ -367,13 +366,13 @@ class Idempotency:
         self.svc, self.principal, self.key, self.endpoint = svc, principal, key, endpoint
         self.claimed = False
 
-    def claim(self, s: Session, fp: str) -> IdempotencyRecord | None:
+    def claim(self, s: StoreSession, fp: str) -> IdempotencyRecord | None:
         """None: go ahead (the key is ours now). A record: replay it. Raises on conflicts."""
         if self.key is None:
             return None
         ttl = timedelta(hours=self.svc.settings.idempotency_ttl_hours)
-        existing = repo.claim_idempotency_key(
-            s, account_id=self.principal.account_id, key=self.key, endpoint=self.endpoint, fingerprint=fp, ttl=ttl
+        existing = s.claim_idempotency_key(
+            account_id=self.principal.account_id, key=self.key, endpoint=self.endpoint, fingerprint=fp, ttl=ttl
         )
         if existing is None:
             self.claimed = True
@@ -383,25 +382,26 @@ class Idempotency:
                 f"Idempotency-Key {self.key!r} was already used for a different request ({existing.endpoint}); "
                 "use a new key for a new request"
             )
-        if existing.state != repo.DONE:
+        if existing.state != DONE:
             raise IdempotencyInProgressError(
                 f"a request with Idempotency-Key {self.key!r} is still being processed; retry in a moment"
             )
         return existing
 
-    def complete(self, s: Session, *, status: int, body: dict[str, Any] | None, resource_id: str | None) -> None:
+    def complete(
+        self, s: StoreSession, *, status: int, body: dict[str, Any] | None, resource_id: str | None
+    ) -> None:
         """Record the outcome inside the request's transaction."""
         if self.key is not None and self.claimed:
-            repo.finish_idempotency_key(
-                s, self.principal.account_id, self.key, status=status, body=body, resource_id=resource_id
-            )
+            s.finish_idempotency_key(self.principal.account_id, self.key, status=status, body=body,
+                                     resource_id=resource_id)
 
     def abandon(self) -> None:
         """The request failed: forget the claim so the same key can be retried."""
         if self.key is None or not self.claimed:
             return
         with self.svc.store.session() as s:
-            repo.release_idempotency_key(s, self.principal.account_id, self.key)
+            s.release_idempotency_key(self.principal.account_id, self.key)
             s.commit()
         self.claimed = False
 

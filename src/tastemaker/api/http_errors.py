@@ -39,6 +39,7 @@ STATUS: dict[type[e.TastemakerError], int] = {
     e.NotReadyError: 409,
     e.IdempotencyInProgressError: 409,
     e.ConflictError: 409,
+    e.StoreConflictError: 409,
     e.RateLimitedError: 429,
     e.ServiceUnavailableError: 503,
 }

@@ -5,7 +5,7 @@ Callers without a valid key are counted per client address (``unauthenticated_pe
 authenticated call), ``styleembed``
 (taste extraction — bulk extraction is the scraping risk, so its limit is much stricter) and ``verify``
 (provenance checks: CPU-bound, and open to any tier, so they get their own budget). Monthly image
-quotas are not here: they must survive restarts, so they live in the database (``store.repo``).
+quotas are not here: they must survive restarts, so they live in the database (the store's usage counters).
 
 Responses carry the IETF draft headers (``RateLimit-Policy: "requests";q=60;w=60`` and
 ``RateLimit: "requests";r=59;t=60``) plus the common ``X-RateLimit-Limit/-Remaining/-Reset`` for the

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict, JsonValue
 
+from ..boards import PIN_FIELDS, Pin
 from ..engines.base import Aspect, Background, Framing, GenerationRequest
+from ..store.records import Board, StoredPin
 
 _core = GenerationRequest.model_fields
 
@@ -43,6 +45,16 @@ class PinIn(BaseModel):
     tags: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
     source: str = Field("", max_length=500)
 
+    def to_pin(self, sha256: str) -> Pin:
+        """The core pin of the uploaded image with this engagement (the one conversion in): times in UTC,
+        text trimmed, empty tags dropped."""
+        pinned = self.pinned_at
+        if pinned is not None:
+            pinned = pinned.replace(tzinfo=UTC) if pinned.tzinfo is None else pinned.astimezone(UTC)
+        tags = tuple(t.strip() for t in self.tags if t.strip())
+        return Pin(image=self.image, saves=self.saves, clicks=self.clicks, dwell_seconds=self.dwell_seconds,
+                   pinned_at=pinned, title=self.title.strip(), tags=tags, source=self.source.strip(), sha256=sha256)
+
 
 class PinOut(BaseModel):
     id: str = Field(description="content id: first 16 hex digits of the image's SHA-256")
@@ -56,6 +68,13 @@ class PinOut(BaseModel):
     title: str
     tags: list[str]
     source: str
+
+    @classmethod
+    def of(cls, stored: StoredPin) -> PinOut:
+        """A stored pin as the API shows it (the one conversion out)."""
+        pin = stored.pin
+        fields = {name: getattr(pin, name) for name in PIN_FIELDS}
+        return cls(**{**fields, "tags": list(pin.tags)}, id=pin.id, sha256=pin.sha256, bytes=stored.byte_size)
 
 
 class SkippedPin(BaseModel):
@@ -91,6 +110,18 @@ class BoardOut(BaseModel):
         description="uploads not added, each with its reason: unreadable, too large, duplicates, `pins` entries "
         "without a file (the board is refused only when none of its images can be used)",
     )
+
+    @classmethod
+    def of(cls, board: Board, skipped: list[SkippedPin] | None = None) -> BoardOut:
+        """A stored board, read with its pins."""
+        assert board.pins is not None, "read the board with its pins"
+        profile = None
+        if board.profile_hash is not None and board.profile_revision is not None:
+            profile = ProfileState(hash=board.profile_hash, revision=board.profile_revision,
+                                   stale=board.profile_revision != board.revision)
+        return cls(id=board.id, name=board.name, revision=board.revision, n_pins=len(board.pins),
+                   created_at=board.created_at, updated_at=board.updated_at, profile=profile,
+                   pins=[PinOut.of(p) for p in board.pins], skipped=skipped or [])
 
 
 class PinsAdded(BaseModel):

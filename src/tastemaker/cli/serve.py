@@ -35,9 +35,9 @@ def _require_server_extra() -> None:
 
 
 def _open(settings: ServerSettings) -> Store:
-    from ..store import Store  # the [server] extra (SQLAlchemy): see the module's docstring
+    from ..store import open_store  # the [server] extra (SQLAlchemy): see the module's docstring
 
-    store = Store(settings.db_url, settings.blob_dir)
+    store = open_store(settings.db_url, settings.blob_dir)
     if settings.auto_migrate:
         store.upgrade()
     store.check_schema()
@@ -265,14 +265,13 @@ def db_upgrade(
 ) -> None:
     """Apply the packaged migrations (the server also does this at startup unless TASTEMAKER_AUTO_MIGRATE=0)."""
     _require_server_extra()
-    from ..store import Store
-    from ..store.migrate import current_revision, upgrade
+    from ..store import open_store
 
     settings = load_server_settings()
-    store = Store(settings.db_url, settings.blob_dir)
+    store = open_store(settings.db_url, settings.blob_dir)
     try:
-        before = current_revision(store.engine)
-        after = upgrade(store.engine, revision)
+        before = store.schema_revision()
+        after = store.upgrade(revision)
     finally:
         store.dispose()
     where = settings.db_url.split("@")[-1] if "@" in settings.db_url else settings.db_url

@@ -1,47 +1,25 @@
-"""The service's store: a relational database (SQLite by default, PostgreSQL by URL) plus a
-content-addressed blob folder. The core library never imports this package.
+"""The service's store: records (accounts, boards, jobs, ...) behind :class:`Store`, image bytes behind
+:class:`BlobStore`. Both are protocols; :func:`open_store` opens the implementation in use — a relational
+database (SQLite by default, PostgreSQL by URL; :mod:`.sql`) and a folder of blobs (:class:`FilesystemBlobStore`).
+The core library never imports this package.
+
+To add a backend, implement :class:`Store` and :class:`StoreSession` (:mod:`.protocol`) or :class:`BlobStore`
+(:mod:`.blobs`); the contract tests are ``tests/api/test_store.py``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from ..errors import ConfigurationError
-from .blobs import BlobStore, sha256_hex
-from .db import create_db_engine, session_factory
-from .migrate import current_revision, head_revision, upgrade
+from .blobs import BlobStore, FilesystemBlobStore, sha256_hex
+from .protocol import Store, StoreSession
+from .sql import SqlStore
 
 
-class Store:
-    """One database and one blob folder, opened together."""
-
-    def __init__(self, url: str, blob_dir: Path | str) -> None:
-        self.url = url
-        self.engine: Engine = create_db_engine(url)
-        self.sessions: sessionmaker[Session] = session_factory(self.engine)
-        self.blobs = BlobStore(blob_dir)
-
-    def session(self) -> Session:
-        return self.sessions()
-
-    def upgrade(self) -> str | None:
-        """Run pending migrations; returns the schema revision now in place."""
-        return upgrade(self.engine)
-
-    def check_schema(self) -> None:
-        """Refuse to serve from a database whose schema is not the one this code expects."""
-        have, want = current_revision(self.engine), head_revision()
-        if have != want:
-            raise ConfigurationError(
-                f"database schema is at revision {have or 'none'}, this Tastemaker needs {want}; "
-                "run `tastemaker db upgrade` (or set TASTEMAKER_AUTO_MIGRATE=1)"
-            )
-
-    def dispose(self) -> None:
-        self.engine.dispose()
+def open_store(url: str, blob_dir: Path | str) -> SqlStore:
+    """The store at a database URL (``sqlite:///...`` or ``postgresql+psycopg://...``) with its blobs as files
+    under ``blob_dir``. Nothing is migrated here: call :meth:`Store.upgrade` or :meth:`Store.check_schema`."""
+    return SqlStore(url, FilesystemBlobStore(blob_dir))
 
 
-__all__ = ["BlobStore", "Store", "sha256_hex"]
+__all__ = ["BlobStore", "FilesystemBlobStore", "SqlStore", "Store", "StoreSession", "open_store", "sha256_hex"]

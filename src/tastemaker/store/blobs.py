@@ -1,10 +1,10 @@
-"""Content-addressed blob store: board images and generated outputs, one file per SHA-256.
+"""Content-addressed blobs: board images and generated outputs, named by the SHA-256 of their bytes.
 
-``<root>/ab/cd/abcd...`` — identical bytes are stored once however many pins or accounts refer to
-them; writes are atomic (temp file + rename); names are validated hex, so a hash can never become a
-path outside the root. Deleting a blob is the repository's call (``collect``) once no row refers to
-it; :attr:`lock` serialises "write blobs, then commit rows" against "check references, then delete",
-so a blob being uploaded is never collected between its write and its commit.
+:class:`BlobStore` is what the service needs of a blob backend; :class:`FilesystemBlobStore` keeps them as
+files. Identical bytes are stored once however many pins or accounts refer to them. Deleting a blob is the
+service's call once no row refers to it (:meth:`~tastemaker.store.protocol.StoreSession.unreferenced_blobs`);
+a store's :attr:`~BlobStore.lock` serialises "write blobs, then commit the rows naming them" against "check
+references, then delete", so a blob being uploaded is never collected between its write and its commit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 
 from ..errors import BlobMissingError, OutputError, StoreError
 from ..media import make_private_dirs, write_atomic
@@ -25,12 +27,42 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class BlobStore:
-    """Blobs under ``root``, named by the SHA-256 of their bytes."""
+class BlobStore(Protocol):
+    """Bytes by content hash. Another backend (object storage, a database) implements these and is done."""
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held from writing blobs to committing the rows that name them, and from checking that nothing names
+        a blob to deleting it (re-entrant: ``threading.RLock()`` in one process)."""
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (a no-op when it is there already); returns its SHA-256 (hex)."""
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes, or :class:`~tastemaker.errors.BlobMissingError`."""
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The bytes as a readable binary stream (close it), or :class:`~tastemaker.errors.BlobMissingError`."""
+
+    def exists(self, sha256: str) -> bool: ...
+    def delete(self, sha256: str) -> bool:
+        """Remove a blob; True if it existed. Callers make sure nothing refers to it any more."""
+
+
+class FilesystemBlobStore:
+    """Blobs as files: ``<root>/ab/cd/abcd...``. Writes are atomic (temp file + rename), folders 0700 and files
+    0600; names are validated hex, so a hash can never become a path outside the root. Picklable (a worker
+    process can read blobs itself; the lock stays behind)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]
 
     def path(self, sha256: str) -> Path:
         if not _HEX64.match(sha256):
@@ -51,8 +83,12 @@ class BlobStore:
         return digest
 
     def get(self, sha256: str) -> bytes:
+        with self.open(sha256) as fh:
+            return fh.read()
+
+    def open(self, sha256: str) -> BinaryIO:
         try:
-            return self.path(sha256).read_bytes()
+            return self.path(sha256).open("rb")
         except FileNotFoundError:
             raise BlobMissingError(f"blob {sha256[:12]}… is missing from {self.root}") from None
 
@@ -60,7 +96,6 @@ class BlobStore:
         return self.path(sha256).exists()
 
     def delete(self, sha256: str) -> bool:
-        """Remove a blob; True if it existed. Callers make sure nothing refers to it any more."""
         p = self.path(sha256)
         try:
             p.unlink()

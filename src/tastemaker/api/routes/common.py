@@ -1,19 +1,16 @@
-"""Shared pieces of the routers: documented error responses and account-scoped loading."""
+"""Shared pieces of the routers: body parsing, documented error responses, replayed responses."""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session
 
 from ... import safejson
-from ...audit import REQUEST_DENIED
-from ...errors import NotFoundError, RequestError
-from ...store import repo
-from ...store.models import Board, Job
-from ..deps import Principal, Services, request_id
+from ...errors import RequestError
+from ..domain.common import Replay
 from ..schemas import ErrorBody
 
 M = TypeVar("M", bound=BaseModel)
@@ -92,43 +89,6 @@ def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str
 AUTH_ERRORS = errors(401, 422, 429, 503)
 
 
-def _foreign(
-    svc: Services,
-    s: Session,
-    request: Request,
-    principal: Principal,
-    kind: str,
-    model: type[Board] | type[Job],
-    object_id: str,
-    exc: NotFoundError,
-) -> NotFoundError:
-    """A 404 is a 404; but when the id exists under another account, the probe goes in the audit log."""
-    owner = repo.owner_of(s, model, object_id)
-    if owner is not None and owner != principal.account_id:
-        with svc.store.session() as s2:
-            svc.audit.record(
-                s2,
-                REQUEST_DENIED,
-                account_id=principal.account_id,
-                objects={kind: object_id},
-                request_id=request_id(request),
-                outcome="foreign_object",
-                detail={"method": request.method, "path": request.url.path[:200]},
-            )
-    return exc
-
-
-def owned_board(
-    svc: Services, s: Session, request: Request, principal: Principal, board_id: str, *, with_pins: bool = False
-) -> Board:
-    try:
-        return repo.get_board(s, principal.account_id, board_id, with_pins=with_pins)
-    except NotFoundError as exc:
-        raise _foreign(svc, s, request, principal, "board", Board, board_id, exc) from None
-
-
-def owned_job(svc: Services, s: Session, request: Request, principal: Principal, job_id: str) -> Job:
-    try:
-        return repo.get_job(s, principal.account_id, job_id)
-    except NotFoundError as exc:
-        raise _foreign(svc, s, request, principal, "generation", Job, job_id, exc) from None
+def replayed(replay: Replay) -> JSONResponse:
+    """The response an ``Idempotency-Key`` got the first time, sent again and marked as a replay."""
+    return JSONResponse(replay.body, status_code=replay.status, headers={"Idempotent-Replayed": "true"})

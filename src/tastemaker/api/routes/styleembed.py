@@ -12,14 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ... import safejson
-from ...audit import STYLEEMBED
 from ...errors import MalformedBodyError, UnsupportedMediaTypeError
-from ...store import repo
-from ...store.models import utcnow
-from ..deps import Idempotency, IdempotencyKey, ServicesDep, SessionDep, StyleEmbedAccount, fingerprint, request_id
-from ..profiles import ensure_styleembed
+from ..deps import IdempotencyKey, ServicesDep, SessionDep, StyleEmbedAccount
+from ..domain.common import Caller
+from ..domain.profiles import styleembed as styleembed_release
 from ..schemas import StyleEmbedIn, StyleEmbedOut
-from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, owned_board, validate_body
+from .common import AUTH_ERRORS, errors, is_json, json_body, media_type, validate_body
 
 router = APIRouter(tags=["taste"], responses=AUTH_ERRORS)
 
@@ -59,28 +57,9 @@ def styleembed(
     body: Annotated[StyleEmbedIn, Depends(styleembed_body)],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    idem = Idempotency(svc, principal, idempotency_key, "POST /v1/styleembed")
-    replayed = idem.claim(session, fingerprint("POST /v1/styleembed", body.model_dump())) is not None
-    try:
-        board = owned_board(svc, session, request, principal, body.board_id)  # pins load only on a miss
-        cached = ensure_styleembed(svc, session, board)
-        if not replayed:  # a replay returns the profile again but is not a second extraction
-            repo.count_styleembed(session, principal.account_id, repo.period_of(utcnow()))
-            svc.audit.append(
-                session,
-                STYLEEMBED,
-                account_id=principal.account_id,
-                objects={"board": board.id},
-                request_id=request_id(request),
-                detail={"profile_sha256": cached.profile_hash, "cache": "hit" if cached.cache_hit else "miss"},
-            )
-            idem.complete(session, status=200, body=None, resource_id=board.id)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        idem.abandon()
-        raise
+    cached, replay = styleembed_release(svc, session, Caller.of(request, principal), body.board_id,
+                                        fields=body.model_dump(), key=idempotency_key)
     headers = {"X-Tastemaker-Cache": "hit" if cached.cache_hit else "miss"}
-    if replayed:
+    if replay:
         headers["Idempotent-Replayed"] = "true"
     return Response(content=cached.styleembed_json, media_type="application/json", headers=headers)

@@ -7,38 +7,25 @@ call is a row read, not a re-serialisation (the p99 < 50 ms target in ``bench/ap
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy.orm import Session
 
-from ..boards import Pin
-from ..encoders.style import FEATURE_NAMES, lab_to_rgb8
-from ..engines.assets import wanted_pins
-from ..errors import BlobMissingError, ConflictError, NotFoundError
-from ..jobs import task_build_profile
-from ..store import repo
-from ..store.models import Board, PinRecord
-from ..taste.privacy import PrivacyConfig
-from ..taste.profile import TasteProfile
-from .deps import Services
-
-
-def core_pin(rec: PinRecord) -> Pin:
-    """A stored pin as the core's :class:`~tastemaker.boards.Pin`."""
-    return Pin(
-        image=rec.image,
-        saves=rec.saves,
-        clicks=rec.clicks,
-        dwell_seconds=rec.dwell_seconds,
-        pinned_at=rec.pinned_at,
-        title=rec.title,
-        tags=tuple(rec.tags),
-        source=rec.source,
-        sha256=rec.sha256,
-    )
+from ...audit import STYLEEMBED
+from ...boards import Pin
+from ...encoders.style import FEATURE_NAMES, lab_to_rgb8
+from ...engines.assets import wanted_pins
+from ...errors import BlobMissingError, ConflictError, NotFoundError, StoreError
+from ...jobs import task_build_profile
+from ...store import FilesystemBlobStore, StoreSession
+from ...store.records import Board, ProfileVersion, StoredPin, period_of, utcnow
+from ...taste.privacy import PrivacyConfig
+from ...taste.profile import TasteProfile
+from ..deps import Idempotency, Services, fingerprint
+from .common import Caller, owned_board
 
 
 def _hex(lab: list[list[float]]) -> list[str]:
@@ -70,7 +57,7 @@ def private_release(
     returned for repeated calls (publishing the same noisy answer again is post-processing and costs no
     further budget). A spent daily budget is a 429 with the time it frees up, a spent lifetime budget a 403.
     """
-    from ..taste.privacy import Accountant, private_profile
+    from ...taste.privacy import Accountant, private_profile
 
     vecs = np.array([p.vector for p in profile.pins])
     eng = np.array([p.engagement for p in profile.pins])
@@ -84,7 +71,7 @@ def forget_board_files(data_dir: Path, board_id: str) -> bool:
 
     A new board never inherits the ledger (board ids are never reused), so nothing is lost by removing it.
     """
-    from ..taste.privacy import Accountant
+    from ...taste.privacy import Accountant
 
     path = Accountant(data_dir, f"board-{board_id}").path
     try:
@@ -131,52 +118,72 @@ def styleembed_doc(board_id: str, revision: int, profile: TasteProfile) -> dict[
     }
 
 
-@dataclass(frozen=True)
+@dataclass
 class CachedProfile:
+    """A board's profile for one revision: its JSON and hash, and the /v1/styleembed body once released."""
+
+    board_id: str
     profile_json: str  # "" when the caller did not ask for it
     profile_hash: str
     styleembed_json: str  # "" when the caller did not ask for it
     cache_hit: bool
     revision: int = 0
+    parsed: TasteProfile | None = None
+
+    def profile(self) -> TasteProfile:
+        """The profile as the model, parsed once however often it is asked for."""
+        if self.parsed is None:
+            self.parsed = TasteProfile.from_json(self.profile_json, name=f"board {self.board_id}")
+        return self.parsed
 
 
-def board_assets(svc: Services, board: Board, profile: TasteProfile) -> list[tuple[Pin, str]]:
+def _blob_paths(svc: Services, pins: Iterable[StoredPin]) -> list[tuple[Pin, str]]:
+    """Pins with the local paths of their blobs, for the job runner's tasks (which read blobs from files for
+    now; a blob store without local files needs tasks that take the blob store instead). A pin whose blob is
+    gone is left out."""
+    blobs = svc.store.blobs
+    if not isinstance(blobs, FilesystemBlobStore):
+        raise StoreError(f"the profile and generation tasks read blobs from files; {type(blobs).__name__} has none")
+    paths = [(p.pin, blobs.path(p.pin.sha256)) for p in pins]
+    return [(pin, str(path)) for pin, path in paths if path.exists()]
+
+
+def board_assets(svc: Services, s: StoreSession, board_id: str, profile: TasteProfile) -> list[tuple[Pin, str]]:
     """The stored pins a generation from this board may draw from (medium exemplars, scenes), with blob paths.
 
     The same choice the CLI makes from a board folder (:func:`tastemaker.engines.assets.wanted_pins`); a pin
     whose blob is gone is left out (the engine then falls back and says so).
     """
     wanted = wanted_pins(profile)
-    out = []
-    for rec in board.pins:
-        pin = core_pin(rec)
-        if pin.id in wanted:
-            path = svc.store.blobs.path(rec.sha256)
-            if path.exists():
-                out.append((pin, str(path)))
-    return out
+    return _blob_paths(svc, (p for p in s.board_pins(board_id) if p.pin.id in wanted))
 
 
-def ensure_profile(svc: Services, s: Session, board: Board) -> CachedProfile:
+def _cached(s: StoreSession, board: Board, revision: int) -> CachedProfile | None:
+    """The profile cached for ``revision``, if there is one."""
+    cur = s.read_board_profile(board.id)
+    if cur is None or cur.profile_revision != revision or not cur.profile_hash or not cur.profile_json:
+        return None
+    return CachedProfile(board.id, cur.profile_json, cur.profile_hash, cur.styleembed_json or "", True, revision)
+
+
+def ensure_profile(svc: Services, s: StoreSession, board: Board) -> CachedProfile:
     """The board's exact profile for its current revision: from the cache, or built (CPU pool) and cached.
 
     This is what the account's own generations and feedback use; it never leaves the store, so building it
-    charges no privacy budget (the private release is :func:`ensure_styleembed`'s). The cache column is
-    loaded lazily. A board that has taken feedback gets its reactions replayed onto the rebuilt profile
-    (see :func:`replay_feedback`), so adding pins never throws away what the person taught it.
+    charges no privacy budget (the private release is :func:`ensure_styleembed`'s). A board that has taken
+    feedback gets its reactions replayed onto the rebuilt profile (see :func:`replay_feedback`), so adding
+    pins never throws away what the person taught it.
     """
-    if board.profile_revision == board.revision and board.profile_hash is not None:
-        text = board.profile_json
-        if text:
-            return CachedProfile(text, board.profile_hash, "", True, board.revision)
+    if board.profile_is_current:
+        hit = _cached(s, board, board.revision)
+        if hit is not None:
+            return hit
     revision = board.revision
-    pins = list(board.pins)
-    args = []
-    for rec in pins:
-        path = svc.store.blobs.path(rec.sha256)
-        if not path.exists():
-            raise BlobMissingError(f"board {board.id}: the image of pin {rec.sha256[:16]} is missing from the store")
-        args.append((core_pin(rec), str(path)))
+    pins = s.board_pins(board.id)
+    args = _blob_paths(svc, pins)
+    if len(args) < len(pins):
+        gone = next(p for p in pins if p.pin.sha256 not in {a[0].sha256 for a in args})
+        raise BlobMissingError(f"board {board.id}: the image of pin {gone.pin.sha256[:16]} is missing from the store")
     settings = svc.settings
     profile_json: str = svc.runner.call(
         task_build_profile,
@@ -188,57 +195,56 @@ def ensure_profile(svc: Services, s: Session, board: Board) -> CachedProfile:
         settings.recency_half_life_days,
     )
     profile = TasteProfile.from_json(profile_json, name=f"board {board.id}")
-    last = repo.latest_profile_version(s, board.id)
-    if last is not None:  # the board has taken feedback: carry it over to the new revision
+    last = s.latest_profile_version(board.id)
+    if last is not None and last.profile_json:  # the board has taken feedback: carry it over to the new revision
         profile = replay_feedback(profile, TasteProfile.from_json(last.profile_json), version=last.version + 1)
         profile_json = profile.to_json()
     profile_hash = profile.content_hash()  # the exact profile's hash: what generations are made from
     if last is not None:
-        repo.lock_board(s, board.id)
-    saved = repo.save_profile(
-        s, board, revision=revision, profile_json=profile_json, profile_hash=profile_hash, styleembed_json=None
+        s.lock_board(board.id)
+    saved = s.save_profile(
+        board.id, revision=revision, profile_json=profile_json, profile_hash=profile_hash, styleembed_json=None
     )
     if not saved:  # another request cached this revision first (and it may have taken feedback since): use it
-        current = repo.read_board_profile(s, board.id)
-        if current is not None and current.profile_revision == revision and current.profile_hash:
-            return CachedProfile(
-                current.profile_json or "", current.profile_hash, current.styleembed_json or "", False, revision
-            )
+        current = _cached(s, board, revision)
+        if current is not None:
+            return CachedProfile(board.id, current.profile_json, current.profile_hash, current.styleembed_json,
+                                 False, revision)
         raise ConflictError(f"board {board.id} changed while its profile was being built; retry the request")
-    elif last is not None:
-        repo.add_profile_version(
-            s,
-            account_id=board.account_id,
-            board_id=board.id,
-            board_revision=revision,
-            version=profile.version,
-            profile_hash=profile_hash,
-            profile_json=profile_json,
-            event={"kind": "rebuilt", "replayed": len(profile.feedback)},
-        )
-    return CachedProfile(profile_json, profile_hash, "", False, revision)
+    if last is not None:
+        s.add_profile_version(_version(board, revision, profile, profile_hash, profile_json,
+                                       {"kind": "rebuilt", "replayed": len(profile.feedback)}))
+    return CachedProfile(board.id, profile_json, profile_hash, "", False, revision, parsed=profile)
 
 
-def ensure_styleembed(svc: Services, s: Session, board: Board) -> CachedProfile:
+def _version(
+    board: Board, revision: int, profile: TasteProfile, profile_hash: str, profile_json: str, event: dict[str, Any]
+) -> ProfileVersion:
+    return ProfileVersion(account_id=board.account_id, board_id=board.id, board_revision=revision,
+                          version=profile.version, profile_hash=profile_hash, event=event, created_at=utcnow(),
+                          profile_json=profile_json)
+
+
+def ensure_styleembed(svc: Services, s: StoreSession, board: Board) -> CachedProfile:
     """The /v1/styleembed body for the board's current revision: the cached private release, or a new one
     (charged to the board's privacy budget, once per revision) made from the exact profile and cached."""
-    if board.profile_revision == board.revision and board.profile_hash is not None:
-        body = board.styleembed_json
-        if body:
-            return CachedProfile("", board.profile_hash, body, True, board.revision)
+    if board.profile_is_current:
+        hit = _cached(s, board, board.revision)
+        if hit is not None and hit.styleembed_json:
+            return hit
     exact = ensure_profile(svc, s, board)
     if exact.styleembed_json:  # a racing request published this revision while we built
         return exact
-    profile = TasteProfile.from_json(exact.profile_json, name=f"board {board.id}")
-    release = private_release(svc.settings.data_dir, board.id, exact.revision, profile, privacy_config(svc.settings))
+    release = private_release(svc.settings.data_dir, board.id, exact.revision, exact.profile(),
+                              privacy_config(svc.settings))
     text = json.dumps(styleembed_doc(board.id, exact.revision, release), separators=(",", ":"))
-    if repo.save_styleembed(s, board.id, revision=exact.revision, styleembed_json=text):
-        return CachedProfile("", exact.profile_hash, text, False, exact.revision)
-    current = repo.read_board_profile(s, board.id)
-    if current is not None and current.profile_revision == exact.revision and current.styleembed_json:
+    if s.save_styleembed(board.id, revision=exact.revision, styleembed_json=text):
+        return CachedProfile(board.id, "", exact.profile_hash, text, False, exact.revision)
+    current = _cached(s, board, exact.revision)
+    if current is not None and current.styleembed_json:
         # Another request published this revision first: answer with its release. Ours is never published
         # (it was not charged: the winner's was, under the same release id).
-        return CachedProfile("", current.profile_hash or "", current.styleembed_json, False, exact.revision)
+        return CachedProfile(board.id, "", current.profile_hash, current.styleembed_json, False, exact.revision)
     raise ConflictError(f"board {board.id} changed while its taste was being released; retry the request")
 
 
@@ -250,7 +256,7 @@ def replay_feedback(built: TasteProfile, previous: TasteProfile, *, version: int
     """
     from datetime import UTC, datetime
 
-    from ..taste.feedback import FeedbackEvent, effective
+    from ...taste.feedback import FeedbackEvent, effective
 
     events = []
     for raw in previous.feedback:
@@ -274,7 +280,7 @@ class FeedbackResult:
 
 def apply_board_feedback(
     svc: Services,
-    s: Session,
+    s: StoreSession,
     board: Board,
     *,
     image: Any,
@@ -292,22 +298,22 @@ def apply_board_feedback(
     (``made_from`` is one of its hashes); otherwise toward the mode nearest the image's style. The board
     row is locked for the read-modify-write, so concurrent reactions are applied one after the other.
     """
-    from ..taste.feedback import apply_feedback
+    from ...taste.feedback import apply_feedback
 
     for _ in range(3):
         ensure_profile(svc, s, board)
-        repo.lock_board(s, board.id)
-        cur = repo.read_board_profile(s, board.id)
+        s.lock_board(board.id)
+        cur = s.read_board_profile(board.id)
         if cur is None:
             raise NotFoundError(f"board {board.id!r} was deleted")
         if cur.profile_revision == cur.revision and cur.profile_json and cur.profile_hash:
             break
         s.commit()  # pins were added meanwhile: release the lock, rebuild, and try again
-        s.expire(board)
+        board = s.get_board(board.account_id, board.id)
     else:
         raise ConflictError(f"board {board.id} keeps changing; retry the feedback")
     profile = TasteProfile.from_json(cur.profile_json, name=f"board {board.id}")
-    lineage = repo.revision_hashes(s, board.id, cur.revision) | {cur.profile_hash}
+    lineage = s.revision_hashes(board.id, cur.revision) | {cur.profile_hash}
     mode, mode_source = None, "nearest"
     if stored_mode is not None and made_from in lineage and any(m.id == stored_mode for m in profile.modes):
         mode, mode_source = stored_mode, "generation"
@@ -315,42 +321,15 @@ def apply_board_feedback(
         profile, image=image, action=action, mode=mode, dwell_seconds=dwell_seconds, image_sha256=image_sha256
     )
     new_hash, new_json = updated.content_hash(), updated.to_json()
-    if repo.latest_profile_version(s, board.id) is None:  # the first reaction: keep what it started from
-        repo.add_profile_version(
-            s,
-            account_id=board.account_id,
-            board_id=board.id,
-            board_revision=cur.revision,
-            version=profile.version,
-            profile_hash=cur.profile_hash,
-            profile_json=cur.profile_json,
-            event={"kind": "built"},
-        )
+    if s.latest_profile_version(board.id) is None:  # the first reaction: keep what it started from
+        s.add_profile_version(_version(board, cur.revision, profile, cur.profile_hash, cur.profile_json,
+                                       {"kind": "built"}))
     chosen = updated.feedback[-1]["mode"]
-    repo.add_profile_version(
-        s,
-        account_id=board.account_id,
-        board_id=board.id,
-        board_revision=cur.revision,
-        version=updated.version,
-        profile_hash=new_hash,
-        profile_json=new_json,
-        event={
-            "kind": "feedback",
-            "action": action,
-            "mode": chosen,
-            "mode_source": mode_source,
-            "dwell_seconds": dwell_seconds,
-            "image_sha256": image_sha256,
-            **source,
-        },
-    )
-    saved = repo.set_board_profile(  # the revision's private release (if any) is of its pins, and stays
-        s,
-        board.id,
-        revision=cur.revision,
-        profile_json=new_json,
-        profile_hash=new_hash,
+    event = {"kind": "feedback", "action": action, "mode": chosen, "mode_source": mode_source,
+             "dwell_seconds": dwell_seconds, "image_sha256": image_sha256, **source}
+    s.add_profile_version(_version(board, cur.revision, updated, new_hash, new_json, event))
+    saved = s.set_board_profile(  # the revision's private release (if any) is of its pins, and stays
+        board.id, revision=cur.revision, profile_json=new_json, profile_hash=new_hash,
         styleembed_json=cur.styleembed_json,
     )
     if not saved:
@@ -364,3 +343,29 @@ def apply_board_feedback(
         mode=chosen,
         mode_source=mode_source,
     )
+
+
+def styleembed(
+    svc: Services, s: StoreSession, caller: Caller, board_id: str, *, fields: dict[str, Any], key: str | None
+) -> tuple[CachedProfile, bool]:
+    """The board's private taste release for ``POST /v1/styleembed``, counted and audited (a replay of an
+    ``Idempotency-Key`` returns it again but is not a second extraction). Returns it and whether it was a
+    replay."""
+    endpoint = "POST /v1/styleembed"
+    idem = Idempotency(svc, caller.principal, key, endpoint)
+    replay = idem.claim(s, fingerprint(endpoint, fields)) is not None
+    try:
+        board = owned_board(svc, s, caller, board_id)  # pins load only on a miss
+        cached = ensure_styleembed(svc, s, board)
+        if not replay:
+            s.count_styleembed(caller.account_id, period_of(utcnow()))
+            detail = {"profile_sha256": cached.profile_hash, "cache": "hit" if cached.cache_hit else "miss"}
+            svc.audit.append(s, STYLEEMBED, account_id=caller.account_id, objects={"board": board.id},
+                             request_id=caller.request_id, detail=detail)
+            idem.complete(s, status=200, body=None, resource_id=board.id)
+        s.commit()
+    except BaseException:
+        s.rollback()
+        idem.abandon()
+        raise
+    return cached, replay

@@ -15,8 +15,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConfigurationError
-from ..media import make_private_dirs
+from ...errors import ConfigurationError
+from ...media import make_private_dirs
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 

@@ -1,6 +1,6 @@
 """Schema migrations as code: Alembic, driven programmatically (startup, ``tastemaker db upgrade``, tests).
 
-The scripts live in ``tastemaker/store/migrations`` inside the package, so an installed wheel can
+The scripts live in ``tastemaker/store/sql/migrations`` inside the package, so an installed wheel can
 upgrade its own database without an ``alembic.ini``.
 """
 

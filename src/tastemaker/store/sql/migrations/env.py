@@ -1,11 +1,11 @@
-"""Alembic environment: uses the connection ``tastemaker.store.migrate`` hands over (or the URL in the config)."""
+"""Alembic environment: uses the connection ``tastemaker.store.sql.migrate`` hands over (or the URL in the config)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from tastemaker.store.models import Base
+from tastemaker.store.sql.models import Base
 
 config = context.config
 target_metadata = Base.metadata

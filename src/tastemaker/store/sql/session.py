@@ -1,0 +1,543 @@
+"""The store's operations in SQL (:class:`~tastemaker.store.protocol.StoreSession` on SQLAlchemy).
+
+Each :class:`SqlSession` wraps one SQLAlchemy session, so one transaction; rows go out as the records of
+:mod:`tastemaker.store.records` (one conversion each way, by field name) and never escape as ORM objects.
+Queries a caller can reach are scoped to an account. The SQLAlchemy session itself is :attr:`SqlSession.orm`,
+for this package and for tests that look at the rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, selectinload, undefer
+
+from ...boards import PIN_FIELDS, Pin
+from ...errors import NotFoundError, StoreConflictError, StoreError
+from .. import records as r
+from . import models as m
+
+R = TypeVar("R")
+S = TypeVar("S")
+#: The audit head's single row (created by the first migration).
+HEAD_ID = 1
+
+
+def _record(cls: type[R], row: Any, **given: Any) -> R:
+    """The record of class ``cls`` from a row whose columns carry the record's field names (``given`` wins:
+    relationships and deferred columns are passed in, never lazily loaded here)."""
+    values = {f.name: given[f.name] if f.name in given else getattr(row, f.name) for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**values)
+
+
+def _account(row: m.Account) -> r.Account:
+    return _record(r.Account, row)
+
+
+def _key(row: m.ApiKey) -> r.ApiKey:
+    return _record(r.ApiKey, row, account=_account(row.account))
+
+
+def _stored_pin(row: m.PinRecord) -> r.StoredPin:
+    """A pin row as the core's Pin (the one conversion out of the database)."""
+    values = {name: getattr(row, name) for name in PIN_FIELDS}
+    return r.StoredPin(Pin(**{**values, "tags": tuple(row.tags)}, sha256=row.sha256), row.byte_size)
+
+
+def _pin_row(board_id: str, stored: r.StoredPin, position: int) -> m.PinRecord:
+    """A core Pin as a pin row (the one conversion into the database)."""
+    values = {name: getattr(stored.pin, name) for name in PIN_FIELDS}
+    return m.PinRecord(
+        **{**values, "tags": list(stored.pin.tags)},
+        board_id=board_id,
+        sha256=stored.pin.sha256,
+        position=position,
+        byte_size=stored.byte_size,
+        created_at=r.utcnow(),
+    )
+
+
+def _board(row: m.Board, *, with_pins: bool = False) -> r.Board:
+    return _record(r.Board, row, pins=[_stored_pin(p) for p in row.pins] if with_pins else None)
+
+
+def _job(row: m.Job, *, with_images: bool = True) -> r.Job:
+    return _record(r.Job, row, images=[_record(r.JobImage, im) for im in row.images] if with_images else [])
+
+
+def _not_found(kind: str, object_id: str) -> NotFoundError:
+    return NotFoundError(f"{kind} {object_id!r} not found (it does not exist or belongs to another account)")
+
+
+def _rows(result: Any) -> int:
+    return int(result.rowcount or 0)
+
+
+def _conflicts_refused(cls: type[S]) -> type[S]:
+    """Every public operation of ``cls``: an integrity violation (a row naming an account or board deleted
+    meanwhile, a duplicate) rolls the transaction back and is a :class:`StoreConflictError`, whichever statement
+    (an insert, an upsert, a flush, the commit) met it."""
+
+    def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def guarded(self: SqlSession, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except IntegrityError as exc:
+                self.orm.rollback()
+                raise StoreConflictError(f"the store refused the change ({type(exc.orig).__name__})") from exc
+
+        return guarded
+
+    for name, fn in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(fn):
+            setattr(cls, name, guard(fn))
+    return cls
+
+
+@_conflicts_refused
+class SqlSession:
+    """One unit of work on the SQL store (see :class:`~tastemaker.store.protocol.StoreSession`)."""
+
+    def __init__(self, orm: Session) -> None:
+        self.orm = orm
+
+    # ------------------------------------------------------------------ the transaction
+    def __enter__(self) -> SqlSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.orm.close()
+
+    def commit(self) -> None:
+        self.orm.commit()
+
+    def rollback(self) -> None:
+        self.orm.rollback()
+
+    def _insert(self) -> Any:
+        """The dialect's INSERT with ON CONFLICT support (both backends have it)."""
+        dialect = self.orm.get_bind().dialect.name
+        if dialect == "postgresql":
+            return pg_insert
+        if dialect == "sqlite":
+            return sqlite_insert
+        raise StoreError(f"unsupported database backend {dialect}")  # pragma: no cover
+
+    # ------------------------------------------------------------------ accounts and keys
+    def create_account(self, name: str, tier: str) -> r.Account:
+        row = m.Account(id=r.new_id("acc"), name=name, tier=tier, created_at=r.utcnow())
+        self.orm.add(row)
+        self.orm.flush()
+        return _account(row)
+
+    def get_account(self, account_id: str) -> r.Account | None:
+        row = self.orm.get(m.Account, account_id)
+        return None if row is None else _account(row)
+
+    def add_key(self, account_id: str, *, name: str, key_hash: str, prefix: str, scopes: str) -> r.ApiKey:
+        row = m.ApiKey(
+            id=r.new_id("key"),
+            account_id=account_id,
+            name=name,
+            key_hash=key_hash,
+            prefix=prefix,
+            scopes=scopes,
+            created_at=r.utcnow(),
+        )
+        self.orm.add(row)
+        self.orm.flush()
+        return _key(row)
+
+    def find_key(self, key_hash: str) -> r.ApiKey | None:
+        """One round trip on the hot path: the key joined with its account."""
+        q = select(m.ApiKey).where(m.ApiKey.key_hash == key_hash).options(joinedload(m.ApiKey.account))
+        row = self.orm.scalars(q).first()
+        return None if row is None else _key(row)
+
+    def list_keys(self) -> list[r.ApiKey]:
+        q = select(m.ApiKey).options(selectinload(m.ApiKey.account)).order_by(m.ApiKey.created_at)
+        return [_key(row) for row in self.orm.scalars(q)]
+
+    def touch_key(self, key: r.ApiKey, *, every: timedelta = timedelta(minutes=1)) -> None:
+        """At most once a minute: a write per request would serialise SQLite for nothing."""
+        now = r.utcnow()
+        if key.last_used_at is None or now - key.last_used_at > every:
+            self.orm.execute(update(m.ApiKey).where(m.ApiKey.id == key.id).values(last_used_at=now))
+            key.last_used_at = now
+
+    def revoke_key(self, key: r.ApiKey, at: datetime) -> None:
+        self.orm.execute(update(m.ApiKey).where(m.ApiKey.id == key.id).values(revoked_at=at))
+        key.revoked_at = at
+
+    def delete_account(self, account_id: str) -> r.DeletedAccount:
+        """Children first (foreign keys are enforced; nothing relies on ON DELETE CASCADE, so the counts are
+        exact on both backends)."""
+        s = self.orm
+        board_ids = list(s.scalars(select(m.Board.id).where(m.Board.account_id == account_id)))
+        job_ids = list(s.scalars(select(m.Job.id).where(m.Job.account_id == account_id)))
+        shas: set[str] = set()
+        if board_ids:
+            shas |= set(s.scalars(select(m.PinRecord.sha256).where(m.PinRecord.board_id.in_(board_ids))))
+        if job_ids:
+            shas |= set(s.scalars(select(m.JobImage.sha256).where(m.JobImage.job_id.in_(job_ids))))
+
+        def gone(stmt: Any) -> int:
+            return _rows(s.execute(stmt))
+
+        counts = {
+            "profile_versions": gone(delete(m.ProfileVersion).where(m.ProfileVersion.account_id == account_id)),
+            "pins": gone(delete(m.PinRecord).where(m.PinRecord.board_id.in_(board_ids))) if board_ids else 0,
+            "images": gone(delete(m.JobImage).where(m.JobImage.job_id.in_(job_ids))) if job_ids else 0,
+            "generations": gone(delete(m.Job).where(m.Job.account_id == account_id)),
+            "boards": gone(delete(m.Board).where(m.Board.account_id == account_id)),
+            "idempotency_keys": gone(
+                delete(m.IdempotencyRecord).where(m.IdempotencyRecord.account_id == account_id)
+            ),
+            "usage_periods": gone(delete(m.Usage).where(m.Usage.account_id == account_id)),
+            "api_keys": gone(delete(m.ApiKey).where(m.ApiKey.account_id == account_id)),
+            "accounts": gone(delete(m.Account).where(m.Account.id == account_id)),
+        }
+        return r.DeletedAccount(counts=counts, board_ids=board_ids, blob_candidates=sorted(shas))
+
+    # ------------------------------------------------------------------ boards and pins
+    def get_board(self, account_id: str, board_id: str, *, with_pins: bool = False) -> r.Board:
+        q = select(m.Board).where(m.Board.id == board_id, m.Board.account_id == account_id)
+        if with_pins:
+            q = q.options(selectinload(m.Board.pins))
+        row = self.orm.scalars(q.execution_options(populate_existing=True)).first()
+        if row is None:
+            raise _not_found("board", board_id)
+        return _board(row, with_pins=with_pins)
+
+    def owner_of(self, kind: str, object_id: str) -> str | None:
+        if kind == "board":
+            return self.orm.scalar(select(m.Board.account_id).where(m.Board.id == object_id))
+        if kind == "generation":
+            return self.orm.scalar(select(m.Job.account_id).where(m.Job.id == object_id))
+        raise StoreError(f"no owner lookup for {kind!r}")
+
+    def create_board(self, account_id: str, name: str, pins: Sequence[r.StoredPin]) -> r.Board:
+        now = r.utcnow()
+        row = m.Board(id=r.new_id("brd"), account_id=account_id, name=name, revision=1, created_at=now, updated_at=now)
+        self.orm.add(row)
+        self.orm.flush()
+        self.orm.add_all(_pin_row(row.id, p, i) for i, p in enumerate(pins))
+        self.orm.flush()
+        self.orm.refresh(row, ["pins"])
+        return _board(row, with_pins=True)
+
+    def add_pins(
+        self, board: r.Board, pins: Sequence[r.StoredPin]
+    ) -> tuple[r.Board, list[r.StoredPin], list[r.StoredPin]]:
+        s = self.orm
+        s.execute(update(m.Board).where(m.Board.id == board.id).values(updated_at=r.utcnow()))  # locks the row
+        existing = set(s.scalars(select(m.PinRecord.sha256).where(m.PinRecord.board_id == board.id)))
+        last = s.scalar(select(func.max(m.PinRecord.position)).where(m.PinRecord.board_id == board.id))
+        start = 0 if last is None else int(last) + 1
+        added: list[r.StoredPin] = []
+        skipped: list[r.StoredPin] = []
+        for p in pins:
+            if p.pin.sha256 in existing:
+                skipped.append(p)
+                continue
+            existing.add(p.pin.sha256)
+            s.add(_pin_row(board.id, p, start + len(added)))
+            added.append(p)
+        if added:
+            s.execute(update(m.Board).where(m.Board.id == board.id).values(revision=m.Board.revision + 1))
+        self.orm.flush()
+        return self.get_board(board.account_id, board.id, with_pins=True), added, skipped
+
+    def board_pins(self, board_id: str) -> list[r.StoredPin]:
+        q = select(m.PinRecord).where(m.PinRecord.board_id == board_id).order_by(m.PinRecord.position)
+        return [_stored_pin(row) for row in self.orm.scalars(q)]
+
+    def delete_board(self, board: r.Board) -> list[str]:
+        s = self.orm
+        shas = list(s.scalars(select(m.PinRecord.sha256).where(m.PinRecord.board_id == board.id)))
+        self.release_idempotency_for(board.account_id, board.id)
+        s.execute(delete(m.ProfileVersion).where(m.ProfileVersion.board_id == board.id))
+        s.execute(delete(m.PinRecord).where(m.PinRecord.board_id == board.id))
+        s.execute(update(m.Job).where(m.Job.board_id == board.id).values(board_id=None))
+        s.execute(delete(m.Board).where(m.Board.id == board.id))
+        return shas
+
+    def unreferenced_blobs(self, shas: Iterable[str]) -> list[str]:
+        wanted = set(shas)
+        if not wanted:
+            return []
+        used = set(self.orm.scalars(select(m.PinRecord.sha256).where(m.PinRecord.sha256.in_(wanted))))
+        used |= set(self.orm.scalars(select(m.JobImage.sha256).where(m.JobImage.sha256.in_(wanted))))
+        return sorted(wanted - used)
+
+    # ------------------------------------------------------------------ taste profiles
+    def read_board_profile(self, board_id: str) -> r.BoardProfile | None:
+        row = self.orm.execute(
+            select(m.Board.revision, m.Board.profile_revision, m.Board.profile_hash, m.Board.profile_json,
+                   m.Board.styleembed_json)
+            .where(m.Board.id == board_id)
+            .execution_options(populate_existing=True)
+        ).first()
+        return None if row is None else r.BoardProfile(*row)
+
+    def lock_board(self, board_id: str) -> None:
+        """A no-op UPDATE: PostgreSQL's row lock, SQLite's write lock."""
+        self.orm.execute(update(m.Board).where(m.Board.id == board_id).values(revision=m.Board.revision))
+
+    def _set_profile(self, board_id: str, revision: int, *conditions: Any, **values: Any) -> bool:
+        q = update(m.Board).where(m.Board.id == board_id, m.Board.revision == revision, *conditions)
+        return bool(_rows(self.orm.execute(q.values(**values))))
+
+    def save_profile(
+        self, board_id: str, *, revision: int, profile_json: str, profile_hash: str, styleembed_json: str | None
+    ) -> bool:
+        fresh = or_(m.Board.profile_revision.is_(None), m.Board.profile_revision != revision)
+        return self._set_profile(
+            board_id, revision, fresh, profile_revision=revision, profile_json=profile_json,
+            profile_hash=profile_hash, styleembed_json=styleembed_json,
+        )
+
+    def save_styleembed(self, board_id: str, *, revision: int, styleembed_json: str) -> bool:
+        return self._set_profile(
+            board_id, revision, m.Board.profile_revision == revision, m.Board.styleembed_json.is_(None),
+            styleembed_json=styleembed_json,
+        )
+
+    def set_board_profile(
+        self, board_id: str, *, revision: int, profile_json: str, profile_hash: str, styleembed_json: str | None
+    ) -> bool:
+        return self._set_profile(
+            board_id, revision, m.Board.profile_revision == revision, profile_json=profile_json,
+            profile_hash=profile_hash, styleembed_json=styleembed_json,
+        )
+
+    def add_profile_version(self, version: r.ProfileVersion) -> None:
+        values = {f.name: getattr(version, f.name) for f in fields(version)}
+        self.orm.add(m.ProfileVersion(**values))
+        self.orm.flush()
+
+    def latest_profile_version(self, board_id: str) -> r.ProfileVersion | None:
+        row = self.orm.scalars(
+            select(m.ProfileVersion)
+            .where(m.ProfileVersion.board_id == board_id)
+            .options(undefer(m.ProfileVersion.profile_json))
+            .order_by(m.ProfileVersion.version.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _record(r.ProfileVersion, row)
+
+    def profile_versions(self, board_id: str) -> list[r.ProfileVersion]:
+        q = select(m.ProfileVersion).where(m.ProfileVersion.board_id == board_id).order_by(m.ProfileVersion.version)
+        return [_record(r.ProfileVersion, row, profile_json=None) for row in self.orm.scalars(q)]
+
+    def revision_hashes(self, board_id: str, revision: int) -> set[str]:
+        q = select(m.ProfileVersion.profile_hash).where(
+            m.ProfileVersion.board_id == board_id, m.ProfileVersion.board_revision == revision
+        )
+        return set(self.orm.scalars(q))
+
+    # ------------------------------------------------------------------ generation jobs
+    def create_job(
+        self,
+        *,
+        account_id: str,
+        board_id: str | None,
+        request: dict[str, Any],
+        n_images: int,
+        profile_hash: str,
+        selfie_sha256: str,
+        usage_period: str,
+    ) -> r.Job:
+        row = m.Job(
+            id=r.new_id("gen"),
+            account_id=account_id,
+            board_id=board_id,
+            status=r.QUEUED,
+            request=request,
+            n_images=n_images,
+            profile_hash=profile_hash,
+            selfie_sha256=selfie_sha256,
+            progress={"stage": "queued", "done": 0, "total": 0, "fraction": 0.0},
+            usage_period=usage_period,
+            created_at=r.utcnow(),
+        )
+        self.orm.add(row)
+        self.orm.flush()
+        return _job(row, with_images=False)
+
+    def _jobs(self, *conditions: Any) -> Any:
+        q = select(m.Job).where(*conditions).options(selectinload(m.Job.images))
+        return self.orm.scalars(q.execution_options(populate_existing=True))
+
+    def get_job(self, account_id: str, job_id: str) -> r.Job:
+        row = self._jobs(m.Job.id == job_id, m.Job.account_id == account_id).first()
+        if row is None:
+            raise _not_found("generation", job_id)
+        return _job(row)
+
+    def load_job(self, job_id: str) -> r.Job | None:
+        row = self._jobs(m.Job.id == job_id).first()
+        return None if row is None else _job(row)
+
+    def active_jobs(self) -> list[r.Job]:
+        q = select(m.Job).where(m.Job.status.in_(r.ACTIVE)).order_by(m.Job.created_at)
+        return [_job(row, with_images=False) for row in self.orm.scalars(q)]
+
+    def count_active_jobs(self, account_id: str) -> int:
+        q = select(func.count()).select_from(m.Job).where(m.Job.account_id == account_id, m.Job.status.in_(r.ACTIVE))
+        return int(self.orm.scalar(q) or 0)
+
+    def move_job(self, job: r.Job, to: str, **values: Any) -> bool:
+        """The UPDATE only matches the state we came from: a compare-and-set."""
+        frm = job.status
+        if to not in r.TRANSITIONS[frm]:
+            raise StoreError(f"job {job.id}: illegal transition {frm} -> {to}")
+        res = self.orm.execute(update(m.Job).where(m.Job.id == job.id, m.Job.status == frm).values(status=to, **values))
+        if not _rows(res):
+            now = self.orm.scalar(select(m.Job.status).where(m.Job.id == job.id))
+            job.status = now if now is not None else job.status
+            return False
+        job.status = to
+        for k, v in values.items():
+            setattr(job, k, v)
+        return True
+
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        self.orm.execute(update(m.Job).where(m.Job.id == job_id, m.Job.status == r.RUNNING).values(progress=progress))
+
+    def add_job_image(self, job_id: str, image: r.JobImage) -> None:
+        self.orm.add(m.JobImage(job_id=job_id, **{f.name: getattr(image, f.name) for f in fields(image)}))
+
+    def find_job_image(self, account_id: str, sha256: str) -> tuple[r.Job, r.JobImage] | None:
+        row = self.orm.execute(
+            select(m.Job, m.JobImage)
+            .join(m.JobImage, m.JobImage.job_id == m.Job.id)
+            .where(m.JobImage.sha256 == sha256, m.Job.account_id == account_id, m.Job.status == r.SUCCEEDED)
+            .order_by(m.Job.created_at.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else (_job(row[0], with_images=False), _record(r.JobImage, row[1]))
+
+    # ------------------------------------------------------------------ usage and quota
+    def get_usage(self, account_id: str, period: str) -> r.Usage:
+        row = self.orm.get(m.Usage, (account_id, period))
+        return r.Usage(account_id, period) if row is None else _record(r.Usage, row)
+
+    def reserve_images(self, account_id: str, period: str, n: int, quota: int) -> bool:
+        values = {"account_id": account_id, "period": period, "images": 0, "generations": 0, "styleembed": 0}
+        self.orm.execute(self._insert()(m.Usage).values(**values).on_conflict_do_nothing())
+        res = self.orm.execute(
+            update(m.Usage)
+            .where(m.Usage.account_id == account_id, m.Usage.period == period, m.Usage.images + n <= quota)
+            .values(images=m.Usage.images + n, generations=m.Usage.generations + 1)
+        )
+        return bool(_rows(res))
+
+    def release_images(self, account_id: str, period: str, n: int) -> None:
+        self.orm.execute(
+            update(m.Usage)
+            .where(m.Usage.account_id == account_id, m.Usage.period == period)
+            .values(images=case((m.Usage.images >= n, m.Usage.images - n), else_=0))
+        )
+
+    def count_styleembed(self, account_id: str, period: str) -> None:
+        """One upsert: this runs on every /v1/styleembed call."""
+        ins = self._insert()(m.Usage).values(account_id=account_id, period=period, images=0, generations=0,
+                                             styleembed=1)
+        self.orm.execute(
+            ins.on_conflict_do_update(
+                index_elements=[m.Usage.account_id, m.Usage.period], set_={"styleembed": m.Usage.styleembed + 1}
+            )
+        )
+
+    # ------------------------------------------------------------------ idempotency keys
+    def _idempotency(self, account_id: str, key: str) -> Any:
+        return (m.IdempotencyRecord.account_id == account_id, m.IdempotencyRecord.key == key)
+
+    def claim_idempotency_key(
+        self, *, account_id: str, key: str, endpoint: str, fingerprint: str, ttl: timedelta
+    ) -> r.IdempotencyRecord | None:
+        s, now = self.orm, r.utcnow()
+        for _ in range(3):
+            s.add(m.IdempotencyRecord(account_id=account_id, key=key, endpoint=endpoint, fingerprint=fingerprint,
+                                      state=r.IN_PROGRESS, created_at=now, expires_at=now + ttl))
+            try:
+                s.commit()
+                return None
+            except IntegrityError:
+                s.rollback()
+            existing = s.scalars(select(m.IdempotencyRecord).where(*self._idempotency(account_id, key))).first()
+            if existing is None:
+                continue  # released between our insert and our read: try again
+            if existing.expires_at <= now:
+                s.execute(delete(m.IdempotencyRecord).where(m.IdempotencyRecord.id == existing.id))
+                s.commit()
+                continue
+            return _record(r.IdempotencyRecord, existing)
+        raise StoreError(f"could not claim idempotency key {key!r}; retry the request")
+
+    def finish_idempotency_key(
+        self, account_id: str, key: str, *, status: int, body: dict[str, Any] | None, resource_id: str | None
+    ) -> None:
+        self.orm.execute(
+            update(m.IdempotencyRecord)
+            .where(*self._idempotency(account_id, key))
+            .values(state=r.DONE, response_status=status, response_body=body, resource_id=resource_id)
+        )
+
+    def release_idempotency_key(self, account_id: str, key: str) -> None:
+        self.orm.execute(delete(m.IdempotencyRecord).where(*self._idempotency(account_id, key)))
+
+    def release_idempotency_for(self, account_id: str, resource_id: str) -> int:
+        return _rows(self.orm.execute(delete(m.IdempotencyRecord).where(
+            m.IdempotencyRecord.account_id == account_id, m.IdempotencyRecord.resource_id == resource_id
+        )))
+
+    def purge_expired_idempotency(self) -> int:
+        return _rows(self.orm.execute(delete(m.IdempotencyRecord).where(m.IdempotencyRecord.expires_at <= r.utcnow())))
+
+    # ------------------------------------------------------------------ the audit trail
+    def lock_audit_head(self) -> r.AuditHead:
+        """A no-op UPDATE ... RETURNING: locks the head (PostgreSQL's row lock, SQLite's write lock) and reads
+        it in one statement."""
+        row = self.orm.execute(
+            update(m.AuditHead)
+            .where(m.AuditHead.id == HEAD_ID)
+            .values(seq=m.AuditHead.seq)
+            .returning(m.AuditHead.seq, m.AuditHead.hash, m.AuditHead.mac)
+        ).one()
+        return r.AuditHead(int(row.seq), str(row.hash), str(row.mac))
+
+    def append_audit_entry(self, entry: r.AuditEntry, head_mac: str) -> None:
+        self.orm.add(m.AuditEntry(**{f.name: getattr(entry, f.name) for f in fields(entry)}))
+        self.orm.execute(
+            update(m.AuditHead).where(m.AuditHead.id == HEAD_ID).values(seq=entry.seq, hash=entry.hash, mac=head_mac)
+        )
+        self.orm.flush()
+
+    def audit_head(self) -> r.AuditHead | None:
+        row = self.orm.get(m.AuditHead, HEAD_ID, populate_existing=True)
+        return None if row is None else _record(r.AuditHead, row)
+
+    def audit_entry(self, seq: int) -> r.AuditEntry | None:
+        row = self.orm.get(m.AuditEntry, seq)
+        return None if row is None else _record(r.AuditEntry, row)
+
+    def audit_entries(self, *, batch: int = 1000) -> Iterator[r.AuditEntry]:
+        q = select(m.AuditEntry).order_by(m.AuditEntry.seq).execution_options(yield_per=batch)
+        for row in self.orm.scalars(q):
+            yield _record(r.AuditEntry, row)
+
+    def count_audit_entries(self, account_id: str) -> int:
+        q = select(func.count()).select_from(m.AuditEntry).where(m.AuditEntry.account_id == account_id)
+        return int(self.orm.scalar(q) or 0)
