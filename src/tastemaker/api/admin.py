@@ -73,18 +73,8 @@ def issue_key(
 
 
 def _info(k: ApiKey) -> KeyInfo:
-    return KeyInfo(
-        key_id=k.id,
-        prefix=k.prefix,
-        name=k.name,
-        account_id=k.account_id,
-        account_name=k.account.name,
-        tier=k.account.tier,
-        created_at=k.created_at,
-        last_used_at=k.last_used_at,
-        revoked_at=k.revoked_at,
-        scopes=k.scopes,
-    )
+    same = ("prefix", "name", "account_id", "created_at", "last_used_at", "revoked_at", "scopes")
+    return KeyInfo(key_id=k.id, account_name=k.account.name, tier=k.account.tier, **{f: getattr(k, f) for f in same})
 
 
 def list_keys(store: Store) -> list[KeyInfo]:

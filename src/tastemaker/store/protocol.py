@@ -134,15 +134,8 @@ class StoreSession(Protocol):
 
     # ------------------------------------------------------------------ generation jobs
     def create_job(
-        self,
-        *,
-        account_id: str,
-        board_id: str | None,
-        request: dict[str, Any],
-        n_images: int,
-        profile_hash: str,
-        selfie_sha256: str,
-        usage_period: str,
+        self, *, account_id: str, board_id: str | None, request: dict[str, Any], n_images: int, profile_hash: str,
+        selfie_sha256: str, usage_period: str,
     ) -> Job:
         """A new job, queued. One naming an account or board deleted meanwhile is refused, here or at
         :meth:`commit`, with :class:`~tastemaker.errors.StoreConflictError` (and nothing is kept)."""

@@ -10,7 +10,7 @@ use it, and every version is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -111,18 +111,8 @@ def _apply(
                 made_from=src.made_from,
             )
             doc = FeedbackOut(
-                board_id=result.board_id,
-                board_revision=result.board_revision,
-                version=result.version,
-                previous_profile_hash=result.previous_hash,
-                profile_hash=result.profile_hash,
-                action=body.action,
-                mode=result.mode,
-                mode_source=result.mode_source,
-                image_sha256=src.sha256,
-                generation_id=src.generation_id,
-                image_index=src.image_index,
-                dwell_seconds=body.dwell_seconds,
+                **asdict(result), action=body.action, image_sha256=src.sha256, generation_id=src.generation_id,
+                image_index=src.image_index, dwell_seconds=body.dwell_seconds,
             ).model_dump(mode="json")
             svc.audit.append(
                 s,
@@ -177,26 +167,14 @@ async def react(
 def profile_history(svc: Services, s: StoreSession, caller: Caller, board_id: str) -> ProfileHistoryOut:
     """Every kept version of the board's profile, oldest first, with what made it."""
     board = owned_board(svc, s, caller, board_id)
-    versions = []
-    for v in s.profile_versions(board.id):
-        ev = dict(v.event or {})
-        versions.append(
-            ProfileVersionOut(
-                version=v.version,
-                board_revision=v.board_revision,
-                profile_hash=v.profile_hash,
-                created_at=v.created_at,
-                kind=ev.get("kind", "feedback"),
-                action=ev.get("action"),
-                mode=ev.get("mode"),
-                mode_source=ev.get("mode_source"),
-                generation_id=ev.get("generation_id"),
-                image_index=ev.get("image_index"),
-                image_sha256=ev.get("image_sha256"),
-                dwell_seconds=ev.get("dwell_seconds"),
-                replayed=ev.get("replayed"),
-            )
+    described = set(ProfileVersionOut.model_fields) - {"version", "board_revision", "profile_hash", "created_at"}
+    versions = [
+        ProfileVersionOut(
+            version=v.version, board_revision=v.board_revision, profile_hash=v.profile_hash, created_at=v.created_at,
+            **{**{k: v.event.get(k) for k in described}, "kind": v.event.get("kind", "feedback")},
         )
+        for v in s.profile_versions(board.id)
+    ]
     return ProfileHistoryOut(
         board_id=board.id, board_revision=board.revision, profile_hash=board.profile_hash, versions=versions
     )

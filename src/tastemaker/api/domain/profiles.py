@@ -269,10 +269,12 @@ def replay_feedback(built: TasteProfile, previous: TasteProfile, *, version: int
 
 @dataclass(frozen=True)
 class FeedbackResult:
+    """What a reaction did to the board's profile (fields named as in the API's ``FeedbackOut``)."""
+
     board_id: str
     board_revision: int
     version: int
-    previous_hash: str
+    previous_profile_hash: str
     profile_hash: str
     mode: str
     mode_source: str
@@ -334,15 +336,7 @@ def apply_board_feedback(
     )
     if not saved:
         raise ConflictError(f"board {board.id} changed while the feedback was applied; retry it")
-    return FeedbackResult(
-        board_id=board.id,
-        board_revision=cur.revision,
-        version=updated.version,
-        previous_hash=cur.profile_hash,
-        profile_hash=new_hash,
-        mode=chosen,
-        mode_source=mode_source,
-    )
+    return FeedbackResult(board.id, cur.revision, updated.version, cur.profile_hash, new_hash, chosen, mode_source)
 
 
 def styleembed(

@@ -68,6 +68,13 @@ async def read_request(request: Request, max_bytes: int) -> tuple[GenerationCrea
     return body, selfie
 
 
+#: what a generation shows of its job as stored
+_JOB_FIELDS = ("id", "status", "progress", "board_id", "profile_hash", "request", "created_at", "started_at",
+               "finished_at")
+#: what an output image shows of its provenance record
+_RECORD_FIELDS = ("seed", "mode", "identity_distance", "style_score", "colour", "medium", "scene", "size")
+
+
 def job_doc(request: Request, job: Job) -> dict[str, Any]:
     """A job as GenerationOut JSON, with absolute URLs for its images and events."""
     error = None
@@ -85,23 +92,11 @@ def job_doc(request: Request, job: Job) -> dict[str, Any]:
                 "height": im.height,
                 "bytes": im.byte_size,
                 "sha256": im.sha256,
-                "seed": rec.get("seed"),
-                "mode": rec.get("mode"),
-                "identity_distance": rec.get("identity_distance"),
-                "style_score": rec.get("style_score"),
-                **{k: rec.get(k) for k in ("colour", "medium", "scene", "size")},
+                **{k: rec.get(k) for k in _RECORD_FIELDS},
             }
         )
     doc = GenerationOut(
-        id=job.id,
-        status=job.status,
-        progress=job.progress,
-        board_id=job.board_id,
-        profile_hash=job.profile_hash,
-        request=job.request,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
+        **{name: getattr(job, name) for name in _JOB_FIELDS},
         error=error,
         images=images,
         links={

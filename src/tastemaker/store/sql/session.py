@@ -348,15 +348,8 @@ class SqlSession:
 
     # ------------------------------------------------------------------ generation jobs
     def create_job(
-        self,
-        *,
-        account_id: str,
-        board_id: str | None,
-        request: dict[str, Any],
-        n_images: int,
-        profile_hash: str,
-        selfie_sha256: str,
-        usage_period: str,
+        self, *, account_id: str, board_id: str | None, request: dict[str, Any], n_images: int, profile_hash: str,
+        selfie_sha256: str, usage_period: str,
     ) -> r.Job:
         row = m.Job(
             id=r.new_id("gen"),
