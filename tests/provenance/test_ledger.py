@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tastemaker.errors import LedgerError, ProofError
 from tastemaker.provenance import ledger as lg
+from tastemaker.provenance.sqlite_schema import migrate_sqlite
 
 LEAVES = [
     bytes.fromhex(h)
@@ -409,12 +410,12 @@ def test_a_log_from_a_newer_tastemaker_is_refused_untouched(tmp_path: Path) -> N
 def test_migration_steps_run_in_order_once(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "x.sqlite", isolation_level=None)
     steps: list[tuple[str, ...]] = [("CREATE TABLE t (a INTEGER)",), ("ALTER TABLE t ADD COLUMN b TEXT",)]
-    assert lg.migrate_sqlite(db, steps[:1], what="x") == 1
-    assert lg.migrate_sqlite(db, steps, what="x") == 2  # only the new step runs (ALTER twice would fail)
-    assert lg.migrate_sqlite(db, steps, what="x") == 2
+    assert migrate_sqlite(db, steps[:1], what="x") == 1
+    assert migrate_sqlite(db, steps, what="x") == 2  # only the new step runs (ALTER twice would fail)
+    assert migrate_sqlite(db, steps, what="x") == 2
     assert [r[1] for r in db.execute("PRAGMA table_info(t)")] == ["a", "b"]
     with pytest.raises(sqlite3.OperationalError):  # a failing step leaves the old version, nothing half-done
-        lg.migrate_sqlite(db, [*steps, ("CREATE TABLE u (x)", "NOT SQL")], what="x")
+        migrate_sqlite(db, [*steps, ("CREATE TABLE u (x)", "NOT SQL")], what="x")
     assert int(db.execute("PRAGMA user_version").fetchone()[0]) == 2
     assert "u" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     db.close()

@@ -1,4 +1,8 @@
-"""Request and response bodies as pydantic models: they are the OpenAPI schema clients (and schemathesis) see."""
+"""Request and response bodies as pydantic models: they are the OpenAPI schema clients (and schemathesis) see.
+
+Over 500 lines on purpose: every body of the API in one file, read top to bottom as the API's reference (the
+only code here converts pins and boards into their bodies: one conversion each way).
+"""
 
 from __future__ import annotations
 

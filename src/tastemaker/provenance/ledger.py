@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import LedgerError, ProofError, ProvenanceInputError
+from .sqlite_schema import migrate_sqlite
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -227,8 +228,6 @@ class LogEntry:
     tree_head: SignedTreeHead
 
 
-_APPEND_ONLY = "BEGIN SELECT RAISE(ABORT, '{what} append-only'); END"
-
 #: The log's schema, as ordered steps: step ``i`` brings a file from version ``i`` to ``i + 1`` (SQLite's
 #: ``PRAGMA user_version``). A file from before versioning (version 0) already has step 1's tables, so step 1
 #: only creates what is missing. Add a step for every change; never edit a published one.
@@ -238,42 +237,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
         "PRIMARY KEY (level, idx))",
         "CREATE TABLE IF NOT EXISTS heads (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
-        *(
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op} BEFORE {op.upper()} ON {table} "
-            + _APPEND_ONLY.format(what=what)
-            for table, what in (("entries", "the log is"), ("nodes", "the log is"), ("heads", "signed tree heads are"))
-            for op in ("update", "delete")
-        ),
+        *(f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op} BEFORE {op.upper()} ON {table} "
+          f"BEGIN SELECT RAISE(ABORT, '{what} append-only'); END"
+          for table, what in (("entries", "the log is"), ("nodes", "the log is"), ("heads", "signed tree heads are"))
+          for op in ("update", "delete")),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def migrate_sqlite(db: sqlite3.Connection, steps: Sequence[Sequence[str]], *, what: str) -> int:
-    """Bring a SQLite file (opened with ``isolation_level=None``) to version ``len(steps)``, in one transaction.
-
-    Version ``n`` is the number of steps applied (``PRAGMA user_version``); the pending steps run in order and
-    the version is stamped with them, so a crash leaves the old version or the new one. A file of a newer
-    version than ``steps`` knows is refused (:class:`LedgerError`) and left untouched. Returns the version.
-    """
-    db.execute("BEGIN IMMEDIATE")  # one writer at a time: two processes opening an old file migrate it once
-    try:
-        have = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if have > len(steps):
-            raise LedgerError(
-                f"{what} has schema version {have}, newer than the {len(steps)} this Tastemaker knows: it was "
-                "written by a newer Tastemaker; upgrade Tastemaker to read it (the file was not changed)"
-            )
-        for step in steps[have:]:
-            for statement in step:
-                db.execute(statement)
-        if have < len(steps):
-            db.execute(f"PRAGMA user_version = {len(steps)}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return len(steps)
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
@@ -519,7 +489,6 @@ __all__ = [
     "SignedTreeHead",
     "leaf_hash",
     "load_or_create_key",
-    "migrate_sqlite",
     "node_hash",
     "root_from_inclusion_proof",
     "root_from_leaf_hashes",

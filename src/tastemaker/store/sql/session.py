@@ -3,7 +3,8 @@
 Each :class:`SqlSession` wraps one SQLAlchemy session, so one transaction; rows go out as the records of
 :mod:`tastemaker.store.records` (one conversion each way, by field name) and never escape as ORM objects.
 Queries a caller can reach are scoped to an account. The SQLAlchemy session itself is :attr:`SqlSession.orm`,
-for this package and for tests that look at the rows.
+for this package and for tests that look at the rows. (Over 500 lines on purpose: one method per operation of
+the protocol, in the protocol's order, so the two read side by side.)
 """
 
 from __future__ import annotations
