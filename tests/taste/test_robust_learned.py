@@ -16,7 +16,7 @@ from tastemaker.taste.profile import ProfileConfig, build_profile
 from tastemaker.taste.robust import RobustConfig, cap_sources, geometric_median
 from tastemaker.taste.simulate import distractors, simulate
 
-from .conftest import neon_image
+from ..conftest import neon_image
 
 
 def _poisoned(demo_board: Board, n_attack: int) -> Board:

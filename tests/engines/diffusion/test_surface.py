@@ -16,7 +16,7 @@ def test_importing_the_package_and_cli_never_imports_torch() -> None:
         "from tastemaker.engines.diffusion import create_diffusion_engine, ModelFilesError;"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch imported'"
     )
-    src = Path(__file__).resolve().parents[2] / "src"  # this checkout, not whatever is installed
+    src = Path(__file__).resolve().parents[3] / "src"  # this checkout, not whatever is installed
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(src)})
 
 

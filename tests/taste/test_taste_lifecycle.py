@@ -19,7 +19,7 @@ from tastemaker.taste.feedback import CENTROID_STEP, STEP, apply_feedback
 from tastemaker.taste.portable import export_document, import_document, profile_key
 from tastemaker.taste.profile import TasteProfile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

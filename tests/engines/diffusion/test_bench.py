@@ -12,7 +12,7 @@ from .helpers import require
 
 require()
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench" / "diffusion.py"
 
 

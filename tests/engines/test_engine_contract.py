@@ -113,7 +113,7 @@ class TestLookEngine(EngineContract):
 class TestDiffusionEngine(EngineContract):
     @pytest.fixture(scope="class")
     def engine(self, demo_board: Any, demo_profile: TasteProfile) -> Engine:
-        from tests.diffusion.helpers import require, tiny_engine
+        from tests.engines.diffusion.helpers import require, tiny_engine
 
         require()
         eng = tiny_engine()

@@ -19,7 +19,7 @@ from tastemaker.media import encode_image
 from tastemaker.taste.profile import TasteProfile, build_profile
 from tastemaker.taste.weights import WeightConfig, pin_weights
 
-from .conftest import make_board, neon_image
+from ..conftest import make_board, neon_image
 
 engagement = st.tuples(
     st.integers(0, 10_000), st.integers(0, 10_000), st.floats(0, 1e5, allow_nan=False, allow_infinity=False)

@@ -37,9 +37,9 @@ from tastemaker.pipeline import generate, prepare_subject
 from tastemaker.prompt import parse_prompt
 from tastemaker.taste.profile import TasteProfile, build_profile
 
-from .conftest import make_board
+from ..conftest import make_board
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev-eval"
+DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "dev-eval"
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="../shared/data/dev-eval is not here")
 
 
@@ -349,7 +349,7 @@ def test_a_poisoned_mode_gets_no_guaranteed_variation(demo_board: Board) -> None
 
     from tastemaker.boards import build_board
 
-    from .conftest import neon_image
+    from ..conftest import neon_image
 
     items = [(p, encode_image(t, "png")) for p, t in zip(demo_board.pins, demo_board.thumbs, strict=True)]
     t0 = datetime(2024, 7, 1, tzinfo=UTC)
