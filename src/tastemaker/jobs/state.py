@@ -1,4 +1,4 @@
-"""A job's persisted state: every move is an atomic compare-and-set ``UPDATE`` (``store.repo.move_job``).
+"""A job's persisted state: every move is an atomic compare-and-set (:meth:`~tastemaker.store.StoreSession.move_job`).
 
 ::
 
@@ -16,8 +16,8 @@ import logging
 from typing import Any
 
 from ..audit import GENERATION_FINISHED, AuditLog
-from ..store import Store, repo
-from ..store.models import Job, utcnow
+from ..store import Store, StoreSession
+from ..store.records import ACTIVE, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobImage, utcnow
 from .tasks import GeneratedBlob
 from .watch import progress_doc
 
@@ -43,7 +43,7 @@ class JobStates:
         """Fail, explicitly, every job a previous process left queued or running. Returns their ids."""
         failed = []
         with self.store.session() as s:
-            for job in repo.active_jobs(s):
+            for job in s.active_jobs():
                 if self._finish_failed(s, job, INTERRUPTED, INTERRUPTED_MESSAGE):
                     failed.append(job.id)
                 s.commit()
@@ -54,41 +54,32 @@ class JobStates:
     def start(self, job_id: str) -> bool:
         """queued -> running; False when the job is no longer queued (failed meanwhile: shutdown, recovery)."""
         with self.store.session() as s:
-            job = repo.load_job(s, job_id)
-            if job is None or job.status != repo.QUEUED:
+            job = s.load_job(job_id)
+            if job is None or job.status != QUEUED:
                 return False
-            if not repo.move_job(s, job, repo.RUNNING, started_at=utcnow(), progress=progress_doc("starting", 0, 1)):
+            if not s.move_job(job, RUNNING, started_at=utcnow(), progress=progress_doc("starting", 0, 1)):
                 return False
             s.commit()
         return True
 
     def progress(self, job_id: str, doc: dict[str, Any]) -> None:
         with self.store.session() as s:
-            repo.set_progress(s, job_id, doc)
+            s.set_progress(job_id, doc)
             s.commit()
 
     def succeed(self, job_id: str, images: list[GeneratedBlob]) -> None:
         """Store the images and move running -> succeeded; a job failed meanwhile drops its result."""
         with self.store.blobs.lock, self.store.session() as s:
-            job = repo.load_job(s, job_id)
-            if job is None or job.status != repo.RUNNING:
+            job = s.load_job(job_id)
+            if job is None or job.status != RUNNING:
                 return  # failed meanwhile (shutdown grace ran out): the result is dropped
             shas = []
             for k, im in enumerate(images):
                 sha = self.store.blobs.put(im.data)
                 shas.append(sha)
-                repo.add_job_image(
-                    s,
-                    job,
-                    k=k,
-                    sha256=sha,
-                    media_type=im.media_type,
-                    width=im.width,
-                    height=im.height,
-                    byte_size=len(im.data),
-                    record=im.record,
-                )
-            if not repo.move_job(s, job, repo.SUCCEEDED, finished_at=utcnow(), progress=progress_doc("done", 1, 1)):
+                s.add_job_image(job.id, JobImage(k=k, sha256=sha, media_type=im.media_type, width=im.width,
+                                                 height=im.height, byte_size=len(im.data), record=im.record))
+            if not s.move_job(job, SUCCEEDED, finished_at=utcnow(), progress=progress_doc("done", 1, 1)):
                 s.rollback()
                 return
             self.audit.append(
@@ -96,7 +87,7 @@ class JobStates:
                 GENERATION_FINISHED,
                 account_id=job.account_id,
                 objects={"generation": job.id},
-                outcome=repo.SUCCEEDED,
+                outcome=SUCCEEDED,
                 detail={"outputs_sha256": shas},
             )
             s.commit()
@@ -104,21 +95,21 @@ class JobStates:
     def fail(self, job_id: str, code: str, message: str) -> None:
         """Fail a job that is still queued or running (a no-op once it has finished)."""
         with self.store.session() as s:
-            job = repo.load_job(s, job_id)
-            if job is not None and job.status in repo.ACTIVE and self._finish_failed(s, job, code, message):
+            job = s.load_job(job_id)
+            if job is not None and job.status in ACTIVE and self._finish_failed(s, job, code, message):
                 s.commit()
 
-    def _finish_failed(self, s: Any, job: Job, code: str, message: str) -> bool:
+    def _finish_failed(self, s: StoreSession, job: Job, code: str, message: str) -> bool:
         """Fail a job inside the caller's transaction: status, quota refund and audit entry together.
 
         A failure worth retrying (:data:`RETRYABLE`) also releases the job's ``Idempotency-Key``: a retry with
         the same key runs again instead of replaying the failure for as long as the key is remembered.
         """
-        if not repo.move_job(s, job, repo.FAILED, error_code=code, error_message=message, finished_at=utcnow()):
+        if not s.move_job(job, FAILED, error_code=code, error_message=message, finished_at=utcnow()):
             return False
-        repo.release_images(s, job.account_id, job.usage_period, job.n_images)
+        s.release_images(job.account_id, job.usage_period, job.n_images)
         if code in RETRYABLE:
-            repo.release_idempotency_for(s, job.account_id, job.id)
+            s.release_idempotency_for(job.account_id, job.id)
         self.audit.append(
             s, GENERATION_FINISHED, account_id=job.account_id, objects={"generation": job.id}, outcome=code
         )
