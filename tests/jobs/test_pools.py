@@ -5,6 +5,7 @@ a dead worker reported as worker_crashed) is exercised through the service in ``
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -85,3 +86,73 @@ def test_a_task_that_raises_instead_of_returning_an_outcome(pool: WorkerPool) ->
 
     with pytest.raises(KeyError):
         pool.call(broken)
+
+
+# ------------------------------------------------------------------ background pools step aside
+class _Recorder:
+    """Stands in for a background WorkerPool: records pause/resume."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+
+def test_foreground_pauses_background_pools_while_busy_and_never_for_ever() -> None:
+    from tastemaker.jobs import Foreground
+
+    fg, bg = Foreground(max_pause_s=0.2), _Recorder()
+    fg.add_background(bg)  # type: ignore[arg-type]
+    fg.enter()
+    fg.enter()  # a second task while the first runs: no second pause
+    assert bg.calls == ["pause"] and fg.paused
+    fg.exit()
+    assert bg.calls == ["pause"]  # one still in flight
+    fg.exit()
+    assert bg.calls == ["pause", "resume"] and not fg.paused
+    # a busy stretch longer than max_pause_s: resumed when the time is up, and not paused again until the
+    # foreground has been idle once
+    done = threading.Event()
+    fg.enter()
+    threading.Timer(0.5, done.set).start()
+    assert done.wait(5)
+    assert bg.calls == ["pause", "resume", "pause", "resume"] and not fg.paused
+    fg.enter()
+    fg.exit()
+    assert bg.calls[-1] == "resume" and len(bg.calls) == 4
+    fg.exit()
+    fg.enter()  # idle once since: paused again
+    assert bg.calls[-1] == "pause"
+    fg.exit()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_paused_pool_s_worker_processes_are_stopped_and_continued() -> None:
+    from tastemaker.jobs import Foreground
+
+    from .helpers import wait_until
+
+    bg = WorkerPool("bg", 1, executor="process")
+    bg.start()
+    try:
+        assert bg.call(double, 4) == 8
+        pid = wait_until(lambda: bg.pids(), what="the worker's pid")[0]
+        fg = Foreground()
+        fg.add_background(bg)
+        fg.enter()
+        wait_until(lambda: _state(pid) == "T", 5, what="the worker stopped")  # a signal lands asynchronously
+        assert fg.paused
+        fg.exit()
+        wait_until(lambda: _state(pid) != "T", 5, what="the worker continued")
+        assert bg.call(double, 5) == 10
+    finally:
+        bg.close()

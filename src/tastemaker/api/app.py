@@ -216,6 +216,7 @@ def build_services(settings: ServerSettings) -> Services:
             queue_size=settings.verify_queue_size,
             per_account=settings.verify_per_account,
             executor=settings.job_executor,
+            yield_to=runner.foreground,
         ),
     )
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from .admission import Admission, Slot
-from .pools import CPU_NICE, JOB_NICE, VERIFY_NICE, WorkerPool
+from .pools import CPU_NICE, JOB_NICE, VERIFY_NICE, Foreground, WorkerPool
 from .runner import JobPayload, JobRunner
 from .state import INTERRUPTED, INTERRUPTED_MESSAGE, JOB_TIMEOUT, RETRYABLE, WORKER_CRASHED, JobStates
 from .tasks import (
@@ -32,6 +32,7 @@ from .watch import STAGES, Watch, Watchers, progress_doc
 
 __all__ = [
     "CPU_NICE",
+    "Foreground",
     "INTERRUPTED",
     "INTERRUPTED_MESSAGE",
     "JOB_NICE",

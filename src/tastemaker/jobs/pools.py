@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError, ThreadPoolExecutor
@@ -34,6 +35,75 @@ JOB_NICE = 10
 VERIFY_NICE = 19
 
 Warm = tuple[Callable[..., Any], tuple[Any, ...]]
+
+#: the longest a background pool stays paused at a stretch, however busy the foreground is (no starvation)
+MAX_PAUSE_S = 4.0
+
+
+class Foreground:
+    """Work on a caller's path (face checks, profile builds) that background pools step aside for.
+
+    On two cores a niced worker still takes the other core, the memory bandwidth and the caches while a
+    request's work runs; a lower priority is not enough (a verify flood took another account's p99 to over
+    twice its idle value). While any foreground task is in flight, the background pools' worker processes
+    are stopped (SIGSTOP) and continued (SIGCONT) when the last one ends — after at most
+    :data:`MAX_PAUSE_S`, so a steady stream of foreground work never starves them: the next pause waits
+    until the foreground has been idle once.
+    """
+
+    def __init__(self, max_pause_s: float = MAX_PAUSE_S) -> None:
+        self.max_pause_s = max_pause_s
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._paused = False
+        self._spent = False  # this busy stretch already had its pause
+        self._background: list[WorkerPool] = []
+        self._timer: threading.Timer | None = None
+
+    def add_background(self, pool: WorkerPool) -> None:
+        with self._lock:
+            self._background.append(pool)
+
+    def enter(self) -> None:
+        """One more foreground task in flight."""
+        with self._lock:
+            self._busy += 1
+            if self._busy > 1 or self._paused or self._spent or not self._background:
+                return
+            self._paused = True
+            for pool in self._background:
+                pool.pause()
+            self._timer = threading.Timer(self.max_pause_s, self._time_up)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def exit(self) -> None:
+        """One foreground task done (its value or error is in)."""
+        with self._lock:
+            self._busy = max(0, self._busy - 1)
+            if self._busy == 0:
+                self._spent = False
+                self._resume()
+
+    def _time_up(self) -> None:
+        with self._lock:
+            if self._paused:
+                self._spent = True
+                self._resume()
+
+    def _resume(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._paused:
+            self._paused = False
+            for pool in self._background:
+                pool.resume()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the background pools are stopped right now."""
+        return self._paused
 
 
 class WorkerPool:
@@ -56,6 +126,7 @@ class WorkerPool:
         sink: Any = None,
         warm: Warm | None = None,
         crash_message: str = "a worker process crashed while handling this request; retry it",
+        foreground: Foreground | None = None,
     ) -> None:
         if executor not in ("process", "thread"):
             raise ValueError(f"executor must be 'process' or 'thread', not {executor!r}")
@@ -67,6 +138,8 @@ class WorkerPool:
         self._pending: set[Future[Any]] = set()
         self._registry: Any = None  # worker pids, put there by each worker as it starts (process mode)
         self._pids: set[int] = set()
+        self.foreground = foreground  # tasks of this pool are on a caller's path: background pools step aside
+        self._stopped: list[int] = []  # workers stopped by pause(), continued by resume()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -99,6 +172,7 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop the workers (none outlives this call) and fail what still waits on them."""
+        self.resume()
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
@@ -129,6 +203,24 @@ class WorkerPool:
             self._pids &= {p.pid for p in multiprocessing.active_children() if p.pid is not None}
             return sorted(self._pids)
 
+    def pause(self) -> None:
+        """Stop this pool's worker processes where they are (SIGSTOP; process mode, else nothing)."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            self._stopped.append(pid)
+
+    def resume(self) -> None:
+        """Continue what :meth:`pause` stopped."""
+        stopped, self._stopped = self._stopped, []
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     # ------------------------------------------------------------------ running
     def submit(self, fn: Callable[..., Outcome], *args: Any, timeout: float | None = None) -> Future[Any]:
         """Start ``fn(*args)``; the returned future settles as the class docstring says.
@@ -136,11 +228,21 @@ class WorkerPool:
         ``timeout`` (seconds from the task's start) stops the worker running it in process mode; in thread
         mode :meth:`call` stops waiting instead. Cancelling the returned future does not stop the task.
         """
-        inner = self._schedule(fn, args, timeout)
+        fg = self.foreground
+        if fg is not None:
+            fg.enter()
+        try:
+            inner = self._schedule(fn, args, timeout)
+        except BaseException:
+            if fg is not None:
+                fg.exit()
+            raise
         outer: Future[Any] = Future()
         with self._lock:
             self._pending.add(outer)
         inner.add_done_callback(lambda done: self._settle_from(done, outer))
+        if fg is not None:
+            outer.add_done_callback(lambda _: fg.exit())
         return outer
 
     def call(self, fn: Callable[..., Outcome], *args: Any, timeout: float | None = None) -> Any:

@@ -35,7 +35,7 @@ from ..errors import ForwardedError, QueueFullError, WorkerCrashedError
 from ..store import Store
 from . import tasks
 from .admission import Admission, Slot
-from .pools import CPU_NICE, JOB_NICE, WorkerPool
+from .pools import CPU_NICE, JOB_NICE, Foreground, WorkerPool
 from .state import INTERRUPTED, INTERRUPTED_MESSAGE, JOB_TIMEOUT, WORKER_CRASHED, JobStates
 from .watch import Watch, Watchers, progress_doc
 
@@ -100,6 +100,8 @@ class JobRunner:
         self._listener: threading.Thread | None = None
         self._cpu: WorkerPool | None = None
         self._gen: WorkerPool | None = None
+        #: the CPU pool's tasks are on a request's path: background pools (verify) step aside for them
+        self.foreground = Foreground()
 
     # ------------------------------------------------------------------ lifecycle
     def _make_pools(self) -> None:
@@ -111,7 +113,7 @@ class JobRunner:
         # face checks and profiles: the models, no engine (threads: two, not warmed)
         self._cpu = WorkerPool(
             "cpu", 1 if process else 2, executor=self.executor_kind, nice=CPU_NICE,
-            warm=(tasks.task_warm, ()) if process else None,
+            warm=(tasks.task_warm, ()) if process else None, foreground=self.foreground,
         )
         self._gen = WorkerPool(
             "gen", self.workers, executor=self.executor_kind, nice=JOB_NICE, sink=self._sink,

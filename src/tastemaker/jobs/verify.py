@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import VerifyBusyError, VerifyQueueFullError
-from .pools import VERIFY_NICE, WorkerPool
+from .pools import VERIFY_NICE, Foreground, WorkerPool
 from .tasks import Outcome
 
 
@@ -20,11 +20,19 @@ class VerifyPool:
     front of the work the service does for its callers: checks run in their own worker processes at the
     lowest CPU priority (``executor="process"``; threads in tests), at most ``workers`` at once plus
     ``queue_size`` waiting (beyond that 503 ``verify_queue_full``), and at most ``per_account`` in flight for
-    one account (beyond that 429 ``verify_busy``). A place is claimed before the request body is read.
+    one account (beyond that 429 ``verify_busy``). A place is claimed before the request body is read. With
+    ``yield_to`` (the job runner's :attr:`~.runner.JobRunner.foreground`) its workers are paused while a
+    request's face check or profile build runs (see :class:`~.pools.Foreground`).
     """
 
     def __init__(
-        self, *, workers: int = 1, queue_size: int = 4, per_account: int = 1, executor: str = "process"
+        self,
+        *,
+        workers: int = 1,
+        queue_size: int = 4,
+        per_account: int = 1,
+        executor: str = "process",
+        yield_to: Foreground | None = None,
     ) -> None:
         self.workers, self.queue_size, self.per_account = workers, queue_size, per_account
         self.executor_kind = executor
@@ -37,6 +45,8 @@ class VerifyPool:
             "verify", workers, executor=executor, nice=VERIFY_NICE,
             crash_message="a worker process crashed while checking this image; retry it",
         )
+        if yield_to is not None:
+            yield_to.add_background(self._pool)
 
     def start(self) -> None:
         self._pool.start()
