@@ -115,13 +115,13 @@ def _run_briefly(fn: Callable[[], None], timeout: float) -> None:
 
 
 def _stop_worker_processes() -> None:
-    """Terminate the identity guard's embedding workers (only ever started by this process)."""
-    identity = sys.modules.get("tastemaker.encoders.identity")
-    pools = getattr(identity, "_POOL", None) or {}
-    for pool in list(pools.values()):
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(Exception):
-                proc.terminate()
+    """Terminate this process's worker processes (the identity guard's embedding workers): every child
+    ``multiprocessing`` started, found through its public API rather than a pool's private fields."""
+    import multiprocessing
+
+    for proc in multiprocessing.active_children():
+        with contextlib.suppress(Exception):
+            proc.terminate()
 
 
 def _release_shared_semaphores() -> None:
