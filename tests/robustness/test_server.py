@@ -265,7 +265,7 @@ def test_a_client_gone_mid_body_is_one_quiet_line(api: Api, key: dict[str, str],
     from tastemaker.store.sql.models import Job
 
     with svc.store.session() as s:
-        jobs_before = s.query(Job).count()
+        jobs_before = s.orm.query(Job).count()
     with caplog.at_level(logging.INFO, logger="tastemaker"):
         api.client.portal.call(api.client.app, scope, receive, send)  # type: ignore[union-attr]
     problems = [r for r in caplog.records if r.exc_info or "unhandled" in r.getMessage()]
@@ -273,7 +273,7 @@ def test_a_client_gone_mid_body_is_one_quiet_line(api: Api, key: dict[str, str],
     lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO
     with svc.store.session() as s:
-        assert s.query(Job).count() == jobs_before
+        assert s.orm.query(Job).count() == jobs_before
 
 
 # ------------------------------------------------------------------------------------------ #10 slow clients

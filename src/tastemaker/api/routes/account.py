@@ -13,21 +13,25 @@ from ..domain.common import Caller
 from ..schemas import AccountDeletedOut, HealthOut, UsageOut
 from .common import AUTH_ERRORS
 
-accounts = APIRouter(tags=["account"], responses=AUTH_ERRORS)
+router = APIRouter()
 
 
-@accounts.get(
+@router.get(
     "/v1/usage",
     response_model=UsageOut,
+    tags=["account"],
+    responses=AUTH_ERRORS,
     summary="This month's usage against the account's tier",
 )
 def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> UsageOut:
     return account.usage(svc, session, principal)
 
 
-@accounts.delete(
+@router.delete(
     "/v1/me",
     response_model=AccountDeletedOut,
+    tags=["account"],
+    responses=AUTH_ERRORS,
     summary="Delete this account and every stored trace of it (irreversible)",
     description=(
         "Removes the account's boards and pins, taste profiles and their version history, generations and "
@@ -42,10 +46,6 @@ def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> U
 )
 def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal: FullAccess) -> AccountDeletedOut:
     return account.delete_account(svc, session, Caller.of(request, principal))
-
-
-router = APIRouter()
-router.include_router(accounts)
 
 
 @router.get(
