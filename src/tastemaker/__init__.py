@@ -30,9 +30,11 @@ from .engines.base import (
 from .errors import TastemakerError
 from .pipeline import GeneratedImage, GenerationResult, generate, save_result
 from .prompt import PromptIntent
+from .store import BlobStore, Store
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
 
 __all__ = [
+    "BlobStore",
     "Board",
     "BoardAssets",
     "Engine",
@@ -47,6 +49,7 @@ __all__ = [
     "ProfileConfig",
     "PromptIntent",
     "Rendered",
+    "Store",
     "StyleDescriptor",
     "Subject",
     "TasteProfile",
