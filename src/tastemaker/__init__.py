@@ -7,6 +7,9 @@ The public API, in the order of the flow::
     result = generate(GenerationRequest(n=4, seed=1), selfies=["me.jpg"], profile=profile)
     save_result(result, "out/")                          # images + manifest.json + contact sheet
 
+``generate`` builds a :class:`Pipeline` for one call; a program that makes many builds one
+(``Pipeline.from_settings(load_settings())``) and calls it per request.
+
 The extension points: an :class:`Engine` (with :class:`Subject`, :class:`VariationPlan`, :class:`Rendered`,
 :class:`PromptIntent`) registered with :func:`register_engine`, and the store and blob protocols
 (``Store``, ``BlobStore``) a service backend implements. CONTRIBUTING.md shows both in ten lines.
@@ -28,7 +31,7 @@ from .engines.base import (
     VariationPlan,
 )
 from .errors import TastemakerError
-from .pipeline import GeneratedImage, GenerationResult, generate, save_result
+from .pipeline import GeneratedImage, GenerationResult, Pipeline, generate, save_result
 from .prompt import PromptIntent
 from .store import BlobStore, Store
 from .taste.profile import ProfileConfig, TasteProfile, build_profile
@@ -46,6 +49,7 @@ __all__ = [
     "IdentitySubject",
     "Pin",
     "PinImage",
+    "Pipeline",
     "ProfileConfig",
     "PromptIntent",
     "Rendered",
