@@ -9,6 +9,8 @@ the command. These imports in functions are for the optional extra only; there i
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +23,7 @@ from ..errors import AuditTamperedError, InputError, MissingDependencyError
 from .common import console, err_console, handle_errors
 
 if TYPE_CHECKING:
+    from ..audit import AuditLog
     from ..store import Store
 
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
@@ -32,6 +35,23 @@ def _require_server_extra() -> None:
     for module in ("fastapi", "uvicorn", "sqlalchemy", "alembic", "limits"):
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError("the HTTP service", "server", module)
+
+
+@contextmanager
+def _admin(*, secrets: bool = True) -> Iterator[tuple[ServerSettings, Store, AuditLog]]:
+    """An admin command's settings, open store and audit log (secrets checked first); the store is closed
+    after, whatever happens."""
+    _require_server_extra()
+    from ..audit import AuditLog
+
+    settings = load_server_settings()
+    if secrets:
+        settings.check_secrets()
+    store = _open(settings)
+    try:
+        yield settings, store, AuditLog(settings.secret_key.get_secret_value())
+    finally:
+        store.dispose()
 
 
 def _open(settings: ServerSettings) -> Store:
@@ -89,25 +109,10 @@ def keys_create(
     ] = None,
 ) -> None:
     """Create an API key and print it — once. Only its hash is stored."""
-    _require_server_extra()
-    from ..api.admin import issue_key
-    from ..audit import AuditLog
+    with _admin() as (settings, store, log):
+        from ..api.admin import issue_key
 
-    settings = load_server_settings()
-    settings.check_secrets()
-    store = _open(settings)
-    try:
-        issued = issue_key(
-            store,
-            AuditLog(settings.secret_key.get_secret_value()),
-            settings,
-            name=name,
-            tier=tier,
-            account_id=account,
-            scopes=scope,
-        )
-    finally:
-        store.dispose()
+        issued = issue_key(store, log, settings, name=name, tier=tier, account_id=account, scopes=scope)
     console.print(issued.key, highlight=False, soft_wrap=True)
     err_console.print(
         f"key {issued.key_id} for account {issued.account_id} ({issued.tier} tier; scopes: {issued.scopes}). "
@@ -121,14 +126,10 @@ def keys_create(
 @handle_errors
 def keys_list() -> None:
     """List keys (prefixes and ids; keys themselves are never stored)."""
-    _require_server_extra()
-    from ..api.admin import list_keys
+    with _admin(secrets=False) as (_, store, _log):
+        from ..api.admin import list_keys
 
-    store = _open(load_server_settings())
-    try:
         infos = list_keys(store)
-    finally:
-        store.dispose()
     table = Table(title=f"{len(infos)} API key(s)")
     for col in ("id", "prefix", "name", "account", "tier", "scopes", "created", "last used", "status"):
         table.add_column(col, no_wrap=col == "scopes")
@@ -153,17 +154,10 @@ def keys_revoke(
     key: Annotated[str, typer.Argument(help="Key id (key_...) or display prefix (tm_XXXXXXXX).")],
 ) -> None:
     """Revoke a key: requests with it get 401 api_key_revoked from now on."""
-    _require_server_extra()
-    from ..api.admin import revoke_key
-    from ..audit import AuditLog
+    with _admin() as (_, store, log):
+        from ..api.admin import revoke_key
 
-    settings = load_server_settings()
-    settings.check_secrets()
-    store = _open(settings)
-    try:
-        info = revoke_key(store, AuditLog(settings.secret_key.get_secret_value()), key)
-    finally:
-        store.dispose()
+        info = revoke_key(store, log, key)
     console.print(f"revoked {info.key_id} ({info.prefix}…, account {info.account_id})", highlight=False)
 
 
@@ -183,23 +177,15 @@ def audit_verify(
 ) -> None:
     """Check the whole chain: any edited, deleted, inserted or truncated entry is reported (exit 5)."""
     _require_server_extra()
-    from ..audit import AuditLog, parse_anchor, parse_checkpoints
+    from ..audit import parse_anchor, parse_checkpoints
 
-    settings = load_server_settings()
-    settings.check_secrets()
     try:
         anchored = parse_anchor(anchor) if anchor else None
         checkpoints = parse_checkpoints(checkpoint.read_text(encoding="utf-8")) if checkpoint else None
     except (ValueError, OSError) as exc:
         raise InputError(f"{checkpoint}: {exc}" if checkpoint and not anchor else str(exc)) from None
-    store = _open(settings)
-    try:
-        with store.session() as s:
-            report = AuditLog(settings.secret_key.get_secret_value()).verify(
-                s, anchor=anchored, checkpoints=checkpoints
-            )
-    finally:
-        store.dispose()
+    with _admin() as (_, store, log), store.session() as s:
+        report = log.verify(s, anchor=anchored, checkpoints=checkpoints)
     if report.problems:
         table = Table(title="Audit log problems")
         table.add_column("seq")
@@ -232,24 +218,14 @@ def audit_checkpoint(
     Keep checkpoints where whoever can write the database cannot (another machine, a write-once bucket)
     and pass the file to `tastemaker audit verify --checkpoint`: a log cut short is then caught.
     """
-    _require_server_extra()
-    from ..audit import AuditLog
-
-    settings = load_server_settings()
-    settings.check_secrets()
-    log = AuditLog(settings.secret_key.get_secret_value())
-    store = _open(settings)
-    try:
-        with store.session() as s:
-            report = log.verify(s)
-            if report.problems:
-                raise AuditTamperedError(
-                    f"the audit log fails verification ({len(report.problems)} problem(s)); no checkpoint was "
-                    "written: run `tastemaker audit verify`"
-                )
-            cp = log.checkpoint(s)
-    finally:
-        store.dispose()
+    with _admin() as (_, store, log), store.session() as s:
+        report = log.verify(s)
+        if report.problems:
+            raise AuditTamperedError(
+                f"the audit log fails verification ({len(report.problems)} problem(s)); no checkpoint was "
+                "written: run `tastemaker audit verify`"
+            )
+        cp = log.checkpoint(s)
     line = cp.to_json()
     if output is not None:
         with output.open("a", encoding="utf-8") as fh:
