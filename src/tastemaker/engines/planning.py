@@ -96,6 +96,13 @@ def guaranteed_modes(profile: TasteProfile, weights: dict[str, float]) -> set[st
     return out
 
 
+def _choose(asked: str, intended: str | None, cycle: Sequence[str], i: int) -> str:
+    """What the request asks for, else what the prompt says, else variation ``i``'s turn in the cycle."""
+    if asked != "auto":
+        return asked
+    return intended or cycle[i % len(cycle)]
+
+
 def plan_variations(
     request: GenerationRequest,
     profile: TasteProfile,
@@ -117,20 +124,8 @@ def plan_variations(
     plans = []
     for i, (mode_id, vseed) in enumerate(zip(modes, variation_seeds(seed, request.n), strict=True)):
         rng = np.random.default_rng(vseed)
-        bg: str
-        framing: str
-        if request.background != "auto":
-            bg = request.background
-        elif intent.background:
-            bg = intent.background
-        else:
-            bg = backgrounds[i % len(backgrounds)]
-        if request.framing != "auto":
-            framing = request.framing
-        elif intent.framing:
-            framing = intent.framing
-        else:
-            framing = framings[i % len(framings)]
+        bg = _choose(request.background, intent.background, backgrounds, i)
+        framing = _choose(request.framing, intent.framing, framings, i)
         params: dict[str, Any] = {
             "zoom": float(rng.uniform(*zoom)),
             "shift": (float(rng.uniform(-shift[0], shift[0])), float(rng.uniform(-shift[1], shift[1]))),
