@@ -157,27 +157,17 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[: limit - 15]}... ({len(text):,} characters)"
 
 
-def _parse_int(value: Any, name: str, path: Path, line: int) -> int:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return 0
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {_shown(value)}") from None
-    if not math.isfinite(f) or f < 0 or f != int(f):
-        raise PinsFileError(path, line, f"{name} must be a whole number >= 0, got {_shown(value)}")
-    return int(f)
-
-
-def _parse_float(value: Any, name: str, path: Path, line: int) -> float:
+def _parse_count(value: Any, name: str, path: Path, line: int, *, whole: bool) -> float:
+    """A non-negative number from a pins file (blank is 0); ``whole`` for counts. Names the line when bad."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return 0.0
+    what = "a whole number" if whole else "a number"
     try:
         f = float(value)
     except (TypeError, ValueError):
-        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {_shown(value)}") from None
-    if not math.isfinite(f) or f < 0:
-        raise PinsFileError(path, line, f"{name} must be a number >= 0, got {_shown(value)}")
+        raise PinsFileError(path, line, f"{name} must be {what} >= 0, got {_shown(value)}") from None
+    if not math.isfinite(f) or f < 0 or (whole and f != int(f)):
+        raise PinsFileError(path, line, f"{name} must be {what} >= 0, got {_shown(value)}")
     return f
 
 
@@ -240,9 +230,9 @@ def _row_to_pin(row: dict[str, Any], path: Path, line: int) -> Pin:
     source = row.get("source") or ""
     return Pin(
         image=image,
-        saves=_parse_int(row.get("saves"), "saves", path, line),
-        clicks=_parse_int(row.get("clicks"), "clicks", path, line),
-        dwell_seconds=_parse_float(row.get("dwell_seconds"), "dwell_seconds", path, line),
+        saves=int(_parse_count(row.get("saves"), "saves", path, line, whole=True)),
+        clicks=int(_parse_count(row.get("clicks"), "clicks", path, line, whole=True)),
+        dwell_seconds=_parse_count(row.get("dwell_seconds"), "dwell_seconds", path, line, whole=False),
         pinned_at=_parse_time(row.get("pinned_at"), path, line),
         title=str(title).strip(),
         tags=_parse_tags(row.get("tags"), path, line),
