@@ -57,6 +57,7 @@ from .media import (
     decode_image,
     read_image_bytes,
     resize_max_side,
+    stat_input,
 )
 
 PIN_FIELDS = ("image", "saves", "clicks", "dwell_seconds", "pinned_at", "title", "tags", "source")
@@ -473,12 +474,8 @@ def load_board(
 ) -> Board:
     """Import a board folder: its images plus the optional ``pins.csv`` / ``pins.jsonl``."""
     root = Path(folder)
-    try:
-        st = root.stat()
-    except FileNotFoundError:
-        raise BoardError(f"board folder {root} does not exist") from None
-    except OSError as exc:
-        raise BoardError(f"board folder {root}: cannot read ({exc.strerror})") from None
+    st = stat_input(root, BoardError, missing=f"board folder {root} does not exist",
+                    unreadable=f"board folder {root}: cannot read")
     if not stat.S_ISDIR(st.st_mode):
         raise BoardError(f"{root} is not a folder; a board is a folder of images (plus optional pins.csv)")
     try:

@@ -79,18 +79,26 @@ def read_image_bytes(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
 MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 
+def stat_input(
+    path: Path, error: type[InputError], *, missing: str, unreadable: str
+) -> os.stat_result:
+    """``path``'s stat, or ``error`` with ``missing`` (it is not there) or ``unreadable`` (plus the OS's reason):
+    inputs are checked for what they are before anything opens them."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        raise error(missing) from None
+    except OSError as exc:
+        raise error(f"{unreadable} ({exc.strerror})") from None
+
+
 def read_text_file(
     path: Path | str, *, what: str = "file", error: type[InputError] = InputError, max_bytes: int = MAX_TEXT_BYTES
 ) -> str:
     """A UTF-8 text input (a profile, an identity file): a regular file of at most ``max_bytes``, or ``error``
     naming it. A FIFO or a device is refused before it is opened, so it can never hang the command."""
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise error(f"{what} file {p} not found") from None
-    except OSError as exc:
-        raise error(f"cannot read {what} {p} ({exc.strerror})") from None
+    st = stat_input(p, error, missing=f"{what} file {p} not found", unreadable=f"cannot read {what} {p}")
     if not stat.S_ISREG(st.st_mode):
         raise error(f"{what} {p} is {_kind_of(st.st_mode)}, not a regular file")
     try:
