@@ -54,8 +54,9 @@ class JobPayload:
     face: Any = field(repr=False)
     identity: Any = field(repr=False)
     profile_json: str = field(repr=False)
-    #: the stored board's pins the engine may draw from: (core Pin, blob path); empty for a profile upload
-    pins: list[tuple[Any, str]] = field(default_factory=list, repr=False)
+    #: the stored board's pins the engine may draw from (their bytes are in the store's blobs); empty for a
+    #: profile upload
+    pins: list[Any] = field(default_factory=list, repr=False)
 
 
 class JobRunner:
@@ -316,6 +317,7 @@ class JobRunner:
                 self.data_dir,
                 p.pins,
                 self.provenance_secret,
+                self.store.blobs,
                 timeout=timeout,
             )
         except TimeoutError:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ForwardedError, InternalError, TastemakerError
+from ..errors import BlobMissingError, ForwardedError, InternalError, TastemakerError
 from ..lifeline import die_with_parent
 
 log = logging.getLogger("tastemaker.jobs")
@@ -106,23 +106,24 @@ def task_prepare_subject(
 
 def task_build_profile(
     name: str,
-    pins: list[tuple[Any, str]],
+    pins: list[Any],
+    blobs: Any,
     max_pixels: int,
     max_bytes: int,
     max_modes: int,
     half_life_days: float,
 ) -> Outcome:
-    """Build a board's taste profile from its pins and blob paths; returns the profile JSON."""
+    """Build a board's taste profile from its pins, whose bytes the worker reads from ``blobs`` (a
+    :class:`~tastemaker.store.BlobStore`); returns the profile JSON."""
 
     def run() -> str:
         from dataclasses import replace
-        from pathlib import Path
 
         from ..boards import build_board
         from ..taste.profile import ProfileConfig, build_profile
         from ..taste.weights import WeightConfig
 
-        items = [(replace(pin, sha256=""), Path(path).read_bytes()) for pin, path in pins]
+        items = [(replace(pin, sha256=""), blobs.get(pin.sha256)) for pin in pins]
         board = build_board(name, items, max_pixels=max_pixels, max_bytes=max_bytes)
         config = ProfileConfig(max_modes=max_modes, weights=WeightConfig(half_life_days=half_life_days))
         return build_profile(board, config).to_json()
@@ -235,13 +236,14 @@ def task_generate(
     sink: Callable[[str, str, int, int], None] | None = None,
     account_id: str = "local",
     data_dir: str | None = None,
-    pins: list[tuple[Any, str]] | None = None,
+    pins: list[Any] | None = None,
     provenance_secret: str | None = None,
+    blobs: Any = None,
 ) -> Outcome:
     """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue.
 
-    ``pins`` are the stored board's pins (core Pin, blob path) the engine may draw from; the bytes are read
-    here, in the worker, and live only for this job.
+    ``pins`` are the stored board's pins the engine may draw from; their bytes are read here, in the worker,
+    from ``blobs`` (a :class:`~tastemaker.store.BlobStore`), and live only for this job.
     """
 
     def report(stage: str, done: int, total: int) -> None:
@@ -251,8 +253,6 @@ def task_generate(
             _SINK.put((job_id, stage, done, total))
 
     def run() -> list[GeneratedBlob]:
-        from pathlib import Path
-
         from ..engines.assets import assets_from_bytes
         from ..engines.base import GenerationRequest, Subject
         from ..media import decode_image
@@ -265,12 +265,12 @@ def task_generate(
         subject = Subject(image=img, face=face, identity=identity, name=selfie_name)
         profile = TasteProfile.from_json(profile_json, name="profile")
         assets = None
-        if pins:
+        if pins and blobs is not None:
             stored = {}
-            for pin, path in pins:
+            for pin in pins:
                 try:
-                    stored[pin.id] = (pin, Path(path).read_bytes())
-                except OSError:
+                    stored[pin.id] = (pin, blobs.get(pin.sha256))
+                except BlobMissingError:
                     continue  # deleted meanwhile: the engine falls back for that pin and says so
             assets = assets_from_bytes("the stored board", stored, profile, max_pixels=max_pixels,
                                        max_bytes=max_bytes)

@@ -28,7 +28,12 @@ def sha256_hex(data: bytes) -> str:
 
 
 class BlobStore(Protocol):
-    """Bytes by content hash. Another backend (object storage, a database) implements these and is done."""
+    """Bytes by content hash. Another backend (object storage, a database) implements these and is done.
+
+    The job runner hands the store to its worker processes, which read the pins' bytes themselves: with
+    ``executor="process"`` an implementation must pickle to something that reaches the same blobs (a
+    folder, a bucket, a database URL), as :class:`FilesystemBlobStore` does.
+    """
 
     @property
     def lock(self) -> AbstractContextManager[Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 
 from ...audit import GENERATION_CREATED
+from ...boards import Pin
 from ...engines.base import GenerationRequest
 from ...errors import (
     ConflictError,
@@ -54,8 +55,8 @@ class _Admission:
     profile_json: str
     profile_hash: str
     board_id: str | None
-    #: the stored board's pins the engine may draw from (medium exemplars, scenes): (pin, blob path)
-    pins: list[tuple[Any, str]] = field(default_factory=list)
+    #: the stored board's pins the engine may draw from (medium exemplars, scenes)
+    pins: list[Pin] = field(default_factory=list)
 
 
 def too_many_jobs(svc: Services, caller: Caller, active: int) -> TooManyJobsError:

@@ -18,9 +18,9 @@ from ...audit import STYLEEMBED
 from ...boards import Pin
 from ...encoders.style import FEATURE_NAMES, lab_to_rgb8
 from ...engines.assets import wanted_pins
-from ...errors import BlobMissingError, ConflictError, NotFoundError, StoreError
+from ...errors import BlobMissingError, ConflictError, NotFoundError
 from ...jobs import task_build_profile
-from ...store import FilesystemBlobStore, StoreSession
+from ...store import StoreSession
 from ...store.records import Board, ProfileVersion, StoredPin, period_of, utcnow
 from ...taste.privacy import PrivacyConfig
 from ...taste.profile import TasteProfile
@@ -137,25 +137,20 @@ class CachedProfile:
         return self.parsed
 
 
-def _blob_paths(svc: Services, pins: Iterable[StoredPin]) -> list[tuple[Pin, str]]:
-    """Pins with the local paths of their blobs, for the job runner's tasks (which read blobs from files for
-    now; a blob store without local files needs tasks that take the blob store instead). A pin whose blob is
-    gone is left out."""
+def _present(svc: Services, pins: Iterable[StoredPin]) -> list[Pin]:
+    """The pins whose blobs are in the store (the job runner's tasks read them there, in the worker)."""
     blobs = svc.store.blobs
-    if not isinstance(blobs, FilesystemBlobStore):
-        raise StoreError(f"the profile and generation tasks read blobs from files; {type(blobs).__name__} has none")
-    paths = [(p.pin, blobs.path(p.pin.sha256)) for p in pins]
-    return [(pin, str(path)) for pin, path in paths if path.exists()]
+    return [p.pin for p in pins if blobs.exists(p.pin.sha256)]
 
 
-def board_assets(svc: Services, s: StoreSession, board_id: str, profile: TasteProfile) -> list[tuple[Pin, str]]:
-    """The stored pins a generation from this board may draw from (medium exemplars, scenes), with blob paths.
+def board_assets(svc: Services, s: StoreSession, board_id: str, profile: TasteProfile) -> list[Pin]:
+    """The stored pins a generation from this board may draw from (medium exemplars, scenes).
 
     The same choice the CLI makes from a board folder (:func:`tastemaker.engines.assets.wanted_pins`); a pin
     whose blob is gone is left out (the engine then falls back and says so).
     """
     wanted = wanted_pins(profile)
-    return _blob_paths(svc, (p for p in s.board_pins(board_id) if p.pin.id in wanted))
+    return _present(svc, (p for p in s.board_pins(board_id) if p.pin.id in wanted))
 
 
 def _cached(s: StoreSession, board: Board, revision: int) -> CachedProfile | None:
@@ -180,15 +175,16 @@ def ensure_profile(svc: Services, s: StoreSession, board: Board) -> CachedProfil
             return hit
     revision = board.revision
     pins = s.board_pins(board.id)
-    args = _blob_paths(svc, pins)
-    if len(args) < len(pins):
-        gone = next(p for p in pins if p.pin.sha256 not in {a[0].sha256 for a in args})
+    present = _present(svc, pins)
+    if len(present) < len(pins):
+        gone = next(p for p in pins if p.pin.sha256 not in {q.sha256 for q in present})
         raise BlobMissingError(f"board {board.id}: the image of pin {gone.pin.sha256[:16]} is missing from the store")
     settings = svc.settings
     profile_json: str = svc.runner.call(
         task_build_profile,
         board.name,
-        args,
+        present,
+        svc.store.blobs,
         settings.max_image_pixels,
         settings.max_image_bytes,
         settings.max_modes,
