@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -221,6 +222,24 @@ class GeneratedBlob:
     record: dict[str, Any]
 
 
+_PIPELINES: dict[tuple[int, str, float, str | None, str | None], Any] = {}
+
+
+def _pipeline(engine: str, identity_threshold: float, data_dir: str | None, secret: str | None) -> Any:
+    """This worker's :class:`~tastemaker.pipeline.Pipeline` for a configuration: built on its first job and
+    reused (the engine's caches, the guard's encoder and the provenance store stay warm between jobs). One per
+    thread: in thread mode (tests) two jobs never share a provenance store's connections."""
+    from ..pipeline import Pipeline, default_provenance, provenance_for
+
+    key = (threading.get_ident(), engine, identity_threshold, data_dir, secret)
+    pipe = _PIPELINES.get(key)
+    if pipe is None:
+        prov = provenance_for(data_dir, secret) if data_dir else default_provenance()
+        pipe = _PIPELINES[key] = Pipeline(engine, identity_threshold=identity_threshold, guard_workers=0,
+                                          provenance=prov)
+    return pipe
+
+
 def task_generate(
     job_id: str,
     request: dict[str, Any],
@@ -256,7 +275,6 @@ def task_generate(
         from ..engines.assets import assets_from_bytes
         from ..engines.base import GenerationRequest, Subject
         from ..media import decode_image
-        from ..pipeline import default_provenance, generate, provenance_for
         from ..taste.profile import TasteProfile
 
         report("starting", 0, 1)
@@ -274,17 +292,8 @@ def task_generate(
                     continue  # deleted meanwhile: the engine falls back for that pin and says so
             assets = assets_from_bytes("the stored board", stored, profile, max_pixels=max_pixels,
                                        max_bytes=max_bytes)
-        result = generate(
-            req,
-            subject=subject,
-            profile=profile,
-            assets=assets,
-            engine=engine,
-            identity_threshold=identity_threshold,
-            guard_workers=0,
-            provenance=provenance_for(data_dir, provenance_secret) if data_dir else default_provenance(),
-            account=account_id,
-            progress=report,
+        result = _pipeline(engine, identity_threshold, data_dir, provenance_secret)(
+            req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report
         )
         # the images come back watermarked, C2PA-signed and logged (pipeline provenance); never re-encode them
         media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[req.format]
