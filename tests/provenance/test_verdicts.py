@@ -198,3 +198,29 @@ def test_manifest_and_record_hold_no_raw_account_id(store: Provenance, outputs: 
         assert out.record.account == store.pseudonym("acct_victim")
         got = np.asarray(Image.open(io.BytesIO(out.data)).convert("RGB"))
         assert np.array_equal(got, out.pixels)
+
+
+def test_the_records_index_is_versioned_like_the_log(tmp_path: Path) -> None:
+    """An index made before it was versioned (user_version 0, its tables already there) opens and is stamped
+    version 1 with its records intact; one from a newer Tastemaker is refused and left as it was."""
+    from tastemaker.provenance.service import INDEX_MIGRATIONS
+
+    old = tmp_path / "old"
+    (old / "provenance").mkdir(parents=True)
+    with sqlite3.connect(old / "provenance" / "records.sqlite") as db:
+        for statement in INDEX_MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("INSERT INTO records (record_id, log_index, record) VALUES (7, 0, '{}')")
+    Provenance(old)
+    with sqlite3.connect(old / "provenance" / "records.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(INDEX_MIGRATIONS)
+        assert db.execute("SELECT record_id FROM records").fetchall() == [(7,)]
+
+    newer = tmp_path / "newer"
+    (newer / "provenance").mkdir(parents=True)
+    with sqlite3.connect(newer / "provenance" / "records.sqlite") as db:
+        db.execute(f"PRAGMA user_version = {len(INDEX_MIGRATIONS) + 1}")
+    with pytest.raises(LedgerError, match="newer than"):
+        Provenance(newer)
+    with sqlite3.connect(newer / "provenance" / "records.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0  # untouched

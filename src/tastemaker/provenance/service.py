@@ -50,6 +50,7 @@ from .c2pa import ManifestReport, ensure_signing_identity, read_manifest, sign_i
 from .keys import StoreKeys, load_store_keys
 from .ledger import Ledger, SignedTreeHead
 from .record import ProvenanceRecord, new_record_id
+from .sqlite_schema import migrate_sqlite
 from .verdict import VERDICT_EXIT, MatchedBy, Verdict, VerifyReport, check_log
 
 #: a stored global descriptor this similar (cosine) to the picture's is a candidate for the index
@@ -77,20 +78,24 @@ class Stamped:
     log_index: int
 
 
-_INDEX = """
-CREATE TABLE IF NOT EXISTS records (
-    record_id INTEGER PRIMARY KEY, log_index INTEGER NOT NULL UNIQUE, record TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
-    BEGIN SELECT RAISE(ABORT, 'provenance records are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
-    BEGIN SELECT RAISE(ABORT, 'provenance records are append-only'); END;
-CREATE TABLE IF NOT EXISTS fingerprints (record_id INTEGER PRIMARY KEY, glob BLOB NOT NULL);
-CREATE TRIGGER IF NOT EXISTS fingerprints_no_update BEFORE UPDATE ON fingerprints
-    BEGIN SELECT RAISE(ABORT, 'the fingerprint index is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS fingerprints_no_delete BEFORE DELETE ON fingerprints
-    BEGIN SELECT RAISE(ABORT, 'the fingerprint index is append-only'); END;
-"""
+#: the records and fingerprint index (``records.sqlite``): ordered migration steps, never edited once published
+#: (add a step). Step 1 is the original schema, written with IF NOT EXISTS, so a file made before the index was
+#: versioned is stamped version 1 as it is (:func:`~.sqlite_schema.migrate_sqlite`).
+INDEX_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE IF NOT EXISTS records ("
+        " record_id INTEGER PRIMARY KEY, log_index INTEGER NOT NULL UNIQUE, record TEXT NOT NULL)",
+        "CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records"
+        " BEGIN SELECT RAISE(ABORT, 'provenance records are append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records"
+        " BEGIN SELECT RAISE(ABORT, 'provenance records are append-only'); END",
+        "CREATE TABLE IF NOT EXISTS fingerprints (record_id INTEGER PRIMARY KEY, glob BLOB NOT NULL)",
+        "CREATE TRIGGER IF NOT EXISTS fingerprints_no_update BEFORE UPDATE ON fingerprints"
+        " BEGIN SELECT RAISE(ABORT, 'the fingerprint index is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS fingerprints_no_delete BEFORE DELETE ON fingerprints"
+        " BEGIN SELECT RAISE(ABORT, 'the fingerprint index is append-only'); END",
+    ),
+)
 
 
 def _sniff_format(data: bytes) -> str:
@@ -135,7 +140,7 @@ class Provenance:
             self._db = sqlite3.connect(self.dir / "records.sqlite", isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_INDEX)
+            migrate_sqlite(self._db, INDEX_MIGRATIONS, what=f"the provenance index {self.dir / 'records.sqlite'}")
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open the provenance index in {self.dir}: {exc}") from exc
 
