@@ -177,7 +177,8 @@ def ensure_profile(svc: Services, s: StoreSession, board: Board) -> CachedProfil
     pins = s.board_pins(board.id)
     present = _present(svc, pins)
     if len(present) < len(pins):
-        gone = next(p for p in pins if p.pin.sha256 not in {q.sha256 for q in present})
+        have = {q.sha256 for q in present}
+        gone = next(p for p in pins if p.pin.sha256 not in have)
         raise BlobMissingError(f"board {board.id}: the image of pin {gone.pin.sha256[:16]} is missing from the store")
     settings = svc.settings
     profile_json: str = svc.runner.call(

@@ -272,10 +272,12 @@ def match_bands(L: np.ndarray, target: np.ndarray, amount: np.ndarray | float = 
     level = own.sum() / want_rms.sum()  # the picture's own level of detail, the medium's balance
     gains = np.clip(want_rms * level / np.maximum(own, 1e-6), *BAND_GAIN)
     out = rest
-    for b, q, g, r in zip(reversed(bands), reversed(target[:n]), reversed(gains), reversed(want_rms), strict=True):
+    # each band's own RMS times its gain: the exemplar's shape (quantiles) at that level
+    scale = gains * own / np.maximum(want_rms, 1e-9)
+    for b, q, k in zip(reversed(bands), reversed(target[:n]), reversed(scale), strict=True):
         src = np.percentile(b[::2, ::2], BAND_QUANTILES)  # a quarter of the coefficients estimate them well
         src = np.maximum.accumulate(src + np.arange(len(src)) * 1e-7)
-        dst = q * (g * float(np.sqrt(np.mean(b * b))) / max(float(r), 1e-9))  # the exemplar's shape at gain g
+        dst = q * float(k)
         mapped = np.interp(b, src, dst).astype(np.float32)
         out = cv2.pyrUp(out, dstsize=(b.shape[1], b.shape[0])) + mapped
     a = np.asarray(amount, np.float32)
