@@ -226,5 +226,5 @@ def test_oversized_pins_file_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(boards, "MAX_PINS_FILE_BYTES", 1000)
     d = _board_dir(tmp_path)
     (d / "pins.csv").write_text("image,title\n" + "".join(f"p0.png,{'x' * 50}\n" for _ in range(40)))
-    with pytest.raises(PinsFileError, match="over the"):
+    with pytest.raises(BoardError, match="pins.csv is over the 0.001 MB limit"):
         load_board(d)

@@ -55,6 +55,7 @@ from .media import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     decode_image,
+    read_bounded,
     read_image_bytes,
     resize_max_side,
     stat_input,
@@ -252,21 +253,7 @@ def inside(root: Path, path: Path) -> bool:
 def read_pins_text(path: Path) -> str:
     """A pins file's text: a regular file of at most :data:`MAX_PINS_FILE_BYTES` (checked before and while
     reading, so neither a device, a FIFO nor a file that keeps growing can hold the import up)."""
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise BoardError(f"{path}: cannot read ({exc.strerror})") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise BoardError(f"{path} is not a regular file; a pins file must be a plain CSV or JSONL file")
-    if st.st_size > MAX_PINS_FILE_BYTES:
-        raise PinsFileError(path, 1, f"{st.st_size / 1e6:.1f} MB is over the {MAX_PINS_FILE_BYTES / 1e6:.0f} MB limit")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PINS_FILE_BYTES + 1)
-    except OSError as exc:
-        raise BoardError(f"{path}: cannot read ({exc.strerror})") from exc
-    if len(data) > MAX_PINS_FILE_BYTES:
-        raise PinsFileError(path, 1, f"over the {MAX_PINS_FILE_BYTES / 1e6:.0f} MB limit (it grew while being read)")
+    data = read_bounded(path, MAX_PINS_FILE_BYTES, BoardError)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -23,6 +23,7 @@ import stat
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -67,7 +68,7 @@ def read_image_bytes(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
         raise ImageDecodeError(f"{p.name}: file is empty (0 bytes); expected a JPEG, PNG, WebP or GIF image")
     if size > max_bytes:
         raise ImageTooLargeError(
-            f"{p.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit per image"
+            f"{p.name}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit per image"
         )
     try:
         return p.read_bytes()
@@ -92,26 +93,42 @@ def stat_input(
         raise error(f"{unreadable} ({exc.strerror})") from None
 
 
+def read_bounded(path: Path, max_bytes: int, fail: Callable[[str], Exception], *, name: str | None = None) -> bytes:
+    """``path``'s bytes: a regular file of at most ``max_bytes``, checked before and while reading, so neither a
+    device, a FIFO nor a file that keeps growing can hold a command up. ``fail(message)`` builds the error;
+    every message starts with ``name`` (the path unless given)."""
+    label = str(path) if name is None else name
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise fail(f"{label} not found") from None
+    except OSError as exc:
+        raise fail(f"{label}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise fail(f"{label} is {_kind_of(st.st_mode)}, not a regular file")
+    if st.st_size > max_bytes:
+        raise fail(f"{label} is over the {max_bytes / 1e6:g} MB limit ({st.st_size / 1e6:.1f} MB)")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise fail(f"{label}: cannot read ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise fail(f"{label} is over the {max_bytes / 1e6:g} MB limit (it grew while being read)")
+    return data
+
+
 def read_text_file(
     path: Path | str, *, what: str = "file", error: type[InputError] = InputError, max_bytes: int = MAX_TEXT_BYTES
 ) -> str:
     """A UTF-8 text input (a profile, an identity file): a regular file of at most ``max_bytes``, or ``error``
     naming it. A FIFO or a device is refused before it is opened, so it can never hang the command."""
     p = Path(path)
-    st = stat_input(p, error, missing=f"{what} file {p} not found", unreadable=f"cannot read {what} {p}")
-    if not stat.S_ISREG(st.st_mode):
-        raise error(f"{what} {p} is {_kind_of(st.st_mode)}, not a regular file")
-    try:
-        with open(p, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as exc:
-        raise error(f"cannot read {what} {p} ({exc.strerror})") from None
-    if len(data) > max_bytes:
-        raise error(f"{what} {p} is over the {max_bytes / 1e6:.0f} MB limit")
+    data = read_bounded(p, max_bytes, error, name=f"{what} file {p}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise error(f"{what} {p} is not UTF-8 text ({exc.reason})") from None
+        raise error(f"{what} file {p} is not UTF-8 text ({exc.reason})") from None
 
 
 def _kind_of(mode: int) -> str:
@@ -134,7 +151,7 @@ def _open_checked(data: bytes, name: str, max_pixels: int, max_bytes: int) -> Im
     if not data:
         raise ImageDecodeError(f"{name}: file is empty (0 bytes); expected a JPEG, PNG, WebP or GIF image")
     if len(data) > max_bytes:
-        raise ImageTooLargeError(f"{name}: {len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+        raise ImageTooLargeError(f"{name}: {len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

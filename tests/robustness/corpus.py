@@ -368,7 +368,7 @@ def pins_csv_is_a_directory(d: Path) -> Case:
     (b / "pins.csv").unlink()
     (b / "pins.csv").mkdir()
     return Case("pins_csv_is_a_directory", 5, _profile_build(b, d / "p.json"), 2,
-                "pins.csv is not a regular file", absent=("IsADirectoryError",))
+                "pins.csv is a folder, not a regular file", absent=("IsADirectoryError",))
 
 
 def pins_csv_fifo(d: Path) -> Case:
@@ -376,7 +376,8 @@ def pins_csv_fifo(d: Path) -> Case:
     b = _board(d)
     (b / "pins.csv").unlink()
     os.mkfifo(b / "pins.csv")
-    return Case("pins_csv_fifo", 6, _profile_build(b, d / "p.json"), 2, "pins.csv is not a regular file",
+    return Case("pins_csv_fifo", 6, _profile_build(b, d / "p.json"), 2,
+                "pins.csv is a named pipe (FIFO), not a regular file",
                 tags=frozenset({"hang"}), timeout_s=30)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from ..boards import Board, Pin
 from ..errors import TastemakerError
@@ -35,53 +36,42 @@ def wanted_pins(profile: TasteProfile, per_mode: int = PINS_PER_MODE) -> dict[st
     return out
 
 
-def load_assets(
-    board: Board,
-    profile: TasteProfile,
-    *,
-    per_mode: int = PINS_PER_MODE,
-    side: int = ASSET_SIDE,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> BoardAssets:
-    """Decode the pins an engine may draw from (see the module docstring)."""
-    by_id = {p.id: p for p in board.pins}
+@dataclass(frozen=True)
+class AssetLimits:
+    """How much of a board one request may decode: pins per mode, their longest side, and the decoder's
+    pixel and byte limits for each (a server passes its own upload limits)."""
+
+    per_mode: int = PINS_PER_MODE
+    side: int = ASSET_SIDE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def load_assets(board: Board, profile: TasteProfile, limits: AssetLimits = AssetLimits()) -> BoardAssets:
+    """Decode the pins an engine may draw from a board folder (see the module docstring)."""
     source = f"board {board.name!r}"
     if board.reader is None:
         return BoardAssets(source=source, missing={pid: "the board holds thumbnails only"
-                                                   for pid in wanted_pins(profile, per_mode)})
-    reader = board.reader
-    return _load(source, profile, per_mode, side, max_pixels, max_bytes, by_id,
-                 lambda pin: reader(pin))
+                                                   for pid in wanted_pins(profile, limits.per_mode)})
+    return _load(source, profile, limits, {p.id: p for p in board.pins}, board.reader)
 
 
 def assets_from_bytes(
-    source: str,
-    pins: Mapping[str, tuple[Pin, bytes]],
-    profile: TasteProfile,
-    *,
-    per_mode: int = PINS_PER_MODE,
-    side: int = ASSET_SIDE,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    source: str, pins: Mapping[str, tuple[Pin, bytes]], profile: TasteProfile, limits: AssetLimits = AssetLimits()
 ) -> BoardAssets:
     """Assets from pins whose bytes the caller already has (pin id -> (pin, bytes)), e.g. a stored board."""
-    by_id = {pid: pin for pid, (pin, _) in pins.items()}
-    return _load(source, profile, per_mode, side, max_pixels, max_bytes, by_id, lambda pin: pins[pin.id][1])
+    return _load(source, profile, limits, {pid: pin for pid, (pin, _) in pins.items()}, lambda pin: pins[pin.id][1])
 
 
 def _load(
     source: str,
     profile: TasteProfile,
-    per_mode: int,
-    side: int,
-    max_pixels: int,
-    max_bytes: int,
+    limits: AssetLimits,
     by_id: Mapping[str, Pin],
     read: Callable[[Pin], bytes],
 ) -> BoardAssets:
     weights = {p.id: p.weight for p in profile.pins}
-    wanted = wanted_pins(profile, per_mode)
+    wanted = wanted_pins(profile, limits.per_mode)
     assets = BoardAssets(source=source)
 
     def one(item: tuple[str, str]) -> PinImage | str:
@@ -90,12 +80,13 @@ def _load(
         if pin is None:
             return "not on this board (the profile was made from another version of it)"
         try:
-            img = decode_image(read(pin), name=pin.image, max_pixels=max_pixels, max_bytes=max_bytes, reduce_to=side)
+            img = decode_image(read(pin), name=pin.image, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes,
+                               reduce_to=limits.side)
         except TastemakerError as exc:
             return exc.message
         except OSError as exc:
             return f"cannot read {pin.image}: {exc}"
-        return PinImage(id=pid, image=resize_max_side(img, side), mode=mode, weight=weights.get(pid, 0.0),
+        return PinImage(id=pid, image=resize_max_side(img, limits.side), mode=mode, weight=weights.get(pid, 0.0),
                         text=pin.text)
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # Pillow releases the GIL while decoding

@@ -272,7 +272,7 @@ def task_generate(
             _SINK.put((job_id, stage, done, total))
 
     def run() -> list[GeneratedBlob]:
-        from ..engines.assets import assets_from_bytes
+        from ..engines.assets import AssetLimits, assets_from_bytes
         from ..engines.base import GenerationRequest, Subject
         from ..media import decode_image
         from ..taste.profile import TasteProfile
@@ -290,8 +290,8 @@ def task_generate(
                     stored[pin.id] = (pin, blobs.get(pin.sha256))
                 except BlobMissingError:
                     continue  # deleted meanwhile: the engine falls back for that pin and says so
-            assets = assets_from_bytes("the stored board", stored, profile, max_pixels=max_pixels,
-                                       max_bytes=max_bytes)
+            assets = assets_from_bytes("the stored board", stored, profile,
+                                       AssetLimits(max_pixels=max_pixels, max_bytes=max_bytes))
         result = _pipeline(engine, identity_threshold, data_dir, provenance_secret)(
             req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report
         )

@@ -276,26 +276,23 @@ def _allocate(total: int, w: np.ndarray) -> np.ndarray:
     return base
 
 
+#: A mode's name, word by word: (feature, above this -> high word, below this -> low word); ``None`` = no word.
+_NAME_WORDS: tuple[tuple[str, float, str | None, float, str | None], ...] = (
+    ("L_p50", 66, "airy", 38, "moody"),
+    ("chroma_mean", 28, "vivid", 10, "muted"),
+    ("contrast", 72, "punchy", 42, "faded"),
+    ("grain", 0.9, "grainy", float("-inf"), None),
+    ("softness", 1.6, "soft", float("-inf"), None),
+)
+
+
 def _mode_name(f: dict[str, float], tags: dict[str, float]) -> str:
-    words = []
     warm = f["b_mean"] + 0.3 * f["a_mean"]
-    words.append("warm" if warm > 12 else "cool" if warm < 3 else "neutral")
-    if f["L_p50"] > 66:
-        words.append("airy")
-    elif f["L_p50"] < 38:
-        words.append("moody")
-    if f["chroma_mean"] > 28:
-        words.append("vivid")
-    elif f["chroma_mean"] < 10:
-        words.append("muted")
-    if f["contrast"] > 72:
-        words.append("punchy")
-    elif f["contrast"] < 42:
-        words.append("faded")
-    if f["grain"] > 0.9:
-        words.append("grainy")
-    if f["softness"] > 1.6:
-        words.append("soft")
+    words = ["warm" if warm > 12 else "cool" if warm < 3 else "neutral"]
+    for feature, high, high_word, low, low_word in _NAME_WORDS:
+        word = high_word if f[feature] > high else low_word if f[feature] < low else None
+        if word:
+            words.append(word)
     name = " · ".join(words)
     if tags:
         name += f" ({min(tags, key=lambda t: (-tags[t], t))})"

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: The depth and width both tiny CLIP towers (text and vision) share: small enough to build in a second.
+TINY_TRANSFORMER: dict[str, int] = {"intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
+
 
 @dataclass(frozen=True)
 class TinyPaths:
@@ -118,12 +121,10 @@ def build_tiny_models(
             eos_token_id=1,
             pad_token_id=1,
             hidden_size=cross_attention_dim,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
             vocab_size=vocab_size,
             max_position_embeddings=tokenizer.model_max_length,
             projection_dim=cross_attention_dim,
+            **TINY_TRANSFORMER,
         )
     )
     scheduler = EulerDiscreteScheduler(
@@ -150,12 +151,10 @@ def build_tiny_models(
     vision = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
             hidden_size=32,
-            intermediate_size=37,
             projection_dim=style_dim,
-            num_attention_heads=4,
-            num_hidden_layers=2,
             image_size=32,
             patch_size=8,
+            **TINY_TRANSFORMER,
         )
     )
     vision.save_pretrained(str(image_encoder), safe_serialization=True)
