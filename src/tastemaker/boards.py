@@ -55,6 +55,7 @@ from .media import (
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
     decode_image,
+    kind_of,
     read_bounded,
     read_image_bytes,
     resize_max_side,
@@ -421,22 +422,11 @@ def build_board(
 
 
 def _entry_kind(path: Path) -> str:
-    """``file`` for a regular file (or a link to one), else what it is, in words."""
+    """What a folder entry is, in words (a link counts as what it points to): "a regular file", "a folder"…"""
     try:
-        mode = path.stat().st_mode
+        return kind_of(path.stat().st_mode)
     except OSError:
-        return "broken link" if path.is_symlink() else "file that cannot be read"
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISFIFO(mode):
-        return "named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "special file"
+        return "a broken link" if path.is_symlink() else "a file that cannot be read"
 
 
 def folder_reader(root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Callable[[Pin], bytes]:
@@ -482,18 +472,18 @@ def load_board(
         if name in PINS_FILES or name in listed:
             continue
         kind = _entry_kind(entry)
-        if kind == "file" and entry.suffix.lower() in IMAGE_SUFFIXES:
+        if kind == "a regular file" and entry.suffix.lower() in IMAGE_SUFFIXES:
             found.add(entry)
         elif name.startswith("."):
             continue  # hidden files (.DS_Store, editors' swap files) are never pins
-        elif kind == "file":
+        elif kind == "a regular file":
             what = f"{entry.suffix.lower()} is" if entry.suffix else "a file without a suffix is"
             skipped.append((name, f"not read: {what} not a supported image format; convert it to JPEG, PNG, "
                                   "WebP or GIF"))
-        elif kind == "folder":
+        elif kind == "a folder":
             skipped.append((name, "not read: a folder (board folders are not read recursively)"))
         else:
-            skipped.append((name, f"not read: a {kind}, not an image file"))
+            skipped.append((name, f"not read: {kind}, not an image file"))
     files = sorted(found | {root / name for name in listed})
     items: list[tuple[Pin, bytes]] = []
     for path in files:

@@ -105,7 +105,7 @@ def read_bounded(path: Path, max_bytes: int, fail: Callable[[str], Exception], *
     except OSError as exc:
         raise fail(f"{label}: cannot read ({exc.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise fail(f"{label} is {_kind_of(st.st_mode)}, not a regular file")
+        raise fail(f"{label} is {kind_of(st.st_mode)}, not a regular file")
     if st.st_size > max_bytes:
         raise fail(f"{label} is over the {max_bytes / 1e6:g} MB limit ({st.st_size / 1e6:.1f} MB)")
     try:
@@ -131,7 +131,7 @@ def read_text_file(
         raise error(f"{what} file {p} is not UTF-8 text ({exc.reason})") from None
 
 
-def _kind_of(mode: int) -> str:
+def kind_of(mode: int) -> str:
     """What a file is, in words (for messages that refuse it)."""
     if stat.S_ISDIR(mode):
         return "a folder"
@@ -415,7 +415,7 @@ def check_output_path(path: Path | str, *, folder: bool = False) -> Path:
     if not want(st.st_mode):
         expected = "a folder or a path that does not exist yet" if folder else (
             "a regular file or a path that does not exist yet")
-        raise OutputError(f"refusing to write to {p}: it is {_kind_of(st.st_mode)}; give {expected}")
+        raise OutputError(f"refusing to write to {p}: it is {kind_of(st.st_mode)}; give {expected}")
     return p
 
 

@@ -48,7 +48,7 @@ from .deps import AuthGate, Services
 from .http_errors import error_response, status_of
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
-from .routes import account, boards, feedback, generations, styleembed, verify
+from .routes import account, boards, feedback, generations, health, styleembed, verify
 from .schemas import FeedbackIn, GenerationCreate, PinIn, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
@@ -280,7 +280,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         ],
     )
     app.state.services = services
-    routers = (boards, styleembed, feedback, generations, verify, account)
+    routers = (boards, styleembed, feedback, generations, verify, account, health)
     # Middleware added last runs first: the edge (request id, body cap), then HEAD / OPTIONS / 405 with the
     # path's whole Allow, then the gate (key, bucket, scopes)
     api_routes = [route for module in routers for route in module.router.routes]

@@ -1,26 +1,21 @@
-"""``GET /v1/usage`` (this period's counts against the tier), ``DELETE /v1/me`` (forget the account) and
-``GET /healthz`` (no auth)."""
+"""``GET /v1/usage`` (this period's counts against the tier) and ``DELETE /v1/me`` (forget the account)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
-from ... import __version__
 from ..deps import CurrentAccount, FullAccess, ServicesDep, SessionDep
 from ..domain import account
 from ..domain.common import Caller
-from ..schemas import AccountDeletedOut, HealthOut, UsageOut
+from ..schemas import AccountDeletedOut, UsageOut
 from .common import AUTH_ERRORS
 
-router = APIRouter()
+router = APIRouter(tags=["account"], responses=AUTH_ERRORS)
 
 
 @router.get(
     "/v1/usage",
     response_model=UsageOut,
-    tags=["account"],
-    responses=AUTH_ERRORS,
     summary="This month's usage against the account's tier",
 )
 def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> UsageOut:
@@ -30,8 +25,6 @@ def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> U
 @router.delete(
     "/v1/me",
     response_model=AccountDeletedOut,
-    tags=["account"],
-    responses=AUTH_ERRORS,
     summary="Delete this account and every stored trace of it (irreversible)",
     description=(
         "Removes the account's boards and pins, taste profiles and their version history, generations and "
@@ -46,22 +39,3 @@ def usage(svc: ServicesDep, session: SessionDep, principal: CurrentAccount) -> U
 )
 def delete_me(request: Request, svc: ServicesDep, session: SessionDep, principal: FullAccess) -> AccountDeletedOut:
     return account.delete_account(svc, session, Caller.of(request, principal))
-
-
-@router.get(
-    "/healthz",
-    response_model=HealthOut,
-    tags=["service"],
-    summary="Liveness and readiness",
-    responses={503: {"model": HealthOut, "description": "Database unreachable or not accepting jobs"}},
-)
-def healthz(svc: ServicesDep) -> JSONResponse:
-    try:
-        svc.store.ping()
-        db = "ok"
-    except Exception:
-        db = "error"
-    jobs = svc.runner.stats()
-    ok = db == "ok" and svc.runner.accepting
-    body = HealthOut(status="ok" if ok else "degraded", version=__version__, database=db, jobs=jobs)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
