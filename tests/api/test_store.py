@@ -59,8 +59,14 @@ class TestStoreContract:
         assert store.downgrade("0001") == "0001"
         assert "profile_versions" not in inspect(store.engine).get_table_names()
         assert "boards" in inspect(store.engine).get_table_names()
-        assert store.upgrade() == head_revision() == "0003"
+        assert store.upgrade() == head_revision() == "0004"
         assert "profile_versions" in inspect(store.engine).get_table_names()
+
+    def test_web_sessions_migration_steps(self, store: SqlStore) -> None:
+        assert store.downgrade("0003") == "0003"
+        assert "web_sessions" not in inspect(store.engine).get_table_names()
+        assert store.upgrade() == "0004"
+        assert "web_sessions" in inspect(store.engine).get_table_names()
 
     def test_existing_keys_keep_every_scope_through_the_scopes_migration(self, store: SqlStore) -> None:
         from sqlalchemy import text
@@ -79,7 +85,7 @@ class TestStoreContract:
             conn.execute(text("INSERT INTO boards (id, account_id, name, revision, created_at, updated_at, "
                               "profile_revision, profile_hash, styleembed_json) VALUES ('brd_1', 'acc_1', 'b', 1, "
                               ":t, :t, 1, 'h', '{\"profile_hash\": \"exact\"}')"), {"t": r.utcnow()})
-        assert store.upgrade() == "0003"
+        assert store.upgrade() == head_revision()
         with store.session() as s:
             key = s.find_key("cd" * 32)
             assert key is not None and key.scopes.split() == list(SCOPES)

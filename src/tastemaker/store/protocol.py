@@ -34,6 +34,7 @@ from .records import (
     ProfileVersion,
     StoredPin,
     Usage,
+    WebSession,
 )
 
 
@@ -67,6 +68,18 @@ class StoreSession(Protocol):
     def revoke_key(self, key: ApiKey, at: datetime) -> None:
         """Revoke the key as of ``at`` (updates ``key``)."""
 
+    def create_web_session(
+        self, account_id: str, key_id: str, *, token_hash: str, csrf_token: str, expires_at: datetime
+    ) -> WebSession:
+        """Open a browser session acting with ``key_id`` (only the token's SHA-256 is stored)."""
+
+    def find_web_session(self, token_hash: str) -> WebSession | None:
+        """The session whose token hashes to ``token_hash`` (expired ones too: the caller checks)."""
+
+    def delete_web_session(self, session_id: str) -> None: ...
+    def purge_expired_web_sessions(self) -> int:
+        """Delete every expired session; how many went."""
+
     def delete_account(self, account_id: str) -> DeletedAccount:
         """Delete every row of the account — profile versions, pins, boards, generated images, generations,
         idempotency keys, usage counters, API keys and the account — but not its audit entries (ids and hashes
@@ -88,6 +101,20 @@ class StoreSession(Protocol):
         revision when anything was added (the cached profile goes stale), with the board locked so concurrent
         additions get distinct places. Returns the board as it now is (with its pins), the added and the
         skipped."""
+
+    def list_boards(self, account_id: str) -> list[Board]:
+        """An account's boards without their pins, the most recently changed first."""
+
+    def pin_counts(self, board_ids: Sequence[str]) -> dict[str, int]:
+        """How many pins each of these boards holds (a board without pins is left out)."""
+
+    def update_pin(self, board: Board, sha256: str, values: dict[str, Any]) -> Board:
+        """Change a pin's engagement or text (any pin field but its image name); bumps the board's revision,
+        so its profile is rebuilt on next use. The board comes back with its pins."""
+
+    def remove_pin(self, board: Board, sha256: str) -> Board:
+        """Take a pin off a board (its blob is the caller's to collect when nothing else refers to it); bumps
+        the revision."""
 
     def board_pins(self, board_id: str) -> list[StoredPin]:
         """A board's pins, in board order."""
@@ -145,6 +172,9 @@ class StoreSession(Protocol):
 
     def load_job(self, job_id: str) -> Job | None:
         """A job by id alone: for the job runner, never for a request handler."""
+
+    def list_jobs(self, account_id: str, *, limit: int = 50, before: datetime | None = None) -> list[Job]:
+        """An account's generations with their images, newest first (``before``: the page after a created_at)."""
 
     def active_jobs(self) -> list[Job]:
         """Every queued or running job, oldest first."""

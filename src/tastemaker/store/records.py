@@ -54,6 +54,19 @@ class ApiKey:
 
 
 @dataclass
+class WebSession:
+    """A browser's signed-in session (the web app): the cookie carries a random token, the store only its
+    SHA-256; the session acts with the API key it was opened with, so revoking the key ends it too."""
+
+    id: str
+    account_id: str
+    key_id: str
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass
 class DeletedAccount:
     """What deleting an account removed: counts per kind, the board ids, and the blobs to check."""
 

@@ -13,10 +13,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-#: The depth and width both tiny CLIP towers (text and vision) share: small enough to build in a second.
-TINY_TRANSFORMER: dict[str, int] = {"intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
+class TinyTransformer(TypedDict):
+    """The depth and width both tiny CLIP towers (text and vision) share: small enough to build in a second."""
+
+    intermediate_size: int
+    num_attention_heads: int
+    num_hidden_layers: int
+
+
+TINY_TRANSFORMER = TinyTransformer(intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
 
 
 @dataclass(frozen=True)

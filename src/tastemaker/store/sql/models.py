@@ -95,6 +95,21 @@ class ApiKey(Base):
     account: Mapped[Account] = relationship(back_populates="keys")
 
 
+class WebSession(Base):
+    """A web app session: ``token_hash`` is the SHA-256 of the cookie's random token (the token itself is
+    never stored); the session acts with ``key_id``'s scopes and ends with it."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 class Board(Base):
     """A board; its taste profile is cached with the revision it was built from (pins bump the revision)."""
 

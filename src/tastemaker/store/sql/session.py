@@ -205,10 +205,31 @@ class SqlSession:
                 delete(m.IdempotencyRecord).where(m.IdempotencyRecord.account_id == account_id)
             ),
             "usage_periods": gone(delete(m.Usage).where(m.Usage.account_id == account_id)),
+            "web_sessions": gone(delete(m.WebSession).where(m.WebSession.account_id == account_id)),
             "api_keys": gone(delete(m.ApiKey).where(m.ApiKey.account_id == account_id)),
             "accounts": gone(delete(m.Account).where(m.Account.id == account_id)),
         }
         return r.DeletedAccount(counts=counts, board_ids=board_ids, blob_candidates=sorted(shas))
+
+    # ------------------------------------------------------------------ web sessions
+    def create_web_session(
+        self, account_id: str, key_id: str, *, token_hash: str, csrf_token: str, expires_at: datetime
+    ) -> r.WebSession:
+        row = m.WebSession(id=r.new_id("wss"), token_hash=token_hash, account_id=account_id, key_id=key_id,
+                           csrf_token=csrf_token, created_at=r.utcnow(), expires_at=expires_at)
+        self.orm.add(row)
+        self.orm.flush()
+        return _record(r.WebSession, row)
+
+    def find_web_session(self, token_hash: str) -> r.WebSession | None:
+        row = self.orm.scalars(select(m.WebSession).where(m.WebSession.token_hash == token_hash)).first()
+        return None if row is None else _record(r.WebSession, row)
+
+    def delete_web_session(self, session_id: str) -> None:
+        self.orm.execute(delete(m.WebSession).where(m.WebSession.id == session_id))
+
+    def purge_expired_web_sessions(self) -> int:
+        return _rows(self.orm.execute(delete(m.WebSession).where(m.WebSession.expires_at < r.utcnow())))
 
     # ------------------------------------------------------------------ boards and pins
     def get_board(self, account_id: str, board_id: str, *, with_pins: bool = False) -> r.Board:
@@ -258,6 +279,44 @@ class SqlSession:
             s.execute(update(m.Board).where(m.Board.id == board.id).values(revision=m.Board.revision + 1))
         self.orm.flush()
         return self.get_board(board.account_id, board.id, with_pins=True), added, skipped
+
+    def list_boards(self, account_id: str) -> list[r.Board]:
+        q = select(m.Board).where(m.Board.account_id == account_id).order_by(m.Board.updated_at.desc(), m.Board.id)
+        return [_board(row) for row in self.orm.scalars(q)]
+
+    def pin_counts(self, board_ids: Sequence[str]) -> dict[str, int]:
+        if not board_ids:
+            return {}
+        q = (select(m.PinRecord.board_id, func.count()).where(m.PinRecord.board_id.in_(board_ids))
+             .group_by(m.PinRecord.board_id))
+        return {bid: int(n) for bid, n in self.orm.execute(q)}
+
+    def update_pin(self, board: r.Board, sha256: str, values: dict[str, Any]) -> r.Board:
+        s = self.orm
+        allowed = set(PIN_FIELDS) - {"image"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise StoreError(f"pins have no editable field(s) {sorted(unknown)}")
+        if "tags" in values:
+            values = {**values, "tags": list(values["tags"])}
+        done = s.execute(update(m.PinRecord).where(m.PinRecord.board_id == board.id, m.PinRecord.sha256 == sha256)
+                         .values(**values))
+        if _rows(done) == 0:
+            raise _not_found("pin", sha256[:12])
+        s.execute(update(m.Board).where(m.Board.id == board.id)
+                  .values(revision=m.Board.revision + 1, updated_at=r.utcnow()))
+        s.flush()
+        return self.get_board(board.account_id, board.id, with_pins=True)
+
+    def remove_pin(self, board: r.Board, sha256: str) -> r.Board:
+        s = self.orm
+        done = s.execute(delete(m.PinRecord).where(m.PinRecord.board_id == board.id, m.PinRecord.sha256 == sha256))
+        if _rows(done) == 0:
+            raise _not_found("pin", sha256[:12])
+        s.execute(update(m.Board).where(m.Board.id == board.id)
+                  .values(revision=m.Board.revision + 1, updated_at=r.utcnow()))
+        s.flush()
+        return self.get_board(board.account_id, board.id, with_pins=True)
 
     def board_pins(self, board_id: str) -> list[r.StoredPin]:
         q = select(m.PinRecord).where(m.PinRecord.board_id == board_id).order_by(m.PinRecord.position)
@@ -382,6 +441,14 @@ class SqlSession:
     def load_job(self, job_id: str) -> r.Job | None:
         row = self._jobs(m.Job.id == job_id).first()
         return None if row is None else _job(row)
+
+    def list_jobs(self, account_id: str, *, limit: int = 50, before: datetime | None = None) -> list[r.Job]:
+        conditions = [m.Job.account_id == account_id]
+        if before is not None:
+            conditions.append(m.Job.created_at < before)
+        q = (select(m.Job).where(*conditions).options(selectinload(m.Job.images))
+             .order_by(m.Job.created_at.desc(), m.Job.id).limit(limit))
+        return [_job(row) for row in self.orm.scalars(q)]
 
     def active_jobs(self) -> list[r.Job]:
         q = select(m.Job).where(m.Job.status.in_(r.ACTIVE)).order_by(m.Job.created_at)
