@@ -70,6 +70,7 @@ purpose: sixty small classes and no logic, and one place to read them all is the
         ├── NotFoundError                         not_found
         ├── MethodNotAllowedError                 method_not_allowed  (knows the methods the path takes)
         ├── NotReadyError                         not_ready           (a job's images before it finished)
+        ├── JobFinishedError                      job_finished        (cancelling a job that already ended)
         ├── IdempotencyInProgressError            idempotency_key_in_use (retry in 1 s)
         ├── ConflictError                         conflict            (retry in 1 s)
         ├── RateLimitedError                      rate_limited        (knows when to retry)
@@ -477,6 +478,18 @@ class RevokedApiKeyError(AuthError):
     code = "api_key_revoked"
 
 
+class SessionExpiredError(AuthError):
+    """The web app's session cookie is missing, unknown, expired or its key revoked: sign in (again)."""
+
+    code = "session_expired"
+
+
+class CsrfError(ServiceError):
+    """A web form without this session's CSRF token: refused, so another site cannot submit it for you."""
+
+    code = "csrf_failed"
+
+
 class NotFoundError(ServiceError):
     code = "not_found"
 
@@ -493,6 +506,13 @@ class MethodNotAllowedError(ServiceError):
 
 class NotReadyError(ServiceError):
     code = "not_ready"
+
+
+class JobFinishedError(ServiceError):
+    """Cancelling a generation that has already ended (succeeded, failed or cancelled): nothing is left to stop,
+    and retrying cannot change that, so no ``retry_after_s``."""
+
+    code = "job_finished"
 
 
 class IdempotencyInProgressError(ServiceError):
@@ -579,6 +599,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ConsentRequiredError",
+    "CsrfError",
     "DlibModelFormatError",
     "EmptyBoardError",
     "FaceError",
@@ -601,6 +622,7 @@ __all__ = [
     "JSONNumberTooLargeError",
     "JSONSyntaxError",
     "JSONTooDeepError",
+    "JobFinishedError",
     "LedgerError",
     "MalformedBodyError",
     "MethodNotAllowedError",
@@ -630,6 +652,7 @@ __all__ = [
     "ServerStoreError",
     "ServiceError",
     "ServiceUnavailableError",
+    "SessionExpiredError",
     "StoreConflictError",
     "StoreError",
     "TastemakerError",

@@ -59,6 +59,9 @@ class StoreSession(Protocol):
     def find_key(self, key_hash: str) -> ApiKey | None:
         """The key with this hash (with its account), revoked or not."""
 
+    def get_key(self, key_id: str) -> ApiKey | None:
+        """A key by its id (revoked ones too), with its account."""
+
     def list_keys(self) -> list[ApiKey]:
         """Every key of every account, oldest first (for the operator)."""
 

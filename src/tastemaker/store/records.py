@@ -138,15 +138,16 @@ class ProfileVersion:
 
 # ----------------------------------------------------------------------------------------- jobs
 
-QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING)
-TERMINAL = (SUCCEEDED, FAILED)
+TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 #: The job state machine: every allowed move. Anything else is a bug and raises.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({RUNNING, FAILED}),
-    RUNNING: frozenset({SUCCEEDED, FAILED}),
+    QUEUED: frozenset({RUNNING, FAILED, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED}),
     SUCCEEDED: frozenset(),
     FAILED: frozenset(),
+    CANCELLED: frozenset(),
 }
 
 
@@ -165,7 +166,7 @@ class JobImage:
 
 @dataclass
 class Job:
-    """A generation job: ``queued -> running -> succeeded | failed`` (:data:`TRANSITIONS`)."""
+    """A generation job: ``queued -> running -> succeeded | failed | cancelled`` (:data:`TRANSITIONS`)."""
 
     id: str
     account_id: str

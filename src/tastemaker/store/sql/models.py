@@ -181,7 +181,7 @@ class ProfileVersion(Base):
 
 
 class Job(Base):
-    """A generation job: ``queued -> running -> succeeded | failed`` (see :mod:`tastemaker.jobs`)."""
+    """A generation job: ``queued -> running -> succeeded | failed | cancelled`` (see :mod:`tastemaker.jobs`)."""
 
     __tablename__ = "jobs"
 

@@ -165,6 +165,11 @@ class SqlSession:
         row = self.orm.scalars(q).first()
         return None if row is None else _key(row)
 
+    def get_key(self, key_id: str) -> r.ApiKey | None:
+        q = select(m.ApiKey).where(m.ApiKey.id == key_id).options(joinedload(m.ApiKey.account))
+        row = self.orm.scalars(q).first()
+        return None if row is None else _key(row)
+
     def list_keys(self) -> list[r.ApiKey]:
         q = select(m.ApiKey).options(selectinload(m.ApiKey.account)).order_by(m.ApiKey.created_at)
         return [_key(row) for row in self.orm.scalars(q)]
