@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# PostgreSQL and Redis on loopback for the store and API tests. Idempotent: installs from Debian packages
-# only when missing, starts what is not running, (re)creates the test role.
+# PostgreSQL and Redis on loopback for the store and API tests, and Debian's Chromium for the web app's
+# browser tests. Idempotent: installs from Debian packages only when missing, starts what is not running,
+# (re)creates the test role.
 #
 #   eval "$(.ci/services.sh)"     # exports TASTEMAKER_TEST_POSTGRES_URL and TASTEMAKER_TEST_REDIS_URL
 #
@@ -18,6 +19,8 @@ REDIS_PORT=${TASTEMAKER_TEST_REDIS_PORT:-6379}
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Debian's Chromium for the web app's browser tests (Playwright drives it by executable_path)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if ((${#need[@]})); then
   log "installing ${need[*]} from Debian packages"
   $SUDO apt-get update -qq >&2
