@@ -1,4 +1,4 @@
-"""Service commands: ``serve``, ``keys create|list|revoke``, ``audit verify|checkpoint``, ``db upgrade``.
+"""Service commands: ``serve``, ``ui``, ``keys create|list|revoke``, ``audit verify|checkpoint``, ``db upgrade``.
 
 The HTTP service needs the ``[server]`` extra (FastAPI, uvicorn, SQLAlchemy, Alembic, limits), which a core
 install lacks. So this module imports only what the core has; each command first checks the extra
@@ -9,6 +9,12 @@ the command. These imports in functions are for the optional extra only; there i
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import secrets as secrets_
+import socket
+import threading
+import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +24,9 @@ import typer
 from rich.table import Table
 
 from ..api.keys import ALL_SCOPES
-from ..api.settings import ServerSettings, load_server_settings
-from ..errors import AuditTamperedError, InputError, MissingDependencyError
+from ..api.settings import DEV_SECRET, ServerSettings, load_server_settings
+from ..errors import AuditTamperedError, ConfigurationError, InputError, MissingDependencyError
+from ..media import make_private_dirs, write_atomic
 from .common import console, err_console, handle_errors
 
 if TYPE_CHECKING:
@@ -69,24 +76,131 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (1-65535).")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Run the HTTP API (docs at /docs). Refuses the built-in secret unless TASTEMAKER_DEV_MODE=1."""
+    """Run the web app at / and the HTTP API under /v1 (docs at /docs). Refuses the built-in secret unless
+    TASTEMAKER_DEV_MODE=1."""
     _require_server_extra()
     import uvicorn  # the [server] extra, as the service modules below: see the module's docstring
 
-    from ..api.app import create_app
     from ..api.server import uvicorn_options
+    from ..web.mount import create_site
 
     settings = load_server_settings()
     settings.check_secrets()
     err_console.print(
-        f"Tastemaker API on http://{host}:{port} (docs: /docs) · data {settings.data_dir} · "
-        f"database {settings.db_url.split('://')[0]} · {settings.job_workers} job worker(s)"
+        f"Tastemaker on http://{host}:{port}/ (the app at /, the API under /v1, docs: /docs) · data "
+        f"{settings.data_dir} · database {settings.db_url.split('://')[0]} · {settings.job_workers} job worker(s)"
         + (" · [yellow]dev mode[/]" if settings.dev_mode else ""),
         highlight=False,
     )
     # One process per database (the job runner's restart recovery assumes it), and deadlines for reading
     # each request's headers and body (see tastemaker.api.server).
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings, log_level))
+    uvicorn.run(create_site(settings), host=host, port=port, **uvicorn_options(settings, log_level))
+
+
+# ------------------------------------------------------------------------------------------ ui
+
+#: in the data dir (0600): the secret ``tastemaker ui`` made when the environment gave none
+UI_SECRET_FILE = "ui-secret-key"
+#: in the data dir (0600): the local account's and key's ids (the raw key is never kept)
+UI_ACCOUNT_FILE = "ui-account.json"
+
+
+def ui_secret(data_dir: Path) -> str:
+    """The local secret key: made once (random, 0600 in the data dir) and read back on every start, so the
+    audit chain and provenance keys stay the same across restarts without dev mode."""
+    path = Path(data_dir) / UI_SECRET_FILE
+    if not path.exists():
+        make_private_dirs(data_dir)
+        write_atomic(path, secrets_.token_urlsafe(48).encode())
+    os.chmod(path, 0o600)
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < 32:
+        raise ConfigurationError(f"{path} holds no usable secret; remove it and start again for a new one")
+    return secret
+
+
+def ui_account(settings: ServerSettings, tier: str) -> tuple[str, str]:
+    """The local person's account and key ids: the ones remembered in the data dir while that key still works,
+    otherwise a new account and key (the raw key is thrown away: the one-time link signs in)."""
+    from ..api.admin import issue_key  # the [server] extra: see the module's docstring
+    from ..audit import AuditLog
+
+    path = Path(settings.data_dir) / UI_ACCOUNT_FILE
+    remembered: dict[str, str] = {}
+    try:
+        remembered = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        pass
+    store = _open(settings)
+    try:
+        key_id = remembered.get("key_id", "")
+        if key_id:
+            with store.session() as s:
+                key = s.get_key(key_id)
+                if key is not None and key.revoked_at is None and key.account_id == remembered.get("account_id"):
+                    return key.account_id, key.id
+        issued = issue_key(store, AuditLog(settings.secret_key.get_secret_value()), settings, name="local",
+                           tier=tier)
+    finally:
+        store.dispose()
+    make_private_dirs(settings.data_dir)
+    write_atomic(path, json.dumps({"account_id": issued.account_id, "key_id": issued.key_id}).encode())
+    return issued.account_id, issued.key_id
+
+
+def ui(
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port on 127.0.0.1 (0: any free one).")] = 8765,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Print the sign-in link; open no browser.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the local store lives (default: the data dir).")
+    ] = None,
+    tier: Annotated[str, typer.Option(help="Tier of the local account, when one is made.")] = "pro",
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """The web app for one person on this machine: no API key to type, listening on 127.0.0.1 only.
+
+    The first start makes a secret key (unless TASTEMAKER_SECRET_KEY is set) and a local account in the data
+    dir; every start prints a link that signs the browser in once, and opens it.
+    """
+    _require_server_extra()
+    import uvicorn  # the [server] extra, as the service modules below: see the module's docstring
+
+    from ..api.server import uvicorn_options
+    from ..web.mount import LocalLogin, create_site
+
+    settings = load_server_settings(data_dir=data_dir)
+    if settings.secret_key.get_secret_value() == DEV_SECRET:  # the environment gave none: keep one of our own
+        settings = load_server_settings(data_dir=settings.data_dir, secret_key=ui_secret(settings.data_dir))
+    settings.check_secrets()
+    account_id, key_id = ui_account(settings, tier)
+    local = LocalLogin(account_id, key_id)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another --port") from None
+    bound = sock.getsockname()[1]
+    link = f"http://127.0.0.1:{bound}/local-login?token={local.token}"
+    server = uvicorn.Server(uvicorn.Config(create_site(settings, local=local), **uvicorn_options(settings, log_level)))
+
+    def announce() -> None:
+        """Once the app answers: the link (it signs in once), and the browser unless --no-browser."""
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.05)
+        if not server.started:
+            return
+        console.print(f"Tastemaker is running at http://127.0.0.1:{bound}/ (data {settings.data_dir}); Ctrl-C "
+                      "stops it.", highlight=False, soft_wrap=True)
+        console.print(f"Sign in (this link works once): {link}", highlight=False, soft_wrap=True)
+        console.file.flush()
+        if not no_browser:
+            webbrowser.open(link)
+
+    threading.Thread(target=announce, name="tastemaker-ui-announce", daemon=True).start()
+    server.run(sockets=[sock])
 
 
 @keys_app.command("create")
@@ -255,8 +369,9 @@ def db_upgrade(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the service commands to ``app`` (the ``keys``, ``audit`` and ``db`` groups, and ``serve``)."""
+    """Add the service commands to ``app`` (the ``keys``, ``audit`` and ``db`` groups, ``serve`` and ``ui``)."""
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
     app.command()(handle_errors(serve))
+    app.command()(handle_errors(ui))
