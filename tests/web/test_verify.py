@@ -107,3 +107,58 @@ def test_a_signed_in_form_needs_its_csrf_token(site: Site) -> None:
 @pytest.fixture
 def selfie_bytes() -> bytes:
     return (DEMO / "selfie.jpg").read_bytes()
+
+
+def test_in_a_browser_drop_an_output_then_see_the_account(live_site: Any, browser_page: Any, tmp_path: Any) -> None:
+    """Real Chromium: an image dropped on the zone is checked (verify.js), the verdict reads "made here";
+    then the account page, at desktop and phone size. Screenshots: verify-result, account, account-mobile."""
+    import base64
+    import json
+
+    import httpx
+
+    from ..api.conftest import board_parts, demo_pins
+    from .conftest import shot, sign_in_browser
+
+    site = live_site()
+    key = site.new_key("pro", "vera")
+    headers = {"Authorization": f"Bearer {key}"}
+    names = ["meadow.jpg", "cat-nap.jpg", "night-grass.jpg"]
+    with httpx.Client(base_url=site.url, headers=headers, timeout=120) as api:
+        pins = [p for p in demo_pins() if p["image"] in names]
+        board = api.post("/v1/boards", data={"name": "demo", "pins": json.dumps(pins)}, files=board_parts(names))
+        assert board.status_code == 201, board.text
+        job = api.post("/v1/generations", headers={"Prefer": "wait=60"},
+                       data={"consent": "true", "n": "1", "size": "256", "seed": "3", "output_format": "png",
+                             "board_id": board.json()["id"]},
+                       files={"selfie": ("me.jpg", (DEMO / "selfie.jpg").read_bytes(), "image/jpeg")}).json()
+        assert job["status"] == "succeeded", job
+        output = api.get(job["images"][0]["url"]).content
+
+    page = browser_page
+    sign_in_browser(page, site.url, key)
+    page.goto(f"{site.url}/verify")
+    transfer = page.evaluate_handle(
+        """(b64) => { const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                      const dt = new DataTransfer(); dt.items.add(new File([bytes], "mine.png", {type: "image/png"}));
+                      return dt; }""",
+        base64.b64encode(output).decode(),
+    )
+    page.dispatch_event("#verify-drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("[data-verdict]", timeout=60_000)
+    assert page.get_attribute("[data-verdict]", "data-verdict") == "verified"
+    assert "Made by this Tastemaker server on" in page.inner_text("h1")
+    shot(page, "verify-result")
+
+    page.goto(f"{site.url}/account")
+    assert page.locator("[data-usage=images-used]").inner_text() == "1"
+    delete = page.get_by_role("button", name="Delete my account for good")
+    assert delete.is_disabled()  # until the name is typed
+    page.get_by_label("Type the account name").fill("vera")
+    assert delete.is_enabled()
+    page.get_by_label("Type the account name").fill("")
+    shot(page, "account")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than a phone
+    shot(page, "account-mobile")

@@ -46,6 +46,7 @@ FLASH = {
     "pin_removed": "Pin removed; the taste profile will be rebuilt.",
     "profile_imported": "Profile imported.",
     "cancelled": "Generation cancelled; its images went back to your quota.",
+    "account_deleted": "Your account is deleted: its boards, images, profiles and keys are gone, and you are signed out.",
 }
 
 

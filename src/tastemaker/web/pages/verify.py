@@ -184,9 +184,9 @@ def proof_words(log: dict[str, Any]) -> str | None:
     if log.get("index") is None or not log.get("tree_size"):
         return None
     if log.get("proof_ok"):
-        return (f"The record is entry {log['index'] + 1} of the {log['tree_size']} in our append-only public log, and "
-                "the proof hashes it up to the signed root below: the record was logged and has not been changed "
-                "since, or the root would not match.")
+        return (f"The record is entry {log['index'] + 1} of {log['tree_size']} in our append-only public log, and the "
+                "proof hashes it up to the signed root below: the record was logged and has not been changed since, "
+                "or the root would not match.")
     return "The record names a place in our log, but the inclusion proof does not check out (see the problems)."
 
 

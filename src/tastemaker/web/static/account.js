@@ -13,6 +13,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const button = form.querySelector("button[type=submit]");
     const sync = () => { button.disabled = name.value.trim() !== name.dataset.expect; };
     name.addEventListener("input", sync);
+    window.addEventListener("pageshow", sync);  // after app.js re-enables buttons on pageshow
     sync();
   }
 });
