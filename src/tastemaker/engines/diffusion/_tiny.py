@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+
 class TinyTransformer(TypedDict):
     """The depth and width both tiny CLIP towers (text and vision) share: small enough to build in a second."""
 
