@@ -74,6 +74,7 @@ def test_health_docs_and_request_ids(shared_api: Api) -> None:
         "/v1/generations/{generation_id}",
         "/v1/generations/{generation_id}/events",
         "/v1/generations/{generation_id}/images/{k}",
+        "/v1/generations/{generation_id}/cancel",
         "/v1/usage",
         "/v1/feedback",
         "/v1/boards/{board_id}/profile/history",

@@ -1,10 +1,12 @@
-"""The job tests run the service: its fixtures (apps on temp databases, API keys, the demo selfie) and a gate."""
+"""The job tests run the service: its fixtures (apps on temp databases, API keys, the demo selfie), a gate, and
+markers left by worker processes."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,9 @@ import pytest
 import tastemaker.jobs.tasks as tasks
 from tests.api.conftest import make_api, selfie_bytes
 
-__all__ = ["Gate", "gate", "make_api", "selfie_bytes"]
+from .helpers import MARKERS_ENV, hang_or_generate
+
+__all__ = ["Gate", "gate", "make_api", "markers", "selfie_bytes"]
 
 
 @dataclass
@@ -45,3 +49,14 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     monkeypatch.setattr(tasks, "task_generate", held)
     yield g
     g.open.set()
+
+
+@pytest.fixture
+def markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Generations run :func:`~tests.jobs.helpers.hang_or_generate` in the worker processes, which leave their
+    markers here (set before the app, so its workers inherit it)."""
+    where = tmp_path / "markers"
+    where.mkdir()
+    monkeypatch.setenv(MARKERS_ENV, str(where))
+    monkeypatch.setattr(tasks, "task_generate", hang_or_generate)
+    return where

@@ -23,7 +23,7 @@ from tastemaker.store.sql.models import AuditEntry, JobImage
 from tests.api.conftest import Api, make_settings, upload_board
 
 from .conftest import Gate
-from .helpers import HANG_SEED, MARKERS_ENV, alive, hang_or_generate, hung_pids, wait_until
+from .helpers import HANG_SEED, alive, hung_pids, wait_until
 
 SMALL_BOARD = ["meadow.jpg", "cat-nap.jpg", "night-grass.jpg"]
 
@@ -187,17 +187,6 @@ def test_a_job_over_its_time_limit_is_failed_and_refunded(make_api: Any, selfie_
     again = job_doc(api, headers, job["id"])
     assert again["status"] == "failed" and again["images"] == []
     assert finished(api)[job["id"]] == "job_timeout"
-
-
-@pytest.fixture
-def markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Generations run :func:`~tests.jobs.helpers.hang_or_generate` in the worker processes, which leave their
-    markers here (set before the app, so its workers inherit it)."""
-    where = tmp_path / "markers"
-    where.mkdir()
-    monkeypatch.setenv(MARKERS_ENV, str(where))
-    monkeypatch.setattr(tasks, "task_generate", hang_or_generate)
-    return where
 
 
 @pytest.mark.slow

@@ -292,7 +292,7 @@ class ImageOut(BaseModel):
 
 class GenerationOut(BaseModel):
     id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: Progress
     board_id: str | None
     profile_hash: str

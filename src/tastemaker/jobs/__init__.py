@@ -2,7 +2,7 @@
 
 * :mod:`.tasks` — the work itself (picklable task functions that return outcomes, never raise)
 * :mod:`.pools` — worker processes (or threads) behind one interface; a stuck task's worker alone is stopped
-* :mod:`.state` — a job's persisted state machine (``queued -> running -> succeeded | failed``)
+* :mod:`.state` — a job's persisted state machine (``queued -> running -> succeeded | failed | cancelled``)
 * :mod:`.admission` — the bounded queue's slots and per-account counts
 * :mod:`.watch` — progress documents and subscriptions to a job's changes (SSE, ``Prefer: wait``)
 * :mod:`.runner` — :class:`JobRunner`, which ties them together for one server process

@@ -6,9 +6,11 @@ dlib holds the GIL for ~100 ms at a time, which would otherwise stall every API 
 code fails one task (:class:`~tastemaker.errors.WorkerCrashedError`) instead of the server, and the pool
 starts a new worker in its place. A task with a ``timeout`` that runs past it has its worker stopped —
 that worker only: tasks running beside it in the same pool go on — and fails with :class:`TimeoutError`.
+:meth:`WorkerPool.cancel` stops one task the same way (a generation its account cancelled).
 
 ``executor="thread"`` runs the same functions in threads (tests, debugging); a thread cannot be stopped, so
-there a timeout only stops the wait, and the task's late result is dropped.
+there a timeout only stops the wait, and the task's late result is dropped; a cancel stops only a task that
+has not started yet.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._pool: ProcessPool | ThreadPoolExecutor | None = None
         self._closed = False
-        self._pending: set[Future[Any]] = set()
+        self._pending: dict[Future[Any], Future[Any]] = {}  # what submit returned -> the executor's own future
+        self._cancelling: set[Future[Any]] = set()  # being stopped by cancel(), not by a shutdown
         self._registry: Any = None  # worker pids, put there by each worker as it starts (process mode)
         self._pids: set[int] = set()
         self.foreground = foreground  # tasks of this pool are on a caller's path: background pools step aside
@@ -176,7 +179,7 @@ class WorkerPool:
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
-            pending, self._pending = list(self._pending), set()
+            pending, self._pending = list(self._pending), {}
         if pool is not None:
             _shut(pool)
         for fut in pending:
@@ -226,7 +229,8 @@ class WorkerPool:
         """Start ``fn(*args)``; the returned future settles as the class docstring says.
 
         ``timeout`` (seconds from the task's start) stops the worker running it in process mode; in thread
-        mode :meth:`call` stops waiting instead. Cancelling the returned future does not stop the task.
+        mode :meth:`call` stops waiting instead. Cancelling the returned future does not stop the task:
+        :meth:`cancel` does.
         """
         fg = self.foreground
         if fg is not None:
@@ -239,11 +243,33 @@ class WorkerPool:
             raise
         outer: Future[Any] = Future()
         with self._lock:
-            self._pending.add(outer)
+            self._pending[outer] = inner
         inner.add_done_callback(lambda done: self._settle_from(done, outer))
         if fg is not None:
             outer.add_done_callback(lambda _: fg.exit())
         return outer
+
+    def cancel(self, fut: Future[Any]) -> bool:
+        """Stop the task behind ``fut`` (a future :meth:`submit` returned); True if it will not deliver a value.
+
+        A task not started yet never starts. A running one has its worker process stopped — that worker only,
+        as a timeout does, and the pool starts another — in process mode; in thread mode a running task cannot
+        be stopped, so this returns False and ``fut`` settles when the task ends. A cancelled ``fut`` raises
+        :class:`concurrent.futures.CancelledError`.
+        """
+        with self._lock:
+            inner = self._pending.get(fut)
+            if inner is None:
+                return False  # settled already
+            self._cancelling.add(fut)
+        try:
+            stopped = inner.cancel()  # False: a thread is running it; its callback (below) runs in this call
+        finally:
+            with self._lock:
+                self._cancelling.discard(fut)
+        if stopped:
+            fut.cancel()
+        return stopped
 
     def call(self, fn: Callable[..., Outcome], *args: Any, timeout: float | None = None) -> Any:
         """Run a task and wait for its value (raises as :meth:`submit` says)."""
@@ -274,7 +300,7 @@ class WorkerPool:
 
     def _settle_from(self, done: Future[Outcome], outer: Future[Any]) -> None:
         with self._lock:
-            self._pending.discard(outer)
+            self._pending.pop(outer, None)
         try:
             outcome = done.result()
         except TimeoutError:  # pebble stopped the worker; the pool starts another in its place
@@ -285,7 +311,12 @@ class WorkerPool:
             crashed = not self._closed
             _settle(outer, exc=WorkerCrashedError(self.crash_message) if crashed else self._shut_down())
         except CancelledError as exc:
-            _settle(outer, exc=RuntimeError(f"the task was cancelled ({exc})"))
+            with self._lock:
+                asked = outer in self._cancelling
+            if asked:  # cancel() stopped it: the waiter sees a cancelled future
+                outer.cancel()
+            else:  # the executor dropped it (a shutdown)
+                _settle(outer, exc=RuntimeError(f"the task was cancelled ({exc})"))
         except BaseException as exc:  # a task that raised instead of returning an outcome
             _settle(outer, exc=exc)
         else:

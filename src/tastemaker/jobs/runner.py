@@ -13,6 +13,9 @@
   building, rendering — runs in spawned worker processes (:mod:`.pools`); a crash in native code fails one
   job (``worker_crashed``) instead of the server, and a job over its time limit has its own worker stopped,
   not its neighbours'. ``executor="thread"`` runs the same functions in threads (tests, debugging).
+* **Cancellable**: :meth:`JobRunner.cancel` ends a queued job before it starts (its queue slot is free at
+  once) and a running one by stopping its worker process — that one only, as a time limit does; in thread
+  mode the render cannot be stopped, so it finishes and its result is dropped. The quota goes back either way.
 
 One server process per database: recovery assumes any active job belongs to a process that is gone.
 """
@@ -26,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from typing import Any
 from ..audit import AuditLog
 from ..errors import ForwardedError, QueueFullError, WorkerCrashedError
 from ..store import Store
+from ..store.records import Job
 from . import tasks
 from .admission import Admission, Slot
 from .pools import CPU_NICE, JOB_NICE, Foreground, WorkerPool
@@ -94,7 +99,11 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._accepting = False
         self._lock = threading.Lock()
-        self._running: set[str] = set()
+        self._running: set[str] = set()  # taken off the queue by a worker thread, not finished yet
+        #: queued jobs no worker has taken yet, with their slots: a cancel frees the slot at once
+        self._waiting: dict[str, tuple[JobPayload, Slot]] = {}
+        self._renders: dict[str, Future[Any]] = {}  # running jobs' renders in the generation pool
+        self._doomed: set[str] = set()  # cancelled while running, before their render was submitted
         self._durations: deque[float] = deque(maxlen=20)
         self._last_write: dict[str, float] = {}
         self._sink: Any = None
@@ -153,7 +162,11 @@ class JobRunner:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
+            if item is None:
+                continue
+            with self._lock:
+                claimed = self._waiting.pop(item[0].job_id, None) is not None
+            if claimed:  # (a job cancelled while queued had its slot released then)
                 leftovers.append(item[0].job_id)
                 item[1].release()
                 self.admission.job_done(item[0].account_id)
@@ -182,7 +195,7 @@ class JobRunner:
     def retry_after(self) -> float:
         """A rough wait until a slot frees: recent job time x jobs ahead / workers."""
         avg = sum(self._durations) / len(self._durations) if self._durations else 5.0
-        return min(60.0, max(1.0, avg * max(1, self._queue.qsize()) / self.workers))
+        return min(60.0, max(1.0, avg * max(1, self.stats()["queued"]) / self.workers))
 
     def has_capacity(self) -> bool:
         """Advisory (no reservation): lets a request fail fast before doing expensive work."""
@@ -215,7 +228,41 @@ class JobRunner:
 
     def submit(self, slot: Slot, payload: JobPayload) -> None:
         self.admission.job_added(payload.account_id)
+        with self._lock:
+            self._waiting[payload.job_id] = (payload, slot)
         self._queue.put((payload, slot))
+
+    def _claim(self, job_id: str) -> bool:
+        """Take a queued job off the waiting list for running (or failing); False if a cancel took it first."""
+        with self._lock:
+            if self._waiting.pop(job_id, None) is None:
+                return False
+            self._running.add(job_id)
+            return True
+
+    def cancel(self, job_id: str, *, request_id: str | None = None) -> Job:
+        """Cancel a queued or running job (the account asked): it ends ``cancelled``, its quota goes back.
+
+        The state moves first (a compare-and-set, so a job that finishes meanwhile is a
+        :class:`~tastemaker.errors.JobFinishedError`, not a lost result), then the work stops: a queued job's
+        slot is freed now and no worker will start it; a running job's render is cancelled, which stops its
+        worker process (process mode; in thread mode its result is dropped when it ends). Watchers are told.
+        Ownership is the caller's business; this takes any job id.
+        """
+        job, _ = self.states.cancel(job_id, request_id=request_id)
+        with self._lock:
+            waiting = self._waiting.pop(job_id, None)
+            render = self._renders.get(job_id)
+            if waiting is None and render is None and job_id in self._running:
+                self._doomed.add(job_id)  # between "taken off the queue" and "render submitted": _run sees it
+        if waiting is not None:
+            waiting[1].release()
+            self.admission.job_done(waiting[0].account_id)
+        if render is not None and self._gen is not None:
+            self._gen.cancel(render)
+        log.info("job %s: cancelled", job_id)
+        self.watchers.notify(job_id)
+        return job
 
     def worker_pids(self) -> list[int]:
         """Process ids of the generation workers (process mode; empty in thread mode). For operators and tests."""
@@ -223,8 +270,7 @@ class JobRunner:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            running = len(self._running)
-        queued = self._queue.qsize()
+            running, queued = len(self._running), len(self._waiting)
         return {"queued": queued, "running": running, "active": queued + running, "capacity": self.capacity}
 
     def call(self, fn: Callable[..., tasks.Outcome], *args: Any) -> Any:
@@ -274,6 +320,8 @@ class JobRunner:
             if item is None:
                 return
             payload, slot = item
+            if not self._claim(payload.job_id):
+                continue  # cancelled while queued: its slot and count were released then
             try:
                 self._run(payload)
             except Exception:  # never let a worker thread die: the job is failed, the thread goes on
@@ -284,22 +332,22 @@ class JobRunner:
                 self.admission.job_done(payload.account_id)
                 with self._lock:
                     self._running.discard(payload.job_id)
+                    self._renders.pop(payload.job_id, None)
+                    self._doomed.discard(payload.job_id)
                     for k in [k for k in self._last_write if k.startswith(payload.job_id + ":")]:
                         del self._last_write[k]
                 self.watchers.notify(payload.job_id)
 
     def _run(self, p: JobPayload) -> None:
         if not self.states.start(p.job_id):
-            return  # failed meanwhile (shutdown, recovery): nothing to do
-        with self._lock:
-            self._running.add(p.job_id)
+            return  # failed or cancelled meanwhile (shutdown, recovery, the account): nothing to do
         self.watchers.notify(p.job_id)
         t0 = time.monotonic()
         timeout = self.job_timeout_s
         sink = self._progress if self.executor_kind == "thread" else None
         assert self._gen is not None
         try:
-            images = self._gen.call(
+            render = self._gen.submit(
                 tasks.task_generate,
                 p.job_id,
                 p.request,
@@ -320,6 +368,14 @@ class JobRunner:
                 self.store.blobs,
                 timeout=timeout,
             )
+            with self._lock:
+                self._renders[p.job_id] = render
+                doomed = p.job_id in self._doomed
+            if doomed:  # cancelled before the render was registered: stop it now
+                self._gen.cancel(render)
+            images = render.result(timeout if self.executor_kind == "thread" else None)
+        except CancelledError:  # the account cancelled it and its worker was stopped; the job says so already
+            log.info("job %s: render stopped (cancelled)", p.job_id)
         except TimeoutError:
             # In process mode the pool has stopped this job's worker (only that one) and starts another; in
             # thread mode the render finishes and is dropped. Either way the quota goes back.

@@ -4,10 +4,11 @@
 
     queued ──► running ──► succeeded
        │          │
-       └──────────┴──────► failed   (error code + message; quota given back)
+       ├──────────┼──────► failed     (error code + message; quota given back)
+       └──────────┴──────► cancelled  (by its account; quota given back)
 
-A worker, a shutdown and a restart can therefore never both "win" the same job. A failure gives the job's
-images back to the quota and is audited in the same transaction.
+A worker, a shutdown, a restart and a cancel can therefore never both "win" the same job. A failure or a
+cancellation gives the job's images back to the quota and is audited in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..audit import GENERATION_FINISHED, AuditLog
+from ..audit import GENERATION_CANCELLED, GENERATION_FINISHED, AuditLog
+from ..errors import JobFinishedError, NotFoundError
 from ..store import Store, StoreSession
-from ..store.records import ACTIVE, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobImage, utcnow
+from ..store.records import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobImage, utcnow
 from .tasks import GeneratedBlob
 from .watch import progress_doc
 
@@ -27,6 +29,7 @@ INTERRUPTED = "interrupted"
 WORKER_CRASHED = "worker_crashed"
 JOB_TIMEOUT = "job_timeout"
 RETRYABLE = frozenset({INTERRUPTED, WORKER_CRASHED, "internal_error"})
+CANCELLED_MESSAGE = "the generation was cancelled at the account's request; its images went back to the quota"
 INTERRUPTED_MESSAGE = (
     "the server stopped before this generation finished; the selfie is held only in memory and never "
     "stored, so the job cannot be resumed — submit it again"
@@ -99,6 +102,41 @@ class JobStates:
             if job is not None and job.status in ACTIVE and self._finish_failed(s, job, code, message):
                 s.commit()
 
+    def cancel(self, job_id: str, *, request_id: str | None = None) -> tuple[Job, str]:
+        """Move a queued or running job to ``cancelled``: status, quota refund and audit entry in one transaction.
+
+        Returns the job and the status it was cancelled from. A job that starts while this runs is cancelled
+        from ``running``; one that has ended (the worker won the race) raises
+        :class:`~tastemaker.errors.JobFinishedError`. The ``Idempotency-Key`` is kept: the cancel was the
+        account's own decision, so a retry with the same key replays the cancelled job rather than running again.
+        """
+        with self.store.session() as s:
+            job = s.load_job(job_id)
+            if job is None:
+                raise NotFoundError(f"no generation {job_id!r}")
+            while True:  # a failed compare-and-set leaves job.status where it is now; states only move forward
+                if job.status not in ACTIVE:
+                    raise JobFinishedError(
+                        f"generation {job.id} has already {_ended(job.status)}; only a queued or running "
+                        "generation can be cancelled"
+                    )
+                was = job.status
+                if s.move_job(job, CANCELLED, error_code=CANCELLED, error_message=CANCELLED_MESSAGE,
+                              finished_at=utcnow()):
+                    break
+            s.release_images(job.account_id, job.usage_period, job.n_images)
+            self.audit.append(
+                s,
+                GENERATION_CANCELLED,
+                account_id=job.account_id,
+                objects={"generation": job.id},
+                request_id=request_id,
+                outcome=CANCELLED,
+                detail={"from": was},
+            )
+            s.commit()
+        return job, was
+
     def _finish_failed(self, s: StoreSession, job: Job, code: str, message: str) -> bool:
         """Fail a job inside the caller's transaction: status, quota refund and audit entry together.
 
@@ -114,3 +152,8 @@ class JobStates:
             s, GENERATION_FINISHED, account_id=job.account_id, objects={"generation": job.id}, outcome=code
         )
         return True
+
+
+def _ended(status: str) -> str:
+    """How a terminal status reads after "has already"."""
+    return {SUCCEEDED: "succeeded", FAILED: "failed", CANCELLED: "been cancelled"}.get(status, status)

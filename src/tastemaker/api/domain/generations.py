@@ -1,6 +1,9 @@
 """Admitting a generation: everything is checked before a job exists — parameters, consent, capacity, quota,
 the profile, and the selfie's face (in the CPU pool, so a photo without a face is a 422 now, not a failed job
 later). The selfie is handed to the job as bytes and never stored: the job keeps only its SHA-256.
+
+Cancelling one (:func:`cancel`): the account's own queued or running job ends ``cancelled`` and its images go
+back to the quota; one that has already ended is a 409.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from ...errors import (
 )
 from ...jobs import JobPayload, task_prepare_subject
 from ...store import sha256_hex
-from ...store.records import period_bounds, period_of, utcnow
+from ...store.records import Job, period_bounds, period_of, utcnow
 from ...taste.profile import TasteProfile
 from ..deps import Idempotency, Services, fingerprint
 from ..schemas import GenerationCreate
-from .common import Caller, note_denied, owned_board
+from .common import Caller, note_denied, owned_board, owned_job
 from .profiles import board_assets, ensure_profile
 
 ENDPOINT = "POST /v1/generations"
@@ -268,3 +271,18 @@ async def admit(
     finally:
         svc.runner.end_admission(caller.account_id)
     return job_id, False
+
+
+def cancel(svc: Services, caller: Caller, job_id: str) -> Job:
+    """Cancel the caller's generation ``job_id`` and return it as stored now (status ``cancelled``).
+
+    Another account's id is a 404 (probe audited, as everywhere); a generation that has already succeeded,
+    failed or been cancelled is a 409 ``job_finished``. The runner stops the work (see
+    :meth:`~tastemaker.jobs.JobRunner.cancel`); the refund and the ``generation.cancelled`` audit entry commit
+    with the status.
+    """
+    with svc.store.session() as s:
+        owned_job(svc, s, caller, job_id)
+    svc.runner.cancel(job_id, request_id=caller.request_id)
+    with svc.store.session() as s:
+        return s.get_job(caller.account_id, job_id)

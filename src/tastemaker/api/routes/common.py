@@ -74,7 +74,7 @@ def errors(*codes: int, explicit_json: bool = False) -> dict[int | str, dict[str
         "over-long number",
         401: "Missing, malformed, unknown or revoked API key",
         404: "Not found",
-        409: "Conflict (idempotency key in use, result not ready)",
+        409: "Conflict (idempotency key in use, result not ready, generation already finished)",
         413: "Upload too large",
         415: "Unsupported media type",
         422: "Invalid input",

@@ -1,4 +1,4 @@
-"""Generations: ``POST /v1/generations`` (202 + job), status, server-sent events, images.
+"""Generations: ``POST /v1/generations`` (202 + job), status, server-sent events, images, cancel.
 
 A request is checked completely before it is admitted (:mod:`..domain.generations`). The selfie is parsed in
 memory (:func:`.uploads.read_image_body`: multipart parts never spill to temporary files), handed to the job as
@@ -25,7 +25,7 @@ from ...store.records import TERMINAL, Job
 from ..deps import GenerateAccount, IdempotencyKey, Services, ServicesDep
 from ..domain.common import Caller, owned_job
 from ..domain.feedback import output_image
-from ..domain.generations import admit, too_many_jobs
+from ..domain.generations import admit, cancel, too_many_jobs
 from ..schemas import GenerationCreate, GenerationOut
 from .common import AUTH_ERRORS, errors, form_properties
 from .uploads import image_body_schema, read_image_body
@@ -199,7 +199,8 @@ def _owned_job_id(request: Request, svc: ServicesDep, principal: GenerateAccount
 @router.get(
     "/{generation_id}/events",
     response_class=EventSourceResponse,
-    summary="Server-sent events: `progress` while queued/running, then `succeeded` or `failed` (and the end)",
+    summary="Server-sent events: `progress` while queued/running, then `succeeded`, `failed` or `cancelled` "
+    "(and the end)",
     responses=errors(401, 404, 422, 429, 503, explicit_json=True),
 )
 async def generation_events(
@@ -220,6 +221,20 @@ async def generation_events(
             if terminal:
                 return
             await w.wait(10.0)
+
+
+@router.post(
+    "/{generation_id}/cancel",
+    response_model=GenerationOut,
+    summary="Cancel a queued or running generation: it ends `cancelled` and its images go back to the quota",
+    responses=errors(404, 409),
+)
+def cancel_generation(
+    request: Request, svc: ServicesDep, principal: GenerateAccount, generation_id: JobId
+) -> JSONResponse:
+    """A queued job never starts; a running one has its worker stopped. 409 ``job_finished`` once it has ended."""
+    caller = Caller.of(request, principal)
+    return JSONResponse(job_doc(request, cancel(svc, caller, generation_id)))
 
 
 @router.get(
