@@ -65,8 +65,10 @@ purpose: sixty small classes and no logic, and one place to read them all is the
         ├── AuthError                             unauthorized        (never raised itself)
         │   ├── MissingApiKeyError                missing_api_key
         │   ├── InvalidApiKeyError                invalid_api_key
-        │   └── RevokedApiKeyError                api_key_revoked
+        │   ├── RevokedApiKeyError                api_key_revoked
+        │   └── SessionExpiredError               session_expired     (the web app's session: sign in again)
         ├── InsufficientScopeError                insufficient_scope  (names the scopes it needs)
+        ├── CsrfError                             csrf_failed         (a web form without this session's token)
         ├── NotFoundError                         not_found
         ├── MethodNotAllowedError                 method_not_allowed  (knows the methods the path takes)
         ├── NotReadyError                         not_ready           (a job's images before it finished)

@@ -81,7 +81,8 @@ def public_report(
     }
 
 
-def _pseudonym(data_dir: str, secret: str | None, account_id: str) -> str:
+def account_pseudonym(data_dir: str, secret: str | None, account_id: str) -> str:
+    """How the provenance log names an account (a keyed hash: the log never holds account ids)."""
     from ...pipeline import provenance_for
 
     return provenance_for(data_dir, secret).pseudonym(account_id)
@@ -163,7 +164,7 @@ async def verify(
             task_verify, data, str(settings.data_dir), settings.max_image_pixels, settings.max_image_bytes,
             settings.verify_max_pixels, settings.verify_decode_side, settings.provenance_secret,
         )
-    pseudonym = await run_in_threadpool(_pseudonym, str(settings.data_dir), settings.provenance_secret,
+    pseudonym = await run_in_threadpool(account_pseudonym, str(settings.data_dir), settings.provenance_secret,
                                         principal.account_id)
     doc = public_report(report, principal, settings.secret_key.get_secret_value(), sha256_hex(data), pseudonym)
     if since_size is not None and since_root is not None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from ...api.deps import Principal, Services, client_address, request_id
 from ...api.http_errors import status_of
 from ...api.routes.uploads import read_image_body
-from ...api.routes.verify import _pseudonym, public_report
+from ...api.routes.verify import account_pseudonym, public_report
 from ...api.settings import TierLimits
 from ...audit import PROVENANCE_VERIFIED
 from ...errors import AuthError, CsrfError, RateLimitedError, RequestError, TastemakerError
@@ -116,7 +116,7 @@ async def check_image(request: Request, svc: Services, user: WebUser | None) -> 
         )
     pseudonym = None
     if principal.account_id:
-        pseudonym = await run_in_threadpool(_pseudonym, str(settings.data_dir), settings.provenance_secret,
+        pseudonym = await run_in_threadpool(account_pseudonym, str(settings.data_dir), settings.provenance_secret,
                                             principal.account_id)
     doc = public_report(report, principal, settings.secret_key.get_secret_value(), sha256_hex(data), pseudonym)
     await run_in_threadpool(_audit, svc, request, principal, doc)
