@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tastemaker.store.records import ProfileVersion, utcnow
+
 from ..api.conftest import DEMO
 from .conftest import Site, shot, sign_in_browser
 
@@ -245,6 +247,24 @@ def test_taste_page(site: Site, board: str) -> None:
     assert "Feedback history" in r.text and "No feedback yet" in r.text
     assert "style=" not in r.text
 
+    # the versions feedback made are listed, newest first, with what made each
+    with site.services.store.session() as s:
+        b = s.get_board(s.owner_of("board", board) or "", board)
+        cur = s.read_board_profile(board)
+        assert cur is not None and cur.profile_json and cur.profile_hash
+        liked = {"kind": "feedback", "action": "like", "mode": "m0", "mode_source": "nearest", "dwell_seconds": 4.0,
+                 "image_sha256": "a" * 64}
+        events: list[dict[str, Any]] = [{"kind": "built"}, liked]
+        for n, event in enumerate(events, start=1):
+            s.add_profile_version(ProfileVersion(account_id=b.account_id, board_id=board, board_revision=b.revision,
+                                                 version=n, profile_hash=cur.profile_hash, event=event,
+                                                 created_at=utcnow(), profile_json=cur.profile_json))
+        s.commit()
+    r = site.client.get(f"/boards/{board}/taste")
+    assert r.status_code == 200 and "No feedback yet" not in r.text
+    assert r.text.index("Liked a generated image (mode m0: the nearest mode), looked at for 4 s") < r.text.index(
+        "Learnt from the board&#39;s pins")
+
 
 # ------------------------------------------------------------------------------------------ who may
 
@@ -329,9 +349,31 @@ def test_boards_in_a_browser(live_site: Any, browser_page: Any) -> None:
     shot(page, "boards-list")
 
     page.set_viewport_size({"width": 390, "height": 844})
-    page.get_by_role("link", name="Golden hour").click()
+    page.get_by_role("link", name="Golden hour", exact=True).click()
     images_loaded(page, ".pin img")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the board page scrolls sideways at 390 px ({width})"
     shot(page, "board-grid-mobile")
 
+    # a bad value comes back next to its pin (htmx, 422), focused
+    first = page.locator(".pin").first
+    first.get_by_text("Edit").click()
+    first.get_by_label("Pinned at").fill("last tuesday")
+    first.get_by_role("button", name=re.compile("^Save")).click()
+    error = page.locator(".pin .error").first
+    error.wait_for()
+    assert "ISO 8601" in error.inner_text()
+    page.wait_for_function("document.activeElement?.classList.contains('error')")  # after htmx settles
+    page.locator(".pin").first.screenshot(path=str(shot(page, "board-pin-error-mobile")))
+
+
+
+def test_one_pin_board_has_a_taste_page(site: Site, csrf: str) -> None:
+    r = create(site, csrf, image_parts(["cat-nap.jpg"]))
+    assert r.status_code == 303
+    bid = board_id_of(r)
+    taste = site.client.get(f"/boards/{bid}/taste")
+    assert taste.status_code == 200 and "1 look in this board" in taste.text and "100%" in taste.text
+    sha = stored_pins(site, bid)["cat-nap.jpg"].pin.sha256
+    r = site.client.post(f"/boards/{bid}/pins/{sha}/remove", data={"csrf_token": csrf})
+    assert r.status_code == 422 and "only pin; delete the board instead" in r.text

@@ -213,7 +213,8 @@ def unpack_zip(settings: Any, filename: str, data: bytes) -> tuple[list[UploadFi
                 members.append(info)
         images = [i for i in members if PurePosixPath(i.filename).suffix.lower() in IMAGE_SUFFIXES]
         pins = [i for i in members if base_name(i.filename).lower() in PINS_FILES]
-        others = [i for i in members if i not in images and i not in pins]
+        sorted_out = {id(i) for i in images + pins}
+        others = [i for i in members if id(i) not in sorted_out]
         if len(images) > settings.max_pins_per_board:
             raise BoardError(f"{name} holds {len(images)} images; a board holds at most "
                              f"{settings.max_pins_per_board}")
@@ -232,7 +233,8 @@ def unpack_zip(settings: Any, filename: str, data: bytes) -> tuple[list[UploadFi
                               "GIF, TIFF, BMP)", code="not_an_image") for i in others]
         for i in images + pins:
             member = base_name(i.filename)
-            cap = MAX_PINS_FILE_BYTES if i in pins else settings.max_image_bytes
+            is_pins = i in pins  # at most a few
+            cap = MAX_PINS_FILE_BYTES if is_pins else settings.max_image_bytes
             if i.file_size > cap:
                 skipped.append(SkippedPin(image=member, reason=f"over the {cap / 1e6:.0f} MB limit per file",
                                           code="image_too_large"))
@@ -243,7 +245,7 @@ def unpack_zip(settings: Any, filename: str, data: bytes) -> tuple[list[UploadFi
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
                 raise BoardError(f"{name}: {member!r} could not be unpacked ({exc}); the zip is damaged or "
                                  "encrypted") from None
-            if i in pins:
+            if is_pins:
                 pins_files.append((member, blob))
             else:
                 uploads.append(UploadFile(file=io.BytesIO(blob), filename=member, size=len(blob)))
