@@ -47,6 +47,7 @@ FLASH = {
     "profile_imported": "Profile imported.",
     "cancelled": "Generation cancelled; its images went back to your quota.",
     "account_deleted": "Your account is deleted: its boards, images, profiles and keys are gone, and you are signed out.",
+    "reacted": "Reaction recorded; the board's taste profile learnt from it.",
 }
 
 

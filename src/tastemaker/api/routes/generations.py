@@ -21,7 +21,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from ... import safejson
 from ...errors import ProfileError
 from ...jobs import RETRYABLE
-from ...store.records import TERMINAL, Job
+from ...store.records import TERMINAL, Job, JobImage
 from ..deps import GenerateAccount, IdempotencyKey, Services, ServicesDep
 from ..domain.common import Caller, owned_job
 from ..domain.feedback import output_image
@@ -190,6 +190,26 @@ def get_generation(
     return JSONResponse(_load_doc(svc, request, Caller.of(request, principal), generation_id))
 
 
+async def job_events(
+    request: Request, svc: Services, caller: Caller, job_id: str
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """(event, GenerationOut doc) whenever the job's status or progress changes: ``progress`` while it is queued
+    or running, then its terminal status, and the end. The one loop behind the API's event stream and the web
+    page's (which signs in with a session instead of a bearer key)."""
+    with svc.runner.watch(job_id) as w:
+        last: Any = None
+        while True:
+            doc = await run_in_threadpool(_load_doc, svc, request, caller, job_id)
+            state = (doc["status"], doc["progress"])
+            terminal = doc["status"] in TERMINAL
+            if state != last:
+                yield (doc["status"] if terminal else "progress"), doc
+                last = state
+            if terminal:
+                return
+            await w.wait(10.0)
+
+
 def _owned_job_id(request: Request, svc: ServicesDep, principal: GenerateAccount, generation_id: JobId) -> str:
     """Resolve ownership before a stream starts, so another account's id is a plain 404."""
     with svc.store.session() as s:
@@ -206,21 +226,10 @@ def _owned_job_id(request: Request, svc: ServicesDep, principal: GenerateAccount
 async def generation_events(
     request: Request, svc: ServicesDep, principal: GenerateAccount, job_id: Annotated[str, Depends(_owned_job_id)]
 ) -> AsyncIterator[ServerSentEvent]:
-    caller = Caller.of(request, principal)
-    with svc.runner.watch(job_id) as w:
-        last: Any = None
-        n = 0
-        while True:
-            doc = await run_in_threadpool(_load_doc, svc, request, caller, job_id)
-            state = (doc["status"], doc["progress"])
-            terminal = doc["status"] in TERMINAL
-            if state != last:
-                n += 1
-                yield ServerSentEvent(event=doc["status"] if terminal else "progress", data=doc, id=str(n))
-                last = state
-            if terminal:
-                return
-            await w.wait(10.0)
+    n = 0
+    async for event, doc in job_events(request, svc, Caller.of(request, principal), job_id):
+        n += 1
+        yield ServerSentEvent(event=event, data=doc, id=str(n))
 
 
 @router.post(
@@ -256,14 +265,18 @@ def generation_image(
 ) -> Response:
     with svc.store.session() as s:
         job, image = output_image(svc, s, Caller.of(request, principal), generation_id, k, what="images exist")
-    data = svc.store.blobs.get(image.sha256)
+    return image_response(svc, job, image)
+
+
+def image_response(svc: Services, job: Job, image: JobImage, *, attachment: bool = False) -> Response:
+    """An output image with its headers (immutable: its ETag is its hash); ``attachment`` to save, not show."""
     ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(image.media_type, "bin")
     return Response(
-        content=data,
+        content=svc.store.blobs.get(image.sha256),
         media_type=image.media_type,
         headers={
             "ETag": f'"{image.sha256}"',
             "Cache-Control": "private, max-age=31536000, immutable",
-            "Content-Disposition": f'inline; filename="{job.id}_{k}.{ext}"',
+            "Content-Disposition": f'{"attachment" if attachment else "inline"}; filename="{job.id}_{image.k}.{ext}"',
         },
     )

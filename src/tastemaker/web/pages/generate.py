@@ -1,7 +1,457 @@
-"""(being written) The generate pages."""
+"""Generating in the browser: the form (``/generate``), the job page with live progress
+(``/generations/{id}``, its events, images and zip) and cancelling.
+
+The form's fields, choices and limits come from :class:`~tastemaker.api.schemas.GenerationCreate`, and a
+submission goes through the API's own admission (:func:`tastemaker.api.domain.generations.admit`), so the
+browser gets exactly the checks, quota and audit entries a script gets. The selfie is parsed in memory (the
+API's :class:`~tastemaker.api.routes.uploads.InMemoryMultiPartParser`: a file part never spills to a temporary
+file), handed to the job as bytes and never stored.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import io
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import annotated_types as at
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+
+from ...api.domain.common import owned_job
+from ...api.domain.feedback import output_image
+from ...api.domain.generations import admit, cancel, too_many_jobs
+from ...api.http_errors import retry_after, status_of
+from ...api.routes.generations import image_response, job_events
+from ...api.routes.uploads import InMemoryMultiPartParser
+from ...api.schemas import GenerationCreate
+from ...errors import (
+    ConsentRequiredError,
+    FaceError,
+    FilePartExpectedError,
+    ForwardedError,
+    ImageError,
+    ImageTooLargeError,
+    NotFoundError,
+    ProfileError,
+    RequestError,
+    RequestTooLargeError,
+    TastemakerError,
+    error_class,
+)
+from ...jobs.watch import STAGES
+from ...store.records import ACTIVE, Job, JobImage
+from ..deps import FormUser, ServicesDep, User, caller
+from ..render import explain, page, redirect
+from ..session import CSRF_FIELD, CSRF_HEADER, WebUser, check_csrf
+from .gallery import ACTIONS, board_names, need_scope, reactions_of
 
 router = APIRouter(include_in_schema=False)
+
+JobId = Annotated[str, PathParam(min_length=1, max_length=64)]
+ImageIndex = Annotated[int, PathParam(ge=0, le=63)]
+
+# ------------------------------------------------------------------------------------------ the form
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One form field as the template renders it; choices and limits are read from the schema."""
+
+    name: str
+    label: str
+    kind: Literal["select", "number", "text", "textarea"]
+    default: str
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    min: str = ""
+    max: str = ""
+    step: str = ""
+    maxlength: int | None = None
+    placeholder: str = ""
+
+
+#: the form's own words for each GenerationCreate field it shows (label, help, placeholder, number step)
+_WORDS: dict[str, tuple[str, str, str, str]] = {
+    "prompt": ("Prompt (optional)", "Mode hints, framing, background words: free text.",
+               "e.g. golden hour, film grain", ""),
+    "n": ("Images", "How many variations to make.", "", "1"),
+    "size": ("Size (px)", "Longest side of each image.", "", "1"),
+    "aspect": ("Aspect", "", "", ""),
+    "output_format": ("Format", "", "", ""),
+    "strength": ("Strength", "How far to move toward the board's look (0–1).", "", "0.01"),
+    "seed": ("Seed (optional)", "Same seed, same images; empty picks one.", "random", "1"),
+    "mode": ("Mode (optional)", "Force one taste mode by id, e.g. m2; empty lets the board choose.", "auto", ""),
+    "background": ("Background", "", "", ""),
+    "framing": ("Framing", "", "", ""),
+}
+#: GenerationCreate's field names the form sends, in the order shown
+FIELDS = tuple(_WORDS)
+#: a stored job's request keys that differ from the form's (the core calls it ``format``)
+_STORED_NAMES = {"output_format": "format"}
+
+
+def _field_spec(name: str) -> FieldSpec:
+    field = GenerationCreate.model_fields[name]
+    label, help_, placeholder, step = _WORDS[name]
+    annotation = field.annotation
+    default = "" if field.default is None else str(field.default)
+    if get_origin(annotation) is Literal:
+        return FieldSpec(name, label, "select", default, help_, choices=tuple(str(a) for a in get_args(annotation)))
+    bounds: dict[str, str] = {}
+    maxlength = None
+    for m in field.metadata:
+        if isinstance(m, at.Ge):
+            bounds["min"] = str(m.ge)
+        elif isinstance(m, at.Le):
+            bounds["max"] = str(m.le)
+        elif isinstance(m, at.Lt):
+            bounds["max"] = str(int(m.lt) - 1)  # type: ignore[call-overload]
+        elif isinstance(m, at.MaxLen):
+            maxlength = m.max_length
+    base = {a for a in get_args(annotation)} - {type(None)} or {annotation}
+    if base <= {int, float}:
+        return FieldSpec(name, label, "number", default, help_, min=bounds.get("min", ""), max=bounds.get("max", ""),
+                         step=step, placeholder=placeholder)
+    kind: Literal["text", "textarea"] = "textarea" if name == "prompt" else "text"
+    return FieldSpec(name, label, kind, default, help_, maxlength=maxlength, placeholder=placeholder)
+
+
+SPECS: tuple[FieldSpec, ...] = tuple(_field_spec(n) for n in FIELDS)
+#: the consent checkbox's words: what the API's consent check asks the person to confirm
+CONSENT_WORDS = "I confirm the selfie is of me, or that I have the person's consent to generate images of them."
+
+
+def _defaults() -> dict[str, str]:
+    return {s.name: s.default for s in SPECS}
+
+
+def _restored(job: Job) -> dict[str, str]:
+    """A stored generation's request as form values (its seed included: same seed, same images)."""
+    values = _defaults()
+    for name in FIELDS:
+        value = job.request.get(_STORED_NAMES.get(name, name))
+        if value is not None:
+            values[name] = str(value)
+    values["board_id"] = job.board_id or ""
+    return values
+
+
+def _form(
+    request: Request,
+    svc: ServicesDep,
+    user: WebUser,
+    values: dict[str, str],
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    restored_from: str | None = None,
+) -> HTMLResponse:
+    with svc.store.session() as s:
+        boards = s.list_boards(user.principal.account_id)
+    return page(
+        request, "generate/form.html", user, nav="generate", status=status, specs=SPECS, values=values,
+        errors=errors or {}, boards=boards, consent_words=CONSENT_WORDS, restored_from=restored_from,
+        max_bytes=svc.settings.max_image_bytes,
+    )
+
+
+@router.get("/generate", response_class=HTMLResponse)
+def generate_form(request: Request, svc: ServicesDep, user: User, board: str = "") -> HTMLResponse:
+    """The form; ``?from=<generation>`` fills it (seed included) from that generation's stored request."""
+    need_scope(user, "generate")
+    values = _defaults()
+    values["board_id"] = board[:64]
+    source = request.query_params.get("from")
+    if source:
+        with svc.store.session() as s:
+            values = _restored(owned_job(svc, s, caller(request, user), source[:64]))
+    return _form(request, svc, user, values, restored_from=source or None)
+
+
+@dataclass
+class _Submitted:
+    """What the browser sent: text fields, the selfie (or why it is missing) and the CSRF token presented."""
+
+    values: dict[str, str]
+    selfie: bytes | None
+    selfie_name: str
+    csrf: str | None
+    problem: TastemakerError | None = None
+
+
+async def _read(request: Request, max_bytes: int) -> _Submitted:
+    """Parse the form in memory (never a temporary file), keeping every field even when the selfie is too large,
+    so the form comes back filled."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    sub = _Submitted({}, None, "selfie", request.headers.get(CSRF_HEADER))
+    try:
+        if ctype == "multipart/form-data":
+            form = await InMemoryMultiPartParser(request.headers, request.stream(), max_files=1,
+                                                 max_fields=len(FIELDS) + 8).parse()
+        else:
+            form = await request.form(max_files=0, max_fields=len(FIELDS) + 8)
+    except MultiPartException as exc:
+        sub.problem = RequestError(f"the form could not be read: {exc.message}")
+        return sub
+    except StarletteHTTPException as exc:  # the body went over the request cap while streaming
+        sub.problem = RequestTooLargeError(str(exc.detail))
+        return sub
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            data = await value.read(max_bytes + 1)
+            if key != "selfie":
+                continue
+            if len(data) > max_bytes:
+                sub.problem = ImageTooLargeError(
+                    f"selfie: {len(data) / 1e6:.1f} MB or more is over the {max_bytes / 1e6:.0f} MB limit"
+                )
+            elif data:
+                sub.selfie, sub.selfie_name = data, (value.filename or "selfie")[:255]
+        elif key == CSRF_FIELD:
+            sub.csrf = sub.csrf or value
+        elif key == "selfie":
+            if value:  # an empty text part is a form sent without a file
+                sub.problem = FilePartExpectedError("selfie")
+        else:
+            sub.values[key] = value[:4000]
+    return sub
+
+
+def _unforwarded(exc: TastemakerError) -> TastemakerError:
+    """An error carried back from a worker process (the face check) as the class it stands for, so it is
+    explained and placed like one raised here."""
+    cls = error_class(exc.name) if isinstance(exc, ForwardedError) else None
+    if cls is None:
+        return exc
+    real = cls.__new__(cls)
+    TastemakerError.__init__(real, exc.message)
+    real.retry_after_s = exc.retry_after_s
+    return real
+
+
+def _field_of(exc: TastemakerError) -> str:
+    """Which form field an error belongs next to ("form": the top of the form)."""
+    if isinstance(exc, ConsentRequiredError):
+        return "consent"
+    if isinstance(exc, FaceError | ImageError | FilePartExpectedError | RequestTooLargeError):
+        return "selfie"
+    if isinstance(exc, NotFoundError) and "board" in exc.message:
+        return "board_id"
+    if isinstance(exc, ProfileError) and "mode" in exc.message:
+        return "mode"
+    if isinstance(exc, RequestError):
+        head = exc.message.split(":", 1)[0].strip()
+        for name in FIELDS:
+            if head in (name, _STORED_NAMES.get(name)):
+                return name
+        if "board_id" in exc.message:
+            return "board_id"
+    return "form"
+
+
+def _validate(sub: _Submitted) -> tuple[GenerationCreate | None, dict[str, str]]:
+    """The form as a GenerationCreate, or each field's problem in words."""
+    data: dict[str, Any] = {k: v for k, v in sub.values.items() if k in FIELDS and v.strip() != ""}
+    board = sub.values.get("board_id", "")
+    data.update(board_id=board or None, consent=sub.values.get("consent") == "true", selfie="(in memory)",
+                selfie_name=sub.selfie_name)
+    errors: dict[str, str] = {}
+    if not board:
+        errors["board_id"] = "Choose the board whose look to use."
+    try:
+        body = GenerationCreate.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "form"
+            errors.setdefault(name if name in FIELDS or name == "board_id" else "form", err["msg"] + ".")
+        return None, errors
+    return (None if errors else body), errors
+
+
+@router.post("/generate")
+async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Response:
+    """Check and admit a generation (as ``POST /v1/generations`` does), then show its job page; any refusal
+    comes back as the form, filled, with the message next to the field that caused it."""
+    sub = await _read(request, svc.settings.max_image_bytes)
+    check_csrf(user.csrf_token, sub.csrf)
+    need_scope(user, "generate")
+    values = {**_defaults(), **{k: v for k, v in sub.values.items() if k in FIELDS or k in ("board_id", "consent")}}
+    body, errors = _validate(sub)
+    if sub.problem is not None:
+        errors[_field_of(sub.problem)] = explain(sub.problem)
+    elif sub.selfie is None:
+        errors["selfie"] = "Choose a selfie (or take one with the camera)."
+    if errors or body is None or sub.selfie is None:
+        status = status_of(sub.problem) if sub.problem is not None else 422
+        return _form(request, svc, user, values, errors=errors, status=status)
+    c = caller(request, user)
+    selfie = sub.selfie
+    sub.selfie = None
+    try:
+        load = svc.runner.account_load(c.account_id)
+        if load >= c.principal.tier.max_active_jobs:
+            raise await run_in_threadpool(too_many_jobs, svc, c, load)
+        job_id, _ = await admit(svc, c, body, selfie, None)
+    except TastemakerError as raised:
+        exc = _unforwarded(raised)
+        resp = _form(request, svc, user, values, errors={_field_of(exc): explain(exc)}, status=status_of(exc))
+        if exc.retry_after_s is not None:
+            resp.headers["Retry-After"] = retry_after(exc.retry_after_s)
+        return resp
+    finally:
+        del selfie  # the job holds its own reference; nothing here keeps the photo
+    return redirect(f"/generations/{job_id}")
+
+
+# ------------------------------------------------------------------------------------------ the job
+
+
+#: each stage of a job in words (the keys are the runner's stages)
+STAGE_WORDS = {
+    "queued": "Waiting in the queue",
+    "starting": "Starting",
+    "identity": "Reading your face",
+    "profile": "Reading the board's taste",
+    "render": "Rendering",
+    "provenance": "Watermarking and signing",
+    "store": "Saving",
+    "done": "Done",
+}
+assert set(STAGE_WORDS) == set(STAGES), "every runner stage needs its words"
+
+STATUS_WORDS = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def stage_words(status: str, progress: dict[str, Any]) -> str:
+    """What the job is doing now, for a person ("Rendering image 2 of 4")."""
+    if status != "running" and status != "queued":
+        return STATUS_WORDS.get(status, status)
+    stage = str(progress.get("stage", status))
+    words = STAGE_WORDS.get(stage, stage.capitalize())
+    done, total = progress.get("done", 0), progress.get("total", 0)
+    if stage == "render" and total:
+        words += f" image {min(done + 1, total)} of {total}"
+    return words
+
+
+@router.get("/generations/{generation_id}", response_class=HTMLResponse)
+def job_page(request: Request, svc: ServicesDep, user: User, generation_id: JobId) -> HTMLResponse:
+    """One generation: live progress while it runs (``generate.js``), then its images with reactions."""
+    need_scope(user, "generate")
+    c = caller(request, user)
+    with svc.store.session() as s:
+        job = owned_job(svc, s, c, generation_id)
+        names = board_names(s, c.account_id)
+        reacted = reactions_of(s, [job])
+    return page(
+        request, "generate/job.html", user, nav="generate", job=job, board_name=names.get(job.board_id or ""),
+        reactions=reacted, active=job.status in ACTIVE, words=stage_words(job.status, job.progress),
+        fraction=float(job.progress.get("fraction", 0.0)), actions=ACTIONS, back=f"/generations/{job.id}",
+    )
+
+
+def _owned_job_id(request: Request, svc: ServicesDep, user: User, generation_id: JobId) -> str:
+    """Ownership is settled before the stream starts, so another account's id is a plain 404 page."""
+    need_scope(user, "generate")
+    with svc.store.session() as s:
+        return owned_job(svc, s, caller(request, user), generation_id).id
+
+
+@router.get("/generations/{generation_id}/events", response_class=EventSourceResponse)
+async def job_events_page(
+    request: Request, svc: ServicesDep, user: User, job_id: Annotated[str, Depends(_owned_job_id)]
+) -> AsyncIterator[ServerSentEvent]:
+    """The API's event stream (the same events, from the same loop), with the words the page shows; the
+    session cookie stands in for the bearer key an EventSource cannot send."""
+    n = 0
+    async for event, doc in job_events(request, svc, caller(request, user), job_id):
+        n += 1
+        data = {"status": doc["status"], "fraction": doc["progress"]["fraction"],
+                "words": stage_words(doc["status"], doc["progress"]), "images": len(doc["images"])}
+        yield ServerSentEvent(event=event, data=data, id=str(n))
+
+
+@router.post("/generations/{generation_id}/cancel")
+async def cancel_job(request: Request, svc: ServicesDep, user: FormUser, generation_id: JobId) -> Response:
+    """Cancel a queued or running generation (its images go back to the quota); an ended one is a 409 page."""
+    need_scope(user, "generate")
+    job = await run_in_threadpool(cancel, svc, caller(request, user), generation_id)
+    return redirect(f"/generations/{job.id}", done="cancelled")
+
+
+def _image(
+    request: Request, svc: ServicesDep, user: WebUser, generation_id: str, k: int, what: str
+) -> tuple[Job, JobImage]:
+    need_scope(user, "generate")
+    with svc.store.session() as s:
+        return output_image(svc, s, caller(request, user), generation_id, k, what=what)
+
+
+@router.get("/generations/{generation_id}/images/{k}")
+def job_image(
+    request: Request, svc: ServicesDep, user: User, generation_id: JobId, k: ImageIndex, download: bool = False
+) -> Response:
+    """One output image for its owner, with the API's headers; ``?download=1`` saves it instead of showing it."""
+    job, image = _image(request, svc, user, generation_id, k, "images exist")
+    return image_response(svc, job, image, attachment=download)
+
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+class _Chunks(io.RawIOBase):
+    """A write-only stream that hands back what was written since the last call (zip output, chunk by chunk)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self._parts.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out
+
+
+def zip_stream(svc: Any, job: Job) -> Iterator[bytes]:
+    """The job's images as a zip, one image at a time (stored, not deflated: they are compressed already)."""
+    sink = _Chunks()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf:
+        for im in sorted(job.images, key=lambda i: i.k):
+            zf.writestr(f"{job.id}_{im.k}.{EXTENSIONS.get(im.media_type, 'bin')}", svc.store.blobs.get(im.sha256))
+            yield sink.take()
+    yield sink.take()
+
+
+@router.get("/generations/{generation_id}/zip")
+def job_zip(request: Request, svc: ServicesDep, user: User, generation_id: JobId) -> Response:
+    """Every image of a finished generation in one zip, streamed."""
+    job, _ = _image(request, svc, user, generation_id, 0, "downloads exist")
+    return StreamingResponse(
+        zip_stream(svc, job), media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{job.id}.zip"', "Cache-Control": "private, no-store"},
+    )
+
+
+__all__ = ["CONSENT_WORDS", "FIELDS", "SPECS", "FieldSpec", "router", "stage_words", "zip_stream"]
+
