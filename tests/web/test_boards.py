@@ -164,7 +164,7 @@ def test_same_form_sent_twice_makes_one_board(site: Site, csrf: str) -> None:
 # ------------------------------------------------------------------------------------------ one board
 
 
-def test_board_page_and_thumbnails(site: Site, board: str) -> None:
+def test_board_page_and_thumbnails(site: Site, board: str, monkeypatch: pytest.MonkeyPatch) -> None:
     r = site.client.get(f"/boards/{board}")
     assert r.status_code == 200 and r.text.count('class="card pin"') == 4
     sha = stored_pins(site, board)["cat-nap.jpg"].pin.sha256
@@ -175,6 +175,19 @@ def test_board_page_and_thumbnails(site: Site, board: str) -> None:
     again = site.client.get(f"/boards/{board}/pins/{sha}/image", headers={"If-None-Match": img.headers["etag"]})
     assert again.status_code == 304
     assert site.client.get(f"/boards/{board}/pins/{'0' * 64}/image").status_code == 404
+    # a page's thumbnails are part of the page: not counted against the account's requests per minute
+    limiter = site.services.limiter
+    seen: list[str] = []
+    original = limiter.hit
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[3])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(limiter, "hit", counting)
+    assert site.client.get(f"/boards/{board}/pins/{sha}/image").status_code == 200
+    assert seen == []
+    assert site.client.get(f"/boards/{board}").status_code == 200 and seen == ["requests"]
     assert site.client.get(f"/boards/{board}/pins/not-a-hash/image").status_code == 404
 
 
@@ -310,8 +323,18 @@ def test_signed_out_goes_to_signin(site: Site) -> None:
 # ------------------------------------------------------------------------------------------ in a browser
 
 
+def wait_true(page: Any, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll ``expression`` until it is true (``wait_for_function`` polls with eval, which the page's CSP
+    forbids; ``evaluate`` runs outside it)."""
+    for _ in range(int(timeout_s / 0.05)):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still false after {timeout_s} s: {expression}")
+
+
 def images_loaded(page: Any, selector: str) -> None:
-    page.wait_for_function(f"[...document.querySelectorAll('{selector}')].every(i => i.complete && i.naturalWidth > 0)")
+    wait_true(page, f"[...document.querySelectorAll('{selector}')].every(i => i.complete && i.naturalWidth > 0)")
 
 
 def test_boards_in_a_browser(live_site: Any, browser_page: Any) -> None:
@@ -363,7 +386,7 @@ def test_boards_in_a_browser(live_site: Any, browser_page: Any) -> None:
     error = page.locator(".pin .error").first
     error.wait_for()
     assert "ISO 8601" in error.inner_text()
-    page.wait_for_function("document.activeElement?.classList.contains('error')")  # after htmx settles
+    wait_true(page, "document.activeElement?.classList.contains('error') === true")  # after htmx settles
     page.locator(".pin").first.screenshot(path=str(shot(page, "board-pin-error-mobile")))
 
 

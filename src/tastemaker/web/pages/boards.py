@@ -16,15 +16,18 @@ import math
 import re
 import secrets
 import tempfile
+import threading
 import zipfile
 import zlib
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
@@ -53,7 +56,7 @@ from ...store import StoreSession
 from ...store.records import Board, StoredPin
 from ..deps import FormUser, ServicesDep, User, caller
 from ..render import FLASH, explain, page, redirect
-from ..session import WebUser
+from ..session import SESSION_COOKIE, WebUser, current_user
 
 router = APIRouter(include_in_schema=False)
 
@@ -404,8 +407,55 @@ def board_page(request: Request, board_id: str, svc: ServicesDep, user: User) ->
     return _board_page(request, svc, user, board_id)
 
 
+class ThumbCache:
+    """Recently made pin thumbnails by image hash, bounded (a board page asks for every one of its pins' at
+    once); a removed pin's and a deleted board's are forgotten with them. Only ever served after the owner
+    check, so sharing one entry between boards that hold the same image shows nobody anything new."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(sha256)
+            if data is not None:
+                self._items.move_to_end(sha256)
+            return data
+
+    def put(self, sha256: str, data: bytes) -> None:
+        with self._lock:
+            self._items[sha256] = data
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def forget(self, shas: Iterable[str]) -> None:
+        with self._lock:
+            for sha in shas:
+                self._items.pop(sha, None)
+
+
+def thumbs(request: Request) -> ThumbCache:
+    """The app's thumbnail cache (one per app, made on first use)."""
+    cache: ThumbCache | None = getattr(request.app.state, "board_thumbs", None)
+    if cache is None:
+        cache = request.app.state.board_thumbs = ThumbCache()
+    return cache
+
+
+def _viewer(request: Request, svc: ServicesDep) -> WebUser:
+    """The signed-in person, for a page's images: not counted in the ``requests`` bucket (a page of 200 pins
+    asks for 200 thumbnails at once; like the static files, they are part of the page already counted)."""
+    user = current_user(svc, request.cookies.get(SESSION_COOKIE))
+    request.state.web_user = user
+    return user
+
+
 @router.get("/boards/{board_id}/pins/{sha256}/image")
-def pin_image(request: Request, board_id: str, sha256: str, svc: ServicesDep, user: User) -> Response:
+def pin_image(
+    request: Request, board_id: str, sha256: str, svc: ServicesDep, user: Annotated[WebUser, Depends(_viewer)]
+) -> Response:
     """A pin's thumbnail (at most :data:`THUMB_PX` a side), only for the board's owner. The URL names the
     image by its hash, so the browser may keep it (privately) for a day without asking again."""
     _need(user, "boards:read")
@@ -419,10 +469,14 @@ def pin_image(request: Request, board_id: str, sha256: str, svc: ServicesDep, us
     headers = {"Cache-Control": "private, max-age=86400", "ETag": etag}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    settings = svc.settings
-    img = decode_image(svc.store.blobs.get(sha256), name=sha256[:16], max_pixels=settings.max_image_pixels,
-                       max_bytes=settings.max_image_bytes, reduce_to=THUMB_PX)
-    data = encode_image(resize_max_side(img, THUMB_PX), "jpeg", quality=82)
+    cache = thumbs(request)
+    data = cache.get(sha256)
+    if data is None:
+        settings = svc.settings
+        img = decode_image(svc.store.blobs.get(sha256), name=sha256[:16], max_pixels=settings.max_image_pixels,
+                           max_bytes=settings.max_image_bytes, reduce_to=THUMB_PX)
+        data = encode_image(resize_max_side(img, THUMB_PX), "jpeg", quality=82)
+        cache.put(sha256, data)
     return Response(data, media_type="image/jpeg", headers=headers)
 
 
@@ -554,6 +608,7 @@ def remove_pin(request: Request, board_id: str, sha256: str, svc: ServicesDep, u
             s.commit()
             for sha in s.unreferenced_blobs([sha256]):
                 blobs.delete(sha)
+    thumbs(request).forget([sha256])
     return redirect(f"/boards/{board_id}", done="pin_removed")
 
 
@@ -561,7 +616,9 @@ def remove_pin(request: Request, board_id: str, sha256: str, svc: ServicesDep, u
 def delete_board(request: Request, board_id: str, svc: ServicesDep, user: FormUser) -> Response:
     _need(user, "boards:write")
     with svc.store.session() as s:
+        shas = [p.pin.sha256 for p in s.board_pins(owned_board(svc, s, caller(request, user), board_id).id)]
         domain.delete_board(svc, s, caller(request, user), board_id)
+    thumbs(request).forget(shas)
     return redirect("/boards", done="board_deleted")
 
 
