@@ -116,6 +116,11 @@ def test_create_by_zip(site: Site, csrf: str) -> None:
     assert "notes.txt</strong>: not an image" in r.text and "._cat-nap" not in r.text
     pins = stored_pins(site, board_id_of(r))
     assert sorted(pins) == sorted(FOUR[:3]) and pins["cat-nap.jpg"].pin.saves == 9
+    # a zip dropped among the images is unpacked too
+    r = create(site, csrf, [("images", ("more.zip", zip_of({"whiskers.jpg": (BOARD / "whiskers.jpg").read_bytes()}),
+                                        "application/zip"))] + image_parts(["brick-wall.jpg"]))
+    assert r.status_code == 303
+    assert sorted(stored_pins(site, board_id_of(r))) == ["brick-wall.jpg", "whiskers.jpg"]
 
 
 @pytest.mark.parametrize("evil", ["../evil.jpg", "/etc/evil.jpg", "board/../../evil.jpg"])

@@ -262,17 +262,21 @@ def _uploads(form: FormData, key: str) -> list[StarletteUpload]:
 
 def gather(settings: Any, form: FormData) -> Sources:
     """Sort a board form's inputs — ``images`` (files), ``folder`` (a chosen folder), ``archive`` (a zip) and
-    ``pins_file`` — into :class:`Sources`. A ``pins.csv`` / ``pins.jsonl`` among the files or in the folder
-    or zip counts as the engagement file; there may be one."""
+    ``pins_file`` — into :class:`Sources`. A zip among the files is unpacked as the ``archive`` is; a
+    ``pins.csv`` / ``pins.jsonl`` among the files or in the folder or zip counts as the engagement file;
+    there may be one."""
     src = Sources()
     pins_files: list[tuple[str, bytes]] = []
+    archives = _uploads(form, "archive")
     for up in _uploads(form, "images") + _uploads(form, "folder"):
         name = base_name(up.filename)
-        if name.lower() in PINS_FILES:
+        if name.lower().endswith(".zip"):  # a zip dropped or chosen with the images
+            archives.append(up)
+        elif name.lower() in PINS_FILES:
             pins_files.append((name, up.file.read(MAX_PINS_FILE_BYTES + 1)))
         elif not _hidden(up.filename or ""):
             src.images.append(UploadFile(file=up.file, filename=name, size=up.size))
-    for up in _uploads(form, "archive"):
+    for up in archives:
         images, found, skipped = unpack_zip(settings, up.filename or "", up.file.read(settings.max_request_bytes + 1))
         src.images += images
         pins_files += found
