@@ -153,6 +153,7 @@ def test_missing_consent_is_a_message_next_to_the_checkbox(site: Site) -> None:
     assert "Tick the consent box" in error_next_to(r.text, "consent")
     assert r.text.startswith("<!doctype html>") and "consent_required" not in r.text  # a page, not JSON
     assert ">keep me</textarea>" in r.text and 'name="seed" value="11"' in r.text  # the rest stays filled
+    assert "Choose the selfie again" in r.text  # the photo itself was not kept
     assert f'<option value="{board_id}" selected>' in r.text
 
 
