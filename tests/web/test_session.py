@@ -150,3 +150,15 @@ def test_csrf_token_is_per_session(site: Site) -> None:
     other = TestClient(site.client.app)
     b = site.sign_in(client=other)
     assert a != b and csrf_of(other.get("/boards").text) == b
+
+
+def test_an_oversized_upload_to_a_page_is_a_page_not_json(make_site: Callable[..., Site]) -> None:
+    site = make_site(max_request_bytes=100_000)
+    csrf = site.sign_in()
+    r = site.client.post("/boards", data={"csrf_token": csrf, "name": "big"},
+                         files=[("images", ("big.jpg", b"\xff" * 200_000, "image/jpeg"))])
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html")
+    assert "the limit is 0 MB" not in r.text and "send fewer or smaller files" in r.text
+    assert r.headers["x-frame-options"] == "DENY"
+    api = site.client.post("/v1/boards", content=b"x" * 200_000, headers={"Content-Type": "application/json"})
+    assert api.status_code == 413 and api.headers["content-type"].startswith("application/json")

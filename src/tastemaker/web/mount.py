@@ -20,13 +20,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api.app import create_app
 from ..api.settings import ServerSettings
-from ..errors import InternalError, NotFoundError, SessionExpiredError, TastemakerError
+from ..errors import InternalError, NotFoundError, RequestTooLargeError, SessionExpiredError, TastemakerError
 from .pages import ROUTERS
 from .render import STATIC, error_fragment
 
@@ -66,11 +66,13 @@ class LocalLogin:
     used: bool = False
 
 
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every page response (pure ASGI, so streams are not buffered)."""
+class PageEdge:
+    """Adds :data:`SECURITY_HEADERS` to every page response (pure ASGI, so streams are not buffered), and
+    answers a page's over-large body with a page saying so (the API's edge would answer it in JSON)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_page(scope["path"]):
@@ -84,6 +86,12 @@ class SecurityHeaders:
                     headers.setdefault(k, v)
             await send(message)
 
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            exc = RequestTooLargeError(f"the upload is {int(length) / 1e6:.1f} MB; the limit is "
+                                       f"{self.max_body / 1e6:g} MB for one request: send fewer or smaller files")
+            await error_fragment(Request(scope), exc, None)(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
 
 
@@ -121,6 +129,8 @@ def _page_errors(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             return await on_error(request, NotFoundError(f"there is no page at {request.url.path}"))
+        if exc.status_code == 413:  # a body without a length that grew past the limit while being read
+            return await on_error(request, RequestTooLargeError(f"the upload is too large: {exc.detail}"))
         return await _call(api_http, request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -138,7 +148,7 @@ def create_site(settings: ServerSettings | None = None, *, local: LocalLogin | N
     """The JSON API plus the web app (see the module docstring)."""
     app = create_app(settings)
     app.state.local_login = local
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(PageEdge, max_body=app.state.services.settings.max_request_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
         app.include_router(router)

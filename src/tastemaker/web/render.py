@@ -46,7 +46,8 @@ FLASH = {
     "pin_removed": "Pin removed; the taste profile will be rebuilt.",
     "profile_imported": "Profile imported.",
     "cancelled": "Generation cancelled; its images went back to your quota.",
-    "account_deleted": "Your account is deleted: its boards, images, profiles and keys are gone, and you are signed out.",
+    "account_deleted": ("Your account is deleted: its boards, images, profiles and keys are gone, and you are "
+                        "signed out."),
     "reacted": "Reaction recorded; the board's taste profile learnt from it.",
 }
 
