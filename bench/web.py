@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 import uvicorn
-from _common import DEMO  # noqa: E402  (bench/ is on sys.path when run as a script)
 
+from _common import DEMO  # noqa: E402  (bench/ is on sys.path when run as a script)
 from tastemaker.api.admin import issue_key
 from tastemaker.api.settings import ServerSettings
 from tastemaker.web.mount import create_site
