@@ -10,6 +10,7 @@ import re
 import threading
 import zipfile
 from collections.abc import Iterator
+from html import unescape
 from typing import Any, get_args
 
 import pytest
@@ -18,7 +19,8 @@ import tastemaker.jobs.tasks as tasks
 from tastemaker.api.keys import key_hash
 from tastemaker.api.schemas import GenerationCreate
 from tastemaker.api.settings import TierLimits
-from tastemaker.web.pages.generate import CONSENT_WORDS
+from tastemaker.taste.profile import TasteProfile
+from tastemaker.web.pages.generate import CONSENT_WORDS, mode_label
 
 from ..api.conftest import DEMO, TEST_TIERS, board_parts, demo_pins
 from .conftest import Site, shot, sign_in_browser
@@ -168,6 +170,110 @@ def test_field_errors_and_a_missing_selfie(site: Site) -> None:
     assert r.status_code == 422 and "m99" in error_next_to(r.text, "mode")
 
 
+def all_pins_board(site: Site, key: str, name: str = "everything") -> str:
+    """A board of every demo pin: it has more modes than the small one (whose only mode is m1)."""
+    names = [p["image"] for p in demo_pins()]
+    r = site.client.post("/v1/boards", data={"name": name, "pins": json.dumps(demo_pins())},
+                         files=board_parts(names), headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201, r.text
+    board_id: str = r.json()["id"]
+    return board_id
+
+
+def profile_modes(site: Site, board_id: str) -> list[tuple[str, str]]:
+    """The board's cached profile's modes as the form should offer them: (id, label), heaviest first (the form
+    builds and caches the profile the first time it shows the board)."""
+    assert site.client.get(f"/generate?board={board_id}").status_code == 200
+    with site.services.store.session() as s:
+        cur = s.read_board_profile(board_id)
+    assert cur is not None and cur.profile_json, "the form caches the profile it read the modes from"
+    modes = TasteProfile.from_json(cur.profile_json).modes
+    total = sum(m.weight for m in modes)
+    return [(m.id, mode_label(m.id, m.name, m.weight / total)) for m in sorted(modes, key=lambda m: -m.weight)]
+
+
+def options_of(html: str, select: str = "mode") -> list[tuple[str, str, bool]]:
+    found = re.search(rf'<select id="{select}" name="{select}"[^>]*>(.*?)</select>', html, re.S)
+    assert found, f"no select {select}"
+    return options_in(found.group(1))
+
+
+def options_in(html: str) -> list[tuple[str, str, bool]]:
+    """(value, label, selected) of each <option> in ``html``."""
+    return [(v, unescape(label), bool(sel))
+            for v, sel, label in re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>', html)]
+
+
+def test_the_mode_is_a_choice_among_the_boards_modes(site: Site) -> None:
+    key, _, small = signed_in(site)
+    big = all_pins_board(site, key)
+    html = site.client.get(f"/generate?board={big}").text
+    assert 'type="text" id="mode"' not in html and '<label for="mode">Mode</label>' in html
+    expected = profile_modes(site, big)
+    assert len(expected) >= 2
+    assert options_of(html) == [("", "Let the board choose (auto)", False)] + [(i, lab, False) for i, lab in expected]
+    assert re.fullmatch(r"m\d+ — .+ \(\d+%\)", expected[0][1]) and "·" in expected[0][1]
+    assert f'href="/boards/{big}/taste"' in html and "“everything”" in html
+    # the board select asks for another board's modes in place, keeping the chosen mode
+    board_select = re.search(r'<select id="board_id"[^>]*>', html)
+    assert board_select and 'hx-get="/generate/modes"' in board_select.group(0)
+    assert 'hx-target="#mode"' in board_select.group(0) and 'hx-include="#mode"' in board_select.group(0)
+    assert options_of(site.client.get(f"/generate?board={small}").text)[1:] == [
+        (i, lab, False) for i, lab in profile_modes(site, small)]
+    nothing = site.client.get("/generate").text  # no board chosen yet: only auto
+    assert options_of(nothing) == [("", "Let the board choose (auto)", False)]
+    assert "Choose a board to pick one of its looks" in nothing
+
+
+def test_the_modes_fragment_for_another_board(site: Site) -> None:
+    key, _, small = signed_in(site)
+    big = all_pins_board(site, key)
+    small_ids = [i for i, _ in profile_modes(site, small)]
+    only_big = next(i for i, _ in profile_modes(site, big) if i not in small_ids)
+    kept = small_ids[0]
+
+    r = site.client.get(f"/generate/modes?board_id={big}&mode={kept}", headers={"HX-Request": "true"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "<html" not in r.text and "<select" not in r.text  # just the options (and the help, out of band)
+    got = options_in(r.text)
+    assert [(v, lab) for v, lab, _ in got] == [("", "Let the board choose (auto)")] + profile_modes(site, big)
+    assert [v for v, _, sel in got if sel] == [kept]  # the new board has it: still chosen
+    help_ = re.search(r'<small class="muted" id="mode-help"[^>]*hx-swap-oob="true"[^>]*>(.*?)</small>', r.text, re.S)
+    assert help_ and "“everything”" in help_.group(1) and f"/boards/{big}/taste" in help_.group(1)
+
+    back = site.client.get(f"/generate/modes?board_id={small}&mode={only_big}", headers={"HX-Request": "true"}).text
+    assert [v for v, _, sel in options_in(back) if sel] == []  # the small board lacks it: auto
+    assert f"Mode {only_big} is not one of them" in back and "“demo”" in back
+
+    for unknown in ("brd_nope", ""):  # an unknown board, or none: auto only, and why
+        r = site.client.get(f"/generate/modes?board_id={unknown}", headers={"HX-Request": "true"})
+        assert r.status_code == 200 and [v for v, _, _ in options_in(r.text)] == [""]
+    other = make_board(site, site.new_key(), "not yours")  # another account's board offers nothing
+    r = site.client.get(f"/generate/modes?board_id={other}&mode=m1", headers={"HX-Request": "true"})
+    assert [v for v, _, _ in options_in(r.text)] == [""] and "could not be read" in r.text
+    assert "not yours" not in r.text
+
+
+def test_a_mode_the_chosen_board_lacks_is_refused_next_to_the_field(site: Site) -> None:
+    key, csrf, small = signed_in(site)
+    big = all_pins_board(site, key)
+    small_ids = {i for i, _ in profile_modes(site, small)}
+    only_big = next(i for i, _ in profile_modes(site, big) if i not in small_ids)
+    # without JavaScript the options stay those of the board chosen first: the server checks the pair
+    r = submit(site, csrf, small, mode=only_big, prompt="keep me")
+    assert r.status_code == 422
+    message = error_next_to(r.text, "mode")
+    assert "“demo”" in message and f"no mode {only_big} (" in message and "let the board choose" in message
+    assert re.search(r'<select id="mode" name="mode" aria-invalid="true" aria-describedby="mode-help mode-error">',
+                     r.text)
+    assert [v for v, _, _ in options_of(r.text)] == ["", *[i for i, _ in profile_modes(site, small)]]
+    assert f'<option value="{small}" selected>' in r.text and ">keep me</textarea>" in r.text
+    with site.services.store.session() as s:
+        assert s.list_jobs(account_of(site, key)) == []  # nothing was admitted
+    # the same mode with the board that has it goes through
+    assert started(site, csrf, big, mode=only_big).startswith("gen_")
+
+
 def test_a_selfie_over_the_limit_or_without_a_face(make_site: Any) -> None:
     site = make_site(max_image_bytes=180_000)
     _, csrf, board_id = signed_in(site)
@@ -214,8 +320,10 @@ def test_429s_are_shown_on_the_form_with_their_wait(make_site: Any) -> None:
 def test_use_these_settings_restores_every_field_and_the_seed(site: Site) -> None:
     _, csrf, board_id = signed_in(site)
     job_id = finished(site, csrf, board_id, prompt="film grain", seed=1234, aspect="1:1", output_format="jpeg",
-                      strength="0.6", background="blur", framing="closeup")
+                      strength="0.6", background="blur", framing="closeup", mode="m1")
     html = site.client.get(f"/generate?from={job_id}").text
+    assert [v for v, _, sel in options_of(html) if sel] == ["m1"]  # the mode too, among the board's modes
+    assert "m1" in {i for i, _ in profile_modes(site, board_id)}
     assert ">film grain</textarea>" in html and 'name="seed" value="1234"' in html
     assert 'name="size" value="256"' in html and 'name="n" value="1"' in html and 'name="strength" value="0.6"' in html
     for name, value in {"aspect": "1:1", "output_format": "jpeg", "background": "blur", "framing": "closeup"}.items():

@@ -1,4 +1,4 @@
-"""Generating in the browser: the form (``/generate``), the job page with live progress
+"""Generating in the browser: the form (``/generate``, its mode choices per board), the job page with live progress
 (``/generations/{id}``, its events, images and zip) and cancelling.
 
 The form's fields, choices and limits come from :class:`~tastemaker.api.schemas.GenerationCreate`, and a
@@ -6,6 +6,10 @@ submission goes through the API's own admission (:func:`tastemaker.api.domain.ge
 browser gets exactly the checks, quota and audit entries a script gets. The selfie is parsed in memory (the
 API's :class:`~tastemaker.api.routes.uploads.InMemoryMultiPartParser`: a file part never spills to a temporary
 file), handed to the job as bytes and never stored.
+
+The mode is a choice among the chosen board's taste modes (read from its cached profile, or built once and
+cached as the taste page does); changing the board swaps the choices in place (``/generate/modes``, htmx), and
+without JavaScript the server refuses a mode the chosen board does not have, next to the field.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from ...api.domain.common import owned_job
+from ...api.domain.common import Caller, owned_board, owned_job
 from ...api.domain.feedback import output_image
 from ...api.domain.generations import admit, cancel, too_many_jobs
+from ...api.domain.profiles import ensure_profile
 from ...api.http_errors import retry_after, status_of
 from ...api.routes.generations import image_response, job_events
 from ...api.routes.uploads import InMemoryMultiPartParser
@@ -69,7 +74,7 @@ class FieldSpec:
 
     name: str
     label: str
-    kind: Literal["select", "number", "text", "textarea"]
+    kind: Literal["select", "number", "text", "textarea", "mode"]
     default: str
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -90,7 +95,7 @@ _WORDS: dict[str, tuple[str, str, str, str]] = {
     "output_format": ("Format", "", "", ""),
     "strength": ("Strength", "How far to move toward the board's look (0–1).", "", "0.01"),
     "seed": ("Seed (optional)", "Same seed, same images; empty picks one.", "random", "1"),
-    "mode": ("Mode (optional)", "Force one taste mode by id, e.g. m2; empty lets the board choose.", "auto", ""),
+    "mode": ("Mode", "One of the board's looks, or let the board choose for each image.", "", ""),
     "background": ("Background", "", "", ""),
     "framing": ("Framing", "", "", ""),
 }
@@ -105,6 +110,8 @@ def _field_spec(name: str) -> FieldSpec:
     label, help_, placeholder, step = _WORDS[name]
     annotation = field.annotation
     default = "" if field.default is None else str(field.default)
+    if name == "mode":  # a choice among the chosen board's modes (see ModeChoices), not free text
+        return FieldSpec(name, label, "mode", default, help_)
     if get_origin(annotation) is Literal:
         return FieldSpec(name, label, "select", default, help_, choices=tuple(str(a) for a in get_args(annotation)))
     bounds: dict[str, str] = {}
@@ -146,11 +153,55 @@ def _restored(job: Job) -> dict[str, str]:
     return values
 
 
+@dataclass(frozen=True)
+class ModeChoices:
+    """The modes a board offers the form: ``(id, label)`` pairs, heaviest first, or why they could not be read
+    (the board is not the caller's, or its profile cannot be built)."""
+
+    board_id: str = ""
+    board_name: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    error: TastemakerError | None = None
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(i for i, _ in self.options)
+
+    @property
+    def problem(self) -> str:
+        return explain(self.error) if self.error is not None else ""
+
+
+def mode_label(mode_id: str, name: str, share: float) -> str:
+    """How a mode reads in the choice: its id (what the API takes), its look in words and its weight."""
+    return f"{mode_id} — {name} ({round(100 * share)}%)"
+
+
+def mode_choices(svc: Any, c: Caller, board_id: str) -> ModeChoices:
+    """The board's modes from its profile for the current revision: the cached one, or built in the CPU pool
+    and cached (as the taste page and generation admission do), so the form offers exactly what a generation
+    from this board can use. Blocking: call it from a thread, not the event loop."""
+    if not board_id:
+        return ModeChoices()
+    try:
+        with svc.store.session() as s:
+            board = owned_board(svc, s, c, board_id[:64])
+            cached = ensure_profile(svc, s, board)
+            s.commit()
+    except TastemakerError as exc:
+        return ModeChoices(board_id, error=_unforwarded(exc))
+    modes = cached.profile().modes
+    total = sum(m.weight for m in modes) or 1.0
+    options = tuple((m.id, mode_label(m.id, m.name, m.weight / total)) for m in sorted(modes, key=lambda m: -m.weight))
+    return ModeChoices(board.id, board.name, options)
+
+
 def _form(
     request: Request,
     svc: ServicesDep,
     user: WebUser,
     values: dict[str, str],
+    modes: ModeChoices,
     *,
     errors: dict[str, str] | None = None,
     status: int = 200,
@@ -161,21 +212,34 @@ def _form(
     return page(
         request, "generate/form.html", user, nav="generate", status=status, specs=SPECS, values=values,
         errors=errors or {}, boards=boards, consent_words=CONSENT_WORDS, restored_from=restored_from,
-        max_bytes=svc.settings.max_image_bytes,
+        max_bytes=svc.settings.max_image_bytes, modes=modes,
     )
 
 
 @router.get("/generate", response_class=HTMLResponse)
 def generate_form(request: Request, svc: ServicesDep, user: User, board: str = "") -> HTMLResponse:
-    """The form; ``?from=<generation>`` fills it (seed included) from that generation's stored request."""
+    """The form; ``?from=<generation>`` fills it (seed and mode included) from that generation's stored
+    request, ``?board=<id>`` pre-selects a board (and offers its modes)."""
     need_scope(user, "generate")
+    c = caller(request, user)
     values = _defaults()
     values["board_id"] = board[:64]
     source = request.query_params.get("from")
     if source:
         with svc.store.session() as s:
-            values = _restored(owned_job(svc, s, caller(request, user), source[:64]))
-    return _form(request, svc, user, values, restored_from=source or None)
+            values = _restored(owned_job(svc, s, c, source[:64]))
+    return _form(request, svc, user, values, mode_choices(svc, c, values["board_id"]), restored_from=source or None)
+
+
+@router.get("/generate/modes", response_class=HTMLResponse)
+def generate_modes(
+    request: Request, svc: ServicesDep, user: User, board_id: str = "", mode: str = ""
+) -> HTMLResponse:
+    """The mode select's options for another board (htmx swaps them in when the board changes), keeping the
+    chosen mode when that board has it, and the field's help (out of band) saying whose modes they are."""
+    need_scope(user, "generate")
+    modes = mode_choices(svc, caller(request, user), board_id[:64])
+    return page(request, "generate/_modes.html", user, nav="generate", modes=modes, chosen=mode[:64], oob=True)
 
 
 @dataclass
@@ -291,10 +355,19 @@ async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Res
         errors[_field_of(sub.problem)] = explain(sub.problem)
     elif sub.selfie is None:
         errors["selfie"] = "Choose a selfie (or take one with the camera)."
-    if errors or body is None or sub.selfie is None:
-        status = status_of(sub.problem) if sub.problem is not None else 422
-        return _form(request, svc, user, values, errors=errors, status=status)
     c = caller(request, user)
+    modes = await run_in_threadpool(mode_choices, svc, c, values.get("board_id", ""))
+    status = status_of(sub.problem) if sub.problem is not None else 422
+    if modes.error is not None and "board_id" not in errors:  # as admission would refuse it, and audit it once
+        errors[_field_of(modes.error)] = explain(modes.error)
+        status = status_of(modes.error) if sub.problem is None else status
+    chosen = values.get("mode", "").strip()
+    if chosen and modes.error is None and modes.board_id and chosen not in modes.ids and "mode" not in errors:
+        have = ", ".join(sorted(modes.ids)) or "none"
+        errors["mode"] = (f"The board “{modes.board_name}” has no mode {chosen} (its modes: {have}); choose one "
+                          "of its modes, or let the board choose.")
+    if errors or body is None or sub.selfie is None:
+        return _form(request, svc, user, values, modes, errors=errors, status=status)
     selfie = sub.selfie
     sub.selfie = None
     try:
@@ -304,7 +377,8 @@ async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Res
         job_id, _ = await admit(svc, c, body, selfie, None)
     except TastemakerError as raised:
         exc = _unforwarded(raised)
-        resp = _form(request, svc, user, values, errors={_field_of(exc): explain(exc)}, status=status_of(exc))
+        resp = _form(request, svc, user, values, modes, errors={_field_of(exc): explain(exc)},
+                     status=status_of(exc))
         if exc.retry_after_s is not None:
             resp.headers["Retry-After"] = retry_after(exc.retry_after_s)
         return resp
@@ -453,5 +527,6 @@ def job_zip(request: Request, svc: ServicesDep, user: User, generation_id: JobId
     )
 
 
-__all__ = ["CONSENT_WORDS", "FIELDS", "SPECS", "FieldSpec", "router", "stage_words", "zip_stream"]
+__all__ = ["CONSENT_WORDS", "FIELDS", "SPECS", "FieldSpec", "ModeChoices", "mode_choices", "mode_label", "router",
+           "stage_words", "zip_stream"]
 
