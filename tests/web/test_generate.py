@@ -274,6 +274,16 @@ def test_a_mode_the_chosen_board_lacks_is_refused_next_to_the_field(site: Site) 
     assert started(site, csrf, big, mode=only_big).startswith("gen_")
 
 
+def test_the_board_and_its_taste_link_to_generate_with_it(site: Site) -> None:
+    _, _, board_id = signed_in(site)
+    link = f'<a class="button" href="/generate?board={board_id}">Generate with this board</a>'
+    for url in (f"/boards/{board_id}", f"/boards/{board_id}/taste"):
+        r = site.client.get(url)
+        assert r.status_code == 200 and link in r.text, url
+    form = site.client.get(f"/generate?board={board_id}").text
+    assert f'<option value="{board_id}" selected>demo</option>' in form and len(options_of(form)) >= 2
+
+
 def test_a_selfie_over_the_limit_or_without_a_face(make_site: Any) -> None:
     site = make_site(max_image_bytes=180_000)
     _, csrf, board_id = signed_in(site)
