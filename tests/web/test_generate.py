@@ -8,6 +8,7 @@ import io
 import json
 import re
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from html import unescape
@@ -213,6 +214,7 @@ def test_the_mode_is_a_choice_among_the_boards_modes(site: Site) -> None:
     assert len(expected) >= 2
     assert options_of(html) == [("", "Let the board choose (auto)", False)] + [(i, lab, False) for i, lab in expected]
     assert re.fullmatch(r"m\d+ — .+ \(\d+%\)", expected[0][1]) and "·" in expected[0][1]
+    assert re.search(r" — [A-Z]", expected[0][1])  # capitalised as the taste page shows the look
     assert f'href="/boards/{big}/taste"' in html and "“everything”" in html
     # the board select asks for another board's modes in place, keeping the chosen mode
     board_select = re.search(r'<select id="board_id"[^>]*>', html)
@@ -421,6 +423,15 @@ def test_browser_generates_two_images_with_live_progress(
     sign_in_browser(page, site.url, key)
     page.goto(f"{site.url}/generate")
     page.get_by_label("Board whose look to use").select_option(label="Autumn looks")
+    deadline = time.monotonic() + 30  # htmx swaps in the board's modes (polled: wait_for_function needs eval)
+    while page.evaluate("document.querySelectorAll('#mode option').length") < 2:
+        assert time.monotonic() < deadline, "the board's modes never arrived"
+        time.sleep(0.1)
+    assert "Autumn looks" in page.locator("#mode-help").inner_text()
+    mode_id, label = page.evaluate("[document.querySelector('#mode option:nth-child(2)').value,"
+                                   " document.querySelector('#mode option:nth-child(2)').textContent]")
+    assert re.fullmatch(r"m\d+ — .+ \(\d+%\)", label), label
+    page.get_by_label("Mode", exact=True).select_option(mode_id)
     page.get_by_label("Selfie photo").set_input_files(str(DEMO / "selfie.jpg"))
     page.get_by_label("Prompt (optional)").fill("warm light, film grain")
     page.get_by_label("Images", exact=True).fill("2")
@@ -441,6 +452,7 @@ def test_browser_generates_two_images_with_live_progress(
     page.locator(".shot img").nth(1).wait_for(timeout=60_000)  # both images swapped in by the event stream
     assert page.evaluate("window.stillThisPage === true"), "the page was reloaded instead of updated"
     assert page.locator("#job-status").inner_text() == "Done" and page.locator("#job-progress").count() == 0
+    assert re.search(rf"Mode\s+{mode_id}\b", page.locator(".settings").inner_text(), re.I)  # made in the chosen mode
     page.get_by_role("button", name="Like image 1").click()
     page.get_by_text("Your reaction:").wait_for()
     page.goto(f"{site.url}/gallery")

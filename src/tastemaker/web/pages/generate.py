@@ -15,6 +15,7 @@ without JavaScript the server refuses a mode the chosen board does not have, nex
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -172,9 +173,15 @@ class ModeChoices:
         return explain(self.error) if self.error is not None else ""
 
 
+#: the first letter of each word (CSS's ``text-transform: capitalize``, which the taste page uses)
+_WORD_START = re.compile(r"(?<![\w'’])([a-z])")
+
+
 def mode_label(mode_id: str, name: str, share: float) -> str:
-    """How a mode reads in the choice: its id (what the API takes), its look in words and its weight."""
-    return f"{mode_id} — {name} ({round(100 * share)}%)"
+    """How a mode reads in the choice: its id (what the API takes), its look in words (capitalised as the taste
+    page shows it) and its weight."""
+    words = _WORD_START.sub(lambda m: m.group(1).upper(), name)
+    return f"{mode_id} — {words} ({round(100 * share)}%)"
 
 
 def mode_choices(svc: Any, c: Caller, board_id: str) -> ModeChoices:
