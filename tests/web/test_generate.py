@@ -222,9 +222,9 @@ def test_the_mode_is_a_choice_among_the_boards_modes(site: Site) -> None:
     assert 'hx-target="#mode"' in board_select.group(0) and 'hx-include="#mode"' in board_select.group(0)
     assert options_of(site.client.get(f"/generate?board={small}").text)[1:] == [
         (i, lab, False) for i, lab in profile_modes(site, small)]
-    nothing = site.client.get("/generate").text  # no board chosen yet: only auto
-    assert options_of(nothing) == [("", "Let the board choose (auto)", False)]
-    assert "Choose a board to pick one of its looks" in nothing
+    latest = site.client.get("/generate").text  # no board named: the one changed last is chosen
+    assert re.search(rf'<option value="{big}" selected>', latest)
+    assert options_of(latest)[1:] == [(i, lab, False) for i, lab in expected]
 
 
 def test_the_modes_fragment_for_another_board(site: Site) -> None:

@@ -226,15 +226,19 @@ def _form(
 @router.get("/generate", response_class=HTMLResponse)
 def generate_form(request: Request, svc: ServicesDep, user: User, board: str = "") -> HTMLResponse:
     """The form; ``?from=<generation>`` fills it (seed and mode included) from that generation's stored
-    request, ``?board=<id>`` pre-selects a board (and offers its modes)."""
+    request, ``?board=<id>`` pre-selects a board (and offers its modes); without either, the board changed
+    most recently is chosen, so a person with one board has nothing to pick."""
     need_scope(user, "generate")
     c = caller(request, user)
     values = _defaults()
     values["board_id"] = board[:64]
     source = request.query_params.get("from")
-    if source:
-        with svc.store.session() as s:
+    with svc.store.session() as s:
+        if source:
             values = _restored(owned_job(svc, s, c, source[:64]))
+        elif not board:
+            latest = s.list_boards(user.principal.account_id)[:1]
+            values["board_id"] = latest[0].id if latest else ""
     return _form(request, svc, user, values, mode_choices(svc, c, values["board_id"]), restored_from=source or None)
 
 
