@@ -137,9 +137,12 @@ def live_site(tmp_path: Path) -> Iterator[Callable[..., LiveSite]]:
         thread.join(timeout=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium through Playwright (a browser download cannot work here); skipped where it is absent."""
+    """Debian's Chromium through Playwright (a browser download cannot work here); skipped where it is absent.
+
+    Per module, not per session: Playwright's sync API keeps an asyncio loop marked running in this thread
+    while it is open, and the next test file in the same worker may call ``asyncio.run`` itself."""
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

@@ -8,6 +8,7 @@ import re
 import pytest
 
 import tastemaker.web.pages.gallery as gallery
+from tastemaker.media import decode_image
 
 from .conftest import Site
 from .test_generate import finished, signed_in
@@ -36,7 +37,7 @@ def test_gallery_lists_generations_newest_first_with_settings_and_pages(
     block = html[html.index(f'id="gen-{second}"'):html.index(f'id="gen-{first}"')]
     assert "second look" in block and "<dd>22</dd>" in block and "256 px, 1:1" in block and "<dd>demo</dd>" in block
     assert f'href="/generate?from={second}"' in block and f'href="/generations/{second}/zip"' in block
-    assert f'src="/generations/{second}/images/0"' in block
+    assert f'src="/generations/{second}/images/0?thumb=1"' in block
     assert f'href="/generations/{second}/images/0?download=1"' in block
 
     monkeypatch.setattr(gallery, "PAGE", 1)
@@ -111,3 +112,19 @@ def test_an_off_site_next_is_ignored(site: Site) -> None:
                          follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/generations/{job_id}?done=reacted"
 
+
+
+def test_pages_show_small_thumbnails_and_link_the_real_image(site: Site) -> None:
+    """A gallery of large outputs must not ship them whole: the page's <img> is a JPEG of at most 480 px."""
+    _, csrf, board_id = signed_in(site)
+    job_id = finished(site, csrf, board_id, size="512")
+    html = site.client.get("/gallery").text
+    thumb = re.search(rf'<img src="(/generations/{job_id}/images/0\?thumb=1)"', html)
+    assert thumb and f'<a href="/generations/{job_id}/images/0">' in html
+    r = site.client.get(thumb.group(1))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert max(decode_image(r.content).shape[:2]) <= 480
+    full = site.client.get(f"/generations/{job_id}/images/0")
+    assert full.headers["content-type"] == "image/png" and len(full.content) > len(r.content)
+    again = site.client.get(thumb.group(1), headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304

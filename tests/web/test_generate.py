@@ -130,7 +130,7 @@ def test_generate_with_consent_then_the_job_page_shows_its_images(site: Site) ->
 
     page = site.client.get(f"/generations/{job_id}")
     assert page.status_code == 200
-    assert f'src="/generations/{job_id}/images/0"' in page.text and "Download all (zip)" in page.text
+    assert f'src="/generations/{job_id}/images/0?thumb=1"' in page.text and "Download all (zip)" in page.text
     assert 'id="job-progress"' not in page.text  # finished: no progress bar, no Cancel
     assert f'href="/generate?from={job_id}"' in page.text and "golden hour" in page.text
 

@@ -16,11 +16,8 @@ import math
 import re
 import secrets
 import tempfile
-import threading
 import zipfile
 import zlib
-from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -51,12 +48,13 @@ from ...errors import (
     PinsFileError,
     TastemakerError,
 )
-from ...media import IMAGE_SUFFIXES, decode_image, encode_image, resize_max_side
+from ...media import IMAGE_SUFFIXES
 from ...store import StoreSession
 from ...store.records import Board, StoredPin
 from ..deps import FormUser, ServicesDep, User, caller
 from ..render import FLASH, explain, page, redirect
 from ..session import SESSION_COOKIE, WebUser, current_user
+from ..thumbs import thumbnail_response, thumbs
 
 router = APIRouter(include_in_schema=False)
 
@@ -411,43 +409,6 @@ def board_page(request: Request, board_id: str, svc: ServicesDep, user: User) ->
     return _board_page(request, svc, user, board_id)
 
 
-class ThumbCache:
-    """Recently made pin thumbnails by image hash, bounded (a board page asks for every one of its pins' at
-    once); a removed pin's and a deleted board's are forgotten with them. Only ever served after the owner
-    check, so sharing one entry between boards that hold the same image shows nobody anything new."""
-
-    def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._items: OrderedDict[str, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, sha256: str) -> bytes | None:
-        with self._lock:
-            data = self._items.get(sha256)
-            if data is not None:
-                self._items.move_to_end(sha256)
-            return data
-
-    def put(self, sha256: str, data: bytes) -> None:
-        with self._lock:
-            self._items[sha256] = data
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def forget(self, shas: Iterable[str]) -> None:
-        with self._lock:
-            for sha in shas:
-                self._items.pop(sha, None)
-
-
-def thumbs(request: Request) -> ThumbCache:
-    """The app's thumbnail cache (one per app, made on first use)."""
-    cache: ThumbCache | None = getattr(request.app.state, "board_thumbs", None)
-    if cache is None:
-        cache = request.app.state.board_thumbs = ThumbCache()
-    return cache
-
-
 def _viewer(request: Request, svc: ServicesDep) -> WebUser:
     """The signed-in person, for a page's images: not counted in the ``requests`` bucket (a page of 200 pins
     asks for 200 thumbnails at once; like the static files, they are part of the page already counted)."""
@@ -469,19 +430,7 @@ def pin_image(
     assert board.pins is not None
     if not any(p.pin.sha256 == sha256 for p in board.pins):
         raise NotFoundError(f"there is no pin {sha256[:16]!r} on this board")
-    etag = f'"{sha256[:32]}-{THUMB_PX}"'
-    headers = {"Cache-Control": "private, max-age=86400", "ETag": etag}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    cache = thumbs(request)
-    data = cache.get(sha256)
-    if data is None:
-        settings = svc.settings
-        img = decode_image(svc.store.blobs.get(sha256), name=sha256[:16], max_pixels=settings.max_image_pixels,
-                           max_bytes=settings.max_image_bytes, reduce_to=THUMB_PX)
-        data = encode_image(resize_max_side(img, THUMB_PX), "jpeg", quality=82)
-        cache.put(sha256, data)
-    return Response(data, media_type="image/jpeg", headers=headers)
+    return thumbnail_response(request, svc.store.blobs, svc.settings, sha256, THUMB_PX)
 
 
 @router.post("/boards/{board_id}/pins", response_class=HTMLResponse)

@@ -59,6 +59,7 @@ from ...store.records import ACTIVE, Job, JobImage
 from ..deps import FormUser, ServicesDep, User, caller
 from ..render import explain, page, redirect
 from ..session import CSRF_FIELD, CSRF_HEADER, WebUser, check_csrf
+from ..thumbs import thumbnail_response
 from .gallery import ACTIONS, board_names, need_scope, reactions_of
 
 router = APIRouter(include_in_schema=False)
@@ -490,14 +491,20 @@ def _image(
 
 @router.get("/generations/{generation_id}/images/{k}")
 def job_image(
-    request: Request, svc: ServicesDep, user: User, generation_id: JobId, k: ImageIndex, download: bool = False
+    request: Request, svc: ServicesDep, user: User, generation_id: JobId, k: ImageIndex, download: bool = False,
+    thumb: bool = False,
 ) -> Response:
-    """One output image for its owner, with the API's headers; ``?download=1`` saves it instead of showing it."""
+    """One output image for its owner, with the API's headers; ``?download=1`` saves it instead of showing it,
+    ``?thumb=1`` is the small JPEG the gallery and job pages show (the link opens the real image)."""
     job, image = _image(request, svc, user, generation_id, k, "images exist")
+    if thumb:
+        return thumbnail_response(request, svc.store.blobs, svc.settings, image.sha256, OUTPUT_THUMB_PX)
     return image_response(svc, job, image, attachment=download)
 
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+#: longest side of an output's thumbnail on the pages (shown at about 200 px: sharp on a 2x screen)
+OUTPUT_THUMB_PX = 480
 
 
 class _Chunks(io.RawIOBase):
