@@ -304,23 +304,22 @@ class SqlSession:
             raise StoreError(f"pins have no editable field(s) {sorted(unknown)}")
         if "tags" in values:
             values = {**values, "tags": list(values["tags"])}
-        done = s.execute(update(m.PinRecord).where(m.PinRecord.board_id == board.id, m.PinRecord.sha256 == sha256)
-                         .values(**values))
-        if _rows(done) == 0:
-            raise _not_found("pin", sha256[:12])
-        s.execute(update(m.Board).where(m.Board.id == board.id)
-                  .values(revision=m.Board.revision + 1, updated_at=r.utcnow()))
-        s.flush()
-        return self.get_board(board.account_id, board.id, with_pins=True)
+        return self._pin_changed(board, sha256, s.execute(
+            update(m.PinRecord).where(m.PinRecord.board_id == board.id, m.PinRecord.sha256 == sha256)
+            .values(**values)))
 
     def remove_pin(self, board: r.Board, sha256: str) -> r.Board:
-        s = self.orm
-        done = s.execute(delete(m.PinRecord).where(m.PinRecord.board_id == board.id, m.PinRecord.sha256 == sha256))
+        return self._pin_changed(board, sha256, self.orm.execute(
+            delete(m.PinRecord).where(m.PinRecord.board_id == board.id, m.PinRecord.sha256 == sha256)))
+
+    def _pin_changed(self, board: r.Board, sha256: str, done: Any) -> r.Board:
+        """After an edit or removal of one pin: not found if it matched no row, else bump the board's revision
+        (its profile is rebuilt on next use) and return the board with its pins."""
         if _rows(done) == 0:
             raise _not_found("pin", sha256[:12])
-        s.execute(update(m.Board).where(m.Board.id == board.id)
-                  .values(revision=m.Board.revision + 1, updated_at=r.utcnow()))
-        s.flush()
+        self.orm.execute(update(m.Board).where(m.Board.id == board.id)
+                         .values(revision=m.Board.revision + 1, updated_at=r.utcnow()))
+        self.orm.flush()
         return self.get_board(board.account_id, board.id, with_pins=True)
 
     def board_pins(self, board_id: str) -> list[r.StoredPin]:

@@ -11,26 +11,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tastemaker.store.sql.migrations.schema import UTC, fk, index, pk
+
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
 GENESIS = "0" * 64
-UTC = sa.DateTime(timezone=True)
-
-
-def _pk(table: str, *cols: str) -> sa.PrimaryKeyConstraint:
-    return sa.PrimaryKeyConstraint(*cols, name=op.f(f"pk_{table}"))
-
-
-def _fk(table: str, col: str, ref: str, ondelete: str = "CASCADE") -> sa.ForeignKeyConstraint:
-    ref_table = ref.split(".")[0]
-    return sa.ForeignKeyConstraint([col], [ref], name=op.f(f"fk_{table}_{col}_{ref_table}"), ondelete=ondelete)
-
-
-def _index(table: str, col: str, name: str | None = None) -> None:
-    op.create_index(name or op.f(f"ix_{table}_{col}"), table, [col], unique=False)
 
 
 def upgrade() -> None:
@@ -40,7 +28,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("tier", sa.String(32), nullable=False),
         sa.Column("created_at", UTC, nullable=False),
-        _pk("accounts", "id"),
+        pk("accounts", "id"),
     )
     op.create_table(
         "api_keys",
@@ -52,11 +40,11 @@ def upgrade() -> None:
         sa.Column("created_at", UTC, nullable=False),
         sa.Column("last_used_at", UTC, nullable=True),
         sa.Column("revoked_at", UTC, nullable=True),
-        _fk("api_keys", "account_id", "accounts.id"),
-        _pk("api_keys", "id"),
+        fk("api_keys", "account_id", "accounts.id"),
+        pk("api_keys", "id"),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )
-    _index("api_keys", "account_id")
+    index("api_keys", "account_id")
 
     op.create_table(
         "boards",
@@ -70,10 +58,10 @@ def upgrade() -> None:
         sa.Column("profile_hash", sa.String(64), nullable=True),
         sa.Column("profile_json", sa.Text(), nullable=True),
         sa.Column("styleembed_json", sa.Text(), nullable=True),
-        _fk("boards", "account_id", "accounts.id"),
-        _pk("boards", "id"),
+        fk("boards", "account_id", "accounts.id"),
+        pk("boards", "id"),
     )
-    _index("boards", "account_id")
+    index("boards", "account_id")
 
     op.create_table(
         "pins",
@@ -90,10 +78,10 @@ def upgrade() -> None:
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("source", sa.String(500), nullable=False),
         sa.Column("created_at", UTC, nullable=False),
-        _fk("pins", "board_id", "boards.id"),
-        _pk("pins", "board_id", "sha256"),
+        fk("pins", "board_id", "boards.id"),
+        pk("pins", "board_id", "sha256"),
     )
-    _index("pins", "sha256", "ix_pins_sha256")
+    index("pins", "sha256", "ix_pins_sha256")
 
     op.create_table(
         "jobs",
@@ -112,13 +100,13 @@ def upgrade() -> None:
         sa.Column("created_at", UTC, nullable=False),
         sa.Column("started_at", UTC, nullable=True),
         sa.Column("finished_at", UTC, nullable=True),
-        _fk("jobs", "account_id", "accounts.id"),
-        _fk("jobs", "board_id", "boards.id", ondelete="SET NULL"),
-        _pk("jobs", "id"),
+        fk("jobs", "account_id", "accounts.id"),
+        fk("jobs", "board_id", "boards.id", ondelete="SET NULL"),
+        pk("jobs", "id"),
     )
-    _index("jobs", "account_id")
-    _index("jobs", "board_id")
-    _index("jobs", "status")
+    index("jobs", "account_id")
+    index("jobs", "board_id")
+    index("jobs", "status")
 
     op.create_table(
         "job_images",
@@ -130,10 +118,10 @@ def upgrade() -> None:
         sa.Column("height", sa.Integer(), nullable=False),
         sa.Column("byte_size", sa.Integer(), nullable=False),
         sa.Column("record", sa.JSON(), nullable=False),
-        _fk("job_images", "job_id", "jobs.id"),
-        _pk("job_images", "job_id", "k"),
+        fk("job_images", "job_id", "jobs.id"),
+        pk("job_images", "job_id", "k"),
     )
-    _index("job_images", "sha256", "ix_job_images_sha256")
+    index("job_images", "sha256", "ix_job_images_sha256")
 
     op.create_table(
         "idempotency_keys",
@@ -148,8 +136,8 @@ def upgrade() -> None:
         sa.Column("resource_id", sa.String(32), nullable=True),
         sa.Column("created_at", UTC, nullable=False),
         sa.Column("expires_at", UTC, nullable=False),
-        _fk("idempotency_keys", "account_id", "accounts.id"),
-        _pk("idempotency_keys", "id"),
+        fk("idempotency_keys", "account_id", "accounts.id"),
+        pk("idempotency_keys", "id"),
         sa.UniqueConstraint("account_id", "key", name="uq_idempotency_keys_account_key"),
     )
 
@@ -160,8 +148,8 @@ def upgrade() -> None:
         sa.Column("images", sa.Integer(), nullable=False),
         sa.Column("generations", sa.Integer(), nullable=False),
         sa.Column("styleembed", sa.Integer(), nullable=False),
-        _fk("usage", "account_id", "accounts.id"),
-        _pk("usage", "account_id", "period"),
+        fk("usage", "account_id", "accounts.id"),
+        pk("usage", "account_id", "period"),
     )
 
     op.create_table(
@@ -176,9 +164,9 @@ def upgrade() -> None:
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
-        _pk("audit_log", "seq"),
+        pk("audit_log", "seq"),
     )
-    _index("audit_log", "account_id")
+    index("audit_log", "account_id")
 
     head = op.create_table(
         "audit_head",
@@ -186,7 +174,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.Column("mac", sa.String(64), nullable=False),
-        _pk("audit_head", "id"),
+        pk("audit_head", "id"),
     )
     # The genesis head: an empty chain. Its MAC is empty because migrations do not know the secret;
     # the first append replaces it with a keyed one.
