@@ -387,6 +387,95 @@ def test_cancel_a_running_generation(site: Site, held: threading.Event) -> None:
     assert again.status_code == 409 and "already been cancelled" in again.text or "already cancelled" in again.text
 
 
+# ------------------------------------------------------------------------------------------ from a taste export
+
+
+def exported(site: Site, tier: str = "pro") -> tuple[str, str, str, bytes]:
+    """(key, csrf, board id, export file) for a new account: its board's taste downloaded from /account."""
+    key = site.new_key(tier)
+    csrf = site.sign_in(key)
+    board_id = make_board(site, key)
+    r = site.client.post("/account/export", data={"csrf_token": csrf, "board_id": board_id})
+    assert r.status_code == 200 and r.json()["signature"], r.text
+    return key, csrf, board_id, r.content
+
+
+def submit_export(site: Site, csrf: str, export: bytes | None, **fields: Any) -> Any:
+    """The form sent with a taste export file as the taste (and a stale board id the server must ignore)."""
+    data = {"csrf_token": csrf, "source": "export", "board_id": "brd_ignored", "consent": "true", "n": "1",
+            "size": "256", "seed": "3", **{k: str(v) for k, v in fields.items()}}
+    files = {"selfie": ("me.jpg", SELFIE, "image/jpeg"),
+             "export": ("taste.json", export, "application/json") if export is not None else ("", b"", "")}
+    return site.client.post("/generate", data=data, files=files, follow_redirects=False)
+
+
+def test_generate_from_a_taste_export_file(site: Site) -> None:
+    key, csrf, board_id, export = exported(site)
+    # the account page's check links to the form with the export option chosen
+    checked = site.client.post("/account/import", data={"csrf_token": csrf},
+                               files={"export": ("taste.json", export, "application/json")})
+    assert checked.status_code == 200 and 'href="/generate?source=export"' in checked.text
+    assert "pick this file again" in checked.text
+    form = site.client.get("/generate?source=export").text
+    assert '<input type="radio" name="source" value="export" checked>' in form
+    assert re.search(r'<input type="file" id="export" name="export" accept="application/json,.json" required', form)
+    assert "keeps no copy of the file" in form and 'id="allow_unsigned"' in form
+    assert '<input type="radio" name="source" value="board" checked>' in site.client.get("/generate").text
+
+    mode = json.loads(export)["profile"]["modes"][0]["id"]
+    r = submit_export(site, csrf, export, export_mode=mode, prompt="from the file")
+    assert r.status_code == 303, error_next_to(r.text, "export") if "export-error" in r.text else r.text
+    job_id = r.headers["location"].rsplit("/", 1)[1]
+    assert events(site, job_id)[-1][0] == "succeeded"
+    api = site.client.get(f"/v1/generations/{job_id}", headers={"Authorization": f"Bearer {key}"}).json()
+    assert api["board_id"] is None and api["status"] == "succeeded" and api["images"][0]["mode"] == mode
+    with site.services.store.session() as s:
+        assert s.read_board_profile(board_id) is not None  # the board is untouched; the job just does not name it
+
+    for url in (f"/generations/{job_id}", "/gallery"):  # shown as from an export; no reactions (no board learns)
+        page = site.client.get(url).text
+        assert re.search(r"<dt>Taste</dt><dd>from a taste export</dd>", page), url
+        assert f"/generations/{job_id}/images/0/react" not in page and 'alt="Generated image 1 of 1' in page, url
+    again = site.client.get(f"/generate?from={job_id}").text  # "use these settings": the file is chosen again
+    assert '<input type="radio" name="source" value="export" checked>' in again
+    assert f'id="export_mode" name="export_mode" value="{mode}"' in again
+
+
+def test_a_tampered_export_or_an_unknown_mode_is_refused_next_to_its_field(site: Site) -> None:
+    key, csrf, _, export = exported(site)
+    doc = json.loads(export)
+    doc["profile"]["modes"][0]["weight"] = 0.99
+    r = submit_export(site, csrf, json.dumps(doc).encode(), prompt="keep me", allow_unsigned="yes")
+    assert r.status_code == 422 and "modified after it was exported" in error_next_to(r.text, "export")
+    assert ">keep me</textarea>" in r.text and '<input type="radio" name="source" value="export" checked>' in r.text
+    assert "Choose the export file again" not in r.text  # the message next to the field says enough
+
+    r = submit_export(site, csrf, b"not json at all", prompt="keep me")
+    assert r.status_code == 422 and "not valid JSON" in error_next_to(r.text, "export")
+    r = submit_export(site, csrf, None)
+    assert r.status_code == 422 and "Choose a taste export file" in error_next_to(r.text, "export")
+
+    r = submit_export(site, csrf, export, export_mode="m99", prompt="keep me")
+    assert r.status_code == 422
+    message = error_next_to(r.text, "export_mode")
+    assert "no mode m99" in message and "taste.json" in message
+    assert "Choose the export file again" in r.text and 'value="m99"' in r.text
+    with site.services.store.session() as s:
+        assert s.list_jobs(account_of(site, key)) == []  # nothing was admitted
+
+
+def test_an_unsigned_export_needs_the_box_ticked(site: Site) -> None:
+    _, csrf, _, export = exported(site)
+    doc = json.loads(export)
+    del doc["signature"]
+    unsigned = json.dumps(doc).encode()
+    r = submit_export(site, csrf, unsigned)
+    assert r.status_code == 422 and "not signed" in error_next_to(r.text, "export")
+    assert "Accept an unsigned file" in error_next_to(r.text, "export")
+    r = submit_export(site, csrf, unsigned, allow_unsigned="yes")
+    assert r.status_code == 303, r.text
+
+
 # ------------------------------------------------------------------------------------------ a real browser
 
 
@@ -458,7 +547,32 @@ def test_browser_generates_two_images_with_live_progress(
     page.goto(f"{site.url}/gallery")
     assert page.locator(".shot img").count() == 2
     shot(page, "gallery")
+
+    # the taste from an export file (downloaded with this session, as the account page's button does)
+    page.goto(f"{site.url}/account")
+    csrf = page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    board_id = r.json()["id"]
+    export = page.request.post(f"{site.url}/account/export", form={"csrf_token": csrf, "board_id": board_id})
+    assert export.ok, export.text()
+    modes = [m["id"] for m in export.json()["profile"]["modes"]]
+    page.goto(f"{site.url}/generate?source=export")
+    assert page.get_by_label("A taste export file").is_checked()
+    assert page.locator("#from-export").is_visible() and not page.locator("#from-board").is_visible()
+    assert page.locator("#board_id").is_disabled()  # not sent, not required
+    page.get_by_label("Taste export (.json)").set_input_files(
+        {"name": "taste.json", "mimeType": "application/json", "buffer": export.body()})
+    page.get_by_text("This file's looks:").wait_for()  # its modes suggested, read in the page
+    assert page.evaluate("[...document.querySelectorAll('#export-modes option')].map(o => o.value)") == modes
+    page.get_by_label("Mode (optional)").fill(modes[0])
+    shot(page, "generate-export")
+    page.get_by_label("One of my boards").check()
+    assert page.locator("#from-board").is_visible() and not page.locator("#from-export").is_visible()
+    page.get_by_label("A taste export file").check()
+
     page.set_viewport_size({"width": 390, "height": 844})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the export form scrolls sideways at 390 px ({width})"
+    shot(page, "generate-export-mobile")
     page.goto(f"{site.url}/generate")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the form scrolls sideways at 390 px ({width})"

@@ -8,10 +8,11 @@ scope, its stricter bucket, counted and audited) put in the portable, signed exp
 server a board's taste vectors leave the store only as that differentially private release, so that is
 what an export holds.
 
-Import checks a file with the CLI's own code (:func:`~tastemaker.taste.portable.import_document`) and shows
-what it holds. The API has nowhere to keep an imported profile (a generation takes one inline), so nothing
-is stored, and the page says so. The CLI's trust-on-first-use list is not consulted or changed: on a server
-that list is the operator's, not any one account's; the page says who signed and whether it was this server.
+Import checks a file with the CLI's own code (:func:`tastemaker.web.portable.verify_export`, which ``/generate``
+uses too) and shows what it holds. The API has nowhere to keep an imported profile (a generation takes one
+inline), so nothing is stored, and the page says so and links to ``/generate`` with the export option chosen.
+The CLI's trust-on-first-use list is not consulted or changed: on a server that list is the operator's, not any
+one account's; the page says who signed and whether it was this server.
 """
 
 from __future__ import annotations
@@ -29,18 +30,15 @@ from ...api.domain import account as account_domain
 from ...api.domain import profiles
 from ...api.http_errors import status_of
 from ...api.keys import SCOPES
-from ...errors import CsrfError, InsufficientScopeError, ProfileError, RequestError, TastemakerError
-from ...taste.portable import TrustStore, export_document, import_document, profile_key
+from ...errors import CsrfError, InsufficientScopeError, RequestError, TastemakerError
+from ...taste.portable import export_document, profile_key
 from ...taste.profile import TasteProfile
 from ..deps import FormUser, ServicesDep, User, caller
+from ..portable import IMPORT_MAX_BYTES, describe, verify_export
 from ..render import explain, page, redirect
 from ..session import SESSION_COOKIE, WebUser, sign_out
 
 router = APIRouter(include_in_schema=False)
-
-#: an export file is a few KB to a few hundred; anything far bigger is not one
-IMPORT_MAX_BYTES = 2 * 1024 * 1024
-
 
 def _overview(svc: ServicesDep, user: WebUser) -> dict[str, Any]:
     """What the account page shows: usage, the key in use, and the boards one may export."""
@@ -116,33 +114,15 @@ def export(
 # ------------------------------------------------------------------------------------------ import
 
 
-def describe(profile: TasteProfile) -> list[dict[str, Any]]:
-    """The modes of an imported profile as the page lists them: name, share, pins, colours, tags."""
-    total = sum(m.weight for m in profile.modes) or 1.0
-    return [
-        {
-            "name": m.name,
-            "share": m.weight / total,
-            "n_pins": m.n_pins,
-            "colors": m.look.colors[:8],
-            "tags": [t for t, _ in sorted(m.tags.items(), key=lambda kv: -kv[1])[:5]],
-        }
-        for m in profile.modes
-    ]
-
-
 def check_import(svc: ServicesDep, name: str, data: bytes, allow_unsigned: bool) -> dict[str, Any]:
-    """Verify an export with the CLI's import code; what it holds and who signed it (nothing is stored)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProfileError(f"{name}: not a text file (a taste export is JSON)") from None
-    profile, signer = import_document(text, allow_unsigned=allow_unsigned, name=name)
-    own = TrustStore(svc.settings.data_dir).own_key_id()
+    """Verify an export (:func:`~tastemaker.web.portable.verify_export`, as ``/generate`` does); what it holds
+    and who signed it, for the page (nothing is stored)."""
+    found = verify_export(svc, name, data, allow_unsigned=allow_unsigned)
+    profile = found.profile
     return {
         "name": name,
-        "signer": signer,
-        "own": signer is not None and signer == own,
+        "signer": found.signer,
+        "own": found.own,
         "encoder": f"{profile.encoder.get('name', '?')} {profile.encoder.get('version', '')}".strip(),
         "private": bool(profile.privacy),
         "modes": describe(profile),
@@ -157,9 +137,7 @@ async def import_(request: Request, svc: ServicesDep, user: FormUser) -> Respons
     try:
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise RequestError("choose a taste export file (.json) to import")
-        data = await upload.read(IMPORT_MAX_BYTES + 1)
-        if len(data) > IMPORT_MAX_BYTES:
-            raise ProfileError(f"{upload.filename}: over {IMPORT_MAX_BYTES // 1048576} MB, too big for a taste export")
+        data = await upload.read(IMPORT_MAX_BYTES + 1)  # verify_export refuses anything longer
         imported = await run_in_threadpool(check_import, svc, upload.filename, data, allow_unsigned)
     except TastemakerError as exc:
         return await run_in_threadpool(partial(_account_page, request, svc, user, status=status_of(exc),

@@ -10,11 +10,19 @@ file), handed to the job as bytes and never stored.
 The mode is a choice among the chosen board's taste modes (read from its cached profile, or built once and
 cached as the taste page does); changing the board swaps the choices in place (``/generate/modes``, htmx), and
 without JavaScript the server refuses a mode the chosen board does not have, next to the field.
+
+The taste comes from one of the person's boards or from a portable taste export file (``source=export``: the
+file ``/account`` downloads or ``tastemaker profile export`` writes). The file is verified as ``/account``'s
+check does (:func:`tastemaker.web.portable.verify_export`: signed, or unsigned only with the box ticked) and its
+profile goes to admission inline, as ``GenerationCreate.profile`` does for a script; nothing of it is stored
+but the job's profile hash. Its modes are known only once it is read, so the mode is typed (``generate.js``
+suggests the file's modes) and checked against the verified profile on submit, next to the field.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -57,6 +65,7 @@ from ...errors import (
 from ...jobs.watch import STAGES
 from ...store.records import ACTIVE, Job, JobImage
 from ..deps import FormUser, ServicesDep, User, caller
+from ..portable import IMPORT_MAX_BYTES, VerifiedExport, verify_export
 from ..render import explain, page, redirect
 from ..session import CSRF_FIELD, CSRF_HEADER, WebUser, check_csrf
 from ..thumbs import thumbnail_response
@@ -152,6 +161,8 @@ def _restored(job: Job) -> dict[str, str]:
         if value is not None:
             values[name] = str(value)
     values["board_id"] = job.board_id or ""
+    if job.board_id is None:  # made from a taste export: the file is chosen again, its mode typed
+        values.update(source="export", export_mode=values["mode"], mode="")
     return values
 
 
@@ -220,27 +231,32 @@ def _form(
     return page(
         request, "generate/form.html", user, nav="generate", status=status, specs=SPECS, values=values,
         errors=errors or {}, boards=boards, consent_words=CONSENT_WORDS, restored_from=restored_from,
-        max_bytes=svc.settings.max_image_bytes, modes=modes,
+        max_bytes=svc.settings.max_image_bytes, modes=modes, export_max_bytes=IMPORT_MAX_BYTES,
     )
 
 
 @router.get("/generate", response_class=HTMLResponse)
-def generate_form(request: Request, svc: ServicesDep, user: User, board: str = "") -> HTMLResponse:
+def generate_form(
+    request: Request, svc: ServicesDep, user: User, board: str = "", source: str = ""
+) -> HTMLResponse:
     """The form; ``?from=<generation>`` fills it (seed and mode included) from that generation's stored
     request, ``?board=<id>`` pre-selects a board (and offers its modes); without either, the board changed
-    most recently is chosen, so a person with one board has nothing to pick."""
+    most recently is chosen, so a person with one board has nothing to pick. ``?source=export`` chooses a
+    taste export file as the taste instead (the account page's "Generate with this export")."""
     need_scope(user, "generate")
     c = caller(request, user)
     values = _defaults()
     values["board_id"] = board[:64]
-    source = request.query_params.get("from")
+    values["source"] = "export" if source == "export" else "board"
+    from_job = request.query_params.get("from")
     with svc.store.session() as s:
-        if source:
-            values = _restored(owned_job(svc, s, c, source[:64]))
+        if from_job:
+            values = _restored(owned_job(svc, s, c, from_job[:64]))
         elif not board:
             latest = s.list_boards(user.principal.account_id)[:1]
             values["board_id"] = latest[0].id if latest else ""
-    return _form(request, svc, user, values, mode_choices(svc, c, values["board_id"]), restored_from=source or None)
+    return _form(request, svc, user, values, mode_choices(svc, c, values["board_id"]),
+                 restored_from=from_job or None)
 
 
 @router.get("/generate/modes", response_class=HTMLResponse)
@@ -256,13 +272,16 @@ def generate_modes(
 
 @dataclass
 class _Submitted:
-    """What the browser sent: text fields, the selfie (or why it is missing) and the CSRF token presented."""
+    """What the browser sent: text fields, the selfie (or why it is missing), a taste export file's bytes (None:
+    none chosen) and the CSRF token presented."""
 
     values: dict[str, str]
     selfie: bytes | None
     selfie_name: str
     csrf: str | None
     problem: TastemakerError | None = None
+    export: bytes | None = None
+    export_name: str = "export.json"
 
 
 async def _read(request: Request, max_bytes: int) -> _Submitted:
@@ -272,10 +291,10 @@ async def _read(request: Request, max_bytes: int) -> _Submitted:
     sub = _Submitted({}, None, "selfie", request.headers.get(CSRF_HEADER))
     try:
         if ctype == "multipart/form-data":
-            form = await InMemoryMultiPartParser(request.headers, request.stream(), max_files=1,
-                                                 max_fields=len(FIELDS) + 8).parse()
+            form = await InMemoryMultiPartParser(request.headers, request.stream(), max_files=2,
+                                                 max_fields=len(FIELDS) + 12).parse()
         else:
-            form = await request.form(max_files=0, max_fields=len(FIELDS) + 8)
+            form = await request.form(max_files=0, max_fields=len(FIELDS) + 12)
     except MultiPartException as exc:
         sub.problem = RequestError(f"the form could not be read: {exc.message}")
         return sub
@@ -284,6 +303,11 @@ async def _read(request: Request, max_bytes: int) -> _Submitted:
         return sub
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
+            if key == "export":  # verify_export refuses anything over its limit, next to the file field
+                data = await value.read(IMPORT_MAX_BYTES + 1)
+                if data or value.filename:
+                    sub.export, sub.export_name = data, (value.filename or "export.json")[:255]
+                continue
             data = await value.read(max_bytes + 1)
             if key != "selfie":
                 continue
@@ -298,6 +322,8 @@ async def _read(request: Request, max_bytes: int) -> _Submitted:
         elif key == "selfie":
             if value:  # an empty text part is a form sent without a file
                 sub.problem = FilePartExpectedError("selfie")
+        elif key == "export":
+            pass  # an empty text part: no file chosen (said next to the field when the export is the source)
         else:
             sub.values[key] = value[:4000]
     return sub
@@ -335,23 +361,58 @@ def _field_of(exc: TastemakerError) -> str:
     return "form"
 
 
-def _validate(sub: _Submitted) -> tuple[GenerationCreate | None, dict[str, str]]:
-    """The form as a GenerationCreate, or each field's problem in words."""
+def _validate(sub: _Submitted, export: VerifiedExport | None) -> tuple[GenerationCreate | None, dict[str, str]]:
+    """The form as a GenerationCreate (from the board, or from the verified export's profile when the export is
+    the source), or each field's problem in words."""
     data: dict[str, Any] = {k: v for k, v in sub.values.items() if k in FIELDS and v.strip() != ""}
-    board = sub.values.get("board_id", "")
-    data.update(board_id=board or None, consent=sub.values.get("consent") == "true", selfie="(in memory)",
-                selfie_name=sub.selfie_name)
     errors: dict[str, str] = {}
-    if not board:
-        errors["board_id"] = "Choose the board whose look to use."
+    data.update(consent=sub.values.get("consent") == "true", selfie="(in memory)", selfie_name=sub.selfie_name)
+    if sub.values.get("source") == "export":
+        data.pop("mode", None)
+        if sub.values.get("export_mode", "").strip():
+            data["mode"] = sub.values["export_mode"].strip()
+        data.update(board_id=None, profile=json.loads(export.profile.to_json()) if export is not None else None)
+    else:
+        board = sub.values.get("board_id", "")
+        data.update(board_id=board or None)
+        if not board:
+            errors["board_id"] = "Choose the board whose look to use."
     try:
         body = GenerationCreate.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "form"
-            errors.setdefault(name if name in FIELDS or name == "board_id" else "form", err["msg"] + ".")
+            if name == "mode" and sub.values.get("source") == "export":
+                name = "export_mode"
+            elif name == "profile" or (name == "form" and export is None and sub.values.get("source") == "export"):
+                continue  # the export's own problem is said next to the file field
+            errors.setdefault(name if name in FIELDS or name in ("board_id", "export_mode") else "form",
+                              err["msg"] + ".")
         return None, errors
     return (None if errors else body), errors
+
+
+#: where an error about a board's taste belongs when the taste came from an export file instead
+_EXPORT_FIELDS = {"mode": "export_mode", "board_id": "export"}
+
+
+def _export_field_of(exc: TastemakerError) -> str:
+    """:func:`_field_of` for a generation from a taste export: profile problems go next to the file field."""
+    field = _field_of(exc)
+    if isinstance(exc, ProfileError) and field != "mode":
+        return "export"
+    return _EXPORT_FIELDS.get(field, field)
+
+
+def _check_export(svc: Any, sub: _Submitted) -> tuple[VerifiedExport | None, str]:
+    """The submitted export verified (see :mod:`tastemaker.web.portable`), or why not in words. Blocking."""
+    if sub.export is None:
+        return None, "Choose a taste export file (.json), or take the taste from one of your boards."
+    try:
+        return verify_export(svc, sub.export_name, sub.export,
+                             allow_unsigned=sub.values.get("allow_unsigned") == "yes"), ""
+    except TastemakerError as exc:
+        return None, explain(exc)
 
 
 @router.post("/generate")
@@ -361,8 +422,14 @@ async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Res
     sub = await _read(request, svc.settings.max_image_bytes)
     check_csrf(user.csrf_token, sub.csrf)
     need_scope(user, "generate")
-    values = {**_defaults(), **{k: v for k, v in sub.values.items() if k in FIELDS or k in ("board_id", "consent")}}
-    body, errors = _validate(sub)
+    from_export = sub.values.get("source") == "export"
+    sub.values["source"] = "export" if from_export else "board"
+    kept = ("board_id", "consent", "source", "export_mode", "allow_unsigned")
+    values = {**_defaults(), **{k: v for k, v in sub.values.items() if k in FIELDS or k in kept}}
+    export, export_problem = (await run_in_threadpool(_check_export, svc, sub)) if from_export else (None, "")
+    body, errors = _validate(sub, export)
+    if export_problem:
+        errors["export"] = export_problem
     if sub.problem is not None:
         errors[_field_of(sub.problem)] = explain(sub.problem)
     elif sub.selfie is None:
@@ -370,14 +437,21 @@ async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Res
     c = caller(request, user)
     modes = await run_in_threadpool(mode_choices, svc, c, values.get("board_id", ""))
     status = status_of(sub.problem) if sub.problem is not None else 422
-    if modes.error is not None and "board_id" not in errors:  # as admission would refuse it, and audit it once
-        errors[_field_of(modes.error)] = explain(modes.error)
-        status = status_of(modes.error) if sub.problem is None else status
-    chosen = values.get("mode", "").strip()
-    if chosen and modes.error is None and modes.board_id and chosen not in modes.ids and "mode" not in errors:
-        have = ", ".join(sorted(modes.ids)) or "none"
-        errors["mode"] = (f"The board “{modes.board_name}” has no mode {chosen} (its modes: {have}); choose one "
-                          "of its modes, or let the board choose.")
+    if from_export:
+        typed = values.get("export_mode", "").strip()
+        have_ids = [m.id for m in export.profile.modes] if export is not None else []
+        if typed and export is not None and typed not in have_ids and "export_mode" not in errors:
+            errors["export_mode"] = (f"The export “{export.name}” has no mode {typed} (its modes: "
+                                     f"{', '.join(have_ids) or 'none'}); type one of them, or leave it empty.")
+    else:
+        if modes.error is not None and "board_id" not in errors:  # as admission would refuse it, and audit it once
+            errors[_field_of(modes.error)] = explain(modes.error)
+            status = status_of(modes.error) if sub.problem is None else status
+        chosen = values.get("mode", "").strip()
+        if chosen and modes.error is None and modes.board_id and chosen not in modes.ids and "mode" not in errors:
+            have = ", ".join(sorted(modes.ids)) or "none"
+            errors["mode"] = (f"The board “{modes.board_name}” has no mode {chosen} (its modes: {have}); choose "
+                              "one of its modes, or let the board choose.")
     if errors or body is None or sub.selfie is None:
         return _form(request, svc, user, values, modes, errors=errors, status=status)
     selfie = sub.selfie
@@ -389,8 +463,8 @@ async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Res
         job_id, _ = await admit(svc, c, body, selfie, None)
     except TastemakerError as raised:
         exc = _unforwarded(raised)
-        resp = _form(request, svc, user, values, modes, errors={_field_of(exc): explain(exc)},
-                     status=status_of(exc))
+        field = _export_field_of(exc) if from_export else _field_of(exc)
+        resp = _form(request, svc, user, values, modes, errors={field: explain(exc)}, status=status_of(exc))
         if exc.retry_after_s is not None:
             resp.headers["Retry-After"] = retry_after(exc.retry_after_s)
         return resp

@@ -87,6 +87,78 @@
     }
   }
 
+  // ---------------------------------------------------------------- the form: where the taste comes from
+  // Without JavaScript both parts show and the server uses the chosen radio; with it, only the chosen part
+  // shows and the other's controls are disabled (not sent, not required).
+  const sourceBox = document.getElementById("taste-source");
+  if (sourceBox) {
+    const main = { board: document.getElementById("board_id"), export: document.getElementById("export") };
+    const apply = () => {
+      const checked = sourceBox.querySelector('input[name="source"]:checked');
+      const chosen = checked ? checked.value : "board";
+      for (const part of sourceBox.querySelectorAll(".source-part")) {
+        const active = part.dataset.source === chosen;
+        part.hidden = !active;
+        for (const el of part.querySelectorAll("input, select, textarea")) el.disabled = !active;
+      }
+      for (const [name, el] of Object.entries(main)) if (el) el.required = name === chosen;
+    };
+    for (const radio of sourceBox.querySelectorAll('input[name="source"]')) radio.addEventListener("change", apply);
+    apply();
+  }
+
+  // A chosen export file: its size checked here, and its modes suggested for the mode field (read in this
+  // page only; the server verifies the file and the mode when the form is sent).
+  const exportInput = document.getElementById("export");
+  if (exportInput) {
+    const list = document.getElementById("export-modes");
+    const help = document.getElementById("export_mode-help");
+    const tooBig = document.getElementById("export-client-error");
+    const helpWords = help.textContent;
+    const maxBytes = Number(exportInput.dataset.maxBytes || 0);
+    const oversized = () => {
+      const file = exportInput.files && exportInput.files[0];
+      return Boolean(file && maxBytes && file.size > maxBytes);
+    };
+    exportInput.addEventListener("change", async () => {
+      list.replaceChildren();
+      help.textContent = helpWords;
+      tooBig.hidden = true;
+      exportInput.removeAttribute("aria-invalid");
+      const file = exportInput.files && exportInput.files[0];
+      if (!file) return;
+      if (oversized()) {
+        tooBig.textContent = `That file is ${(file.size / 1e6).toFixed(1)} MB; a taste export is far smaller ` +
+          `(the limit is ${(maxBytes / 1048576).toFixed(0)} MB).`;
+        tooBig.hidden = false;
+        exportInput.setAttribute("aria-invalid", "true");
+        return;
+      }
+      try {
+        const doc = JSON.parse(await file.text());
+        const modes = doc && doc.profile && Array.isArray(doc.profile.modes) ? doc.profile.modes : [];
+        const total = modes.reduce((sum, m) => sum + (Number(m.weight) || 0), 0) || 1;
+        for (const m of modes) {
+          const option = document.createElement("option");
+          option.value = String(m.id);
+          option.label = `${m.name} (${Math.round((100 * (Number(m.weight) || 0)) / total)}%)`;
+          list.append(option);
+        }
+        if (modes.length) {
+          help.textContent = `This file's looks: ${modes.map((m) => `${m.id} (${m.name})`).join(", ")}. ` +
+            "Type one, or leave it empty to let the profile choose; checked against the file when you press Generate.";
+        }
+      } catch (err) {
+        // not JSON: the server says so next to the file field when the form is sent
+      }
+    });
+    exportInput.form.addEventListener("submit", (event) => {
+      if (!exportInput.disabled && oversized()) {
+        event.preventDefault(); event.stopImmediatePropagation(); tooBig.focus();
+      }
+    }, true);
+  }
+
   // ---------------------------------------------------------------- the job page: live progress
   const job = document.getElementById("job");
   if (job && job.dataset.events && typeof EventSource === "function") {
