@@ -30,6 +30,9 @@ Unreadable images are skipped and reported in :attr:`Board.skipped` (the CLI pri
 other file in the folder that is not an image Tastemaker reads (``.heic``, ``.txt``, sub-folders...; hidden
 files are ignored); a board with no readable image at all is an :class:`~tastemaker.errors.EmptyBoardError`.
 A folder that cannot be read (no permission) is a :class:`~tastemaker.errors.BoardError` naming it.
+
+(Just over 500 lines on purpose: the board format — its fields, both pins files and the folder rules — is read
+and checked in this one place that the CLI, the API and the web app all use.)
 """
 
 from __future__ import annotations

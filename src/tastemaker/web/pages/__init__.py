@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import account, auth, boards, gallery, generate, verify
+from . import account, auth, boards, gallery, generate, jobs, verify
 
-ROUTERS: tuple[APIRouter, ...] = (auth.router, boards.router, generate.router, gallery.router, verify.router,
-                                  account.router)
+ROUTERS: tuple[APIRouter, ...] = (auth.router, boards.router, generate.router, jobs.router, gallery.router,
+                                  verify.router, account.router)
 
 __all__ = ["ROUTERS"]

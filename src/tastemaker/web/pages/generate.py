@@ -21,31 +21,25 @@ suggests the file's modes) and checked against the verified profile on submit, n
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types as at
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from ...api.domain.common import Caller, owned_board, owned_job
-from ...api.domain.feedback import output_image
-from ...api.domain.generations import admit, cancel, too_many_jobs
+from ...api.domain.generations import admit, too_many_jobs
 from ...api.domain.profiles import ensure_profile
 from ...api.http_errors import retry_after, status_of
-from ...api.routes.generations import image_response, job_events
 from ...api.routes.uploads import InMemoryMultiPartParser
 from ...api.schemas import GenerationCreate
 from ...errors import (
@@ -62,14 +56,12 @@ from ...errors import (
     TastemakerError,
     error_class,
 )
-from ...jobs.watch import STAGES
-from ...store.records import ACTIVE, Job, JobImage
-from ..deps import FormUser, ServicesDep, User, caller
+from ...store.records import Job
+from ..deps import ServicesDep, User, caller
 from ..portable import IMPORT_MAX_BYTES, VerifiedExport, verify_export
 from ..render import explain, page, redirect
 from ..session import CSRF_FIELD, CSRF_HEADER, WebUser, check_csrf
-from ..thumbs import thumbnail_response
-from .gallery import ACTIONS, board_names, need_scope, reactions_of
+from .gallery import need_scope
 
 router = APIRouter(include_in_schema=False)
 
@@ -473,152 +465,4 @@ async def generate_submit(request: Request, svc: ServicesDep, user: User) -> Res
     return redirect(f"/generations/{job_id}")
 
 
-# ------------------------------------------------------------------------------------------ the job
-
-
-#: each stage of a job in words (the keys are the runner's stages)
-STAGE_WORDS = {
-    "queued": "Waiting in the queue",
-    "starting": "Starting",
-    "identity": "Reading your face",
-    "profile": "Reading the board's taste",
-    "render": "Rendering",
-    "provenance": "Watermarking and signing",
-    "store": "Saving",
-    "done": "Done",
-}
-assert set(STAGE_WORDS) == set(STAGES), "every runner stage needs its words"
-
-STATUS_WORDS = {
-    "queued": "Queued",
-    "running": "Running",
-    "succeeded": "Done",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-}
-
-
-def stage_words(status: str, progress: dict[str, Any]) -> str:
-    """What the job is doing now, for a person ("Rendering image 2 of 4")."""
-    if status != "running" and status != "queued":
-        return STATUS_WORDS.get(status, status)
-    stage = str(progress.get("stage", status))
-    words = STAGE_WORDS.get(stage, stage.capitalize())
-    done, total = progress.get("done", 0), progress.get("total", 0)
-    if stage == "render" and total:
-        words += f" image {min(done + 1, total)} of {total}"
-    return words
-
-
-@router.get("/generations/{generation_id}", response_class=HTMLResponse)
-def job_page(request: Request, svc: ServicesDep, user: User, generation_id: JobId) -> HTMLResponse:
-    """One generation: live progress while it runs (``generate.js``), then its images with reactions."""
-    need_scope(user, "generate")
-    c = caller(request, user)
-    with svc.store.session() as s:
-        job = owned_job(svc, s, c, generation_id)
-        names = board_names(s, c.account_id)
-        reacted = reactions_of(s, [job])
-    return page(
-        request, "generate/job.html", user, nav="generate", job=job, board_name=names.get(job.board_id or ""),
-        reactions=reacted, active=job.status in ACTIVE, words=stage_words(job.status, job.progress),
-        fraction=float(job.progress.get("fraction", 0.0)), actions=ACTIONS, back=f"/generations/{job.id}",
-    )
-
-
-def _owned_job_id(request: Request, svc: ServicesDep, user: User, generation_id: JobId) -> str:
-    """Ownership is settled before the stream starts, so another account's id is a plain 404 page."""
-    need_scope(user, "generate")
-    with svc.store.session() as s:
-        return owned_job(svc, s, caller(request, user), generation_id).id
-
-
-@router.get("/generations/{generation_id}/events", response_class=EventSourceResponse)
-async def job_events_page(
-    request: Request, svc: ServicesDep, user: User, job_id: Annotated[str, Depends(_owned_job_id)]
-) -> AsyncIterator[ServerSentEvent]:
-    """The API's event stream (the same events, from the same loop), with the words the page shows; the
-    session cookie stands in for the bearer key an EventSource cannot send."""
-    n = 0
-    async for event, doc in job_events(request, svc, caller(request, user), job_id):
-        n += 1
-        data = {"status": doc["status"], "fraction": doc["progress"]["fraction"],
-                "words": stage_words(doc["status"], doc["progress"]), "images": len(doc["images"])}
-        yield ServerSentEvent(event=event, data=data, id=str(n))
-
-
-@router.post("/generations/{generation_id}/cancel")
-async def cancel_job(request: Request, svc: ServicesDep, user: FormUser, generation_id: JobId) -> Response:
-    """Cancel a queued or running generation (its images go back to the quota); an ended one is a 409 page."""
-    need_scope(user, "generate")
-    job = await run_in_threadpool(cancel, svc, caller(request, user), generation_id)
-    return redirect(f"/generations/{job.id}", done="cancelled")
-
-
-def _image(
-    request: Request, svc: ServicesDep, user: WebUser, generation_id: str, k: int, what: str
-) -> tuple[Job, JobImage]:
-    need_scope(user, "generate")
-    with svc.store.session() as s:
-        return output_image(svc, s, caller(request, user), generation_id, k, what=what)
-
-
-@router.get("/generations/{generation_id}/images/{k}")
-def job_image(
-    request: Request, svc: ServicesDep, user: User, generation_id: JobId, k: ImageIndex, download: bool = False,
-    thumb: bool = False,
-) -> Response:
-    """One output image for its owner, with the API's headers; ``?download=1`` saves it instead of showing it,
-    ``?thumb=1`` is the small JPEG the gallery and job pages show (the link opens the real image)."""
-    job, image = _image(request, svc, user, generation_id, k, "images exist")
-    if thumb:
-        return thumbnail_response(request, svc.store.blobs, svc.settings, image.sha256, OUTPUT_THUMB_PX)
-    return image_response(svc, job, image, attachment=download)
-
-
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-#: longest side of an output's thumbnail on the pages (shown at about 200 px: sharp on a 2x screen)
-OUTPUT_THUMB_PX = 480
-
-
-class _Chunks(io.RawIOBase):
-    """A write-only stream that hands back what was written since the last call (zip output, chunk by chunk)."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        self._parts.append(bytes(b))
-        return len(b)
-
-    def take(self) -> bytes:
-        out, self._parts = b"".join(self._parts), []
-        return out
-
-
-def zip_stream(svc: Any, job: Job) -> Iterator[bytes]:
-    """The job's images as a zip, one image at a time (stored, not deflated: they are compressed already)."""
-    sink = _Chunks()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zf:
-        for im in sorted(job.images, key=lambda i: i.k):
-            zf.writestr(f"{job.id}_{im.k}.{EXTENSIONS.get(im.media_type, 'bin')}", svc.store.blobs.get(im.sha256))
-            yield sink.take()
-    yield sink.take()
-
-
-@router.get("/generations/{generation_id}/zip")
-def job_zip(request: Request, svc: ServicesDep, user: User, generation_id: JobId) -> Response:
-    """Every image of a finished generation in one zip, streamed."""
-    job, _ = _image(request, svc, user, generation_id, 0, "downloads exist")
-    return StreamingResponse(
-        zip_stream(svc, job), media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{job.id}.zip"', "Cache-Control": "private, no-store"},
-    )
-
-
-__all__ = ["CONSENT_WORDS", "FIELDS", "SPECS", "FieldSpec", "ModeChoices", "mode_choices", "mode_label", "router",
-           "stage_words", "zip_stream"]
-
+__all__ = ["CONSENT_WORDS", "FIELDS", "SPECS", "FieldSpec", "ModeChoices", "mode_choices", "mode_label", "router"]
