@@ -39,7 +39,7 @@ STAGE_WORDS = {
     "queued": "Waiting in the queue",
     "starting": "Starting",
     "identity": "Reading your face",
-    "profile": "Reading the board's taste",
+    "profile": "Reading the taste profile",
     "render": "Rendering",
     "provenance": "Watermarking and signing",
     "store": "Saving",
