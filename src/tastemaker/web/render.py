@@ -56,7 +56,8 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.globals["version"] = __version__
-    env.filters["kb"] = lambda n: f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MB"
+    # decimal units, as the API's and the CLI's messages state sizes (52,428,800 bytes is "52 MB" everywhere)
+    env.filters["kb"] = lambda n: f"{n / 1e3:.0f} KB" if n < 1e6 else f"{n / 1e6:.0f} MB"
     return env
 
 
