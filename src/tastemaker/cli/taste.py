@@ -1,14 +1,16 @@
-"""Taste commands: ``profile`` (build, export, import, history), ``feedback`` and ``forget``."""
+"""Taste commands: ``profile`` (build, batch, export, import, history), ``feedback`` and ``forget``."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -18,11 +20,12 @@ from ..encoders.style import describe
 from ..errors import ProfileError, RequestError
 from ..forget import forget_local, is_server_store, remember
 from ..media import check_output_path, ensure_writable_dir, load_image, read_image_bytes, read_text_file, write_atomic
+from ..taste.batch import BoardResult, make_jobs, run_local, summary_document, write_result
 from ..taste.feedback import apply_feedback, history, mode_from_manifest, save_version
 from ..taste.portable import TrustStore, export_document, import_document, profile_key
 from ..taste.privacy import Accountant, PrivacyConfig, private_profile
 from ..taste.profile import ProfileConfig, TasteProfile, build_profile
-from .common import console, handle_errors, modes_table, warn_skipped
+from .common import console, err_console, handle_errors, modes_table, progress_bar, warn_skipped
 
 
 class _ProfileGroup(TyperGroup):
@@ -65,6 +68,55 @@ def build(
     for p in flagged:
         console.print(f"[yellow]down-weighted[/] {p.image}: {'; '.join(p.flags)}", highlight=False)
     console.print(f"wrote {out} ({len(prof.pins)} pins, {len(prof.modes)} mode(s), weights: {prof.weighting['kind']})")
+
+
+@profile_app.command("batch")
+@handle_errors
+def batch(
+    boards_dir: Annotated[Path, typer.Argument(help="A folder holding one board folder per board.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for <board>.json profiles and batch.json.")],
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", metavar="ADDRESS", help="Run on the Ray cluster at ADDRESS (host:port).")
+    ] = None,
+    max_modes: Annotated[int, typer.Option(min=1, max=8, help="Most style modes to find (1-8).")] = 4,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Local processes (without --ray); default: CPU count.")
+    ] = None,
+) -> None:
+    """Build a profile for every board folder in BOARDS_DIR, here or on a Ray cluster (--ray).
+
+    Writes OUT_DIR/<board>.json per board and OUT_DIR/batch.json (pins, modes and content hash of each board,
+    or its error). A failed board does not stop the others; the exit code is 1 if any failed.
+    """
+    settings = load_settings()
+    ensure_writable_dir(out_dir)
+    jobs = make_jobs(boards_dir, max_modes=max_modes, max_pixels=settings.max_image_pixels,
+                     max_bytes=settings.max_image_bytes)
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with progress_bar(settings, *columns) as progress:
+        task = progress.add_task("Building profiles", total=len(jobs))
+
+        def on_done(res: BoardResult) -> None:
+            write_result(out_dir, res)  # as each finishes: an interrupted batch keeps what it built
+            progress.advance(task)
+
+        if ray_address is not None:
+            from ..taste.batch_ray import run_ray  # only here: without --ray nothing imports Ray
+
+            results = run_ray(jobs, ray_address, on_done=on_done)
+        else:
+            results = run_local(jobs, workers=workers or os.cpu_count() or 1, on_done=on_done)
+    doc = summary_document(results, runner="ray" if ray_address is not None else "local")
+    write_atomic(out_dir / "batch.json", (json.dumps(doc, indent=1, ensure_ascii=False) + "\n").encode())
+    remember(settings.data_dir, [out_dir / f"{r.name}.json" for r in results if r.ok], kind="profile")
+    for res in sorted(results, key=lambda r: r.name):
+        if not res.ok:
+            err_console.print(f"[red]failed[/] {res.name}: {res.error}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {doc['n_ok']} profile(s) of {doc['n_boards']} board(s) to {out_dir} "
+                  f"(summary: {out_dir / 'batch.json'})", highlight=False)
+    if doc["n_failed"]:
+        raise typer.Exit(1)
 
 
 @profile_app.command("export")
