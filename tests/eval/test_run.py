@@ -14,6 +14,8 @@ from tastemaker.eval import EvalConfig, EvalRun, run_eval, write_report
 from tastemaker.eval.baselines import BaselineContext, create_baseline, frame_like_engine
 from tastemaker.eval.scoring import LATENCY_STAGES
 
+from ..api.conftest import DEMO
+
 N = 2
 SIZE = 384
 
@@ -256,3 +258,21 @@ def test_stylize_baselines_take_the_boards_colours(run: EvalRun) -> None:
         assert [o.shape for o in out] == [f.shape for f in framed]
         assert all(Q.monochrome_faithful(o, pins) for o in out), name
         assert all(np.abs(o.astype(int) - f).mean() > 5 for o, f in zip(out, framed, strict=True)), name
+
+
+def test_two_runs_mark_the_same_pixels() -> None:
+    """The eval's throwaway provenance store is repeatable (fixed keys, record ids from the pixels): the same
+    output is watermarked the same way in every run, so what eval measures on it repeats."""
+    from tastemaker.eval.runner import scratch_provenance
+    from tastemaker.media import load_image, resize_max_side
+
+    img = resize_max_side(load_image(DEMO / "selfie.jpg"), 256)
+    kw: dict[str, Any] = dict(fmt="png", prompt="", profile_hash="0" * 64, engine="look", engine_version="2", seed=1)
+    marked = []
+    for _ in range(2):
+        with scratch_provenance() as prov:
+            prepared = prov.prepare(img, **kw)
+            marked.append((prepared.record.record_id, prepared.pixels))
+            prov.discard(prepared)
+    assert marked[0][0] == marked[1][0] and np.array_equal(marked[0][1], marked[1][1])
+    assert not np.array_equal(marked[0][1], img)  # it is marked

@@ -33,6 +33,7 @@ The verdicts, the report and the log's proofs are :mod:`.verdict`'s; ``VERDICT_E
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -124,8 +125,13 @@ class Provenance:
         key_pem: Path | str | None = None,
         anchor_pem: Path | str | None = None,
         secret: str | bytes | None = None,
+        repeatable: bool = False,
     ) -> None:
         root = Path(data_dir)
+        #: a throwaway store (``tastemaker eval``): record ids come from the pixels' hash, not at random, so
+        #: an output is marked the same way in every run and what is measured on it repeats. Never for a
+        #: real store: its ids would be guessable from the picture.
+        self.repeatable = repeatable
         self.dir = root / "provenance"
         self.ledger = Ledger(self.dir)
         self.keys: StoreKeys = load_store_keys(self.dir, secret)
@@ -158,10 +164,11 @@ class Provenance:
         self._db.close()
 
     # ------------------------------------------------------------------ stamping
-    def _reserve_id(self) -> int:
+    def _reserve_id(self, pixels: np.ndarray) -> int:
+        start = int.from_bytes(hashlib.sha256(pixels.tobytes()).digest()[:8], "big") if self.repeatable else 0
         with self._lock:
-            for _ in range(64):
-                rid = new_record_id()
+            for attempt in range(64):
+                rid = (start + attempt) % (1 << wm.PAYLOAD_BITS) if self.repeatable else new_record_id()
                 taken = self._db.execute("SELECT 1 FROM records WHERE record_id = ?", (rid,)).fetchone()
                 if taken is None and rid not in self._reserved:
                     self._reserved.add(rid)
@@ -187,7 +194,7 @@ class Provenance:
         Nothing is logged yet, so a prepared output that is then rejected (e.g. by the identity guard)
         leaves no trace: :meth:`discard` it. Only :meth:`commit` makes it an output. Thread-safe.
         """
-        rid = self._reserve_id()
+        rid = self._reserve_id(pixels)
         try:
             marked = wm.embed(pixels, rid, key=self.key)
             fp = fpr.compute(marked, self.keys.fingerprint_seed)
