@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from PIL import Image
@@ -28,8 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "src" / "tastemaker" / "data" / "demo"
 
 
-def save(page: object, path: Path) -> None:
-    page.screenshot(path=str(path))  # type: ignore[attr-defined]
+def save(page: Any, path: Path) -> None:
+    deadline = time.monotonic() + 60  # every image decoded (thumbnails are made on first request)
+    while not page.evaluate("[...document.images].filter(i => i.getAttribute('src') && i.offsetParent)"
+                            ".every(i => i.complete && i.naturalWidth > 0)"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{page.url}: images did not load")
+        time.sleep(0.1)
+    page.evaluate("window.scrollTo(0, 0)")  # the page as it opens, not where the last field scrolled it
+    page.screenshot(path=str(path))
     Image.open(path).convert("RGB").quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
 
