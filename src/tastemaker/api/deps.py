@@ -43,7 +43,7 @@ from ..errors import (
 )
 from ..jobs import JobRunner, VerifyPool
 from ..store import Store, StoreSession
-from ..store.records import DONE, IdempotencyRecord
+from ..store.records import DONE, ApiKey, IdempotencyRecord
 from .denials import DenialLog
 from .http_errors import error_response
 from .keys import SCOPES, display_prefix, is_well_formed, key_hash, scope_set
@@ -121,6 +121,13 @@ def presented_key(headers: Headers) -> str:
     return headers.get("x-api-key", "").strip()
 
 
+def principal_of(svc: Services, key: ApiKey) -> Principal:
+    """Who acts with ``key``: its account, that account's tier limits and the key's scopes."""
+    account = key.account
+    return Principal(account_id=account.id, account_name=account.name, tier_name=account.tier,
+                     tier=svc.settings.tier(account.tier), key_id=key.id, scopes=scope_set(key.scopes))
+
+
 def resolve_key(svc: Services, raw: str) -> Principal:
     """The principal of a presented key, or the auth error that says why there is none."""
     if not raw:
@@ -141,15 +148,7 @@ def resolve_key(svc: Services, raw: str) -> Principal:
                 f"API key {key.prefix}… was revoked on {key.revoked_at:%Y-%m-%d}; use another key",
                 account_id=key.account_id,
             )
-        account = key.account
-        principal = Principal(
-            account_id=account.id,
-            account_name=account.name,
-            tier_name=account.tier,
-            tier=svc.settings.tier(account.tier),
-            key_id=key.id,
-            scopes=scope_set(key.scopes),
-        )
+        principal = principal_of(svc, key)
         s.touch_key(key)
         s.commit()
     return principal

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from ..api.deps import Services, get_services
 from ..api.domain.common import Caller
+from ..errors import InsufficientScopeError
 from .session import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, WebUser, check_csrf, current_user
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -39,6 +40,15 @@ async def _form_user(request: Request, user: Annotated[WebUser, Depends(_user)])
 
 User = Annotated[WebUser, Depends(_user)]
 FormUser = Annotated[WebUser, Depends(_form_user)]
+
+
+def need_scope(user: WebUser, scope: str) -> None:
+    """Pages act with the session key's scopes, as the API would (403 ``insufficient_scope``)."""
+    if scope not in user.principal.scopes:
+        raise InsufficientScopeError(
+            f"the API key you signed in with may not do this: it needs the {scope!r} scope (sign in with a key "
+            f"created with `tastemaker keys create --scope {scope}`)", scopes={scope},
+        )
 
 
 def caller(request: Request, user: WebUser) -> Caller:

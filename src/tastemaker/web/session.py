@@ -19,8 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ..api.deps import Principal, Services, resolve_key
-from ..api.keys import scope_set
+from ..api.deps import Principal, Services, principal_of, resolve_key
 from ..errors import AuthError, CsrfError, SessionExpiredError
 from ..store.records import WebSession, utcnow
 
@@ -85,10 +84,7 @@ def current_user(svc: Services, token: str | None) -> WebUser:
             s.delete_web_session(session.id)
             s.commit()
             raise SessionExpiredError("the API key this session used was revoked; sign in with another key")
-        account = key.account
-    principal = Principal(account_id=account.id, account_name=account.name, tier_name=account.tier,
-                          tier=svc.settings.tier(account.tier), key_id=key.id, scopes=scope_set(key.scopes))
-    return WebUser(principal, session)
+    return WebUser(principal_of(svc, key), session)
 
 
 def sign_out(svc: Services, user: WebUser) -> None:

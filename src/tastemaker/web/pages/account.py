@@ -33,7 +33,7 @@ from ...api.keys import SCOPES
 from ...errors import CsrfError, InsufficientScopeError, RequestError, TastemakerError
 from ...taste.portable import export_document, profile_key
 from ...taste.profile import TasteProfile
-from ..deps import FormUser, ServicesDep, User, caller
+from ..deps import FormUser, ServicesDep, User, caller, need_scope
 from ..portable import IMPORT_MAX_BYTES, describe, verify_export
 from ..render import explain, page, redirect
 from ..session import SESSION_COOKIE, WebUser, sign_out
@@ -77,11 +77,7 @@ def account_page(request: Request, svc: ServicesDep, user: User) -> Response:
 def export_board(request: Request, svc: ServicesDep, user: WebUser, board_id: str) -> dict[str, Any]:
     """The board's private taste release as a signed portable export (see the module docstring)."""
     p = user.principal
-    if "styleembed" not in p.scopes:
-        raise InsufficientScopeError(
-            "the key you signed in with may not export taste profiles: that needs the styleembed scope",
-            scopes=frozenset({"styleembed"}),
-        )
+    need_scope(user, "styleembed")
     svc.limiter.hit(p.account_id, p.tier_name, p.tier, "styleembed", prior=[])
     with svc.store.session() as s:
         cached, _ = profiles.styleembed(svc, s, caller(request, user), board_id, fields={"board_id": board_id},

@@ -35,7 +35,6 @@ from ...encoders.style import lab_to_rgb8
 from ...errors import (
     BoardError,
     IdempotencyKeyReusedError,
-    InsufficientScopeError,
     NotFoundError,
     PinsFileError,
     TastemakerError,
@@ -43,7 +42,7 @@ from ...errors import (
 from ...store import StoreSession
 from ...store.records import Board, StoredPin
 from ..board_uploads import Sources, first_error, gather
-from ..deps import FormUser, ServicesDep, User, caller
+from ..deps import FormUser, ServicesDep, User, caller, need_scope
 from ..render import FLASH, explain, page, redirect
 from ..session import SESSION_COOKIE, WebUser, current_user
 from ..thumbs import thumbnail_response, thumbs
@@ -59,14 +58,6 @@ THUMB_PX = 320
 MAX_COVERS = 60
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _IDEM = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-def _need(user: WebUser, scope: str) -> None:
-    """A page acts with its session's key, so that key's scopes bind it as they bind the API."""
-    if scope not in user.principal.scopes:
-        raise InsufficientScopeError(
-            f"the API key you signed in with may not do this: it needs the scope {scope} (sign in with a key "
-            "that has it)", scopes={scope})
 
 
 def _check_sha(sha256: str) -> str:
@@ -175,7 +166,7 @@ def _list_page(request: Request, svc: Services, user: WebUser, *, status: int = 
 
 @router.get("/boards", response_class=HTMLResponse)
 def boards_list(request: Request, svc: ServicesDep, user: User) -> Response:
-    _need(user, "boards:read")
+    need_scope(user, "boards:read")
     return _list_page(request, svc, user)
 
 
@@ -189,7 +180,7 @@ def _refusal(exc: TastemakerError) -> str:
 
 @router.post("/boards", response_class=HTMLResponse)
 async def create_board(request: Request, svc: ServicesDep, user: FormUser) -> Response:
-    _need(user, "boards:write")
+    need_scope(user, "boards:write")
     form = await request.form()
     name = _text(form, "name", 200).strip()
     try:
@@ -228,7 +219,7 @@ def _board_page(request: Request, svc: Services, user: WebUser, board_id: str, *
 
 @router.get("/boards/{board_id}", response_class=HTMLResponse)
 def board_page(request: Request, board_id: str, svc: ServicesDep, user: User) -> Response:
-    _need(user, "boards:read")
+    need_scope(user, "boards:read")
     return _board_page(request, svc, user, board_id)
 
 
@@ -246,7 +237,7 @@ def pin_image(
 ) -> Response:
     """A pin's thumbnail (at most :data:`THUMB_PX` a side), only for the board's owner. The URL names the
     image by its hash, so the browser may keep it (privately) for a day without asking again."""
-    _need(user, "boards:read")
+    need_scope(user, "boards:read")
     _check_sha(sha256)
     with svc.store.session() as s:
         board = owned_board(svc, s, caller(request, user), board_id, with_pins=True)
@@ -258,7 +249,7 @@ def pin_image(
 
 @router.post("/boards/{board_id}/pins", response_class=HTMLResponse)
 async def add_pins(request: Request, board_id: str, svc: ServicesDep, user: FormUser) -> Response:
-    _need(user, "boards:write")
+    need_scope(user, "boards:write")
     form = await request.form()
     try:
         src = await run_in_threadpool(gather, svc.settings, form)
@@ -338,7 +329,7 @@ def edit_pin(
 ) -> Response:
     """Save a pin's engagement (a new board revision: the profile is rebuilt on next use); a bad value comes
     back next to the pin with 422. htmx gets the pin's card; a plain form the board page."""
-    _need(user, "boards:write")
+    need_scope(user, "boards:write")
     _check_sha(sha256)
     who = caller(request, user)
     htmx = bool(request.headers.get("hx-request"))
@@ -368,7 +359,7 @@ def edit_pin(
 def remove_pin(request: Request, board_id: str, sha256: str, svc: ServicesDep, user: FormUser) -> Response:
     """Take a pin off the board, and its image out of the store when nothing else refers to it (under the
     blob lock, as deleting a board does). The last pin stays: delete the board instead."""
-    _need(user, "boards:write")
+    need_scope(user, "boards:write")
     _check_sha(sha256)
     who = caller(request, user)
     blobs = svc.store.blobs
@@ -390,7 +381,7 @@ def remove_pin(request: Request, board_id: str, sha256: str, svc: ServicesDep, u
 
 @router.post("/boards/{board_id}/delete")
 def delete_board(request: Request, board_id: str, svc: ServicesDep, user: FormUser) -> Response:
-    _need(user, "boards:write")
+    need_scope(user, "boards:write")
     with svc.store.session() as s:
         shas = [p.pin.sha256 for p in s.board_pins(owned_board(svc, s, caller(request, user), board_id).id)]
         domain.delete_board(svc, s, caller(request, user), board_id)
@@ -431,7 +422,7 @@ def _change(event: Any) -> str:
 def taste_page(request: Request, board_id: str, svc: ServicesDep, user: User) -> Response:
     """The board's taste profile (built in the CPU pool on first view, then cached per board revision) and
     the history of what feedback changed."""
-    _need(user, "boards:read")
+    need_scope(user, "boards:read")
     who = caller(request, user)
     with svc.store.session() as s:
         board = owned_board(svc, s, who, board_id, with_pins=True)

@@ -19,12 +19,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from ...api.domain import feedback
 from ...api.schemas import FeedbackAction, FeedbackIn
-from ...errors import InsufficientScopeError, RequestError
+from ...errors import RequestError
 from ...store import StoreSession
 from ...store.records import Job
-from ..deps import FormUser, ServicesDep, User, caller
+from ..deps import FormUser, ServicesDep, User, caller, need_scope
 from ..render import page, redirect
-from ..session import WebUser
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,15 +52,6 @@ def reactions_of(s: StoreSession, jobs: Iterable[Job]) -> dict[tuple[str, int], 
             if gid in wanted and isinstance(k, int) and isinstance(action, str):
                 found[(gid, k)] = action
     return found
-
-
-def need_scope(user: WebUser, scope: str) -> None:
-    """Pages act with the session key's scopes, as the API would (403 ``insufficient_scope``)."""
-    if scope not in user.principal.scopes:
-        raise InsufficientScopeError(
-            f"the API key you signed in with may not do this: it needs the {scope!r} scope (sign in with a key "
-            f"created with `tastemaker keys create --scope {scope}`)", scopes={scope},
-        )
 
 
 def _before(value: str) -> datetime | None:
@@ -126,4 +116,4 @@ def next_image(images: Sequence[Any], k: int) -> Any:
     return next(im for im in images if im.k == k)
 
 
-__all__ = ["ACTIONS", "PAGE", "board_names", "need_scope", "reactions_of", "router"]
+__all__ = ["ACTIONS", "PAGE", "board_names", "reactions_of", "router"]

@@ -57,11 +57,10 @@ from ...errors import (
     error_class,
 )
 from ...store.records import Job
-from ..deps import ServicesDep, User, caller
+from ..deps import ServicesDep, User, caller, need_scope
 from ..portable import IMPORT_MAX_BYTES, VerifiedExport, verify_export
 from ..render import explain, page, redirect
 from ..session import CSRF_FIELD, CSRF_HEADER, WebUser, check_csrf
-from .gallery import need_scope
 
 router = APIRouter(include_in_schema=False)
 

@@ -22,11 +22,11 @@ from ...api.domain.generations import cancel
 from ...api.routes.generations import image_response, job_events
 from ...jobs.watch import STAGES
 from ...store.records import ACTIVE, Job, JobImage
-from ..deps import FormUser, ServicesDep, User, caller
+from ..deps import FormUser, ServicesDep, User, caller, need_scope
 from ..render import page, redirect
 from ..session import WebUser
 from ..thumbs import thumbnail_response
-from .gallery import ACTIONS, board_names, need_scope, reactions_of
+from .gallery import ACTIONS, board_names, reactions_of
 
 router = APIRouter(include_in_schema=False)
 
