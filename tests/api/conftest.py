@@ -10,6 +10,7 @@ import io
 import json
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
+import tastemaker.jobs.tasks as tasks
 from tastemaker.api.admin import issue_key
 from tastemaker.api.app import create_app
 from tastemaker.api.settings import ServerSettings, TierLimits
@@ -227,3 +229,33 @@ def backend_api(request: pytest.FixtureRequest, tmp_path: Path, make_api: Callab
     url: str = request.getfixturevalue("pg_database")
     _reset_pg(url)
     return make_api(database_url=url)
+
+
+def sse_events(lines: Iterator[str]) -> list[dict[str, Any]]:
+    """The server-sent events of a stream's lines, each ``{"event": name, "data": parsed JSON}``."""
+    events: list[dict[str, Any]] = []
+    event: dict[str, Any] = {}
+    for line in lines:
+        if line.startswith("event: "):
+            event["event"] = line[7:]
+        elif line.startswith("data: "):
+            event["data"] = json.loads(line[6:])
+        elif line == "" and event:
+            events.append(event)
+            event = {}
+    return events
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Every generation waits (thread executor) until the returned event is set, then fails without rendering:
+    the tests that use it cancel the job first, so its result is dropped anyway."""
+    release = threading.Event()
+
+    def wait_then_fail(*args: Any, **kw: Any) -> tasks.Outcome:
+        release.wait(20)
+        return ("error", "InternalError", "internal_error", "held by the test", None)
+
+    monkeypatch.setattr(tasks, "task_generate", wait_then_fail)
+    yield release
+    release.set()

@@ -18,7 +18,7 @@ from tastemaker.media import decode_image
 from tastemaker.store.sql.models import AuditEntry
 from tastemaker.taste.profile import build_profile
 
-from .conftest import DEMO, Api, board_parts, demo_pins, upload_board
+from .conftest import DEMO, Api, board_parts, demo_pins, sse_events, upload_board
 
 
 @pytest.fixture(scope="module")
@@ -387,18 +387,9 @@ def test_generation_json_body_with_inline_profile_and_sse(
     job = r.json()
     assert job["status"] in ("queued", "running", "succeeded") and job["board_id"] is None
     assert r.headers["location"].endswith(f"/v1/generations/{job['id']}")
-    events = []
     with shared_api.client.stream("GET", job["links"]["events"], headers=alice) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        event: dict[str, Any] = {}
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                event["event"] = line[7:]
-            elif line.startswith("data: "):
-                event["data"] = json.loads(line[6:])
-            elif line == "" and event:
-                events.append(event)
-                event = {}
+        events = sse_events(stream.iter_lines())
     assert events[-1]["event"] == "succeeded" and events[-1]["data"]["images"], events[-1]
     fractions = [e["data"]["progress"]["fraction"] for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -5,34 +5,16 @@ work — a queued job never starting, a running worker stopped alone — is test
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import tastemaker.jobs.tasks as tasks
 from tastemaker.jobs import Watch
 
-from .conftest import Api, generate, upload_board
+from .conftest import Api, generate, sse_events, upload_board
 
 SMALL_BOARD = ["meadow.jpg", "cat-nap.jpg", "night-grass.jpg"]
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """Every generation waits (thread executor) until the returned event is set, then fails without rendering:
-    the tests here cancel it, so its result is dropped anyway."""
-    release = threading.Event()
-
-    def wait_then_fail(*args: Any, **kw: Any) -> tasks.Outcome:
-        release.wait(20)
-        return ("error", "InternalError", "internal_error", "held by the test", None)
-
-    monkeypatch.setattr(tasks, "task_generate", wait_then_fail)
-    yield release
-    release.set()
 
 
 def start(api: Api, headers: dict[str, str], selfie: bytes) -> dict[str, Any]:
@@ -125,17 +107,8 @@ def test_the_event_stream_ends_with_cancelled(
 
     canceller = threading.Thread(target=cancel_once_watched)
     canceller.start()
-    events: list[dict[str, Any]] = []
     with api.client.stream("GET", job["links"]["events"], headers=alice) as stream:
-        event: dict[str, Any] = {}
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                event["event"] = line[7:]
-            elif line.startswith("data: "):
-                event["data"] = json.loads(line[6:])
-            elif line == "" and event:
-                events.append(event)
-                event = {}
+        events = sse_events(stream.iter_lines())
     canceller.join(30)
     assert [a.status_code for a in answers] == [200]
     assert events[0]["event"] == "progress" and events[-1]["event"] == "cancelled", events

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from tastemaker.api.admin import issue_key
 from tastemaker.web.mount import create_site
 
-from ..api.conftest import make_settings
+from ..api.conftest import held, make_settings  # noqa: F401  (held: a fixture the web tests share)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".ci" / "artifacts" / "web"
 CHROMIUM = Path("/usr/bin/chromium")

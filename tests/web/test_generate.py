@@ -10,7 +10,6 @@ import re
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from html import unescape
 from typing import Any, get_args
 
@@ -356,20 +355,6 @@ def test_another_accounts_generation_is_404(site: Site) -> None:
 
 
 # ------------------------------------------------------------------------------------------ cancel
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """Every generation waits (thread executor) until released, then fails: these tests cancel it first."""
-    release = threading.Event()
-
-    def wait_then_fail(*args: Any, **kw: Any) -> tasks.Outcome:
-        release.wait(20)
-        return ("error", "InternalError", "internal_error", "held by the test", None)
-
-    monkeypatch.setattr(tasks, "task_generate", wait_then_fail)
-    yield release
-    release.set()
 
 
 def test_cancel_a_running_generation(site: Site, held: threading.Event) -> None:
