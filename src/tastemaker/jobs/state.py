@@ -62,12 +62,14 @@ class JobStates:
                 return False
             if not s.move_job(job, RUNNING, started_at=utcnow(), progress=progress_doc("starting", 0, 1)):
                 return False
+            s.notify_job(job_id)
             s.commit()
         return True
 
     def progress(self, job_id: str, doc: dict[str, Any]) -> None:
         with self.store.session() as s:
             s.set_progress(job_id, doc)
+            s.notify_job(job_id)
             s.commit()
 
     def succeed(self, job_id: str, images: list[GeneratedBlob]) -> None:
@@ -85,6 +87,7 @@ class JobStates:
             if not s.move_job(job, SUCCEEDED, finished_at=utcnow(), progress=progress_doc("done", 1, 1)):
                 s.rollback()
                 return
+            s.drop_job_input(job.id)
             self.audit.append(
                 s,
                 GENERATION_FINISHED,
@@ -93,14 +96,41 @@ class JobStates:
                 outcome=SUCCEEDED,
                 detail={"outputs_sha256": shas},
             )
+            s.notify_job(job.id)
             s.commit()
 
-    def fail(self, job_id: str, code: str, message: str) -> None:
-        """Fail a job that is still queued or running (a no-op once it has finished)."""
+    def fail(self, job_id: str, code: str, message: str, *, held_by: str | None = None) -> None:
+        """Fail a job that is still queued or running (a no-op once it has finished; with ``held_by``, also a
+        no-op unless that queue worker still holds the job's lease)."""
         with self.store.session() as s:
             job = s.load_job(job_id)
-            if job is not None and job.status in ACTIVE and self._finish_failed(s, job, code, message):
+            if job is not None and job.status in ACTIVE and self._finish_failed(s, job, code, message,
+                                                                                held_by=held_by):
                 s.commit()
+
+    def succeed_staged(self, job_id: str, staged: list[dict[str, Any]], *, held_by: str) -> bool:
+        """Queue mode: record the staged outputs (blobs stored, provenance logged) and move running -> succeeded,
+        only while ``held_by`` holds the lease; False (nothing changed) otherwise."""
+        with self.store.session() as s:
+            job = s.load_job(job_id)
+            if job is None or job.status != RUNNING or job.lease_owner != held_by:
+                return False
+            for st in staged:
+                s.add_job_image(job.id, JobImage(k=st["k"], sha256=st["sha256"], media_type=st["media_type"],
+                                                 width=st["width"], height=st["height"], byte_size=st["byte_size"],
+                                                 record=st["record"]))
+            if not s.move_job(job, SUCCEEDED, held_by=held_by, finished_at=utcnow(), staged=None,
+                              progress=progress_doc("done", 1, 1)):
+                s.rollback()
+                return False
+            s.drop_job_input(job.id)
+            self.audit.append(
+                s, GENERATION_FINISHED, account_id=job.account_id, objects={"generation": job.id}, outcome=SUCCEEDED,
+                detail={"outputs_sha256": [st["sha256"] for st in staged]},
+            )
+            s.notify_job(job.id)
+            s.commit()
+        return True
 
     def cancel(self, job_id: str, *, request_id: str | None = None) -> tuple[Job, str]:
         """Move a queued or running job to ``cancelled``: status, quota refund and audit entry in one transaction.
@@ -124,6 +154,7 @@ class JobStates:
                 if s.move_job(job, CANCELLED, error_code=CANCELLED, error_message=CANCELLED_MESSAGE,
                               finished_at=utcnow()):
                     break
+            s.drop_job_input(job.id)
             s.release_images(job.account_id, job.usage_period, job.n_images)
             self.audit.append(
                 s,
@@ -134,17 +165,20 @@ class JobStates:
                 outcome=CANCELLED,
                 detail={"from": was},
             )
+            s.notify_job(job.id)
             s.commit()
         return job, was
 
-    def _finish_failed(self, s: StoreSession, job: Job, code: str, message: str) -> bool:
+    def _finish_failed(self, s: StoreSession, job: Job, code: str, message: str, *, held_by: str | None = None) -> bool:
         """Fail a job inside the caller's transaction: status, quota refund and audit entry together.
 
         A failure worth retrying (:data:`RETRYABLE`) also releases the job's ``Idempotency-Key``: a retry with
         the same key runs again instead of replaying the failure for as long as the key is remembered.
         """
-        if not s.move_job(job, FAILED, error_code=code, error_message=message, finished_at=utcnow()):
+        if not s.move_job(job, FAILED, held_by=held_by, error_code=code, error_message=message, finished_at=utcnow()):
             return False
+        s.drop_job_input(job.id)
+        s.notify_job(job.id)
         s.release_images(job.account_id, job.usage_period, job.n_images)
         if code in RETRYABLE:
             s.release_idempotency_for(job.account_id, job.id)

@@ -220,6 +220,27 @@ class GeneratedBlob:
     width: int
     height: int
     record: dict[str, Any]
+    #: rendered with ``log=False`` (queue workers): the provenance record (canonical JSON) and its global
+    #: fingerprint descriptor, to be logged by the caller; None once logged by the pipeline itself
+    pending: dict[str, Any] | None = None
+
+
+def task_limit_threads(threads: int, engine: str | None = None) -> bool:
+    """Hold this worker process's native thread pools (OpenCV, BLAS/OpenMP, faiss) to ``threads`` each, then warm
+    up as :func:`task_warm` does. A queue worker started with ``--threads 1`` stays on about one core."""
+    if threads > 0:
+        import cv2
+        from threadpoolctl import threadpool_limits
+
+        cv2.setNumThreads(threads)
+        threadpool_limits(threads)
+        try:
+            import faiss
+
+            faiss.omp_set_num_threads(threads)
+        except (ImportError, AttributeError):  # pragma: no cover - faiss is a core dependency
+            pass
+    return task_warm(engine)
 
 
 _PIPELINES: dict[tuple[int, str, float, str | None, str | None], Any] = {}
@@ -258,11 +279,13 @@ def task_generate(
     pins: list[Any] | None = None,
     provenance_secret: str | None = None,
     blobs: Any = None,
+    log: bool = True,
 ) -> Outcome:
     """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue.
 
     ``pins`` are the stored board's pins the engine may draw from; their bytes are read here, in the worker,
-    from ``blobs`` (a :class:`~tastemaker.store.BlobStore`), and live only for this job.
+    from ``blobs`` (a :class:`~tastemaker.store.BlobStore`), and live only for this job. ``log=False`` (queue
+    workers) leaves each image's provenance record unlogged, in :attr:`GeneratedBlob.pending`.
     """
 
     def report(stage: str, done: int, total: int) -> None:
@@ -293,14 +316,20 @@ def task_generate(
             assets = assets_from_bytes("the stored board", stored, profile,
                                        AssetLimits(max_pixels=max_pixels, max_bytes=max_bytes))
         result = _pipeline(engine, identity_threshold, data_dir, provenance_secret)(
-            req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report
+            req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report, log=log
         )
         # the images come back watermarked, C2PA-signed and logged (pipeline provenance); never re-encode them
         media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[req.format]
         out = []
-        for im in result.images:
+        pending: list[dict[str, Any] | None] = [
+            {"record": p.record.canonical_json().decode(), "glob": p.glob.astype("int8").tolist()}
+            for p in result.unlogged
+        ]
+        pending = pending or [None] * len(result.images)
+        for im, unlogged in zip(result.images, pending, strict=True):
             h, w = im.pixels.shape[:2]
-            out.append(GeneratedBlob(data=im.data, media_type=media_type, width=w, height=h, record=im.record()))
+            out.append(GeneratedBlob(data=im.data, media_type=media_type, width=w, height=h, record=im.record(),
+                                     pending=unlogged))
         return out
 
     return guard(run)

@@ -222,6 +222,7 @@ class Pipeline:
         account: str = "local",
         include_prompt: bool = False,
         progress: Progress | None = None,
+        log: bool = True,
     ) -> GenerationResult:
         """Make ``request.n`` images of the person in the board's (or profile's) aesthetic.
 
@@ -231,6 +232,11 @@ class Pipeline:
         the modes' medoid pins, for medium transfer and scenes; the diffusion engine embeds pins with CLIP).
         With a profile alone there are no pins, unless the caller passes ``assets`` it loaded (the server
         does, from its stored board); an engine that needed them falls back and says so in each image's record.
+
+        ``log=False`` stops short of the provenance log: every output is marked and signed, but its record is
+        left in ``result.unlogged`` for the caller to log (a queue worker stages the outputs first, so a worker
+        that takes the job over after a crash logs the same records, never new ones). Nothing unlogged may be
+        released.
         """
         if (board is None) == (profile is None):
             raise RequestError("give exactly one of a board or a taste profile")
@@ -256,8 +262,12 @@ class Pipeline:
         plans = self._plan(run)
         guard = IdentityGuard.for_subject(self.encoder, subject, self.identity_threshold, workers=self.guard_workers)
         batch = self._render(run, plans)
-        stamped = self._guard_and_stamp(run, batch, guard, account=account, include_prompt=include_prompt)
-        return self._result(run, subject, batch, stamped, guard.threshold, board)
+        stamped = self._guard_and_stamp(run, batch, guard, account=account, include_prompt=include_prompt, log=log)
+        result = self._result(run, subject, batch, stamped, guard.threshold, board)
+        if not log:
+            result.unlogged = [p for p in batch.prepared if p is not None]
+            batch.discard(self.provenance)  # their ids are the caller's now (reserved only in this process)
+        return result
 
     # ------------------------------------------------------------------------------------------ steps
     def _subject(
@@ -314,7 +324,7 @@ class Pipeline:
             batch.rendered[k] = r
 
     def _guard_and_stamp(
-        self, run: _Run, batch: _Batch, guard: IdentityGuard, *, account: str, include_prompt: bool
+        self, run: _Run, batch: _Batch, guard: IdentityGuard, *, account: str, include_prompt: bool, log: bool = True
     ) -> list[Stamped]:
         """Guard every output (re-rendering those that drift), then stamp them all; on any failure, nothing
         prepared is kept and nothing more is logged.
@@ -339,7 +349,7 @@ class Pipeline:
             self._hold_faces(run, batch, guard, prov)
             self._refuse_drift(batch, guard.threshold)
             run.report("render", len(batch.rendered), len(batch.rendered))
-            return self._stamp(run, batch, prov, meta)
+            return self._stamp(run, batch, prov, meta, log=log)
         except BaseException:
             batch.discard(prov)
             raise
@@ -368,14 +378,20 @@ class Pipeline:
             if not found:
                 r.info["face_detectable"] = False  # near enough, but a detector does not find it unaided
 
-    def _stamp(self, run: _Run, batch: _Batch, prov: Provenance, meta: dict[str, Any]) -> list[Stamped]:
-        """Prepare what the guard's re-renders left unprepared, then log every output (the point of no return)."""
+    def _stamp(
+        self, run: _Run, batch: _Batch, prov: Provenance, meta: dict[str, Any], *, log: bool = True
+    ) -> list[Stamped]:
+        """Prepare what the guard's re-renders left unprepared, then log every output (the point of no return;
+        with ``log=False`` the caller logs them, see :meth:`__call__`)."""
         n = len(batch.rendered)
         with run.timed("provenance"):
             missing = [k for k, pr in enumerate(batch.prepared) if pr is None]
             fresh = prepare_many(prov, [batch.rendered[k].pixels for k in missing], **meta)
             for k, new in zip(missing, fresh, strict=True):
                 batch.prepared[k] = new
+            if not log:
+                return [Stamped(data=pr.data, pixels=pr.pixels, record=pr.record, log_index=-1)
+                        for pr in batch.prepared if pr is not None]
             run.report("provenance", 0, n)
             stamped = [prov.commit(pr) for pr in batch.prepared if pr is not None]
             run.report("provenance", len(stamped), n)

@@ -90,6 +90,9 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: where the pins the engine drew from came from ("board 'name'"), or None for a profile-only run
     assets_source: str | None = None
+    #: with ``Pipeline(...)(log=False)``: each image's provenance, prepared but not yet in the log (the caller
+    #: logs it with :meth:`~tastemaker.provenance.Provenance.commit_once`); the images' ``log_index`` is -1
+    unlogged: list[Any] = field(default_factory=list)
 
     def notes(self) -> list[str]:
         """What a person should know about how the images were made: fallbacks and reduced sizes, once each."""

@@ -230,6 +230,21 @@ class Provenance:
             self._release(record.record_id)
         return Stamped(data=prepared.data, pixels=prepared.pixels, record=record, log_index=entry.index)
 
+    def commit_once(self, record: ProvenanceRecord, glob: np.ndarray) -> int:
+        """Log a prepared output's record unless it is in the log already; its log index either way.
+
+        For work that may run twice (a queue worker taking over a job whose first worker died after logging
+        some of its outputs): the record was staged with its id, so logging it again finds it and appends
+        nothing. A different record under the same id is refused (:class:`LedgerError`).
+        """
+        found = self.lookup(record.record_id)
+        if found is None:
+            return self.commit(Prepared(data=b"", pixels=np.zeros((0, 0, 3), np.uint8), record=record,
+                                        glob=glob)).log_index
+        if found[0].canonical_json() != record.canonical_json():
+            raise LedgerError(f"record {record.id_hex} is in the log with other content; not logged again")
+        return found[1]
+
     def discard(self, prepared: Prepared) -> None:
         """Drop a prepared output that will not be released (its id goes back to the pool)."""
         self._release(prepared.record.record_id)

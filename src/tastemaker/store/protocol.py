@@ -183,10 +183,39 @@ class StoreSession(Protocol):
         """Every queued or running job, oldest first."""
 
     def count_active_jobs(self, account_id: str) -> int: ...
-    def move_job(self, job: Job, to: str, **fields: Any) -> bool:
+    def move_job(self, job: Job, to: str, *, held_by: str | None = None, **fields: Any) -> bool:
         """Move a job along the state machine, atomically, setting ``fields`` too: only if it is still in the
-        state ``job`` says. True: moved (``job`` updated). False: another actor moved it first (``job`` now
-        shows where it is). An illegal move raises :class:`~tastemaker.errors.StoreError`."""
+        state ``job`` says (and, with ``held_by``, still leased to that worker). True: moved (``job`` updated).
+        False: another actor moved it first (``job`` now shows where it is). An illegal move raises
+        :class:`~tastemaker.errors.StoreError`."""
+
+    def lease_job(self, job: Job, owner: str, *, now: datetime, until: datetime) -> bool:
+        """Queue mode: take a queued job (it starts running), or a running one whose lease ran out by ``now``,
+        for worker ``owner`` until ``until`` — a compare-and-set that counts an attempt and updates ``job``."""
+
+    def renew_lease(self, job_id: str, owner: str, until: datetime) -> bool:
+        """Extend the lease ``owner`` holds on its running job; False once it ended or was taken over."""
+
+    def stage_outputs(self, job_id: str, owner: str, staged: list[Any]) -> bool:
+        """Keep the outputs whose provenance is being logged (while ``owner`` holds the job)."""
+
+    def unattended_jobs(self, *, queued_before: datetime, lease_ended_by: datetime) -> list[str]:
+        """Queue mode: jobs queued since before ``queued_before``, and running jobs whose worker's lease ended by
+        ``lease_ended_by`` — the ones to hand to the queue again if no task for them is waiting."""
+
+    def count_all_active_jobs(self) -> int:
+        """Queued and running jobs of every account."""
+
+    def notify_job(self, job_id: str) -> None:
+        """Announce, when this transaction commits, that the job changed (to other processes that watch it; a
+        backend that serves one process does nothing)."""
+
+    def put_job_input(self, job_id: str, sealed: bytes) -> None:
+        """Keep a queued job's sealed input (queue mode) until :meth:`drop_job_input`."""
+
+    def job_input(self, job_id: str) -> bytes | None: ...
+    def drop_job_input(self, job_id: str) -> None:
+        """Forget a job's input (when it ends)."""
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         """Record a running job's progress (ignored once the job has left ``running``)."""

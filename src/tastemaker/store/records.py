@@ -184,6 +184,12 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     images: list[JobImage] = field(default_factory=list)
+    #: queue mode only (see :mod:`tastemaker.jobs.queue`): the worker running the job and until when its lease
+    #: holds, how many workers have taken it, and the outputs whose provenance records are being logged
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    staged: list[Any] | None = None
 
 
 # ----------------------------------------------------------------------------------------- usage

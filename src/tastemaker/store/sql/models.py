@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -200,8 +201,25 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: queue mode (see :mod:`tastemaker.jobs.queue`): the worker holding the job while it runs, until when (its
+    #: heartbeat renews it), how many workers have taken it, and the outputs whose provenance is being logged
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    staged: Mapped[list[Any] | None] = mapped_column(JSON)
 
     images: Mapped[list[JobImage]] = relationship(back_populates="job", order_by="JobImage.k", passive_deletes=True)
+
+
+class JobInput(Base):
+    """What a queued job needs that no other row keeps (the selfie among it), sealed (encrypted and
+    authenticated, :mod:`tastemaker.jobs.sealed`); only in queue mode, and only until the job ends."""
+
+    __tablename__ = "job_inputs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobImage(Base):

@@ -31,6 +31,8 @@ R = TypeVar("R")
 S = TypeVar("S")
 #: The audit head's single row (created by the first migration).
 HEAD_ID = 1
+#: The PostgreSQL ``NOTIFY`` channel on which job changes are announced (see :meth:`SqlSession.notify_job`).
+JOB_CHANNEL = "tastemaker_jobs"
 
 
 def _record(cls: type[R], row: Any, **given: Any) -> R:
@@ -462,12 +464,16 @@ class SqlSession:
         q = select(func.count()).select_from(m.Job).where(m.Job.account_id == account_id, m.Job.status.in_(r.ACTIVE))
         return int(self.orm.scalar(q) or 0)
 
-    def move_job(self, job: r.Job, to: str, **values: Any) -> bool:
-        """The UPDATE only matches the state we came from: a compare-and-set."""
+    def move_job(self, job: r.Job, to: str, *, held_by: str | None = None, **values: Any) -> bool:
+        """The UPDATE only matches the state we came from (and, with ``held_by``, that worker's lease): a
+        compare-and-set."""
         frm = job.status
         if to not in r.TRANSITIONS[frm]:
             raise StoreError(f"job {job.id}: illegal transition {frm} -> {to}")
-        res = self.orm.execute(update(m.Job).where(m.Job.id == job.id, m.Job.status == frm).values(status=to, **values))
+        cond = [m.Job.id == job.id, m.Job.status == frm]
+        if held_by is not None:
+            cond.append(m.Job.lease_owner == held_by)
+        res = self.orm.execute(update(m.Job).where(*cond).values(status=to, **values))
         if not _rows(res):
             now = self.orm.scalar(select(m.Job.status).where(m.Job.id == job.id))
             job.status = now if now is not None else job.status
@@ -479,6 +485,75 @@ class SqlSession:
 
     def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         self.orm.execute(update(m.Job).where(m.Job.id == job_id, m.Job.status == r.RUNNING).values(progress=progress))
+
+    def lease_job(self, job: r.Job, owner: str, *, now: datetime, until: datetime) -> bool:
+        """Take ``job`` for ``owner`` until ``until``: a queued job starts running; a running one is taken over
+        only if the lease ``job`` shows has run out by ``now`` and nobody took it meanwhile (compare-and-set).
+        Counts an attempt. ``job`` is updated when taken."""
+        values: dict[str, Any] = {"lease_owner": owner, "lease_expires_at": until, "attempts": m.Job.attempts + 1}
+        if job.status == r.QUEUED:
+            cond = [m.Job.status == r.QUEUED]
+            values.update(status=r.RUNNING, started_at=now,
+                          progress={"stage": "starting", "done": 0, "total": 1, "fraction": 0.0})
+        elif job.status == r.RUNNING and (job.lease_expires_at is None or job.lease_expires_at <= now):
+            held = m.Job.lease_owner.is_(None) if job.lease_owner is None else m.Job.lease_owner == job.lease_owner
+            cond = [m.Job.status == r.RUNNING, held,
+                    or_(m.Job.lease_expires_at.is_(None), m.Job.lease_expires_at <= now)]
+        else:
+            return False
+        if not _rows(self.orm.execute(update(m.Job).where(m.Job.id == job.id, *cond).values(**values))):
+            return False
+        row = self.orm.scalars(select(m.Job).where(m.Job.id == job.id).execution_options(populate_existing=True))
+        fresh = _job(row.one(), with_images=False)
+        for f in fields(fresh):
+            if f.name != "images":
+                setattr(job, f.name, getattr(fresh, f.name))
+        return True
+
+    def renew_lease(self, job_id: str, owner: str, until: datetime) -> bool:
+        """Extend ``owner``'s lease on its running job; False when the job has ended or another worker holds it."""
+        res = self.orm.execute(
+            update(m.Job).where(m.Job.id == job_id, m.Job.status == r.RUNNING, m.Job.lease_owner == owner)
+            .values(lease_expires_at=until)
+        )
+        return bool(_rows(res))
+
+    def stage_outputs(self, job_id: str, owner: str, staged: list[Any]) -> bool:
+        """Record the outputs whose provenance is about to be logged, while ``owner`` still holds the job."""
+        res = self.orm.execute(
+            update(m.Job).where(m.Job.id == job_id, m.Job.status == r.RUNNING, m.Job.lease_owner == owner)
+            .values(staged=staged)
+        )
+        return bool(_rows(res))
+
+    def unattended_jobs(self, *, queued_before: datetime, lease_ended_by: datetime) -> list[str]:
+        """Ids of jobs queued since before ``queued_before`` and of running jobs whose lease ended by
+        ``lease_ended_by``, oldest first."""
+        q = (select(m.Job.id).where(or_(
+            (m.Job.status == r.QUEUED) & (m.Job.created_at < queued_before),
+            (m.Job.status == r.RUNNING) & (m.Job.lease_expires_at.is_not(None))
+            & (m.Job.lease_expires_at <= lease_ended_by),
+        )).order_by(m.Job.created_at))
+        return list(self.orm.scalars(q))
+
+    def count_all_active_jobs(self) -> int:
+        """Queued and running jobs of every account."""
+        return int(self.orm.scalar(select(func.count()).select_from(m.Job).where(m.Job.status.in_(r.ACTIVE))) or 0)
+
+    def notify_job(self, job_id: str) -> None:
+        """PostgreSQL: tell every listener (API processes serving its events) that the job changed, when this
+        transaction commits (``NOTIFY``). SQLite serves one process: nothing to do."""
+        if self.orm.get_bind().dialect.name == "postgresql":
+            self.orm.execute(select(func.pg_notify(JOB_CHANNEL, job_id)))
+
+    def put_job_input(self, job_id: str, sealed: bytes) -> None:
+        self.orm.add(m.JobInput(job_id=job_id, sealed=sealed, created_at=r.utcnow()))
+
+    def job_input(self, job_id: str) -> bytes | None:
+        return self.orm.scalar(select(m.JobInput.sealed).where(m.JobInput.job_id == job_id))
+
+    def drop_job_input(self, job_id: str) -> None:
+        self.orm.execute(delete(m.JobInput).where(m.JobInput.job_id == job_id))
 
     def add_job_image(self, job_id: str, image: r.JobImage) -> None:
         self.orm.add(m.JobImage(job_id=job_id, **{f.name: getattr(image, f.name) for f in fields(image)}))
