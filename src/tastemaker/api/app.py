@@ -41,6 +41,7 @@ from ..errors import (
 )
 from ..forget import mark_server_store
 from ..jobs import JobRunner, VerifyPool
+from ..jobs.queue import QueueRunner
 from ..media import make_private_dirs
 from ..store import open_store
 from .denials import DenialLog
@@ -190,11 +191,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def build_services(settings: ServerSettings) -> Services:
     store = open_store(settings.db_url, settings.blob_dir)
     audit = AuditLog(settings.secret_key.get_secret_value())
-    runner = JobRunner(
-        store,
-        audit,
-        workers=settings.job_workers,
-        queue_size=settings.job_queue_size,
+    common: dict[str, Any] = dict(
         executor=settings.job_executor,
         engine=settings.engine,
         identity_threshold=settings.identity_threshold,
@@ -204,6 +201,14 @@ def build_services(settings: ServerSettings) -> Services:
         job_timeout_s=settings.job_timeout_seconds,
         provenance_secret=settings.provenance_secret,
     )
+    runner: JobRunner
+    if settings.queue_url is not None:  # queue mode: `tastemaker worker` processes render (docs/deploy.md)
+        settings.check_queue()
+        runner = QueueRunner(store, audit, queue_url=settings.queue_url, database_url=settings.db_url,
+                             secret=settings.secret_key.get_secret_value(), capacity=settings.queue_capacity,
+                             **common)
+    else:
+        runner = JobRunner(store, audit, workers=settings.job_workers, queue_size=settings.job_queue_size, **common)
     return Services(
         settings=settings,
         store=store,

@@ -64,6 +64,17 @@ class ServerSettings(Settings):
     job_executor: Literal["process", "thread"] = "process"
     # A generation still running after this is stopped and failed (code job_timeout; quota given back).
     job_timeout_seconds: float = Field(600.0, gt=0)
+    # Queue mode (docs/deploy.md): with a PostgreSQL URL here, generations go through Procrastinate to
+    # `tastemaker worker` processes instead of this process's pool; several API processes may then serve
+    # (`tastemaker serve --workers N`). It needs TASTEMAKER_DATABASE_URL on PostgreSQL too.
+    queue_url: str | None = Field(None, description="PostgreSQL URL of the job queue (Procrastinate); unset: embedded")
+    queue_capacity: int = Field(100, ge=1, le=1_000_000, description="queued + running jobs of all accounts")
+    queue_lease_seconds: float = Field(30.0, ge=1, le=3600, description="a worker's hold on a job, renewed by it")
+    queue_heartbeat_seconds: float = Field(10.0, gt=0, le=600, description="worker heartbeat (Procrastinate)")
+    queue_stalled_seconds: float = Field(30.0, gt=0, le=3600, description="no heartbeat this long: jobs retried")
+    queue_sweep_seconds: float = Field(10.0, gt=0, le=600, description="how often workers look for lost jobs")
+    queue_requeue_after_seconds: float = Field(30.0, gt=0, le=86_400, description="queued this long: queued again")
+    queue_max_attempts: int = Field(3, ge=1, le=20, description="workers that may take one job before it fails")
     # Provenance checks (POST /v1/verify) run in a pool of their own, so a flood of them never delays anything
     # else: workers (lowest CPU priority), queued checks beyond them, checks in flight per account; JPEGs are
     # decoded reduced to about verify_decode_side px, and what is decoded is capped at verify_max_pixels.
@@ -104,6 +115,21 @@ class ServerSettings(Settings):
         never a public one)."""
         secret = self.secret_key.get_secret_value()
         return None if secret == DEV_SECRET else secret
+
+    def check_queue(self) -> None:
+        """Queue mode needs PostgreSQL for the queue and for the database (workers elsewhere share both)."""
+        if self.queue_url is None:
+            return
+        if not self.queue_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ConfigurationError(
+                "TASTEMAKER_QUEUE_URL must be a PostgreSQL URL (postgresql://user:password@host/db): the job queue "
+                "is Procrastinate, on PostgreSQL"
+            )
+        if not self.db_url.startswith("postgresql"):
+            raise ConfigurationError(
+                "TASTEMAKER_QUEUE_URL is set but the database is SQLite: queue workers and several API processes "
+                "share the database, so set TASTEMAKER_DATABASE_URL to a PostgreSQL URL too"
+            )
 
     def check_secrets(self) -> None:
         """Refuse the built-in or a short secret outside dev mode (fail closed, before serving)."""

@@ -1,4 +1,5 @@
-"""Service commands: ``serve``, ``ui``, ``keys create|list|revoke``, ``audit verify|checkpoint``, ``db upgrade``.
+"""Service commands: ``serve`` (one process, or ``--workers N`` in queue mode), ``ui``, ``keys create|list|revoke``,
+``audit verify|checkpoint``, ``db upgrade``.
 
 The HTTP service needs the ``[server]`` extra (FastAPI, uvicorn, SQLAlchemy, Alembic, limits), which a core
 install lacks. So this module imports only what the core has; each command first checks the extra
@@ -75,6 +76,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port (1-65535).")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="API processes sharing the port (uvicorn's process model); more than "
+                     "one needs queue mode (TASTEMAKER_QUEUE_URL) and Redis rate limits."),
+    ] = 1,
 ) -> None:
     """Run the web app at / and the HTTP API under /v1 (docs at /docs). Refuses the built-in secret unless
     TASTEMAKER_DEV_MODE=1."""
@@ -82,19 +88,50 @@ def serve(
     import uvicorn  # the [server] extra, as the service modules below: see the module's docstring
 
     from ..api.server import uvicorn_options
-    from ..web.mount import create_site
 
     settings = load_server_settings()
     settings.check_secrets()
+    settings.check_queue()
+    if workers > 1:
+        _check_many(settings)
+    jobs = ("queue workers (TASTEMAKER_QUEUE_URL)" if settings.queue_url
+            else f"{settings.job_workers} job worker(s) in-process")
     err_console.print(
         f"Tastemaker on http://{host}:{port}/ (the app at /, the API under /v1, docs: /docs) · data "
-        f"{settings.data_dir} · database {settings.db_url.split('://')[0]} · {settings.job_workers} job worker(s)"
+        f"{settings.data_dir} · database {settings.db_url.split('://')[0]} · {jobs} · {workers} API process(es)"
         + (" · [yellow]dev mode[/]" if settings.dev_mode else ""),
         highlight=False,
     )
-    # One process per database (the job runner's restart recovery assumes it), and deadlines for reading
-    # each request's headers and body (see tastemaker.api.server).
-    uvicorn.run(create_site(settings), host=host, port=port, **uvicorn_options(settings, log_level))
+    options = uvicorn_options(settings, log_level)
+    if workers == 1:
+        # Embedded: one process per database (the job runner's restart recovery assumes it), and deadlines for
+        # reading each request's headers and body (see tastemaker.api.server).
+        from ..web.mount import create_site
+
+        uvicorn.run(create_site(settings), host=host, port=port, **options)
+        return
+    # Several processes: migrate once here, then uvicorn starts each from import strings (tastemaker.cli.asgi)
+    _open(settings).dispose()
+    from ..jobs.queue import ensure_schema
+
+    assert settings.queue_url is not None
+    ensure_schema(settings.queue_url)
+    options.update(workers=workers, http="tastemaker.cli.asgi:DeadlineProtocol")
+    uvicorn.run("tastemaker.cli.asgi:create", factory=True, host=host, port=port, **options)
+
+
+def _check_many(settings: ServerSettings) -> None:
+    """Several API processes share jobs, rate limits and events only through the queue, the database and Redis."""
+    if settings.queue_url is None:
+        raise ConfigurationError(
+            "--workers above 1 needs queue mode: set TASTEMAKER_QUEUE_URL and TASTEMAKER_DATABASE_URL (PostgreSQL) "
+            "and run `tastemaker worker` processes (the in-process job pool belongs to one process)"
+        )
+    if not settings.ratelimit_storage_url.startswith(("redis://", "rediss://", "redis+")):
+        raise ConfigurationError(
+            "--workers above 1 needs shared rate limits: set TASTEMAKER_RATELIMIT_STORAGE_URL to redis://host:port "
+            "(memory:// would give each process its own buckets)"
+        )
 
 
 # ------------------------------------------------------------------------------------------ ui

@@ -67,6 +67,9 @@ class JobPayload:
 class JobRunner:
     """Admits, runs, persists and reports generation jobs for one server process."""
 
+    #: how often an event stream re-reads its job when nothing woke it (every change here wakes it)
+    poll_s = 10.0
+
     def __init__(
         self,
         store: Store,
@@ -225,6 +228,10 @@ class JobRunner:
         if not self._accepting:
             raise QueueFullError("the server is shutting down and takes no new generations", retry_after_s=5)
         return self.admission.reserve(self.retry_after)
+
+    def stage(self, s: Any, job: Job, payload: JobPayload) -> None:
+        """Keep what ``payload`` holds with the job, in the transaction ``s`` that creates it. Here nothing: the
+        job runs in this process, from memory (a queue runner seals it into the database)."""
 
     def submit(self, slot: Slot, payload: JobPayload) -> None:
         self.admission.job_added(payload.account_id)

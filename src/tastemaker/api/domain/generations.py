@@ -200,6 +200,18 @@ def _finish(
                 detail={"selfie_sha256": adm.selfie_sha, "profile_sha256": adm.profile_hash, "n": adm.gen_request.n},
             )
             idem.complete(s, status=202, body=None, resource_id=job.id)
+            payload = JobPayload(
+                job_id=job.id,
+                account_id=caller.account_id,
+                request=adm.gen_request.model_dump(mode="json"),
+                selfie=selfie,
+                selfie_name=body.selfie_name,
+                face=face,
+                identity=identity,
+                profile_json=adm.profile_json,
+                pins=adm.pins,
+            )
+            runner.stage(s, job, payload)  # queue mode: the job's input commits with the job
             s.commit()
         except StoreConflictError as exc:  # the account or board went away during the face check
             s.rollback()
@@ -209,20 +221,7 @@ def _finish(
             s.rollback()
             slot.release()
             raise
-    runner.submit(
-        slot,
-        JobPayload(
-            job_id=job.id,
-            account_id=caller.account_id,
-            request=adm.gen_request.model_dump(mode="json"),
-            selfie=selfie,
-            selfie_name=body.selfie_name,
-            face=face,
-            identity=identity,
-            profile_json=adm.profile_json,
-            pins=adm.pins,
-        ),
-    )
+    runner.submit(slot, payload)
     return job.id
 
 

@@ -207,7 +207,7 @@ async def job_events(
                 last = state
             if terminal:
                 return
-            await w.wait(10.0)
+            await w.wait(svc.runner.poll_s)
 
 
 def _owned_job_id(request: Request, svc: ServicesDep, principal: GenerateAccount, generation_id: JobId) -> str:
