@@ -36,6 +36,11 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     │   ├── ProvenanceInputError                  invalid_provenance_input (bad payload, image, format)
     │   │   └── WatermarkTooSmallError            image_too_small_to_mark
     │   ├── ServerStoreError                      server_store        (``forget`` pointed at a server's store)
+    │   ├── CatalogueError                        catalogue_invalid   (a catalogue or index input; file and line)
+    │   ├── SearchIndexError                      search_index_invalid (a search index missing, damaged or mixed)
+    │   ├── SearchQueryError                      search_query_invalid (no query, or two kinds at once)
+    │   ├── ConsentRulesError                     consent_rules_invalid (a consent rules file; file and line)
+    │   ├── EmptyDatasetError                     dataset_empty       (a curation that would export nothing)
     │   ├── ConsentRequiredError                  consent_required
     │   ├── FilePartExpectedError                 file_part_expected  (a text part where a file goes)
     │   ├── RequestTooLargeError                  request_too_large
@@ -408,6 +413,46 @@ class ServiceError(TastemakerError):
         self.headers: dict[str, str] = dict(headers or {})
 
 
+class CatalogueError(InputError):
+    """A catalogue (``products.csv``) or an index input that cannot be used: names the file and line."""
+
+    code = "catalogue_invalid"
+
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        where = f"{path}, line {line}" if line else f"{path}"
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line = str(path), line
+
+
+class SearchIndexError(InputError):
+    """A search index that is missing, damaged, or was made with another descriptor or engine."""
+
+    code = "search_index_invalid"
+
+
+class SearchQueryError(RequestError):
+    """A search without a query (no image, text or board), or with two kinds of query at once."""
+
+    code = "search_query_invalid"
+
+
+class ConsentRulesError(InputError):
+    """A consent rules file that cannot be used (unknown keys, wrong types): names the file and line."""
+
+    code = "consent_rules_invalid"
+
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        where = f"{path}, line {line}" if line else f"{path}"
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line = str(path), line
+
+
+class EmptyDatasetError(InputError):
+    """A curation in which every image was excluded: nothing is written, and the reasons are counted."""
+
+    code = "dataset_empty"
+
+
 class ConsentRequiredError(InputError):
     code = "consent_required"
 
@@ -597,12 +642,15 @@ __all__ = [
     "BlobMissingError",
     "BoardError",
     "C2paError",
+    "CatalogueError",
     "ClientDisconnectedError",
     "ConfigurationError",
     "ConflictError",
     "ConsentRequiredError",
+    "ConsentRulesError",
     "CsrfError",
     "DlibModelFormatError",
+    "EmptyDatasetError",
     "EmptyBoardError",
     "FaceError",
     "FaceTooSmallError",
@@ -651,6 +699,8 @@ __all__ = [
     "RequestError",
     "RequestTooLargeError",
     "RevokedApiKeyError",
+    "SearchIndexError",
+    "SearchQueryError",
     "ServerStoreError",
     "ServiceError",
     "ServiceUnavailableError",
