@@ -6,7 +6,8 @@ Errors are translated at this edge and only here (:func:`.common.handle_errors`)
 (exit 2 otherwise). Ctrl-C prints one line and exits 130 (see :mod:`tastemaker._interrupt`).
 
 One module per command group (:mod:`.generate`, :mod:`.taste`, :mod:`.eval`, :mod:`.diffusion`,
-:mod:`.serve`, :mod:`.worker`), each with a ``register(app)``; this module imports them all and nothing imports it back.
+:mod:`.serve`, :mod:`.worker`, :mod:`.discover`), each with a ``register(app)``; this module imports them all and
+nothing imports it back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 
 from .. import _interrupt
 from .._version import __version__
-from . import diffusion, generate, serve, taste, worker
+from . import diffusion, discover, generate, serve, taste, worker
 from . import eval as eval_commands
 from .common import console
 
@@ -45,7 +46,7 @@ def _main(
     """Tastemaker: learn a portable taste profile from a board and draw you in it."""
 
 
-for group in (generate, taste, eval_commands, diffusion, serve, worker):
+for group in (generate, taste, eval_commands, diffusion, serve, worker, discover):
     group.register(app)
 
 

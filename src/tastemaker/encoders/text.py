@@ -100,6 +100,14 @@ class MiniLMTextEncoder:
     def __init__(self) -> None:
         self._model = _load_minilm()
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence embeddings, (n, 384) float32 (an empty text embeds as a space)."""
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        emb = self._model.encode([t or " " for t in texts], normalize_embeddings=True, show_progress_bar=False,
+                                 batch_size=64)
+        return np.asarray(emb, dtype=np.float32)
+
     def similarity(self, query: str, docs: Sequence[str]) -> np.ndarray:
         if not query.strip() or not docs:
             return np.zeros(len(docs))
