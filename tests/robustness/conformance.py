@@ -33,6 +33,8 @@ CONTENT_CODES: dict[str, str] = {
     "face_too_small": "the selfie's face is too small",
     "incomplete_tree_head": "since_size without since_root or the other way round: OpenAPI has no rule across "
     "query parameters",
+    "search_query_invalid": "neither or both of text and board_id (or pin_id with mode): OpenAPI has no rule "
+    "across query parameters",
 }
 #: Statuses schemathesis' own check accepts for schema-valid data (credentials, missing objects, limits).
 ACCEPTED_STATUSES = frozenset({401, 403, 404, 409, 429})

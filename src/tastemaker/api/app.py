@@ -49,7 +49,7 @@ from .deps import AuthGate, Services
 from .http_errors import error_response, status_of
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
-from .routes import account, boards, feedback, generations, health, styleembed, verify
+from .routes import account, boards, feedback, generations, health, search, styleembed, verify
 from .schemas import FeedbackIn, GenerationCreate, PinIn, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
@@ -281,11 +281,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             {"name": "generations", "description": "Asynchronous image generation"},
             {"name": "provenance", "description": "Where an image came from (any tier, own rate limit)"},
             {"name": "account", "description": "Usage and quota; deleting the account"},
+            {"name": "search", "description": "The server's search index by text, board or pin (with why)"},
             {"name": "service", "description": "Health"},
         ],
     )
     app.state.services = services
-    routers = (boards, styleembed, feedback, generations, verify, account, health)
+    routers = (boards, styleembed, feedback, generations, verify, account, health, search)
     # Middleware added last runs first: the edge (request id, body cap), then HEAD / OPTIONS / 405 with the
     # path's whole Allow, then the gate (key, bucket, scopes)
     api_routes = [route for module in routers for route in module.router.routes]
