@@ -213,6 +213,29 @@ class AuditLog:
         s.append_audit_entry(entry, self.head_mac(entry.seq, entry.hash))
         return entry
 
+    def append_many(self, s: StoreSession, action: str, calls: list[Mapping[str, Any]]) -> list[AuditEntry]:
+        """Add one ``action`` entry per item of ``calls`` (each the keyword arguments of :meth:`append`), chained
+        in order, with one lock of the head and one write of it: a group commit's entries (see
+        :mod:`tastemaker.api.groupcommit`). The chain is the same as ``len(calls)`` appends."""
+        if not calls:
+            return []
+        head = s.lock_audit_head()
+        seq, prev, entries = head.seq, head.hash, []
+        at = _now()
+        for call in calls:
+            objects = {k: v for k, v in (call.get("objects") or {}).items() if v is not None}
+            detail = dict(call.get("detail") or {})
+            _check_small(objects, "objects")
+            _check_small(detail, "detail")
+            seq += 1
+            fields: dict[str, Any] = dict(seq=seq, at=at, account_id=call.get("account_id"), action=action,
+                                          objects=objects, request_id=call.get("request_id"),
+                                          outcome=call.get("outcome", "ok"), detail=detail, prev_hash=prev)
+            entries.append(AuditEntry(**fields, hash=self.entry_hash(**fields)))
+            prev = entries[-1].hash
+        s.append_audit_entries(entries, self.head_mac(seq, prev))
+        return entries
+
     def record(self, s: StoreSession, action: str, **kwargs: Any) -> AuditEntry:
         """Append in a transaction of its own (denied requests, worker events) and commit."""
         entry = self.append(s, action, **kwargs)

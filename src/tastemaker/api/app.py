@@ -46,6 +46,7 @@ from ..media import make_private_dirs
 from ..store import open_store
 from .denials import DenialLog
 from .deps import AuthGate, Services
+from .groupcommit import GroupCommit
 from .http_errors import error_response, status_of
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
@@ -223,6 +224,7 @@ def build_services(settings: ServerSettings) -> Services:
             executor=settings.job_executor,
             yield_to=runner.foreground,
         ),
+        writes=GroupCommit(store, audit),
     )
 
 
@@ -238,12 +240,14 @@ def _startup(svc: Services) -> None:
     svc.runner.start()
     svc.verify_pool.start()
     svc.denials.start()
+    svc.writes.start()
 
 
 def _shutdown(svc: Services) -> None:
     svc.runner.stop(svc.settings.shutdown_grace_seconds)
     svc.verify_pool.stop()
     svc.denials.stop()
+    svc.writes.stop()
     svc.store.dispose()
 
 

@@ -45,6 +45,7 @@ from ..jobs import JobRunner, VerifyPool
 from ..store import Store, StoreSession
 from ..store.records import DONE, ApiKey, IdempotencyRecord
 from .denials import DenialLog
+from .groupcommit import GroupCommit
 from .http_errors import error_response
 from .keys import SCOPES, display_prefix, is_well_formed, key_hash, scope_set
 from .limits import LimitState, RateLimiter, limit_headers
@@ -64,6 +65,8 @@ class Services:
     runner: JobRunner
     denials: DenialLog
     verify_pool: VerifyPool
+    #: the styleembed calls' usage counts and audit entries, group-committed (see :mod:`.groupcommit`)
+    writes: GroupCommit
 
 
 def get_services(request: Request) -> Services:

@@ -131,6 +131,11 @@ class StoreSession(Protocol):
         """Which of these blobs no pin and no generated image refers to any more."""
 
     # ------------------------------------------------------------------ taste profiles
+    def cached_styleembed(self, account_id: str, board_id: str) -> tuple[str, str] | None:
+        """The account's board's cached /v1/styleembed body and profile hash, when both are current (built from
+        the board's revision); None otherwise (not the account's board, or not cached). One cheap read: the
+        hot path of /v1/styleembed."""
+
     def read_board_profile(self, board_id: str) -> BoardProfile | None:
         """The board's cached profile columns, read fresh (None: no such board)."""
 
@@ -232,7 +237,8 @@ class StoreSession(Protocol):
     def release_images(self, account_id: str, period: str, n: int) -> None:
         """Give back a failed job's images (never below zero; its generation still counts)."""
 
-    def count_styleembed(self, account_id: str, period: str) -> None: ...
+    def count_styleembed(self, account_id: str, period: str, n: int = 1) -> None:
+        """Count ``n`` /v1/styleembed calls in the period."""
 
     # ------------------------------------------------------------------ idempotency keys
     def claim_idempotency_key(
@@ -258,6 +264,10 @@ class StoreSession(Protocol):
 
     def append_audit_entry(self, entry: AuditEntry, head_mac: str) -> None:
         """Add ``entry`` and make it the head (with its MAC), under the lock :meth:`lock_audit_head` took."""
+
+    def append_audit_entries(self, entries: Sequence[AuditEntry], head_mac: str) -> None:
+        """Add chained ``entries`` at once and make the last the head (its MAC), under the lock of
+        :meth:`lock_audit_head`."""
 
     def audit_head(self) -> AuditHead | None: ...
     def audit_entry(self, seq: int) -> AuditEntry | None: ...

@@ -343,6 +343,18 @@ def styleembed(
     ``Idempotency-Key`` returns it again but is not a second extraction). Returns it and whether it was a
     replay."""
     endpoint = "POST /v1/styleembed"
+    if key is None:  # the usual call: count and audit it in the next group commit (see api.groupcommit)
+        hit = s.cached_styleembed(caller.account_id, board_id)  # one read when the release is cached
+        if hit is not None:
+            cached = CachedProfile(board_id, "", hit[1], hit[0], True)
+        else:
+            board = owned_board(svc, s, caller, board_id)  # pins load only on a miss
+            cached = ensure_styleembed(svc, s, board)
+            s.commit()
+        s.rollback()  # end the read transaction before waiting for the group commit
+        detail = {"profile_sha256": cached.profile_hash, "cache": "hit" if cached.cache_hit else "miss"}
+        svc.writes.styleembed(caller.account_id, period_of(utcnow()), board_id, caller.request_id, detail)
+        return cached, False
     idem = Idempotency(svc, caller.principal, key, endpoint)
     replay = idem.claim(s, fingerprint(endpoint, fields)) is not None
     try:

@@ -16,7 +16,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -347,6 +347,15 @@ class SqlSession:
         return sorted(wanted - used)
 
     # ------------------------------------------------------------------ taste profiles
+    def cached_styleembed(self, account_id: str, board_id: str) -> tuple[str, str] | None:
+        row = self.orm.execute(
+            select(m.Board.styleembed_json, m.Board.profile_hash)
+            .where(m.Board.id == board_id, m.Board.account_id == account_id,
+                   m.Board.profile_revision == m.Board.revision, m.Board.profile_hash.is_not(None),
+                   m.Board.styleembed_json.is_not(None))
+        ).first()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def read_board_profile(self, board_id: str) -> r.BoardProfile | None:
         row = self.orm.execute(
             select(m.Board.revision, m.Board.profile_revision, m.Board.profile_hash, m.Board.profile_json,
@@ -590,13 +599,13 @@ class SqlSession:
             .values(images=case((m.Usage.images >= n, m.Usage.images - n), else_=0))
         )
 
-    def count_styleembed(self, account_id: str, period: str) -> None:
-        """One upsert: this runs on every /v1/styleembed call."""
+    def count_styleembed(self, account_id: str, period: str, n: int = 1) -> None:
+        """One upsert: this runs for every /v1/styleembed call (``n`` calls at once, group-committed)."""
         ins = self._insert()(m.Usage).values(account_id=account_id, period=period, images=0, generations=0,
-                                             styleembed=1)
+                                             styleembed=n)
         self.orm.execute(
             ins.on_conflict_do_update(
-                index_elements=[m.Usage.account_id, m.Usage.period], set_={"styleembed": m.Usage.styleembed + 1}
+                index_elements=[m.Usage.account_id, m.Usage.period], set_={"styleembed": m.Usage.styleembed + n}
             )
         )
 
@@ -664,6 +673,15 @@ class SqlSession:
             update(m.AuditHead).where(m.AuditHead.id == HEAD_ID).values(seq=entry.seq, hash=entry.hash, mac=head_mac)
         )
         self.orm.flush()
+
+    def append_audit_entries(self, entries: Sequence[r.AuditEntry], head_mac: str) -> None:
+        if not entries:
+            return
+        self.orm.execute(insert(m.AuditEntry), [{f.name: getattr(e, f.name) for f in fields(e)} for e in entries])
+        last = entries[-1]
+        self.orm.execute(
+            update(m.AuditHead).where(m.AuditHead.id == HEAD_ID).values(seq=last.seq, hash=last.hash, mac=head_mac)
+        )
 
     def audit_head(self) -> r.AuditHead | None:
         row = self.orm.get(m.AuditHead, HEAD_ID, populate_existing=True)
