@@ -8,8 +8,9 @@ with :meth:`Pipeline.from_settings`. Calling it runs one request through short s
 2. **board**: build the profile when given a board, and let the engine load what it draws from;
 3. **plan** and **render**: read the prompt, ask the engine for a plan, render every variation;
 4. **guard** (:mod:`.guard`): measure every output's identity distance while its provenance is prepared;
-   re-render the variations that drift with a stronger hold on the face. An output that still drifts
-   is an error, never a silent return;
+   re-render the variations that drift with a stronger hold on the face, and draw afresh (another crop,
+   exemplar, scene) those that fail even fully held. An output that still drifts is an error, never a
+   silent return;
 5. **stamp**: every output gets its provenance (``provenance/service.py``): a record, the invisible
    watermark carrying its id, a signed C2PA manifest and an entry in the transparency log. This is not
    optional and fails closed: if any step fails, the call raises and returns no image at all;
@@ -20,11 +21,11 @@ with :meth:`Pipeline.from_settings`. Calling it runs one request through short s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,14 @@ from .guard import GUARD_MARGIN, HOLD_LEVELS, IdentityGuard
 from .output import GeneratedImage, GenerationResult
 
 Progress = Callable[[str, int, int], None]
+
+#: how many fresh draws a variation gets when it fails the guard even with its face fully held
+REDRAWS = 2
+
+
+def redraw_seed(seed: int, attempt: int) -> int:
+    """The request seed a redraw plans with: derived from the request's, so a redraw is reproducible."""
+    return int(np.random.SeedSequence([seed, 0x7EDA, attempt]).generate_state(1)[0] >> 1)
 
 _DEFAULT_PROVENANCE: dict[tuple[str, str | None], Provenance] = {}
 
@@ -139,12 +148,17 @@ class _Batch:
     prepared: list[Prepared | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.level = [0] * len(self.rendered)
-        self.prepared = [None] * len(self.rendered)
+        n = len(self.rendered)
+        self.distances, self.detectable = [float("inf")] * n, [False] * n
+        self.level = [0] * n
+        self.prepared = [None] * n
 
-    def measured(self, checked: Sequence[tuple[float, bool]]) -> None:
-        self.distances = [d for d, _ in checked]
-        self.detectable = [f for _, f in checked]
+    def failing(self, k: int, threshold: float) -> bool:
+        return self.distances[k] > threshold or not self.detectable[k]
+
+    def rank(self, k: int, threshold: float) -> tuple[bool, bool, float]:
+        """Sorts a variation's draws best first: passing, then detectable, then nearest."""
+        return self.failing(k, threshold), not self.detectable[k], self.distances[k]
 
     def to_hold_more(self, threshold: float) -> list[int]:
         """Variations that drift (or whose face a detector misses) and can still be held more."""
@@ -158,6 +172,17 @@ class _Batch:
             if stale is not None:
                 prov.discard(stale)
                 self.prepared[k] = None
+
+
+@dataclass
+class _Draw:
+    """A variation's earlier draw, kept while it is drawn again (in case no later draw does better)."""
+
+    rank: tuple[bool, bool, float]
+    rendered: Rendered
+    distance: float
+    found: bool
+    prepared: Prepared | None
 
 
 class Pipeline:
@@ -301,11 +326,13 @@ class Pipeline:
         report("profile", 1, 1)
         return built
 
-    def _plan(self, run: _Run) -> list[VariationPlan]:
-        """Read the prompt against the profile's modes and let the engine plan the variations."""
+    def _plan(self, run: _Run, *, seed: int | None = None) -> list[VariationPlan]:
+        """Read the prompt against the profile's modes and let the engine plan the variations (for another
+        request seed when ``seed`` is given: a redraw)."""
         modes = [(m.id, m.text, m.weight) for m in run.profile.modes]
         intent = parse_prompt(run.request.prompt, modes, self.text_encoder)
-        return self.engine.plan(run.request, run.person, run.profile, intent, assets=run.assets)
+        request = run.request if seed is None else run.request.with_seed(seed)
+        return self.engine.plan(request, run.person, run.profile, intent, assets=run.assets)
 
     def _render(self, run: _Run, plans: Sequence[VariationPlan]) -> _Batch:
         """Render every variation with no hold on the face."""
@@ -326,12 +353,15 @@ class Pipeline:
     def _guard_and_stamp(
         self, run: _Run, batch: _Batch, guard: IdentityGuard, *, account: str, include_prompt: bool, log: bool = True
     ) -> list[Stamped]:
-        """Guard every output (re-rendering those that drift), then stamp them all; on any failure, nothing
-        prepared is kept and nothing more is logged.
+        """Mark every output, guard the marked pictures (re-rendering those that fail), then log them all; on
+        any failure, nothing prepared is kept and nothing more is logged.
 
-        The guard (a batch through the face ResNet) and the expensive half of provenance (watermark, encode,
-        C2PA signature) run at the same time. Provenance is only *prepared* then: nothing is logged until the
-        guard has passed an image, and prepared outputs the guard rejects are discarded.
+        The guard measures what is released: the marked picture. The invisible watermark moves a marginal
+        face detection (measured on dev-eval: a face with a detection score near 0 found before marking and
+        missed after it) and an identity distance, so guarding the unmarked render let through outputs that a
+        verifier could not find a face in. Provenance is only *prepared* (marked, encoded, signed) before the
+        guard; nothing is logged until the guard has passed an image, and prepared outputs it rejects are
+        discarded.
         """
         prov = self.provenance
         meta: dict[str, Any] = dict(
@@ -340,13 +370,9 @@ class Pipeline:
             include_prompt=include_prompt,
         )
         try:
-            with run.timed("guard"):
-                with ThreadPoolExecutor(max_workers=1) as side:
-                    guarded = side.submit(guard.check, batch.rendered)
-                    with run.timed("provenance"):
-                        batch.prepared = list(prepare_many(prov, [r.pixels for r in batch.rendered], **meta))
-                    batch.measured(guarded.result())
-            self._hold_faces(run, batch, guard, prov)
+            self._mark_and_check(run, batch, guard, meta, range(len(batch.rendered)))
+            self._hold_faces(run, batch, guard, meta)
+            self._redraw(run, batch, guard, meta)
             self._refuse_drift(batch, guard.threshold)
             run.report("render", len(batch.rendered), len(batch.rendered))
             return self._stamp(run, batch, prov, meta, log=log)
@@ -354,16 +380,75 @@ class Pipeline:
             batch.discard(prov)
             raise
 
-    def _hold_faces(self, run: _Run, batch: _Batch, guard: IdentityGuard, prov: Provenance) -> None:
+    def _mark_and_check(
+        self, run: _Run, batch: _Batch, guard: IdentityGuard, meta: dict[str, Any], todo: Iterable[int]
+    ) -> None:
+        """Prepare the provenance of the ``todo`` variations' latest renders and guard their marked pictures."""
+        todo = list(todo)
+        with run.timed("provenance"):
+            fresh = prepare_many(self.provenance, [batch.rendered[k].pixels for k in todo], **meta)
+        for k, prepared in zip(todo, fresh, strict=True):
+            batch.prepared[k] = prepared
+        marked = [dataclasses.replace(batch.rendered[k], pixels=p.pixels) for k, p in zip(todo, fresh, strict=True)]
+        with run.timed("guard"):
+            for k, (d, f) in zip(todo, guard.check(marked), strict=True):
+                batch.distances[k], batch.detectable[k] = d, f
+
+    def _hold_faces(self, run: _Run, batch: _Batch, guard: IdentityGuard, meta: dict[str, Any]) -> None:
         """Re-render drifting variations with a stronger hold on the face until they pass or are fully held."""
         while todo := batch.to_hold_more(guard.threshold):
             for k in todo:
                 batch.level[k] += 1
-            batch.discard(prov, todo)
+            batch.discard(self.provenance, todo)
             self._rerender(run, batch, todo)
-            with run.timed("guard"):
-                for k, (d, f) in zip(todo, guard.check([batch.rendered[k] for k in todo]), strict=True):
-                    batch.distances[k], batch.detectable[k] = d, f
+            self._mark_and_check(run, batch, guard, meta, todo)
+
+    def _redraw(self, run: _Run, batch: _Batch, guard: IdentityGuard, meta: dict[str, Any]) -> None:
+        """Variations that fail the guard even fully held are drawn afresh (another crop, exemplar, scene),
+        up to :data:`REDRAWS` times, each again from no hold upward; the best draw is kept.
+
+        A redrawn variation's plan comes from a seed derived from the request's (so it is as reproducible
+        as the first draw) and its record says ``redrawn``. "Best": passing, else detectable, else nearest.
+        """
+        thr = guard.threshold
+        todo = [k for k in range(len(batch.rendered)) if batch.failing(k, thr)]
+        kept: dict[int, _Draw] = {}
+        try:
+            for attempt in range(1, REDRAWS + 1):
+                if not todo:
+                    break
+                for k in todo:  # the best draw so far keeps its prepared provenance; the others give theirs back
+                    best = kept.get(k)
+                    if best is None or batch.rank(k, thr) < best.rank:
+                        if best is not None and best.prepared is not None:
+                            self.provenance.discard(best.prepared)
+                        kept[k] = _Draw(batch.rank(k, thr), batch.rendered[k], batch.distances[k],
+                                        batch.detectable[k], batch.prepared[k])
+                        batch.prepared[k] = None
+                    else:
+                        batch.discard(self.provenance, [k])
+                fresh = self._plan(run, seed=redraw_seed(run.request.seed or 0, attempt))
+                with run.timed("render"):
+                    again = self.engine.render([fresh[k] for k in todo], run.person, run.profile, run.request,
+                                               hold=[HOLD_LEVELS[0]] * len(todo), assets=run.assets)
+                for k, r in zip(todo, again, strict=True):
+                    r.info["redrawn"] = attempt
+                    batch.rendered[k], batch.level[k] = r, 0
+                self._mark_and_check(run, batch, guard, meta, todo)
+                self._hold_faces(run, batch, guard, meta)
+                todo = [k for k in todo if batch.failing(k, thr)]
+        except BaseException:
+            for draw in kept.values():
+                if draw.prepared is not None:
+                    self.provenance.discard(draw.prepared)
+            raise
+        for k, draw in kept.items():
+            if k in todo and batch.rank(k, thr) > draw.rank:  # still failing: the best draw (the refusal names it)
+                batch.discard(self.provenance, [k])
+                batch.rendered[k], batch.distances[k], batch.detectable[k] = draw.rendered, draw.distance, draw.found
+                batch.prepared[k] = draw.prepared
+            elif draw.prepared is not None:
+                self.provenance.discard(draw.prepared)
 
     def _refuse_drift(self, batch: _Batch, threshold: float) -> None:
         """Raise for an output still farther than ``threshold``; mark near ones a detector does not find."""

@@ -42,10 +42,9 @@ def own_distance(subject: Subject | IdentitySubject, encoder: IdentityEncoder) -
 class IdentityGuard:
     """Measures outputs' identity distances (one in-process batch; dlib's own runner uses ``workers`` processes).
 
-    The face is aligned inside the box where the engine put it; an engine that cannot say where the
-    face is gets a full detection instead. A missing face counts as infinitely far. :meth:`detectable`
-    also asks whether a face detector finds the face there on its own (as anyone verifying the picture
-    would have to): a stylised face that is near enough but undetectable is held more, like one that drifts.
+    Every output gets one full face detection, as anyone verifying the picture would run (:meth:`check`): the
+    face is embedded where the detector finds it, and a face that is near enough but that the detector does
+    not find on its own is "not detectable" and held more, like one that drifts.
     """
 
     def __init__(
@@ -64,48 +63,33 @@ class IdentityGuard:
         effective = max(threshold, own_distance(subject, encoder) + GUARD_MARGIN)
         return cls(encoder, subject.identity, effective, workers=workers)
 
-    def _chip(self, rendered: Rendered) -> np.ndarray | None:
-        img = rendered.pixels
-        if rendered.face_box is not None:
-            h, w = img.shape[:2]
-            x0, y0, x1, y1 = rendered.face_box
-            box = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
-            if box[2] - box[0] >= 20 and box[3] - box[1] >= 20:
-                return self.encoder.chip(img, box)
-        faces = self.encoder.detect(img)
-        return self.encoder.chip(img, faces[0].box) if faces else None
+    def _look(self, rendered: Rendered) -> tuple[np.ndarray | None, bool]:
+        """(the face chip to embed, whether a detector finds the face unaided) for one output.
 
-    def detectable(self, rendered: Sequence[Rendered]) -> list[bool]:
-        """Does dlib's detector, unaided, find a face where the engine says the face is? (a crop around it)
-
-        An output without a face box was already searched whole for its distance (no face there: an infinite
-        distance), so it is not searched again here.
+        One full detection on the whole picture — the same anyone verifying it runs (``tastemaker eval``, a
+        reverse search). When its dominant face is where the engine put the face, that detected box is the
+        one embedded (so the guard's distance is a verifier's); otherwise the face is "not detectable" and is
+        embedded inside the engine's box (a crop searched alone is not the same test: HOG cells fall
+        differently and a marginal face found there is missed in the whole picture). An engine that cannot
+        say where the face is gets the detection alone; no face at all is infinitely far.
         """
-        out = []
-        for r in rendered:
-            if r.face_box is None:
-                out.append(True)
-                continue
-            h, w = r.pixels.shape[:2]
-            x0, y0, x1, y1 = r.face_box
-            bw, bh = x1 - x0, y1 - y0
-            cx0, cy0 = max(0, int(x0 - 0.75 * bw)), max(0, int(y0 - 0.75 * bh))
-            cx1, cy1 = min(w, int(x1 + 0.75 * bw)), min(h, int(y1 + 0.75 * bh))
-            crop = np.ascontiguousarray(r.pixels[cy0:cy1, cx0:cx1])
-            if crop.shape[0] < 20 or crop.shape[1] < 20:
-                out.append(False)
-                continue
-            mx, my = (x0 + x1) / 2 - cx0, (y0 + y1) / 2 - cy0
-            out.append(any(f.box[0] <= mx <= f.box[2] and f.box[1] <= my <= f.box[3]
-                           for f in self.encoder.detect(crop)))
-        return out
+        img = rendered.pixels
+        faces = self.encoder.detect(img)
+        if rendered.face_box is None:
+            return (self.encoder.chip(img, faces[0].box) if faces else None), True
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = rendered.face_box
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        if faces and faces[0].box[0] <= mx <= faces[0].box[2] and faces[0].box[1] <= my <= faces[0].box[3]:
+            return self.encoder.chip(img, faces[0].box), True
+        box = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
+        if box[2] - box[0] >= 20 and box[3] - box[1] >= 20:
+            return self.encoder.chip(img, box), False
+        return None, False
 
     def check(self, rendered: Sequence[Rendered]) -> list[tuple[float, bool]]:
         """(identity distance, face detectable) per output."""
-        return list(zip(self.distances(rendered), self.detectable(rendered), strict=True))
-
-    def distances(self, rendered: Sequence[Rendered]) -> list[float]:
-        chips = [self._chip(r) for r in rendered]
-        found = [c for c in chips if c is not None]
+        looked = [self._look(r) for r in rendered]
+        found = [c for c, _ in looked if c is not None]
         vecs = iter(embed_chips(found, workers=self.workers))
-        return [float("inf") if c is None else identity_distance(next(vecs), self.identity) for c in chips]
+        return [(float("inf") if c is None else identity_distance(next(vecs), self.identity), f) for c, f in looked]

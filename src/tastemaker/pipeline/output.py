@@ -103,6 +103,9 @@ class GenerationResult:
                 if part.get("reason"):
                     what = "medium transfer" if key == "medium" else "scene"
                     out.append(f"{what}: {part.get('fallback', 'not applied')} — {part['reason']}")
+            if im.info.get("redrawn"):
+                out.append(f"variation {im.index}: drawn again ({im.info['redrawn']}x) — an earlier draw's face "
+                           "failed the identity guard even fully held")
             if im.info.get("face_detectable") is False:
                 out.append(f"variation {im.index}: the face is as near to yours as required, but a face detector "
                            "does not find it on its own (an unusual pose or a strong style); try another seed")
