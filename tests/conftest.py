@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +104,74 @@ def jpeg_bytes(img: np.ndarray, **kw: object) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, "JPEG", **kw)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------- a real Ray cluster on loopback
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ray_cli() -> list[str]:
+    return [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())"]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A head node (2 CPUs) and a worker node process (1 CPU) on 127.0.0.1; yields the address.
+
+    Each node is a ``ray start --block`` process of this fixture, stopped at the end by its own id (SIGTERM
+    makes it stop what it started), never with ``ray stop``, which would also stop any other Ray cluster of
+    this user on the machine (another test process's). Session-wide: the batch and eval tests share one."""
+    pytest.importorskip("ray")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    logs = tmp_path_factory.mktemp("ray-nodes")
+    ray = _ray_cli()
+    common = ["--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--block"]
+    nodes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> None:
+        with open(logs / f"{name}.log", "wb") as log:
+            nodes.append(subprocess.Popen([*ray, "start", *args, *common], stdout=log, stderr=subprocess.STDOUT))
+
+    def wait_for(what: str, ready: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 120
+        while not ready():
+            dead = [n.args for n in nodes if n.poll() is not None]
+            assert not dead and time.monotonic() < deadline, (
+                f"Ray {what} not ready: " + " ".join((logs / f).read_text()[-600:] for f in ("head.log", "worker.log")
+                                                      if (logs / f).exists()))
+            time.sleep(0.2)  # polling a port: there is no event to await
+
+    try:
+        start("head", "--head", "--num-cpus", "2", "--port", str(port), "--include-dashboard=false")
+        wait_for("head", lambda: _answers(port))
+        start("worker", "--address", address, "--num-cpus", "1")
+
+        def both_nodes() -> bool:  # ready when the cluster counts both nodes' CPUs
+            st = subprocess.run([*ray, "status", "--address", address], capture_output=True, text=True, timeout=60)
+            return st.returncode == 0 and "/3.0 CPU" in st.stdout
+
+        wait_for("worker node", both_nodes)
+        yield address
+    finally:
+        for node in reversed(nodes):
+            node.terminate()
+        for node in reversed(nodes):
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait(timeout=30)

@@ -175,25 +175,25 @@ def test_eval_stamps_into_a_throwaway_store_never_the_users_log(
     the run: the user's permanent, append-only transparency log (under TASTEMAKER_DATA_DIR) is left as it was."""
     from contextlib import contextmanager
 
-    from tastemaker.eval import runner as eval_runner
+    from tastemaker.eval import cells
     from tastemaker.pipeline import default_provenance
 
     users = default_provenance()  # the store `tastemaker generate` writes to
     before = (users.ledger.size, users.ledger.root())
-    scratch: dict[str, object] = {}
-    real = eval_runner.scratch_provenance
+    scratch: list[tuple[Path, int]] = []
+    real = cells.scratch_provenance
 
     @contextmanager
     def watched():  # type: ignore[no-untyped-def]
         with real() as prov:
-            scratch["dir"] = prov.dir
             yield prov
-            scratch["logged"] = prov.ledger.size
+            scratch.append((prov.dir, prov.ledger.size))
 
-    monkeypatch.setattr(eval_runner, "scratch_provenance", watched)
+    monkeypatch.setattr(cells, "scratch_provenance", watched)
     code, text = cli("--selfies", str(flat_selfies), "--boards", str(boards / "neon"), "-o", str(tmp_path / "r"),
                      "-n", "1", "--size", "256", "--baselines", "none")
     assert code == 0, text
-    assert scratch["logged"] == 2  # the warm-up and the one request, stamped into the run's own store
-    assert not Path(str(scratch["dir"])).exists()  # ...which is gone with the run
+    # the warm-up and the one request, each stamped into a store of its own
+    assert [logged for _, logged in scratch] == [1, 1]
+    assert not any(folder.exists() for folder, _ in scratch)  # ...which are gone with the run
     assert (users.ledger.size, users.ledger.root()) == before

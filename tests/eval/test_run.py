@@ -49,6 +49,7 @@ IMAGE_KEYS = {
     "clip_attribution_correct", "arcface_cos_selfie", "arcface_cos_others",
     "texture_attributed_board", "attribution_texture", "texture_attribution_margin", "texture_board_distances",
     "mean_chroma", "monochrome_faithful", "mirror_score", "mirrored", "blockiness", "blocky", "engine_info",
+    "pixels_sha256",
 }
 REQUEST_KEYS = {
     "method", "kind", "person", "selfie", "board", "seed", "n", "ok", "pairs", "diversity_gram",
@@ -263,7 +264,7 @@ def test_stylize_baselines_take_the_boards_colours(run: EvalRun) -> None:
 def test_two_runs_mark_the_same_pixels() -> None:
     """The eval's throwaway provenance store is repeatable (fixed keys, record ids from the pixels): the same
     output is watermarked the same way in every run, so what eval measures on it repeats."""
-    from tastemaker.eval.runner import scratch_provenance
+    from tastemaker.eval.cells import scratch_provenance
     from tastemaker.media import load_image, resize_max_side
 
     img = resize_max_side(load_image(DEMO / "selfie.jpg"), 256)

@@ -1,18 +1,15 @@
 """Batch profile builds (``tastemaker profile batch``): local pool, failures per board, Ray on a real cluster.
 
-The Ray tests start a real two-node cluster on 127.0.0.1 (a head with 2 CPUs and a worker node with 1) with
-the ``ray`` command line, and stop it with ``ray stop --force``; they are skipped when Ray is not installed.
+The Ray tests run on a real two-node cluster on 127.0.0.1 (a head with 2 CPUs and a worker node with 1), the
+session fixture ``ray_cluster`` of ``tests/conftest.py``; they are skipped when Ray is not installed.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -130,41 +127,7 @@ def test_without_ray_nothing_imports_ray(boards_dir: Path, tmp_path: Path) -> No
     assert (tmp_path / "out" / "board-03.json").is_file()
 
 
-# ---------------------------------------------------------------------- a real Ray cluster on loopback
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ray_cli() -> list[str]:
-    return [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())"]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[str]:
-    """A head node (2 CPUs) and a worker node process (1 CPU) on 127.0.0.1; yields the address."""
-    pytest.importorskip("ray")
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    ray = _ray_cli()
-    common = ["--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
-    try:
-        subprocess.run([*ray, "start", "--head", "--num-cpus", "2", "--port", str(port),
-                        "--include-dashboard=false", *common], check=True, capture_output=True, timeout=120)
-        subprocess.run([*ray, "start", "--address", address, "--num-cpus", "1", *common],
-                       check=True, capture_output=True, timeout=120)
-        deadline = time.monotonic() + 90
-        while True:  # ready when the cluster counts both nodes' CPUs
-            st = subprocess.run([*ray, "status", "--address", address], capture_output=True, text=True, timeout=60)
-            if st.returncode == 0 and "/3.0 CPU" in st.stdout:
-                break
-            assert time.monotonic() < deadline, f"Ray cluster not ready: {st.stdout[-400:]} {st.stderr[-400:]}"
-        yield address
-    finally:
-        subprocess.run([*ray, "stop", "--force"], capture_output=True, timeout=120)
+# ------------------------------------- a real Ray cluster on loopback (the ray_cluster fixture of tests/conftest.py)
 
 
 def test_ray_batch_equals_local_and_retries_a_dead_worker(

@@ -42,6 +42,12 @@ def eval_command(
     selfies_per_person: Annotated[
         int, typer.Option(help="With person folders: how many photos take turns as the selfie.")
     ] = 1,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="ADDRESS",
+                     help="Run each selfie x board as a task on the Ray cluster at ADDRESS (host:port; needs "
+                          "'tastemaker[ray]'): the same results, a task whose worker dies retried."),
+    ] = None,
 ) -> None:
     """Evaluate the engine against baselines on your selfies and boards; writes an HTML report."""
     settings = load_settings()
@@ -63,7 +69,8 @@ def eval_command(
             progress.update(task, description=what[:60], completed=done, total=total)
 
         run = run_eval(
-            selfies, boards, config, progress=on_progress, encoder=IdentityEncoder(min_face_px=settings.min_face_px)
+            selfies, boards, config, progress=on_progress, encoder=IdentityEncoder(min_face_px=settings.min_face_px),
+            ray_address=ray,
         )
     for s in run.skipped:
         err_console.print(f"[yellow]skipped[/] {s.kind} {s.where}: {s.reason}", highlight=False, soft_wrap=True)

@@ -16,7 +16,8 @@ circular), :mod:`.texture` (a texture-only descriptor: the medium, blind to colo
 :mod:`.artefacts` (colour faithfulness, mirrored fills, magnified JPEG blocks),
 :mod:`.metrics` (identity, style, attribution, diversity, intervals, memory),
 :mod:`.models` (optional CLIP and ArcFace, loaded lazily from local files), :mod:`.config` (how to run),
-:mod:`.runner` (the run), :mod:`.scoring` (measuring each output, and the aggregation), :mod:`.results`
+:mod:`.runner` (the run), :mod:`.cells` (one selfie x board, in this process or as a Ray task:
+:mod:`.ray_runner`), :mod:`.scoring` (measuring each output, and the aggregation), :mod:`.results`
 (what a run measured), :mod:`.report` (``results.json`` + ``report.html``). None of it is imported by the
 core: ``import tastemaker`` does not load this package.
 """

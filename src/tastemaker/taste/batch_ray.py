@@ -8,11 +8,10 @@ by Ray up to ``max_retries`` times. Tasks return the profile text and the driver
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import MissingDependencyError, RequestError
+from ..raycluster import connect
 from .batch import BoardJob, BoardResult, build_one
 
 
@@ -27,15 +26,7 @@ def run_ray(
 
     A task that still fails after its retries (or raises inside Ray) is that board's error, not the batch's.
     """
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("Batch builds on Ray (--ray)", "ray", "ray") from None
-    try:
-        # the driver's terminal gets our progress bar, not every worker's log lines
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    except Exception as exc:  # ConnectionError, ValueError for a malformed address, ...
-        raise RequestError(f"--ray {address}: cannot connect to a Ray cluster there ({exc})") from None
+    ray = connect(address, "Batch builds on Ray (--ray)")  # the driver's terminal keeps its progress bar
     try:
         task: Any = ray.remote(num_cpus=1, max_retries=max_retries)(build_one)
         pending = {task.remote(job): job for job in jobs}
