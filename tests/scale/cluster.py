@@ -34,7 +34,7 @@ TIERS = {TIER: {"requests_per_minute": 1_000_000, "styleembed_per_minute": 1_000
                 "max_active_jobs": 1000, "verify_per_minute": 1000}}
 #: short queue timings, so a killed worker's job is taken over within seconds
 FAST_QUEUE = {"TASTEMAKER_QUEUE_LEASE_SECONDS": "4", "TASTEMAKER_QUEUE_HEARTBEAT_SECONDS": "1",
-              "TASTEMAKER_QUEUE_STALLED_SECONDS": "3", "TASTEMAKER_QUEUE_SWEEP_SECONDS": "1",
+              "TASTEMAKER_QUEUE_STALLED_SECONDS": "5", "TASTEMAKER_QUEUE_SWEEP_SECONDS": "1",
               "TASTEMAKER_QUEUE_REQUEUE_AFTER_SECONDS": "5"}
 
 

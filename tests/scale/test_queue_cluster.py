@@ -152,3 +152,20 @@ def test_twenty_jobs_through_both_processes_with_a_worker_killed_mid_job(cluster
     for i, job_id in enumerate(ids[:4]):
         doc = httpx.get(f"{cluster['a' if i % 2 else 'b']}/v1/generations/{job_id}", headers=cluster["auth"]).json()
         assert doc["status"] == "succeeded" and len(doc["images"]) == N_IMAGES
+
+
+def test_a_running_job_cancelled_through_another_process_stops_and_its_worker_goes_on(cluster: dict[str, Any]) -> None:
+    used = query(cluster, "SELECT sum(images) FROM usage")[0][0]
+    job_id = submit(cluster, cluster["a"])
+    wait_until(lambda: query(cluster, "SELECT status FROM jobs WHERE id = :id", id=job_id)[0][0] == "running",
+               timeout=60, what="the job to start", every=0.05)
+    r = httpx.post(f"{cluster['b']}/v1/generations/{job_id}/cancel", headers=cluster["auth"], timeout=30)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    assert query(cluster, "SELECT sum(images) FROM usage")[0][0] == used  # its images went back at once
+    # the worker sees its lease end at the next renewal and stops the render; then it takes the next job
+    after = submit(cluster, cluster["b"])
+    status = wait_until(lambda: query(cluster, "SELECT status FROM jobs WHERE id = :id AND status IN "
+                                      "('succeeded', 'failed')", id=after), timeout=150, what="the next job")
+    assert status[0][0] == "succeeded"  # (its render process was replaced: it loads the models first)
+    assert query(cluster, "SELECT count(*) FROM job_images WHERE job_id = :id", id=job_id)[0][0] == 0
+    assert query(cluster, "SELECT status FROM jobs WHERE id = :id", id=job_id)[0][0] == "cancelled"

@@ -264,8 +264,10 @@ class QueueWorker:
         fail = self.states.fail
         try:
             images: list[tasks.GeneratedBlob] = await asyncio.wrap_future(fut)
-        except CancelledError:
-            return None  # the lease ended (the account cancelled it, or another worker has it)
+        except (CancelledError, asyncio.CancelledError):
+            if fut.cancelled() and not _cancelling(asyncio.current_task()):
+                return None  # our lease ended (the account cancelled the job, or another worker has it)
+            raise  # this task is being cancelled: the worker is stopping (see handle)
         except TimeoutError:
             log.error("job %s: still running after %g s; stopped", job.id, self.job_timeout_s)
             await asyncio.to_thread(
@@ -368,6 +370,11 @@ class QueueWorker:
         with self.store.session() as s:
             return s.unattended_jobs(queued_before=now - timedelta(seconds=self.requeue_after_s),
                                      lease_ended_by=now)
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> bool:
+    """Whether ``task`` itself was asked to stop (as opposed to a future it awaited being cancelled)."""
+    return task is not None and task.cancelling() > 0
 
 
 __all__ = ["QueueWorker"]

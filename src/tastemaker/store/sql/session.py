@@ -162,10 +162,19 @@ class SqlSession:
         return _key(row)
 
     def find_key(self, key_hash: str) -> r.ApiKey | None:
-        """One round trip on the hot path: the key joined with its account."""
-        q = select(m.ApiKey).where(m.ApiKey.key_hash == key_hash).options(joinedload(m.ApiKey.account))
-        row = self.orm.scalars(q).first()
-        return None if row is None else _key(row)
+        """One round trip on the hot path (every request): the key joined with its account, read as plain rows
+        (no ORM identity map: a third of the cost of loading the two entities)."""
+        k, a = m.ApiKey, m.Account
+        row = self.orm.execute(
+            select(k.id, k.account_id, k.name, k.prefix, k.scopes, k.created_at, k.last_used_at, k.revoked_at,
+                   a.name.label("account_name"), a.tier, a.created_at.label("account_created_at"))
+            .join(a, a.id == k.account_id).where(k.key_hash == key_hash)
+        ).first()
+        if row is None:
+            return None
+        account = r.Account(row.account_id, row.account_name, row.tier, row.account_created_at)
+        return r.ApiKey(row.id, row.account_id, row.name, row.prefix, row.scopes, row.created_at, row.last_used_at,
+                        row.revoked_at, account)
 
     def get_key(self, key_id: str) -> r.ApiKey | None:
         q = select(m.ApiKey).where(m.ApiKey.id == key_id).options(joinedload(m.ApiKey.account))
