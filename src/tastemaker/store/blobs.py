@@ -32,7 +32,10 @@ class BlobStore(Protocol):
 
     The job runner hands the store to its worker processes, which read the pins' bytes themselves: with
     ``executor="process"`` an implementation must pickle to something that reaches the same blobs (a
-    folder, a bucket, a database URL), as :class:`FilesystemBlobStore` does.
+    folder, a bucket, a database URL), as :class:`FilesystemBlobStore` does. Queue workers
+    (``tastemaker worker``, possibly on other machines) get no store and no path from the API at all: a job
+    names its pins by SHA-256 (the blob key) and each worker opens the blob store of its own settings — for
+    the filesystem store, the same shared volume mounted at ``TASTEMAKER_DATA_DIR`` (``docs/deploy.md``).
     """
 
     @property
