@@ -243,7 +243,7 @@ def curate_command(
     min_sharpness: Annotated[float, typer.Option(min=0, help="Variance of the Laplacian at 512 px.")] = 15.0,
     min_luminance_std: Annotated[float, typer.Option(min=0, help="Luminance spread below this is near blank.")]
     = 3.0,
-    dup_distance: Annotated[int, typer.Option(min=0, max=32, help="Near-duplicate radius in hash bits.")] = 10,
+    dup_distance: Annotated[int, typer.Option(min=0, max=32, help="Near-duplicate radius in hash bits.")] = 12,
     shard_size: Annotated[int, typer.Option(min=1, help="Images per WebDataset shard.")] = 1000,
 ) -> None:
     """A consented training dataset: WebDataset shards, a Parquet table of every decision, a datasheet."""

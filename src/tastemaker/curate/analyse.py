@@ -11,9 +11,9 @@ such and also excluded: consent cannot be confirmed.
 **Quality.** Sharpness is the variance of the Laplacian of the grey image at 512 px (blur lowers it); near
 blank is a luminance spread (standard deviation of L*) below a threshold; size is the shorter side in pixels.
 
-**Perceptual hashes.** A 64-bit DCT hash (``imagehash.phash``) of the whole image and of five crops keeping
-80 % of each side (centre and corners), so a copy that was re-encoded, resized *or* cropped still lands within a
-few bits of one of the original's hashes (:mod:`.dedup` compares them).
+**Perceptual hashes.** A 64-bit DCT hash (``imagehash.phash``) of the whole image and of 25 crops keeping
+80 % of each side (offsets on a 5 x 5 grid), so a copy that was re-encoded, resized *or* cropped still lands within
+a few bits of one of the original's hashes (:mod:`.dedup` compares them).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ WORK_SIDE = 512
 #: The training and mining uses that matter for a training dataset.
 TRAINING_USES = ("ai_training", "ai_generative_training", "data_mining")
 CROP = 0.8
+#: Crop offsets per axis for the perceptual hashes (5: 0, 5, 10, 15, 20 % of the side).
+GRID = 5
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Analysis:
     c2pa_uses: dict[str, str] = field(default_factory=dict)  #: use -> allowed | notAllowed | constrained
     sharpness: float = 0.0
     luminance_std: float = 0.0
-    hashes: list[int] = field(default_factory=list)  #: [full, centre crop, 4 corner crops]
+    hashes: list[int] = field(default_factory=list)  #: [whole image, 25 crops]
     error: str = ""
 
 
@@ -113,11 +115,13 @@ def _phash(grey: np.ndarray) -> int:
 
 
 def perceptual_hashes(grey: np.ndarray) -> list[int]:
-    """phash of the whole grey image, of its centre 80 % crop and of its four 80 % corner crops."""
+    """phash of the whole grey image, then of its 80 % crops on a :data:`GRID` x :data:`GRID` grid of offsets
+    (a crop anywhere in the picture is then within 2.5 % of the picture's side of one of them)."""
     h, w = grey.shape
     ch, cw = max(1, round(h * CROP)), max(1, round(w * CROP))
-    crops = [grey, grey[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw],
-             grey[:ch, :cw], grey[:ch, w - cw:], grey[h - ch:, :cw], grey[h - ch:, w - cw:]]
+    offsets = np.linspace(0.0, 1.0, GRID)
+    starts = [(round(oy * (h - ch)), round(ox * (w - cw))) for oy in offsets for ox in offsets]
+    crops = [grey] + [grey[y:y + ch, x:x + cw] for y, x in starts]
     return [_phash(np.ascontiguousarray(c)) for c in crops]
 
 

@@ -7,7 +7,8 @@ Per image, in this order (every filter is evaluated for every readable image, so
    *exclude*; no rules file: nothing is allowed, see :mod:`.rules`);
 3. **c2pa** — no C2PA training-and-mining assertion says ``notAllowed`` (or ``constrained``) for training or
    data mining (:mod:`.analyse`);
-4. **faces** — no face is found, unless the matching rule says the people shown consented;
+4. **faces** — no face is found, unless the matching rule says the people shown consented (faces are only looked
+   for where they decide something);
 5. **quality** — the shorter side, sharpness and luminance spread reach the settings' minimums;
 6. **duplicate** — among the images that passed 1-5, near-duplicates (:mod:`.dedup`) are clustered and the most
    engaged copy is kept (then the larger, then the smaller stable id).
@@ -128,6 +129,19 @@ def run_local(jobs: Sequence[ImageJob], *, workers: int = 1,
     return out
 
 
+def consent_facts(item: SourceImage) -> dict[str, str]:
+    """What the consent rules match on (:data:`.rules.MATCH_KEYS`)."""
+    name = item.key.removeprefix("product:") if item.kind == "product" else item.path.name
+    return {"account": item.account, "board": item.board, "source": item.source, "kind": item.kind,
+            "path": str(item.path), "id": name}
+
+
+def faces_matter(item: SourceImage, rules: ConsentRules) -> bool:
+    """Whether finding a face could change this image's fate (allowed, and no recorded consent of the people)."""
+    rule, allowed, _ = rules.decide(consent_facts(item))
+    return allowed and not (rule is not None and rule.faces_consented)
+
+
 def _decide(item: SourceImage, a: Analysis, rules: ConsentRules, cfg: CurateSettings) -> Row:
     row = Row(id=stable_id(item, a.sha256 or "unreadable"), item=item, analysis=a, caption=caption_of(item))
     if a.error:
@@ -135,10 +149,7 @@ def _decide(item: SourceImage, a: Analysis, rules: ConsentRules, cfg: CurateSett
                          **{f: Decision("skip", "the image could not be read") for f in FILTERS[1:]}}
         return row
     d: dict[str, Decision] = {"read": Decision("pass")}
-    name = item.key.removeprefix("product:") if item.kind == "product" else item.path.name
-    facts = {"account": item.account, "board": item.board, "source": item.source, "kind": item.kind,
-             "path": str(item.path), "id": name}
-    rule, allowed, why = rules.decide(facts)
+    rule, allowed, why = rules.decide(consent_facts(item))
     d["consent"] = Decision("pass" if allowed else "exclude", why)
     if rule is not None and allowed:
         row.consent_basis = rule.basis or why
@@ -156,11 +167,13 @@ def _decide(item: SourceImage, a: Analysis, rules: ConsentRules, cfg: CurateSett
         d["c2pa"] = Decision("pass", "no C2PA manifest")
     else:
         d["c2pa"] = Decision("pass", f"C2PA manifest ({a.c2pa_state}) does not refuse training or mining")
-    if a.faces > 0:
+    if a.faces < 0:
         if rule is not None and rule.faces_consented:
-            d["faces"] = Decision("pass", f"{a.faces} face(s); the {rule.describe()} says the people shown consented")
+            d["faces"] = Decision("pass", f"not looked for: the {rule.describe()} says the people shown consented")
         else:
-            d["faces"] = Decision("exclude", f"{a.faces} face(s) found and no rule says the people shown consented")
+            d["faces"] = Decision("skip", "not looked for: the consent rules already exclude the image")
+    elif a.faces > 0:
+        d["faces"] = Decision("exclude", f"{a.faces} face(s) found and no rule says the people shown consented")
     else:
         d["faces"] = Decision("pass", "no face found")
     problems = []
@@ -252,7 +265,10 @@ def curate(
     items = collect(inputs)
     if not items:
         raise EmptyDatasetError("the input holds no images")
-    jobs = [ImageJob(i, str(it.path), it.path.name, True, cfg.max_pixels, cfg.max_bytes) for i, it in enumerate(items)]
+    # faces are looked for only where they decide something: not where the rules already exclude the image, nor
+    # where they record the people's consent (the slowest measurement, so this matters for large inputs)
+    jobs = [ImageJob(i, str(it.path), it.path.name, faces_matter(it, rules), cfg.max_pixels, cfg.max_bytes)
+            for i, it in enumerate(items)]
     analyses = sorted((measure or run_local)(jobs), key=lambda a: a.index)
     if [a.index for a in analyses] != list(range(len(jobs))):
         raise RuntimeError("the measuring step lost or duplicated images")
