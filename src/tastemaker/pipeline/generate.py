@@ -7,7 +7,7 @@ with :meth:`Pipeline.from_settings`. Calling it runs one request through short s
 1. **subject**: decode and encode the selfie(s), or take the subject or identity given;
 2. **board**: build the profile when given a board, and let the engine load what it draws from;
 3. **plan** and **render**: read the prompt, ask the engine for a plan, render every variation;
-4. **guard** (:mod:`.guard`): measure every output's identity distance while its provenance is prepared;
+4. **guard** (:mod:`.guard`, :mod:`.holding`): mark every output and measure the marked picture's face;
    re-render the variations that drift with a stronger hold on the face, and draw afresh (another crop,
    exemplar, scene) those that fail even fully held. An output that still drifts is an error, never a
    silent return;
@@ -21,11 +21,10 @@ with :meth:`Pipeline.from_settings`. Calling it runs one request through short s
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,24 +38,17 @@ from ..encoders.identity import IdentityEmbedding, IdentityEncoder, embed_pool
 from ..encoders.style import describe
 from ..engines import Engine, get_engine
 from ..engines.base import BoardAssets, GenerationRequest, IdentitySubject, Rendered, Subject, VariationPlan
-from ..errors import IdentityGuardError, NoFaceError, RequestError
+from ..errors import NoFaceError, RequestError
 from ..media import load_image
 from ..prompt import parse_prompt
-from ..provenance.service import Prepared, Provenance, Stamped, prepare_many
+from ..provenance.service import Provenance, Stamped, prepare_many
 from ..taste.profile import ProfileConfig, TasteProfile, build_profile
 from ..taste.weights import WeightConfig
-from .guard import GUARD_MARGIN, HOLD_LEVELS, IdentityGuard
+from .guard import HOLD_LEVELS, IdentityGuard
+from .holding import Batch, GuardLoop
 from .output import GeneratedImage, GenerationResult
 
 Progress = Callable[[str, int, int], None]
-
-#: how many fresh draws a variation gets when it fails the guard even with its face fully held
-REDRAWS = 2
-
-
-def redraw_seed(seed: int, attempt: int) -> int:
-    """The request seed a redraw plans with: derived from the request's, so a redraw is reproducible."""
-    return int(np.random.SeedSequence([seed, 0x7EDA, attempt]).generate_state(1)[0] >> 1)
 
 _DEFAULT_PROVENANCE: dict[tuple[str, str | None], Provenance] = {}
 
@@ -134,55 +126,6 @@ class _Run:
             yield
         finally:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
-
-
-@dataclass
-class _Batch:
-    """The outputs under the guard: each variation's latest render, what the guard measured of it, its face
-    hold (an index into :data:`HOLD_LEVELS`) and its prepared, not yet logged, provenance."""
-
-    rendered: list[Rendered]
-    distances: list[float] = field(default_factory=list)
-    detectable: list[bool] = field(default_factory=list)
-    level: list[int] = field(default_factory=list)
-    prepared: list[Prepared | None] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        n = len(self.rendered)
-        self.distances, self.detectable = [float("inf")] * n, [False] * n
-        self.level = [0] * n
-        self.prepared = [None] * n
-
-    def failing(self, k: int, threshold: float) -> bool:
-        return self.distances[k] > threshold or not self.detectable[k]
-
-    def rank(self, k: int, threshold: float) -> tuple[bool, bool, float]:
-        """Sorts a variation's draws best first: passing, then detectable, then nearest."""
-        return self.failing(k, threshold), not self.detectable[k], self.distances[k]
-
-    def to_hold_more(self, threshold: float) -> list[int]:
-        """Variations that drift (or whose face a detector misses) and can still be held more."""
-        return [k for k, (d, f) in enumerate(zip(self.distances, self.detectable, strict=True))
-                if (d > threshold or not f) and self.level[k] + 1 < len(HOLD_LEVELS)]
-
-    def discard(self, prov: Provenance, indices: Sequence[int] | None = None) -> None:
-        """Give back the prepared provenance of ``indices`` (default: all); nothing of it is logged."""
-        for k in range(len(self.prepared)) if indices is None else indices:
-            stale = self.prepared[k]
-            if stale is not None:
-                prov.discard(stale)
-                self.prepared[k] = None
-
-
-@dataclass
-class _Draw:
-    """A variation's earlier draw, kept while it is drawn again (in case no later draw does better)."""
-
-    rank: tuple[bool, bool, float]
-    rendered: Rendered
-    distance: float
-    found: bool
-    prepared: Prepared | None
 
 
 class Pipeline:
@@ -334,137 +277,42 @@ class Pipeline:
         request = run.request if seed is None else run.request.with_seed(seed)
         return self.engine.plan(request, run.person, run.profile, intent, assets=run.assets)
 
-    def _render(self, run: _Run, plans: Sequence[VariationPlan]) -> _Batch:
+    def _render(self, run: _Run, plans: Sequence[VariationPlan]) -> Batch:
         """Render every variation with no hold on the face."""
         run.report("render", 0, len(plans))
-        with run.timed("render"):
-            rendered = self.engine.render(list(plans), run.person, run.profile, run.request,
-                                          hold=[HOLD_LEVELS[0]] * len(plans), assets=run.assets)
-        return _Batch(rendered)
+        return Batch(self._draw(run, list(plans), [HOLD_LEVELS[0]] * len(plans)))
 
-    def _rerender(self, run: _Run, batch: _Batch, todo: Sequence[int]) -> None:
-        """Render the ``todo`` variations again at their (raised) hold levels, in place."""
+    def _draw(self, run: _Run, plans: list[VariationPlan], hold: list[float]) -> list[Rendered]:
+        """Render ``plans`` at their face holds (the guard loop's re-renders come through here too)."""
         with run.timed("render"):
-            again = self.engine.render([batch.rendered[k].plan for k in todo], run.person, run.profile, run.request,
-                                       hold=[HOLD_LEVELS[batch.level[k]] for k in todo], assets=run.assets)
-        for k, r in zip(todo, again, strict=True):
-            batch.rendered[k] = r
+            return self.engine.render(plans, run.person, run.profile, run.request, hold=hold, assets=run.assets)
 
     def _guard_and_stamp(
-        self, run: _Run, batch: _Batch, guard: IdentityGuard, *, account: str, include_prompt: bool, log: bool = True
+        self, run: _Run, batch: Batch, guard: IdentityGuard, *, account: str, include_prompt: bool, log: bool = True
     ) -> list[Stamped]:
-        """Mark every output, guard the marked pictures (re-rendering those that fail), then log them all; on
-        any failure, nothing prepared is kept and nothing more is logged.
-
-        The guard measures what is released: the marked picture. The invisible watermark moves a marginal
-        face detection (measured on dev-eval: a face with a detection score near 0 found before marking and
-        missed after it) and an identity distance, so guarding the unmarked render let through outputs that a
-        verifier could not find a face in. Provenance is only *prepared* (marked, encoded, signed) before the
-        guard; nothing is logged until the guard has passed an image, and prepared outputs it rejects are
-        discarded.
-        """
+        """Mark every output and guard the marked pictures (:class:`~.holding.GuardLoop`: hold, redraw, refuse),
+        then log them all; on any failure, nothing prepared is kept and nothing more is logged."""
         prov = self.provenance
         meta: dict[str, Any] = dict(
             fmt=run.request.format, prompt=run.request.prompt, profile_hash=run.profile_hash,
             engine=self.engine.name, engine_version=self.engine.version, seed=run.request.seed, account=account,
             include_prompt=include_prompt,
         )
+        loop = GuardLoop(
+            guard, prov, meta, timed=run.timed, draw=functools.partial(self._draw, run),
+            replan=lambda seed: self._plan(run, seed=seed), seed=run.request.seed or 0,
+            configured_threshold=self.identity_threshold,
+        )
         try:
-            self._mark_and_check(run, batch, guard, meta, range(len(batch.rendered)))
-            self._hold_faces(run, batch, guard, meta)
-            self._redraw(run, batch, guard, meta)
-            self._refuse_drift(batch, guard.threshold)
+            loop.run(batch)
             run.report("render", len(batch.rendered), len(batch.rendered))
             return self._stamp(run, batch, prov, meta, log=log)
         except BaseException:
             batch.discard(prov)
             raise
 
-    def _mark_and_check(
-        self, run: _Run, batch: _Batch, guard: IdentityGuard, meta: dict[str, Any], todo: Iterable[int]
-    ) -> None:
-        """Prepare the provenance of the ``todo`` variations' latest renders and guard their marked pictures."""
-        todo = list(todo)
-        with run.timed("provenance"):
-            fresh = prepare_many(self.provenance, [batch.rendered[k].pixels for k in todo], **meta)
-        for k, prepared in zip(todo, fresh, strict=True):
-            batch.prepared[k] = prepared
-        marked = [dataclasses.replace(batch.rendered[k], pixels=p.pixels) for k, p in zip(todo, fresh, strict=True)]
-        with run.timed("guard"):
-            for k, (d, f) in zip(todo, guard.check(marked), strict=True):
-                batch.distances[k], batch.detectable[k] = d, f
-
-    def _hold_faces(self, run: _Run, batch: _Batch, guard: IdentityGuard, meta: dict[str, Any]) -> None:
-        """Re-render drifting variations with a stronger hold on the face until they pass or are fully held."""
-        while todo := batch.to_hold_more(guard.threshold):
-            for k in todo:
-                batch.level[k] += 1
-            batch.discard(self.provenance, todo)
-            self._rerender(run, batch, todo)
-            self._mark_and_check(run, batch, guard, meta, todo)
-
-    def _redraw(self, run: _Run, batch: _Batch, guard: IdentityGuard, meta: dict[str, Any]) -> None:
-        """Variations that fail the guard even fully held are drawn afresh (another crop, exemplar, scene),
-        up to :data:`REDRAWS` times, each again from no hold upward; the best draw is kept.
-
-        A redrawn variation's plan comes from a seed derived from the request's (so it is as reproducible
-        as the first draw) and its record says ``redrawn``. "Best": passing, else detectable, else nearest.
-        """
-        thr = guard.threshold
-        todo = [k for k in range(len(batch.rendered)) if batch.failing(k, thr)]
-        kept: dict[int, _Draw] = {}
-        try:
-            for attempt in range(1, REDRAWS + 1):
-                if not todo:
-                    break
-                for k in todo:  # the best draw so far keeps its prepared provenance; the others give theirs back
-                    best = kept.get(k)
-                    if best is None or batch.rank(k, thr) < best.rank:
-                        if best is not None and best.prepared is not None:
-                            self.provenance.discard(best.prepared)
-                        kept[k] = _Draw(batch.rank(k, thr), batch.rendered[k], batch.distances[k],
-                                        batch.detectable[k], batch.prepared[k])
-                        batch.prepared[k] = None
-                    else:
-                        batch.discard(self.provenance, [k])
-                fresh = self._plan(run, seed=redraw_seed(run.request.seed or 0, attempt))
-                with run.timed("render"):
-                    again = self.engine.render([fresh[k] for k in todo], run.person, run.profile, run.request,
-                                               hold=[HOLD_LEVELS[0]] * len(todo), assets=run.assets)
-                for k, r in zip(todo, again, strict=True):
-                    r.info["redrawn"] = attempt
-                    batch.rendered[k], batch.level[k] = r, 0
-                self._mark_and_check(run, batch, guard, meta, todo)
-                self._hold_faces(run, batch, guard, meta)
-                todo = [k for k in todo if batch.failing(k, thr)]
-        except BaseException:
-            for draw in kept.values():
-                if draw.prepared is not None:
-                    self.provenance.discard(draw.prepared)
-            raise
-        for k, draw in kept.items():
-            if k in todo and batch.rank(k, thr) > draw.rank:  # still failing: the best draw (the refusal names it)
-                batch.discard(self.provenance, [k])
-                batch.rendered[k], batch.distances[k], batch.detectable[k] = draw.rendered, draw.distance, draw.found
-                batch.prepared[k] = draw.prepared
-            elif draw.prepared is not None:
-                self.provenance.discard(draw.prepared)
-
-    def _refuse_drift(self, batch: _Batch, threshold: float) -> None:
-        """Raise for an output still farther than ``threshold``; mark near ones a detector does not find."""
-        for r, dist, found in zip(batch.rendered, batch.distances, batch.detectable, strict=True):
-            if dist > threshold:
-                raised = (f"; the threshold {self.identity_threshold:.2f} was raised to your own selfie's distance "
-                          f"+ {GUARD_MARGIN:g}") if threshold > self.identity_threshold else ""
-                raise IdentityGuardError(
-                    f"variation {r.plan.index} drifted from the selfie (identity distance {dist:.2f} > "
-                    f"{threshold:.2f}{raised}) even with the face fully held; try a lower strength or another seed"
-                )
-            if not found:
-                r.info["face_detectable"] = False  # near enough, but a detector does not find it unaided
-
     def _stamp(
-        self, run: _Run, batch: _Batch, prov: Provenance, meta: dict[str, Any], *, log: bool = True
+        self, run: _Run, batch: Batch, prov: Provenance, meta: dict[str, Any], *, log: bool = True
     ) -> list[Stamped]:
         """Prepare what the guard's re-renders left unprepared, then log every output (the point of no return;
         with ``log=False`` the caller logs them, see :meth:`__call__`)."""
@@ -486,7 +334,7 @@ class Pipeline:
         self,
         run: _Run,
         subject: Subject | IdentitySubject,
-        batch: _Batch,
+        batch: Batch,
         stamped: Sequence[Stamped],
         threshold: float,
         board: Board | None,
