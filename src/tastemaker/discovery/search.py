@@ -23,6 +23,7 @@ Every hit says why: the mode that found it, palette colours it shares with the q
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -119,10 +120,10 @@ def shared_palette(query: np.ndarray, query_w: np.ndarray, item: Sequence[Sequen
 
 
 def _words(item: Item, query_words: frozenset[str]) -> list[str]:
+    """The item's own words whose stems (or aesthetic synonyms) are among the query's."""
     if not query_words:
         return []
-    have = set(tokens(item.text))
-    return sorted(have & query_words)
+    return sorted({w for w in re.findall(r"[a-z0-9]+", item.text.lower()) if set(tokens(w)) & query_words})
 
 
 def _hit(rank: int, item: Item, score: float, why: Reason) -> Hit:
