@@ -98,7 +98,8 @@ def test_curate_decides_every_image_and_writes_identical_shards(tmp_path: Path, 
     by_name = {r.item.path.name: r for r in res.rows}
     assert by_name["p0.png"].excluded_by == "consent" and "the owner said no" in by_name["p0.png"].decisions[
         "consent"].reason
-    assert by_name["optout.jpg"].excluded_by == "c2pa" and "notAllowed" in by_name["optout.jpg"].decisions["c2pa"].reason
+    optout = by_name["optout.jpg"]
+    assert optout.excluded_by == "c2pa" and "notAllowed" in optout.decisions["c2pa"].reason
     assert by_name["selfie.jpg"].excluded_by == "faces"  # allowed board, but no consent of the person recorded
     assert by_name["blank.png"].excluded_by == "quality" and "near blank" in by_name["blank.png"].decisions[
         "quality"].reason

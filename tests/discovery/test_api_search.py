@@ -9,7 +9,7 @@ from tastemaker.api.admin import issue_key
 from tastemaker.discovery.index import create_or_open
 from tastemaker.discovery.sources import board_images
 
-from ..api.conftest import DEMO, Api, make_api, upload_board  # noqa: F401 (make_api: a fixture)
+from ..api.conftest import DEMO, Api, upload_board
 
 
 def _index(api: Api) -> None:
