@@ -30,8 +30,15 @@ DEMO = Path(tastemaker.__file__).parent / "data" / "demo"
 SRC = Path(tastemaker.__file__).parents[1]
 TIER = "scale"
 #: a tier that never limits what the tests and the benchmark send
-TIERS = {TIER: {"requests_per_minute": 1_000_000, "styleembed_per_minute": 1_000_000, "images_per_month": 1_000_000,
-                "max_active_jobs": 1000, "verify_per_minute": 1000}}
+TIERS = {
+    TIER: {"requests_per_minute": 1_000_000, "styleembed_per_minute": 1_000_000, "images_per_month": 1_000_000,
+           "max_active_jobs": 1000, "verify_per_minute": 1000},
+    # the cross-process admission tests: three images a month; one generation at a time
+    "three_images": {"requests_per_minute": 1000, "styleembed_per_minute": 1000, "images_per_month": 3,
+                     "max_active_jobs": 100},
+    "one_at_a_time": {"requests_per_minute": 1000, "styleembed_per_minute": 1000, "images_per_month": 1000,
+                      "max_active_jobs": 1},
+}
 #: short queue timings, so a killed worker's job is taken over within seconds
 FAST_QUEUE = {"TASTEMAKER_QUEUE_LEASE_SECONDS": "4", "TASTEMAKER_QUEUE_HEARTBEAT_SECONDS": "1",
               "TASTEMAKER_QUEUE_STALLED_SECONDS": "5", "TASTEMAKER_QUEUE_SWEEP_SECONDS": "1",
@@ -138,11 +145,11 @@ class Cluster:
         return self._spawn(name, ["worker", "--threads", str(threads), "--concurrency", str(concurrency),
                                   "--log-level", "warning"])
 
-    def key(self) -> str:
-        """An API key of a new account on the scale tier, from ``tastemaker keys create`` (which migrates)."""
+    def key(self, tier: str = TIER) -> str:
+        """An API key of a new account on ``tier``, from ``tastemaker keys create`` (which migrates)."""
         out = subprocess.run(
             [sys.executable, "-c", "from tastemaker.cli import main; main()", "keys", "create", "--name", "scale",
-             "--tier", TIER], env=self.env, capture_output=True, text=True, timeout=120, check=True,
+             "--tier", tier], env=self.env, capture_output=True, text=True, timeout=120, check=True,
         )
         return out.stdout.strip().splitlines()[-1]
 

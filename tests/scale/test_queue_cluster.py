@@ -30,6 +30,7 @@ from .cluster import DEMO, FAST_QUEUE, Cluster, board_files, create_database, de
 PG = os.environ.get("TASTEMAKER_TEST_POSTGRES_URL")
 REDIS = os.environ.get("TASTEMAKER_TEST_REDIS_URL")
 N_JOBS, N_IMAGES = 20, 2
+ADMISSION_TIERS = ("three_images", "one_at_a_time")
 
 pytestmark = [
     pytest.mark.skipif(not PG or not REDIS, reason="queue mode needs TASTEMAKER_TEST_POSTGRES_URL and "
@@ -54,7 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                        files=board_files(), timeout=120)
         assert r.status_code == 201, r.text
         yield {"cluster": c, "db": sqlalchemy_url(db_url), "auth": auth, "board": r.json()["id"],
-               "a": procs[0].url, "b": procs[1].url, "root": root}
+               "a": procs[0].url, "b": procs[1].url, "root": root, "keys": {t: c.key(t) for t in ADMISSION_TIERS}}
     except BaseException:
         for p in c.procs.values():
             print(f"--- {p.name}\n{p.tail()}")
@@ -62,6 +63,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     finally:
         c.stop()
         drop()
+
+
+def post_generation(ctx: dict[str, Any], base: str, key: str, *, board: str, n: int = 1, size: int = 256,
+                    headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(base + "/v1/generations", headers={"Authorization": f"Bearer {key}", **(headers or {})},
+                      data={"board_id": board, "consent": "true", "n": str(n), "size": str(size)}, timeout=120,
+                      files={"selfie": ("selfie.jpg", (DEMO / "selfie.jpg").read_bytes(), "image/jpeg")})
+
+
+def own_board(ctx: dict[str, Any], key: str) -> str:
+    r = httpx.post(ctx["a"] + "/v1/boards", headers={"Authorization": f"Bearer {key}"}, timeout=120,
+                   data={"name": "demo", "pins": demo_pins()}, files=board_files())
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def submit(ctx: dict[str, Any], base: str, **fields: Any) -> str:
@@ -169,3 +184,39 @@ def test_a_running_job_cancelled_through_another_process_stops_and_its_worker_go
     assert status[0][0] == "succeeded"  # (its render process was replaced: it loads the models first)
     assert query(cluster, "SELECT count(*) FROM job_images WHERE job_id = :id", id=job_id)[0][0] == 0
     assert query(cluster, "SELECT status FROM jobs WHERE id = :id", id=job_id)[0][0] == "cancelled"
+
+
+def test_quota_limits_and_idempotency_hold_across_api_processes(cluster: dict[str, Any]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = cluster["a"], cluster["b"]
+    # quota: 3 images a month; six one-image generations at once through both processes -> exactly three
+    key = cluster["keys"]["three_images"]
+    board = own_board(cluster, key)
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda i: post_generation(cluster, a if i % 2 else b, key, board=board), range(6)))
+    accepted = [r for r in codes if r.status_code == 202]
+    assert len(accepted) == 3, [(r.status_code, r.text[:80]) for r in codes]
+    assert {r.json()["code"] for r in codes if r.status_code != 202} == {"quota_exceeded"}
+    account = query(cluster, "SELECT account_id FROM jobs WHERE id = :id", id=accepted[0].json()["id"])[0][0]
+    assert query(cluster, "SELECT images FROM usage WHERE account_id = :a", a=account)[0][0] == 3
+    # one generation at a time: four long ones at once through both processes -> one admitted
+    key = cluster["keys"]["one_at_a_time"]
+    board = own_board(cluster, key)
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda i: post_generation(cluster, a if i % 2 else b, key, board=board, n=4,
+                                                        size=1024), range(4)))
+    accepted = [r for r in codes if r.status_code == 202]
+    assert len(accepted) == 1, [(r.status_code, r.text[:80]) for r in codes]
+    assert {r.json()["code"] for r in codes if r.status_code != 202} == {"too_many_jobs"}
+    httpx.post(f"{a}/v1/generations/{accepted[0].json()['id']}/cancel", headers={"Authorization": f"Bearer {key}"})
+    # one Idempotency-Key sent to both processes at once: one job, the other answer replays it
+    idem = {"Idempotency-Key": "same-request-twice"}
+    with ThreadPoolExecutor(2) as pool:
+        twice = list(pool.map(lambda base: post_generation(cluster, base, key, board=board, headers=idem), (a, b)))
+    ok = [r for r in twice if r.status_code in (200, 202)]
+    ids = {r.json()["id"] for r in ok}
+    assert len(ids) == 1 or any(r.status_code == 409 for r in twice), [(r.status_code, r.text[:80]) for r in twice]
+    account = query(cluster, "SELECT account_id FROM jobs WHERE id = :id", id=next(iter(ids)))[0][0]
+    jobs = query(cluster, "SELECT count(*) FROM jobs WHERE account_id = :a AND request->>'size' = '256'", a=account)
+    assert jobs[0][0] == 1
