@@ -54,6 +54,7 @@ GENERATION_CANCELLED = "generation.cancelled"
 REQUEST_DENIED = "request.denied"
 PROFILE_FEEDBACK = "profile.feedback"
 PROVENANCE_VERIFIED = "provenance.verified"
+RECORD_REGISTERED = "record.registered"
 ACCOUNT_DELETED = "account.deleted"
 
 

@@ -25,6 +25,8 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     │   │   ├── FaceTooSmallError                 face_too_small
     │   │   └── IdentityMismatchError             identity_mismatch   (selfies of different people)
     │   ├── RequestError                          invalid_request     (n, size, aspect, format...)
+    │   │   ├── IdentityOnlyUnsupportedError      identity_only_unsupported (the engine redraws a selfie)
+    │   │   ├── UnsupportedParameterError         unsupported_parameter (an OpenAI field we do not take: mask...)
     │   │   ├── JSONTooDeepError                  json_too_deep       (nested past safejson.MAX_DEPTH)
     │   │   ├── JSONNumberTooLargeError           json_number_too_large
     │   │   ├── JSONSyntaxError                   invalid_request     (not JSON at all)
@@ -47,6 +49,7 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     │   ├── UnsupportedMediaTypeError             unsupported_media_type
     │   ├── IdempotencyKeyReusedError             idempotency_key_reused
     │   ├── MalformedBodyError                    malformed_body
+    │   ├── RequestTimeoutError                   request_timeout     (headers or body too slow to arrive)
     │   └── ClientDisconnectedError               client_disconnected
     ├── OutputError                      exit 73  output_error        (cannot write results)
     ├── IdentityGuardError               exit 4   identity_guard      (output drifted from the selfie)
@@ -78,6 +81,7 @@ purpose: sixty small classes and no logic, and one place to read them all is the
         ├── MethodNotAllowedError                 method_not_allowed  (knows the methods the path takes)
         ├── NotReadyError                         not_ready           (a job's images before it finished)
         ├── JobFinishedError                      job_finished        (cancelling a job that already ended)
+        ├── AlreadyRegisteredError                already_registered  (POST /v1/records of an image marked here)
         ├── IdempotencyInProgressError            idempotency_key_in_use (retry in 1 s)
         ├── ConflictError                         conflict            (retry in 1 s)
         ├── RateLimitedError                      rate_limited        (knows when to retry)
@@ -195,6 +199,23 @@ class IdentityMismatchError(FaceError):
 
 class RequestError(InputError):
     code = "invalid_request"
+
+
+class IdentityOnlyUnsupportedError(RequestError):
+    """An identity embedding without a selfie, for an engine that redraws a selfie (the look engine): the way to
+    keep the face on the device is to render there (``tastemaker generate --remote``)."""
+
+    code = "identity_only_unsupported"
+
+
+class UnsupportedParameterError(RequestError):
+    """A field of the OpenAI images API that Tastemaker does not take (``mask``, ``stream``...); ``param`` names it."""
+
+    code = "unsupported_parameter"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
 
 
 class JSONTooDeepError(RequestError):
@@ -489,6 +510,12 @@ class MalformedBodyError(InputError):
     code = "malformed_body"
 
 
+class RequestTimeoutError(InputError):
+    """The request's headers or body did not arrive in time (408, sent by the server's protocol layer)."""
+
+    code = "request_timeout"
+
+
 class ClientDisconnectedError(InputError):
     """The client went away before sending its whole body; nothing was done."""
 
@@ -562,6 +589,13 @@ class JobFinishedError(ServiceError):
     code = "job_finished"
 
 
+class AlreadyRegisteredError(ServiceError):
+    """``POST /v1/records`` of an image that already carries this service's mark: it has a record (named in the
+    message); registering it again would give one picture two."""
+
+    code = "already_registered"
+
+
 class IdempotencyInProgressError(ServiceError):
     code = "idempotency_key_in_use"
     retry_after_s = 1.0
@@ -626,6 +660,18 @@ class InternalError(TastemakerError):
     """A bug: what the API answers for an exception nobody raised on purpose (the log has the traceback)."""
 
 
+def error_class_for_code(code: str) -> type[TastemakerError] | None:
+    """The class that stands for an API error ``code`` (its most general class, where subclasses share a code);
+    None for a code this hierarchy does not have. How clients turn an error body back into an exception."""
+    todo: list[type[TastemakerError]] = [TastemakerError]
+    while todo:
+        cls = todo.pop(0)
+        if vars(cls).get("code") == code or (cls is TastemakerError and code == cls.code):
+            return cls
+        todo.extend(cls.__subclasses__())
+    return None
+
+
 def error_class(name: str) -> type[TastemakerError] | None:
     """The class of this hierarchy called ``name`` (how a :class:`ForwardedError` finds what it stands for)."""
     todo: list[type[TastemakerError]] = [TastemakerError]
@@ -637,6 +683,7 @@ def error_class(name: str) -> type[TastemakerError] | None:
     return None
 
 __all__ = [
+    "AlreadyRegisteredError",
     "AuditTamperedError",
     "AuthError",
     "BlobMissingError",
@@ -660,6 +707,7 @@ __all__ = [
     "IdempotencyKeyReusedError",
     "IdentityGuardError",
     "IdentityMismatchError",
+    "IdentityOnlyUnsupportedError",
     "ImageDecodeError",
     "ImageError",
     "ImagePixelLimitError",
@@ -697,6 +745,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimiterUnavailableError",
     "RequestError",
+    "RequestTimeoutError",
     "RequestTooLargeError",
     "RevokedApiKeyError",
     "SearchIndexError",
@@ -711,6 +760,7 @@ __all__ = [
     "TooManyJobsError",
     "UnsupportedImageError",
     "UnsupportedMediaTypeError",
+    "UnsupportedParameterError",
     "UntrustedSignerError",
     "VerifyBusyError",
     "VerifyQueueFullError",
@@ -718,4 +768,5 @@ __all__ = [
     "WorkerCrashedError",
     "WatermarkTooSmallError",
     "error_class",
+    "error_class_for_code",
 ]

@@ -71,6 +71,7 @@ OPERATIONS = [
     ("POST", "/v1/feedback"),
     ("GET", "/v1/boards/{board_id}/profile/history"),
     ("POST", "/v1/verify"),
+    ("POST", "/v1/records"),
     ("GET", "/v1/search"),
     ("DELETE", "/v1/me"),
     ("GET", "/healthz"),

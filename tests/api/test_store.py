@@ -59,7 +59,7 @@ class TestStoreContract:
         assert store.downgrade("0001") == "0001"
         assert "profile_versions" not in inspect(store.engine).get_table_names()
         assert "boards" in inspect(store.engine).get_table_names()
-        assert store.upgrade() == head_revision() == "0005"
+        assert store.upgrade() == head_revision() == "0006"
         assert "profile_versions" in inspect(store.engine).get_table_names()
 
     def test_web_sessions_migration_steps(self, store: SqlStore) -> None:

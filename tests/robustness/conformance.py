@@ -31,6 +31,9 @@ CONTENT_CODES: dict[str, str] = {
     "no_face": "the selfie shows no face",
     "multiple_faces": "the selfie shows several faces of similar size",
     "face_too_small": "the selfie's face is too small",
+    "identity_only_unsupported": "an identity without a selfie, for a deployment whose engine redraws a selfie (which "
+    "engine a server runs is not in its schema)",
+    "image_too_small_to_mark": "an output below the watermark's minimum size (POST /v1/records)",
     "incomplete_tree_head": "since_size without since_root or the other way round: OpenAPI has no rule across "
     "query parameters",
     "search_query_invalid": "neither or both of text and board_id (or pin_id with mode): OpenAPI has no rule "

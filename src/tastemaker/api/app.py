@@ -50,8 +50,9 @@ from .groupcommit import GroupCommit
 from .http_errors import error_response, status_of
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
-from .routes import account, boards, feedback, generations, health, search, styleembed, verify
-from .schemas import FeedbackIn, GenerationCreate, PinIn, StyleEmbedIn, VerifyIn
+from .openai_compat import OpenAIErrors
+from .routes import account, boards, feedback, generations, health, openai_images, records, search, styleembed, verify
+from .schemas import FeedbackIn, GenerationCreate, PinIn, RecordCreate, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("tastemaker.api")
@@ -283,14 +284,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             {"name": "boards", "description": "Upload pinned images with their engagement"},
             {"name": "taste", "description": "Taste profiles (strictly rate-limited) and feedback"},
             {"name": "generations", "description": "Asynchronous image generation"},
-            {"name": "provenance", "description": "Where an image came from (any tier, own rate limit)"},
+            {"name": "provenance", "description": "Where an image came from (any tier, own rate limit); registering "
+             "outputs rendered on your device"},
             {"name": "account", "description": "Usage and quota; deleting the account"},
             {"name": "search", "description": "The server's search index by text, board or pin (with why)"},
             {"name": "service", "description": "Health"},
         ],
     )
     app.state.services = services
-    routers = (boards, styleembed, feedback, generations, verify, account, health, search)
+    routers = (boards, styleembed, feedback, generations, verify, records, account, health, search, openai_images)
     # Middleware added last runs first: the edge (request id, body cap), then HEAD / OPTIONS / 405 with the
     # path's whole Allow, then the gate (key, bucket, scopes)
     api_routes = [route for module in routers for route in module.router.routes]
@@ -298,6 +300,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.method_routes = api_routes + [r for r in app.router.routes if isinstance(r, Route)]  # + /docs ...
     app.add_middleware(HttpMethods, routes=app.state.method_routes)
     app.add_middleware(EdgeMiddleware, max_body=settings.max_request_bytes)
+    app.add_middleware(OpenAIErrors)  # outermost: /v1/images/... errors in OpenAI's shape, whoever refused
     app.add_exception_handler(ClientDisconnect, _on_client_disconnect)
     app.add_exception_handler(TastemakerError, _on_tastemaker_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
@@ -305,12 +308,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _on_unexpected)
     for module in routers:
         app.include_router(module.router)
+    app.include_router(openai_images.files_router)  # signed image links: no key, outside /v1
     _publish_body_models(app)
     return app
 
 
 #: Request bodies that routes parse themselves (JSON or multipart) and reference from ``openapi_extra``.
-BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn, StyleEmbedIn, PinIn)
+BODY_MODELS = (GenerationCreate, FeedbackIn, VerifyIn, StyleEmbedIn, PinIn, RecordCreate)
 
 
 def _publish_body_models(app: FastAPI) -> None:

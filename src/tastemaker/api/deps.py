@@ -1,7 +1,7 @@
 """Dependencies every route declares in its signature: ``SessionDep`` (a store session), ``CurrentAccount``, the scoped
 principals (``BoardsRead``, ``BoardsWrite``, ``GenerateAccount``, ``FullAccess``, and ``StyleEmbedAccount`` /
-``VerifyAccount`` with that endpoint's own bucket), ``IdempotencyKey`` — and the middleware that does the
-authentication they rely on.
+``VerifyAccount`` / ``RecordsAccount`` with that endpoint's own bucket), ``IdempotencyKey`` — and the middleware that
+does the authentication they rely on.
 
 **Authentication comes first, from the headers alone.** :class:`AuthGate` resolves the API key, counts the
 request against the account's ``requests`` bucket and checks the route's scopes before any route — and so
@@ -335,8 +335,17 @@ def verify_limit(
     return _bucket_hit(request, svc, principal, "verify")
 
 
+def records_limit(
+    request: Request, svc: ServicesDep, principal: Annotated[Principal, Depends(require("register"))]
+) -> Principal:
+    """Registering outputs rendered on a device (``POST /v1/records``): a scope and a bucket of their own, since
+    each one costs a watermark, a signature and a log entry."""
+    return _bucket_hit(request, svc, principal, "records")
+
+
 StyleEmbedAccount = Annotated[Principal, Depends(styleembed_limit)]
 VerifyAccount = Annotated[Principal, Depends(verify_limit)]
+RecordsAccount = Annotated[Principal, Depends(records_limit)]
 
 
 # ------------------------------------------------------------------------------------------ idempotency
@@ -417,6 +426,7 @@ __all__ = [
     "GenerateAccount",
     "IdempotencyKey",
     "Principal",
+    "RecordsAccount",
     "Services",
     "ServicesDep",
     "SessionDep",

@@ -40,6 +40,8 @@ STATUS: dict[type[e.TastemakerError], int] = {
     e.NotReadyError: 409,
     e.JobFinishedError: 409,
     e.IdempotencyInProgressError: 409,
+    e.AlreadyRegisteredError: 409,
+    e.RequestTimeoutError: 408,
     e.ConflictError: 409,
     e.StoreConflictError: 409,
     e.RateLimitedError: 429,

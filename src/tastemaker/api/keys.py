@@ -2,9 +2,10 @@
 
 Each key carries **scopes** (as GitHub's fine-grained tokens do): ``boards:read`` (boards, pins and
 engagement, profile history), ``boards:write`` (upload, add pins, delete, feedback), ``styleembed`` (the
-differentially private taste release), ``generate`` (generations and their images) and ``verify``
-(provenance checks). A key handed to a third-party app for style embeddings gets ``styleembed`` only and
-cannot read raw pins. ``GET /v1/usage`` needs no scope; deleting the account needs all of them.
+differentially private taste release), ``generate`` (generations and their images), ``verify``
+(provenance checks) and ``register`` (``POST /v1/records``: outputs rendered on the person's own device get this
+deployment's watermark, C2PA manifest and log entry). A key handed to a third-party app for style embeddings gets
+``styleembed`` only and cannot read raw pins. ``GET /v1/usage`` needs no scope; deleting the account needs all of them.
 
 The checksum lets clients, secret scanners and the server itself reject a mistyped or truncated key
 without a database lookup (CRC32 catches every single-character error and adjacent swap). Only the
@@ -29,7 +30,7 @@ BODY_CHARS = 27  # 62**27 > 2**160
 CHECK_CHARS = 6  # 62**6 > 2**32
 KEY_LENGTH = len(PREFIX) + BODY_CHARS + CHECK_CHARS
 DISPLAY_CHARS = len(PREFIX) + 8
-SCOPES = ("boards:read", "boards:write", "styleembed", "generate", "verify")
+SCOPES = ("boards:read", "boards:write", "styleembed", "generate", "verify", "register")
 #: What a key stores: scopes separated by spaces (OAuth's ``scope`` format).
 ALL_SCOPES = " ".join(SCOPES)
 _SHAPE = re.compile(rf"^{PREFIX}[0-9A-Za-z]{{{BODY_CHARS + CHECK_CHARS}}}$")

@@ -1,10 +1,11 @@
 """Per-tier rate limits with the ``limits`` library (moving windows; memory storage, or Redis by URL).
 
 Callers without a valid key are counted per client address (``unauthenticated_per_minute``, see
-:meth:`RateLimiter.hit_client`). Each account has three per-minute buckets: ``requests`` (every
+:meth:`RateLimiter.hit_client`). Each account has four per-minute buckets: ``requests`` (every
 authenticated call), ``styleembed``
 (taste extraction — bulk extraction is the scraping risk, so its limit is much stricter) and ``verify``
-(provenance checks: CPU-bound, and open to any tier, so they get their own budget). Monthly image
+(provenance checks: CPU-bound, and open to any tier, so they get their own budget), and ``records``
+(``POST /v1/records``: marking, signing and logging an output rendered on a device). Monthly image
 quotas are not here: they must survive restarts, so they live in the database (the store's usage counters).
 
 Responses carry the IETF draft headers (``RateLimit-Policy: "requests";q=60;w=60`` and
@@ -26,8 +27,9 @@ from ..errors import ConfigurationError, RateLimitedError, RateLimiterUnavailabl
 from .settings import TierLimits
 
 WINDOW_S = 60
-BUCKETS = ("requests", "styleembed", "verify")
-_PER_MINUTE = {"requests": "requests_per_minute", "styleembed": "styleembed_per_minute", "verify": "verify_per_minute"}
+BUCKETS = ("requests", "styleembed", "verify", "records")
+_PER_MINUTE = {"requests": "requests_per_minute", "styleembed": "styleembed_per_minute", "verify": "verify_per_minute",
+               "records": "records_per_minute"}
 
 
 @dataclass(frozen=True)

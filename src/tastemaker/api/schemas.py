@@ -215,33 +215,49 @@ def one_of_given(*groups: tuple[dict[str, Any], list[str]]) -> JsonDict:
 
 def _generation_schema(schema: JsonDict) -> None:
     """GenerationCreate's published schema: ``consent`` is required (and must be true; the model defaults it to
-    false so that leaving it out gets the clear 400 ``consent_required``), and exactly one of board or profile."""
+    false so that leaving it out gets the clear 400 ``consent_required``), exactly one of board or profile, and
+    exactly one of selfie or identity."""
     required = schema.setdefault("required", [])
     assert isinstance(required, list)
     if "consent" not in required:
         required.append("consent")
-    schema.update(one_of_given(({"board_id": {"type": "string"}}, ["profile"]),
-                               ({"profile": {"type": "object"}}, ["board_id"])))
+    schema["allOf"] = [
+        one_of_given(({"board_id": {"type": "string"}}, ["profile"]), ({"profile": {"type": "object"}}, ["board_id"])),
+        one_of_given(({"selfie": {"type": "string"}}, ["identity"]), ({"identity": {}}, ["selfie"])),
+    ]
+
+
+#: An identity embedding as the API takes it: its 128 numbers, or the identity file ``tastemaker identity`` writes.
+IdentityIn = list[Annotated[float, Field(allow_inf_nan=False)]] | dict[str, Any]
 
 
 class GenerationCreate(BaseModel):
     """A generation request (JSON form; the multipart form has the same fields, ``selfie`` as a file).
 
-    Exactly one of ``board_id`` and ``profile``; ``consent`` must be true.
+    Exactly one of ``board_id`` and ``profile``, exactly one of ``selfie`` and ``identity``; ``consent`` must be true.
     """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=lambda schema: _generation_schema(schema))
 
     board_id: str | None = Field(None, min_length=1, max_length=32, description="one of board_id or profile")
     profile: dict[str, Any] | None = Field(None, description="a TasteProfile JSON object, instead of a board")
-    selfie: str = Field(
-        min_length=1, description="the selfie image, base64 (JSON) — or a file part (multipart)",
-        json_schema_extra=BASE64,
+    selfie: str | None = Field(
+        None, min_length=1, description="the selfie image, base64 (JSON) — or a file part (multipart); one of selfie "
+        "or identity", json_schema_extra=BASE64,
+    )
+    identity: IdentityIn | None = Field(
+        None,
+        description="instead of a selfie: the identity embedding made on your device (`tastemaker identity`), as its "
+        "128 numbers or the identity file's JSON (JSON text in a multipart form). Only for a deployment whose engine "
+        "draws from an identity alone (the diffusion engine); the look engine redraws a selfie and refuses it "
+        "(422 identity_only_unsupported): render on your device instead (`tastemaker generate --remote`)",
+        json_schema_extra={"anyOf": [{"type": "array", "items": {"type": "number"}, "minItems": 128,
+                                      "maxItems": 128}, {"type": "object"}, {"type": "null"}]},
     )
     selfie_name: str = Field("selfie", max_length=255)
     consent: bool = Field(
-        False, description="must be true: you confirm the selfie is yours or you have the person's consent "
-        "(false is refused: 400 consent_required)",
+        False, description="must be true: you confirm the selfie (or identity) is yours or you have the person's "
+        "consent (false is refused: 400 consent_required)",
         json_schema_extra={"const": True},
     )
     prompt: Annotated[str, *_bounds("prompt")] = _core["prompt"].default
@@ -434,6 +450,11 @@ class RecordOut(BaseModel):
         None, description="keyed fingerprint of the picture (schema v2), compared with the submitted image"
     )
     schema_: str = Field(alias="schema")
+    rendered_on: Literal["device"] | None = Field(
+        None, description="`device`: rendered on the person's own device and registered here (POST /v1/records): this "
+        "service marked, signed and logged it but did not watch it being made, so engine, seed and profile hash are "
+        "what the device reported. Absent: this service rendered it"
+    )
 
 
 class MatchOut(BaseModel):
@@ -489,6 +510,52 @@ class VerifyOut(BaseModel):
     match: MatchOut
     log: LogProofOut
     problems: list[str]
+
+
+# ------------------------------------------------------------------------------------------ records
+
+
+class RecordCreate(BaseModel):
+    """An output rendered on the person's device, to be marked, signed and logged here (JSON form; the multipart
+    form sends the same fields, ``image`` as a file part). Only the output: never the selfie or the identity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(
+        min_length=1, description="the output image, base64 (JSON) — or a file part (multipart)",
+        json_schema_extra=BASE64,
+    )
+    profile_hash: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="the content hash of the taste profile it was rendered from"
+    )
+    engine: str = Field("look", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    engine_version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._+-]+$")
+    seed: int = Field(ge=0, lt=2**53, description="the variation's seed")
+    prompt: str = Field("", max_length=2000, description="the prompt (the record keeps only its keyed hash)")
+    board_id: str | None = Field(
+        None, min_length=1, max_length=32, description="the board whose taste it was drawn in (must be yours)"
+    )
+    output_format: Literal["png", "jpeg", "webp"] | None = Field(
+        None, description="the format of the marked image (default: the uploaded image's)"
+    )
+
+
+class RegisteredImageOut(BaseModel):
+    media_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str = Field(description="SHA-256 of the file")
+    b64: str = Field(description="the marked, signed image file, base64")
+
+
+class RecordRegisteredOut(BaseModel):
+    """A registered output: its record (``rendered_on: device``) and the marked image to keep and share."""
+
+    record_id: str = Field(description="the record id the watermark carries (10 hex digits)")
+    log_index: int = Field(description="the record's entry in the transparency log")
+    record: RecordOut
+    image: RegisteredImageOut
 
 
 # ------------------------------------------------------------------------------------------ account

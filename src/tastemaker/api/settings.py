@@ -29,6 +29,9 @@ class TierLimits(BaseModel):
     images_per_month: int = Field(ge=0)
     max_active_jobs: int = Field(ge=1, description="queued + running generations per account")
     verify_per_minute: int = Field(30, ge=1, description="POST /v1/verify calls per minute (its own bucket)")
+    records_per_minute: int = Field(
+        20, ge=1, description="POST /v1/records calls per minute: outputs rendered on a device, registered (own bucket)"
+    )
 
 
 DEFAULT_TIERS: dict[str, TierLimits] = {
@@ -41,6 +44,7 @@ DEFAULT_TIERS: dict[str, TierLimits] = {
         images_per_month=5000,
         max_active_jobs=8,
         verify_per_minute=120,
+        records_per_minute=120,
     ),
 }
 

@@ -296,14 +296,18 @@ def task_generate(
 
     def run() -> list[GeneratedBlob]:
         from ..engines.assets import AssetLimits, assets_from_bytes
-        from ..engines.base import GenerationRequest, Subject
+        from ..engines.base import GenerationRequest, IdentitySubject, Subject
         from ..media import decode_image
         from ..taste.profile import TasteProfile
 
         report("starting", 0, 1)
         req = GenerationRequest.model_validate(request)
-        img = decode_image(selfie, name=selfie_name, max_pixels=max_pixels, max_bytes=max_bytes)
-        subject = Subject(image=img, face=face, identity=identity, name=selfie_name)
+        subject: Subject | IdentitySubject
+        if selfie:
+            img = decode_image(selfie, name=selfie_name, max_pixels=max_pixels, max_bytes=max_bytes)
+            subject = Subject(image=img, face=face, identity=identity, name=selfie_name)
+        else:  # an identity made on the person's device (engines that draw from one alone); no pixels came here
+            subject = IdentitySubject(identity=identity)
         profile = TasteProfile.from_json(profile_json, name="profile")
         assets = None
         if pins and blobs is not None:

@@ -10,6 +10,9 @@ Each manifest carries three assertions:
 * ``org.tastemaker.record``: the provenance record's fields (hashes only). The prompt text is
   included only when the caller passes it explicitly (opt-in).
 
+An output rendered on the person's own device and registered afterwards (``POST /v1/records``) has
+``rendered_on: device`` in its record assertion, and its ``c2pa.created`` action says so in its parameters.
+
 Signing uses an ES256 certificate chain. On first use :func:`ensure_signing_identity` writes a
 local CA (P-256, ``ca.pem`` / ``ca-key.pem``) and a leaf signing certificate issued by it
 (``signer.pem`` holds leaf + CA, ``signer-key.pem``) into the given directory, keys mode 0600;
@@ -211,11 +214,7 @@ def manifest_definition(
                 "label": "c2pa.actions",
                 "data": {
                     "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                            "softwareAgent": {"name": "tastemaker", "version": __version__},
-                        }
+                        _created_action(record)
                     ]
                 },
             },
@@ -229,6 +228,23 @@ def manifest_definition(
             {"label": RECORD_LABEL, "data": data},
         ],
     }
+
+
+def _created_action(record: ProvenanceRecord) -> dict[str, Any]:
+    """The ``c2pa.created`` action; for an output rendered on the person's device it says so (the signer registered
+    the image, it did not watch it being made)."""
+    action: dict[str, Any] = {
+        "action": "c2pa.created",
+        "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+        "softwareAgent": {"name": "tastemaker", "version": __version__},
+    }
+    if record.rendered_on is not None:
+        action["parameters"] = {
+            "org.tastemaker.rendered_on": record.rendered_on,
+            "description": f"rendered on the person's {record.rendered_on} with Tastemaker, then registered with "
+            "this service, which marked, signed and logged it (it did not render it)",
+        }
+    return action
 
 
 def _context(anchor_pem: bytes | None) -> Any:

@@ -19,6 +19,11 @@ Schema v2 (what new outputs get) differs from v1 in what a verifier can learn or
   picture from another picture that carries a copied mark.
 
 v1 records (already in logs) still parse, byte for byte, so their inclusion proofs keep working.
+
+``rendered_on`` (v2, optional) is ``"device"`` for an output the person rendered on their own device and then
+registered with a service (``POST /v1/records``): the service marked, signed and logged it, but did not watch it
+being made, so its engine, seed and profile hash are what the device reported. Absent means the store's own
+pipeline made the image; records without it keep their bytes.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ _FINGERPRINT = re.compile(r"^fp[0-9]+:[A-Za-z0-9+/=]{8,20000}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _MAX_SAFE_INT = 2**53 - 1
+#: where an output was rendered, when it was not by the store's own pipeline
+RENDERED_ON = ("device",)
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -91,6 +98,7 @@ class ProvenanceRecord:
     fingerprint: str | None = None
     prompt_sha256: str | None = None
     schema: str = SCHEMA
+    rendered_on: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -112,6 +120,9 @@ class ProvenanceRecord:
         for name in hashes:
             if not _HEX64.match(str(getattr(self, name))):
                 problems.append(f"{name} must be 64 lowercase hex characters")
+        if self.rendered_on is not None and (self.schema != SCHEMA or self.rendered_on not in RENDERED_ON):
+            problems.append(f"rendered_on must be one of {', '.join(RENDERED_ON)} (schema v2), "
+                            f"got {self.rendered_on!r}")
         for name in absent:
             if getattr(self, name) is not None:
                 problems.append(f"{name} is not a field of {self.schema}")
@@ -138,6 +149,7 @@ class ProvenanceRecord:
         fingerprint: str,
         record_id: int | None = None,
         created_at: str | None = None,
+        rendered_on: str | None = None,
     ) -> ProvenanceRecord:
         """Build a v2 record; the caller (the store, which holds the keys) supplies the keyed values."""
         return cls(
@@ -151,6 +163,7 @@ class ProvenanceRecord:
             seed=seed,
             image_sha256=pixels_sha256(pixels),
             fingerprint=fingerprint,
+            rendered_on=rendered_on,
         )
 
     @property
@@ -176,7 +189,7 @@ class ProvenanceRecord:
             raise ProvenanceInputError("provenance record must be a JSON object")
         schema = obj.get("schema", SCHEMA_V1)
         wanted = _FIELDS_V1 if schema == SCHEMA_V1 else _FIELDS_V2
-        unknown, missing = set(obj) - wanted, wanted - set(obj) - {"schema"}
+        unknown, missing = set(obj) - wanted, wanted - set(obj) - {"schema", "rendered_on"}
         if unknown or missing:
             raise ProvenanceInputError(
                 f"provenance record fields do not match {schema}: unknown {sorted(unknown)}, "
@@ -185,9 +198,11 @@ class ProvenanceRecord:
         return cls(**{**obj, "schema": schema})
 
 
-_COMMON = {f.name for f in fields(ProvenanceRecord)} - {"prompt_hmac", "fingerprint", "prompt_sha256"}
-_FIELDS_V2 = _COMMON | {"prompt_hmac", "fingerprint"}
+_OPTIONAL = {"prompt_hmac", "fingerprint", "prompt_sha256", "rendered_on"}
+_COMMON = {f.name for f in fields(ProvenanceRecord)} - _OPTIONAL
+_FIELDS_V2 = _COMMON | {"prompt_hmac", "fingerprint", "rendered_on"}
 _FIELDS_V1 = _COMMON | {"prompt_sha256"}
 
 
-__all__ = ["SCHEMA", "SCHEMA_V1", "ProvenanceRecord", "new_record_id", "pixels_sha256", "sha256_hex", "utc_now"]
+__all__ = ["RENDERED_ON", "SCHEMA", "SCHEMA_V1", "ProvenanceRecord", "new_record_id", "pixels_sha256", "sha256_hex",
+           "utc_now"]

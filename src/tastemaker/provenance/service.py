@@ -188,11 +188,13 @@ class Provenance:
         account: str = "local",
         include_prompt: bool = False,
         quality: int = 92,
+        rendered_on: str | None = None,
     ) -> Prepared:
         """The expensive, uncommitted half of stamping: reserve an id, mark, record, encode, sign.
 
         Nothing is logged yet, so a prepared output that is then rejected (e.g. by the identity guard)
         leaves no trace: :meth:`discard` it. Only :meth:`commit` makes it an output. Thread-safe.
+        ``rendered_on="device"``: an output made elsewhere and registered here (the record and manifest say so).
         """
         rid = self._reserve_id(pixels)
         try:
@@ -201,7 +203,7 @@ class Provenance:
             record = ProvenanceRecord.create(
                 account=self.keys.pseudonym(account), prompt_hmac=self.keys.prompt_hash(prompt),
                 profile_hash=profile_hash, engine=engine, engine_version=engine_version, seed=seed % (2**53),
-                pixels=marked, fingerprint=fp.encode(), record_id=rid,
+                pixels=marked, fingerprint=fp.encode(), record_id=rid, rendered_on=rendered_on,
             )
             data = sign_image(encode_image(marked, fmt, quality=quality), fmt, record, self.identity,
                               prompt=prompt if include_prompt else None)

@@ -2,6 +2,11 @@
 the profile, and the selfie's face (in the CPU pool, so a photo without a face is a 422 now, not a failed job
 later). The selfie is handed to the job as bytes and never stored: the job keeps only its SHA-256.
 
+Instead of a selfie a request may carry ``identity``: the 128-d embedding made on the person's device. Only an
+engine that draws from an identity alone (``accepts_identity_only``: the diffusion engine) takes it; the look engine
+redraws a selfie, so it is refused at once (422 ``identity_only_unsupported``) with the way that keeps the face on
+the device: render there and register the outputs (``tastemaker generate --remote``, ``POST /v1/records``).
+
 Cancelling one (:func:`cancel`): the account's own queued or running job ends ``cancelled`` and its images go
 back to the quota; one that has already ended is a 409.
 """
@@ -12,18 +17,23 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from ...audit import GENERATION_CREATED
 from ...boards import Pin
+from ...encoders.identity import IdentityEmbedding
 from ...engines.base import GenerationRequest
 from ...errors import (
     ConflictError,
     ConsentRequiredError,
+    IdentityOnlyUnsupportedError,
     InvalidApiKeyError,
     NotFoundError,
+    ProfileError,
     QueueFullError,
     QuotaExceededError,
     RequestError,
@@ -41,6 +51,9 @@ from .common import Caller, note_denied, owned_board, owned_job
 from .profiles import board_assets, ensure_profile
 
 ENDPOINT = "POST /v1/generations"
+#: What the built-in engines say about ``accepts_identity_only``, known without loading them (the diffusion engine's
+#: weights are not loaded into the API process to answer it); a test holds this to the engines' own attributes.
+BUILTIN_IDENTITY_ONLY = {"look": False, "diffusion": True}
 
 
 def _seconds_to(end: datetime) -> float:
@@ -85,12 +98,57 @@ def _quota_error(svc: Services, caller: Caller, used: int, n: int, period_end: d
     return exc
 
 
+@cache
+def accepts_identity_only(engine: str) -> bool:
+    """Whether the deployment's engine draws a person from an identity embedding alone (no selfie pixels)."""
+    if engine in BUILTIN_IDENTITY_ONLY:
+        return BUILTIN_IDENTITY_ONLY[engine]
+    from ...engines import get_engine
+
+    return bool(getattr(get_engine(engine), "accepts_identity_only", False))
+
+
+def parse_identity(value: Any) -> IdentityEmbedding:
+    """The ``identity`` field: 128 finite numbers, or an identity file's JSON object (422 ``invalid_profile`` else,
+    as the CLI answers an identity file it cannot read)."""
+    if isinstance(value, dict):
+        try:
+            return IdentityEmbedding.from_dict(value)
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(f"identity: not an identity file ({exc})") from None
+        except ProfileError as exc:
+            raise ProfileError(f"identity: {exc.message}") from None
+    vec = np.asarray(value, dtype=np.float64) if isinstance(value, list) else np.zeros(0)
+    if vec.shape != (128,) or not np.all(np.isfinite(vec)):
+        raise ProfileError(
+            "identity: must be 128 finite numbers (the embedding `tastemaker identity` writes) or that file's JSON"
+        )
+    return IdentityEmbedding(vector=vec)
+
+
+def identity_sha256(identity: IdentityEmbedding) -> str:
+    """What the job and its audit entry keep of an identity: the SHA-256 of its JSON (never the numbers)."""
+    return sha256_hex(json.dumps(identity.to_dict(), sort_keys=True, separators=(",", ":")).encode())
+
+
+def check_identity_only(engine: str) -> None:
+    """Refuse an identity-only request when the engine needs a selfie, saying how to keep the face at home."""
+    if not accepts_identity_only(engine):
+        raise IdentityOnlyUnsupportedError(
+            f"identity: this service's {engine!r} engine redraws a selfie, so it cannot draw you from an identity "
+            "embedding alone. To keep your face on your device, render there and register the outputs here: "
+            "`tastemaker generate --remote URL --board-id ID --selfie me.jpg` (or `Client.generate_local`) "
+            "renders on your machine and sends only the images you keep (POST /v1/records)"
+        )
+
+
 def _request(body: GenerationCreate) -> GenerationRequest:
     """The core's request, checked (parameters, consent, one source of taste), with its seed chosen now so the
     job's stored request reproduces its images."""
     if not body.consent:
+        what = "identity" if body.identity is not None and body.selfie is None else "selfie"
         raise ConsentRequiredError(
-            "consent must be true: confirm the selfie is of you, or that you have the person's consent to "
+            f"consent must be true: confirm the {what} is of you, or that you have the person's consent to "
             "generate images of them"
         )
     gen_request = GenerationRequest.create(
@@ -107,12 +165,17 @@ def _request(body: GenerationCreate) -> GenerationRequest:
     )
     if (body.board_id is None) == (body.profile is None):
         raise RequestError("give exactly one of board_id or profile")
+    if (body.selfie is None) == (body.identity is None):
+        raise RequestError("give exactly one of selfie (a photo) or identity (the embedding made on your device)")
     if gen_request.seed is None:
         gen_request = gen_request.with_seed(secrets.randbelow(2**31))
     return gen_request
 
 
-def _begin(svc: Services, caller: Caller, body: GenerationCreate, selfie: bytes, idem: Idempotency) -> _Admission | str:
+def _begin(
+    svc: Services, caller: Caller, body: GenerationCreate, selfie: bytes | None, idem: Idempotency,
+    identity: IdentityEmbedding | None = None,
+) -> _Admission | str:
     """Everything cheap, in order of cost: parameters, consent, capacity, idempotency, quota, the profile.
 
     Returns the job id of an idempotent replay, or the admission to continue. On success the account
@@ -120,8 +183,13 @@ def _begin(svc: Services, caller: Caller, body: GenerationCreate, selfie: bytes,
     """
     runner, tier = svc.runner, caller.principal.tier
     gen_request = _request(body)
-    selfie_sha = sha256_hex(selfie)
-    fields = body.model_dump(exclude={"selfie"})
+    if identity is not None:
+        check_identity_only(svc.settings.engine)
+        selfie_sha = identity_sha256(identity)
+    else:
+        assert selfie is not None
+        selfie_sha = sha256_hex(selfie)
+    fields = body.model_dump(exclude={"selfie", "identity"})
     fields["selfie_sha256"] = selfie_sha
     with svc.store.session() as s:
         previous = idem.claim(s, fingerprint(ENDPOINT, fields))
@@ -163,7 +231,7 @@ def _finish(
     svc: Services,
     caller: Caller,
     body: GenerationCreate,
-    selfie: bytes,
+    selfie: bytes | None,
     idem: Idempotency,
     adm: _Admission,
     face: Any,
@@ -197,15 +265,16 @@ def _finish(
                 account_id=caller.account_id,
                 objects={"generation": job.id, "board": adm.board_id},
                 request_id=caller.request_id,
-                detail={"selfie_sha256": adm.selfie_sha, "profile_sha256": adm.profile_hash, "n": adm.gen_request.n},
+                detail={"identity_sha256" if selfie is None else "selfie_sha256": adm.selfie_sha,
+                        "profile_sha256": adm.profile_hash, "n": adm.gen_request.n},
             )
             idem.complete(s, status=202, body=None, resource_id=job.id)
             payload = JobPayload(
                 job_id=job.id,
                 account_id=caller.account_id,
                 request=adm.gen_request.model_dump(mode="json"),
-                selfie=selfie,
-                selfie_name=body.selfie_name,
+                selfie=selfie or b"",  # empty: an identity-only job (no pixels of the person came here)
+                selfie_name=body.selfie_name if selfie is not None else "identity",
                 face=face,
                 identity=identity,
                 profile_json=adm.profile_json,
@@ -240,29 +309,36 @@ def _vanished(svc: Services, caller: Caller, adm: _Admission) -> ServiceError:
 
 
 async def admit(
-    svc: Services, caller: Caller, body: GenerationCreate, selfie: bytes, key: str | None
+    svc: Services, caller: Caller, body: GenerationCreate, selfie: bytes | None, key: str | None
 ) -> tuple[str, bool]:
     """Admit a generation: cheap checks, then the face check in the CPU pool, then the job. (job id, replayed)
 
     The face check is awaited, not waited for in a thread: a burst of generations can never starve the
     thread pool the other endpoints run on. Each account has at most ``max_active_jobs`` generations
     queued, running or being admitted; beyond that it gets 429 ``too_many_jobs`` before any CPU is spent.
+    Without a selfie, ``body.identity`` is the person (for engines that accept one alone): there is no face to
+    check.
     """
     settings = svc.settings
     idem = Idempotency(svc, caller.principal, key, ENDPOINT)
-    adm = await run_in_threadpool(_begin, svc, caller, body, selfie, idem)
+    given = parse_identity(body.identity) if selfie is None and body.identity is not None else None
+    adm = await run_in_threadpool(_begin, svc, caller, body, selfie, idem, given)
     if isinstance(adm, str):
         return adm, True
     try:
-        face, identity = await svc.runner.call_async(
-            task_prepare_subject,
-            selfie,
-            body.selfie_name,
-            settings.max_image_pixels,
-            settings.max_image_bytes,
-            settings.min_face_px,
-            body.face_index,
-        )
+        if given is not None:
+            face, identity = None, given
+        else:
+            assert selfie is not None
+            face, identity = await svc.runner.call_async(
+                task_prepare_subject,
+                selfie,
+                body.selfie_name,
+                settings.max_image_pixels,
+                settings.max_image_bytes,
+                settings.min_face_px,
+                body.face_index,
+            )
         job_id = await run_in_threadpool(_finish, svc, caller, body, selfie, idem, adm, face, identity)
     except BaseException:
         await run_in_threadpool(idem.abandon)

@@ -2,7 +2,8 @@
 
 A request is checked completely before it is admitted (:mod:`..domain.generations`). The selfie is parsed in
 memory (:func:`.uploads.read_image_body`: multipart parts never spill to temporary files), handed to the job as
-bytes, and never stored: the job keeps only its SHA-256.
+bytes, and never stored: the job keeps only its SHA-256. An engine that draws from an identity alone may be sent
+the embedding made on the person's device (``identity``) instead of the selfie.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from ... import safejson
-from ...errors import ProfileError
+from ...errors import ProfileError, RequestError
 from ...jobs import RETRYABLE
 from ...store.records import TERMINAL, Job, JobImage
 from ..deps import GenerateAccount, IdempotencyKey, Services, ServicesDep
@@ -57,14 +58,29 @@ def _profile_field(data: str | bytes, what: str) -> Any:
         raise ProfileError(f"{exc.message}; send a TasteProfile (the JSON `tastemaker profile build` writes)") from None
 
 
-async def read_request(request: Request, max_bytes: int) -> tuple[GenerationCreate, bytes]:
-    """JSON (selfie in base64) or multipart (selfie as a file part; ``profile`` as JSON text or a file)."""
+def _identity_field(data: str | bytes, what: str) -> Any:
+    """The multipart ``identity`` field: JSON text (the 128 numbers, or an identity file's object)."""
+    try:
+        return safejson.loads(data, what=what)
+    except safejson.JSONSyntaxError as exc:
+        raise ProfileError(
+            f"{exc.message}; send the identity as JSON (the file `tastemaker identity` writes)"
+        ) from None
+
+
+async def read_request(request: Request, max_bytes: int) -> tuple[GenerationCreate, bytes | None]:
+    """JSON (selfie in base64) or multipart (selfie as a file part; ``profile`` and ``identity`` as JSON text or a
+    file). The selfie is None for an identity-only request."""
     body, selfie = await read_image_body(
-        request, GenerationCreate, field="selfie", max_bytes=max_bytes, json_fields={"profile": _profile_field},
-        name_field="selfie_name", missing="selfie: missing; send the photo as a file part named 'selfie'",
+        request, GenerationCreate, field="selfie", max_bytes=max_bytes,
+        json_fields={"profile": _profile_field, "identity": _identity_field}, name_field="selfie_name",
         max_fields=40,
     )
-    assert selfie is not None  # GenerationCreate requires it
+    if selfie is None and body.identity is None:
+        raise RequestError(
+            "selfie: missing; send the photo as a file part named 'selfie' (or, for an engine that draws from an "
+            "identity alone, the identity embedding made on your device as 'identity')"
+        )
     return body, selfie
 
 
@@ -140,18 +156,25 @@ GENERATION_BODY = image_body_schema(
         GenerationCreate,
         files={"selfie": {"type": "string", "format": "binary", "description": "the selfie image"}},
         extra={"profile": {"type": "string", "contentMediaType": "application/json",
-                           "description": "a TasteProfile, as JSON text"}},
+                           "description": "a TasteProfile, as JSON text"},
+               "identity": {"type": "string", "contentMediaType": "application/json",
+                            "description": "instead of a selfie (engines that draw from an identity alone): the "
+                            "identity embedding made on your device, as JSON text"}},
     ),
-    ["selfie", "consent"],
+    ["consent"],
     one_of=["board_id", "profile"],  # exactly one of them
 )
+#: ... and exactly one of a selfie or an identity
+GENERATION_BODY["requestBody"]["content"]["multipart/form-data"]["schema"]["allOf"] = [
+    {"oneOf": [{"required": ["selfie"]}, {"required": ["identity"]}]}
+]
 
 
 @router.post(
     "",
     status_code=202,
     response_model=GenerationOut,
-    summary="Start a generation: selfie + board (or profile) -> images; 202 with the job",
+    summary="Start a generation: selfie (or identity) + board (or profile) -> images; 202 with the job",
     responses={
         200: {"model": GenerationOut, "description": "Finished within `Prefer: wait`"},
         **errors(400, 404, 409, 413, 415),
