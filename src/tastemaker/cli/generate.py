@@ -236,8 +236,34 @@ def generate(
     identity_threshold: Annotated[
         float | None, typer.Option(help="Identity guard threshold, 0.05-0.6 (default 0.35; lower is closer).")
     ] = None,
+    remote: Annotated[
+        str | None,
+        typer.Option(help="On-device mode: a Tastemaker server's URL. The board's taste comes from it; the selfie "
+                     "stays here, the images are rendered here and registered with it (marked, signed, logged)."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="TASTEMAKER_API_KEY", show_envvar=True, help="The server's API key (--remote).")
+    ] = None,
+    board_id: Annotated[str | None, typer.Option(help="Your board on the server, brd_... (--remote).")] = None,
 ) -> None:
-    """Generate images of you in a board's (or profile's) aesthetic."""
+    """Generate images of you in a board's (or profile's) aesthetic — here, or with --remote from a server's board
+    (rendered here all the same: only the board id and the outputs leave this machine)."""
+    if remote is not None:
+        from .remote import run_remote
+
+        local_only = [name for name, value in (("--board", board), ("--profile", profile), ("--identity", identity))
+                      if value is not None]
+        settings = load_settings()
+        run_remote(
+            url=remote, api_key=api_key, board_id=board_id, selfies=selfie or [], out=out,
+            request_kwargs=dict(prompt=prompt, n=n, size=size, aspect=aspect, format=format, seed=seed,
+                                strength=strength, background=background, framing=framing, mode=mode),
+            engine=engine, face_index=face_index, local_only_options=local_only,
+            identity_threshold=_identity_threshold(identity_threshold, settings.identity_threshold),
+        )
+        return
+    if board_id is not None:
+        raise RequestError("--board-id goes with --remote URL (a board on a server); a folder here is --board DIR")
     _run_generate(
         selfie or [],
         identity,
