@@ -39,7 +39,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(settings: Any) -> tuple[LiveServer, Callable[[], None]]:
+def serve(settings: Any) -> tuple[LiveServer, Callable[[], None]]:
     import uvicorn
 
     app = create_app(settings)
@@ -63,7 +63,7 @@ def _serve(settings: Any) -> tuple[LiveServer, Callable[[], None]]:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server for a test module (SQLite, thread executor, generous limits; the "tight" tier for limits)."""
     tiers = {**TEST_TIERS}
-    server, stop = _serve(make_settings(Path(tmp_path_factory.mktemp("live")), tiers=tiers))
+    server, stop = serve(make_settings(Path(tmp_path_factory.mktemp("live")), tiers=tiers))
     yield server
     stop()
 
@@ -74,7 +74,7 @@ def make_live(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     stops: list[Callable[[], None]] = []
 
     def start(**overrides: Any) -> LiveServer:
-        server, stop = _serve(make_settings(tmp_path / f"s{len(stops)}", **overrides))
+        server, stop = serve(make_settings(tmp_path / f"s{len(stops)}", **overrides))
         stops.append(stop)
         return server
 

@@ -27,7 +27,7 @@ from tastemaker.errors import IdentityOnlyUnsupportedError, InsufficientScopeErr
 from tastemaker.media import load_image
 
 from ..api.conftest import DEMO, TEST_TIERS, make_settings
-from .conftest import LiveServer, _serve, board_files, demo_pins
+from .conftest import LiveServer, board_files, demo_pins, serve
 
 SELFIE = DEMO / "selfie.jpg"
 
@@ -52,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
     tiers = {**TEST_TIERS, "one_record": TierLimits(requests_per_minute=100, styleembed_per_minute=10,
                                                     images_per_month=10, max_active_jobs=1, records_per_minute=1)}
-    live, stop = _serve(make_settings(tmp_path_factory.mktemp("device"), tiers=tiers))
+    live, stop = serve(make_settings(tmp_path_factory.mktemp("device"), tiers=tiers))
     yield live
     stop()
 
@@ -159,7 +159,7 @@ class IdentityOnlyEngine:
 
 def test_generations_accept_an_identity_for_engines_that_draw_from_one(tmp_path: Path) -> None:
     register_engine("test-identity-only", IdentityOnlyEngine)  # type: ignore[arg-type]
-    live, stop = _serve(make_settings(tmp_path, engine="test-identity-only"))
+    live, stop = serve(make_settings(tmp_path, engine="test-identity-only"))
     try:
         identity, _ = IdentityEncoder().encode([load_image(SELFIE)], names=["selfie.jpg"])
         with Client(live.url, live.key()) as tm:

@@ -12,8 +12,8 @@ from PIL import Image
 
 from tastemaker.api.settings import TierLimits
 
-from ..api.conftest import TEST_TIERS
-from .conftest import LiveServer, board_files, demo_pins
+from ..api.conftest import TEST_TIERS, make_settings
+from .conftest import LiveServer, board_files, demo_pins, serve
 
 openai = pytest.importorskip("openai")
 
@@ -26,10 +26,7 @@ TIERS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    from .conftest import _serve
-    from ..api.conftest import make_settings
-
-    live, stop = _serve(make_settings(tmp_path_factory.mktemp("openai"), tiers=TIERS))
+    live, stop = serve(make_settings(tmp_path_factory.mktemp("openai"), tiers=TIERS))
     yield live
     stop()
 
@@ -114,7 +111,8 @@ def test_unsupported_fields_and_missing_consent_are_400(
     client = oai(server, owner)
     with pytest.raises(openai.BadRequestError) as err:
         client.images.edit(image=("me.jpg", selfie_bytes, "image/jpeg"), prompt="x",
-                           mask=("m.png", selfie_bytes, "image/png"), extra_body={"board_id": board_id, "consent": True})
+                           mask=("m.png", selfie_bytes, "image/png"),
+                           extra_body={"board_id": board_id, "consent": True})
     assert err.value.param == "mask" and err.value.code == "unsupported_parameter"
     with pytest.raises(openai.BadRequestError) as err:
         client.images.edit(image=("me.jpg", selfie_bytes, "image/jpeg"), prompt="x", extra_body={"board_id": board_id})

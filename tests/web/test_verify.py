@@ -162,3 +162,25 @@ def test_in_a_browser_drop_an_output_then_see_the_account(live_site: Any, browse
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than a phone
     shot(page, "account-mobile")
+
+
+def test_an_output_rendered_on_a_device_says_so(site: Site) -> None:
+    """Registered with ``POST /v1/records``: verified, and honestly "registered", not "made", here."""
+    import base64
+
+    import numpy as np
+
+    from tastemaker.media import encode_image
+
+    key = site.new_key("pro", "dev")
+    picture = np.full((320, 320, 3), 90, np.uint8)
+    picture[60:260, 80:240] = (210, 170, 120)
+    r = site.client.post("/v1/records", data={"profile_hash": "1" * 64, "engine_version": "1", "seed": "4"},
+                         files={"image": ("out.png", encode_image(picture, "png"), "image/png")},
+                         headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201, r.text
+    marked = base64.b64decode(r.json()["image"]["b64"])
+    csrf = site.sign_in(key)
+    words = text_of(post_image(site, marked, csrf).text)
+    assert "Registered with this Tastemaker server on" in words
+    assert "on the person's own device, then registered here" in words

@@ -378,6 +378,9 @@ def _verify_table(image: Path, report: VerifyReport) -> Table:
         r = report.record
         table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}"
                       + (f" · found by its {report.matched_by}" if report.matched_by else ""))
+        if r.rendered_on == "device":
+            table.add_row("rendered", "on the person's own device, then registered with this store, which marked, "
+                          "signed and logged it (it did not watch it being made)")
         table.add_row("account", r.account)
         table.add_row("profile hash", r.profile_hash[:16] + "…")
         table.add_row(

@@ -143,6 +143,11 @@ def verdict_words(doc: dict[str, Any]) -> dict[str, str]:
     made = when(record.get("created_at"))
     whose = {"you": " for you", "another_account": " for another account"}.get(doc.get("record_owner") or "", "")
     verdict = doc["verdict"]
+    if verdict == "verified" and record.get("rendered_on") == "device":
+        return {"tone": "ok", "title": f"Registered with this Tastemaker server on {made}",
+                "text": f"This picture was rendered on a person's own device and registered here{whose}: this server "
+                        "marked, signed and logged it (it did not watch it being made), its record is in our public "
+                        "log, and the picture matches what the record describes."}
     if verdict == "verified":
         return {"tone": "ok", "title": f"Made by this Tastemaker server on {made}",
                 "text": f"This picture was generated here{whose}: its record is in our public log, and the picture "
