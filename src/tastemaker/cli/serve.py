@@ -254,8 +254,9 @@ def keys_create(
         list[str] | None,
         typer.Option(
             "--scope",
-            help="What the key may do: boards:read, boards:write, styleembed, generate, verify (repeat, or "
-            "comma-separate; default: all). A key for a third-party style app: --scope styleembed.",
+            help="What the key may do: boards:read, boards:write, styleembed, generate, verify, register (repeat, "
+            "or comma-separate; default: all). A key for a third-party style app: --scope styleembed; for on-device "
+            "mode: --scope styleembed,register.",
         ),
     ] = None,
 ) -> None:
