@@ -420,4 +420,28 @@ def synthesize(
                 nnf = _search_coherent(lv, nnf, qg, qs, wgrid, stride, rounds=2)
             cur = _vote(lv.lab, _clamp(nnf, lv.shape), (size[1], size[0]), stride)
     assert cur is not None
-    return cur
+    return restore_chroma(cur, ex.levels[-1].lab)
+
+
+#: how far :func:`restore_chroma` may raise the colourfulness of a synthesis (never lowers it)
+CHROMA_GAIN_MAX = 1.6
+
+
+def restore_chroma(syn: np.ndarray, exemplar_lab: np.ndarray, q: float = 75.0) -> np.ndarray:
+    """``syn`` (Lab) with its chroma scaled so its ``q``-th percentile is the exemplar's, up to
+    :data:`CHROMA_GAIN_MAX`, never down.
+
+    Voting averages up to 25 overlapping patches per pixel, and patches of different hues average toward
+    grey: a synthesis from an impressionist pin came out pastel, and the board-attribution descriptor put
+    it on the watercolour board (dev-eval, 3 people x 6 boards: impressionism attribution 67 % -> 100 %,
+    all boards 89 % -> 94 % with this step). Hue is untouched; a grey exemplar leaves a grey synthesis grey.
+    """
+    ce = float(np.percentile(np.hypot(exemplar_lab[..., 1], exemplar_lab[..., 2]), q))
+    co = float(np.percentile(np.hypot(syn[..., 1], syn[..., 2]), q))
+    if co <= 1e-3:
+        return syn
+    gain = float(np.clip(ce / co, 1.0, CHROMA_GAIN_MAX))
+    if gain > 1.0:
+        syn = syn.copy()
+        syn[..., 1:] *= np.float32(gain)
+    return syn
