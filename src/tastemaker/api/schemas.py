@@ -223,7 +223,8 @@ def _generation_schema(schema: JsonDict) -> None:
         required.append("consent")
     schema["allOf"] = [
         one_of_given(({"board_id": {"type": "string"}}, ["profile"]), ({"profile": {"type": "object"}}, ["board_id"])),
-        one_of_given(({"selfie": {"type": "string"}}, ["identity"]), ({"identity": {}}, ["selfie"])),
+        one_of_given(({"selfie": {"type": "string"}}, ["identity"]),
+                     ({"identity": {"type": ["array", "object"]}}, ["selfie"])),
     ]
 
 
