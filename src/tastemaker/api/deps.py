@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -69,7 +69,9 @@ class Services:
     writes: GroupCommit
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services. ``async`` (as the other dependencies that only read what is in memory): FastAPI runs a
+    plain ``def`` dependency in the thread pool, a hop that cost more than the lookup on every request."""
     services: Services = request.app.state.services
     return services
 
@@ -257,23 +259,25 @@ def _set_limits(request: Request, states: list[LimitState]) -> None:
     request.state.rate_headers = limit_headers(states)
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     svc: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Principal:
-    """The principal :class:`AuthGate` admitted (an app without the gate admits here, the same way).
+    """The principal :class:`AuthGate` admitted (an app without the gate admits here, the same way, in a thread).
 
     ``bearer`` and ``header_key`` are declared so the OpenAPI document shows both ways to send a key.
     """
-    principal: Principal | None = getattr(request.state, "principal", None)
-    if principal is None:
-        principal, state = admit_request(
-            svc, request.headers, address=client_address(request), method=request.method,
+    admitted: Principal | None = getattr(request.state, "principal", None)
+    if admitted is None:
+        principal, state = await run_in_threadpool(
+            admit_request, svc, request.headers, address=client_address(request), method=request.method,
             path=request.url.path, request_id=request_id(request),
         )
         _set_limits(request, [state])
+    else:
+        principal = admitted
     request.state.account_id = principal.account_id
     return principal
 
@@ -281,13 +285,13 @@ def authenticate(
 CurrentAccount = Annotated[Principal, Depends(authenticate)]
 
 
-def require(*scopes: str) -> Callable[..., Principal]:
+def require(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the principal, if its key has every one of ``scopes`` (403 ``insufficient_scope`` else).
 
     The scopes are also read by :class:`AuthGate` (``required_scopes``), which refuses before the body.
     """
 
-    def scoped(request: Request, principal: CurrentAccount) -> Principal:
+    async def scoped(request: Request, principal: CurrentAccount) -> Principal:
         missing = frozenset(scopes) - principal.scopes
         if missing:
             raise _scope_refusal(missing, request.method, request.url.path)

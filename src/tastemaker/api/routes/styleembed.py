@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from ... import safejson
 from ...errors import MalformedBodyError, UnsupportedMediaTypeError
-from ..deps import IdempotencyKey, ServicesDep, SessionDep, StyleEmbedAccount
+from ..deps import IdempotencyKey, ServicesDep, StyleEmbedAccount
 from ..domain.common import Caller
 from ..domain.profiles import styleembed as styleembed_release
 from ..schemas import StyleEmbedIn, StyleEmbedOut
@@ -52,13 +52,15 @@ STYLEEMBED_BODY = {
 def styleembed(
     request: Request,
     svc: ServicesDep,
-    session: SessionDep,
     principal: StyleEmbedAccount,
     body: Annotated[StyleEmbedIn, Depends(styleembed_body)],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    cached, replay = styleembed_release(svc, session, Caller.of(request, principal), body.board_id,
-                                        fields=body.model_dump(), key=idempotency_key)
+    # the session is opened here, in the route's thread, not by a dependency: FastAPI would enter and leave a
+    # generator dependency in two more thread-pool hops, on the API's busiest endpoint
+    with svc.store.session() as session:
+        cached, replay = styleembed_release(svc, session, Caller.of(request, principal), body.board_id,
+                                            fields=body.model_dump(), key=idempotency_key)
     headers = {"X-Tastemaker-Cache": "hit" if cached.cache_hit else "miss"}
     if replay:
         headers["Idempotent-Replayed"] = "true"

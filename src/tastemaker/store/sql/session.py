@@ -16,7 +16,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -107,6 +107,30 @@ def _conflicts_refused(cls: type[S]) -> type[S]:
     return cls
 
 
+#: Statements on the hot paths (the key of every request, a cached ``/v1/styleembed`` and its audit entry), built
+#: once and run on the session's connection without the ORM's execution layer: measured 1.5 -> 0.45 ms a read on
+#: SQLite here.
+_FIND_KEY = (
+    select(m.ApiKey.id, m.ApiKey.account_id, m.ApiKey.name, m.ApiKey.prefix, m.ApiKey.scopes, m.ApiKey.created_at,
+           m.ApiKey.last_used_at, m.ApiKey.revoked_at, m.Account.name.label("account_name"), m.Account.tier,
+           m.Account.created_at.label("account_created_at"))
+    .join(m.Account, m.Account.id == m.ApiKey.account_id)
+    .where(m.ApiKey.key_hash == bindparam("key_hash"))
+)
+_HEAD = m.Base.metadata.tables[m.AuditHead.__tablename__]
+_LOCK_HEAD = (update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(seq=_HEAD.c.seq)
+              .returning(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.mac))
+_SET_HEAD = (update(_HEAD).where(_HEAD.c.id == HEAD_ID)
+             .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), mac=bindparam("new_mac")))
+_INSERT_ENTRY = insert(m.Base.metadata.tables[m.AuditEntry.__tablename__])
+_CACHED_STYLEEMBED = (
+    select(m.Board.styleembed_json, m.Board.profile_hash)
+    .where(m.Board.id == bindparam("board_id"), m.Board.account_id == bindparam("account_id"),
+           m.Board.profile_revision == m.Board.revision, m.Board.profile_hash.is_not(None),
+           m.Board.styleembed_json.is_not(None))
+)
+
+
 @_conflicts_refused
 class SqlSession:
     """One unit of work on the SQL store (see :class:`~tastemaker.store.protocol.StoreSession`)."""
@@ -162,14 +186,9 @@ class SqlSession:
         return _key(row)
 
     def find_key(self, key_hash: str) -> r.ApiKey | None:
-        """One round trip on the hot path (every request): the key joined with its account, read as plain rows
-        (no ORM identity map: a third of the cost of loading the two entities)."""
-        k, a = m.ApiKey, m.Account
-        row = self.orm.execute(
-            select(k.id, k.account_id, k.name, k.prefix, k.scopes, k.created_at, k.last_used_at, k.revoked_at,
-                   a.name.label("account_name"), a.tier, a.created_at.label("account_created_at"))
-            .join(a, a.id == k.account_id).where(k.key_hash == key_hash)
-        ).first()
+        """One round trip on the hot path (every request): the key joined with its account, as plain rows from a
+        statement built once (see :data:`_FIND_KEY`)."""
+        row = self.orm.connection().execute(_FIND_KEY, {"key_hash": key_hash}).first()
         if row is None:
             return None
         account = r.Account(row.account_id, row.account_name, row.tier, row.account_created_at)
@@ -357,12 +376,8 @@ class SqlSession:
 
     # ------------------------------------------------------------------ taste profiles
     def cached_styleembed(self, account_id: str, board_id: str) -> tuple[str, str] | None:
-        row = self.orm.execute(
-            select(m.Board.styleembed_json, m.Board.profile_hash)
-            .where(m.Board.id == board_id, m.Board.account_id == account_id,
-                   m.Board.profile_revision == m.Board.revision, m.Board.profile_hash.is_not(None),
-                   m.Board.styleembed_json.is_not(None))
-        ).first()
+        params = {"board_id": board_id, "account_id": account_id}
+        row = self.orm.connection().execute(_CACHED_STYLEEMBED, params).first()
         return None if row is None else (str(row[0]), str(row[1]))
 
     def read_board_profile(self, board_id: str) -> r.BoardProfile | None:
@@ -609,12 +624,14 @@ class SqlSession:
         )
 
     def count_styleembed(self, account_id: str, period: str, n: int = 1) -> None:
-        """One upsert: this runs for every /v1/styleembed call (``n`` calls at once, group-committed)."""
-        ins = self._insert()(m.Usage).values(account_id=account_id, period=period, images=0, generations=0,
-                                             styleembed=n)
-        self.orm.execute(
+        """One upsert: this runs for every /v1/styleembed call (``n`` calls at once, group-committed); on the
+        session's connection, without the ORM's bulk-update layer."""
+        usage = m.Base.metadata.tables[m.Usage.__tablename__]
+        ins = self._insert()(usage).values(account_id=account_id, period=period, images=0, generations=0,
+                                           styleembed=n)
+        self.orm.connection().execute(
             ins.on_conflict_do_update(
-                index_elements=[m.Usage.account_id, m.Usage.period], set_={"styleembed": m.Usage.styleembed + n}
+                index_elements=[usage.c.account_id, usage.c.period], set_={"styleembed": usage.c.styleembed + n}
             )
         )
 
@@ -667,13 +684,9 @@ class SqlSession:
     # ------------------------------------------------------------------ the audit trail
     def lock_audit_head(self) -> r.AuditHead:
         """A no-op UPDATE ... RETURNING: locks the head (PostgreSQL's row lock, SQLite's write lock) and reads
-        it in one statement."""
-        row = self.orm.execute(
-            update(m.AuditHead)
-            .where(m.AuditHead.id == HEAD_ID)
-            .values(seq=m.AuditHead.seq)
-            .returning(m.AuditHead.seq, m.AuditHead.hash, m.AuditHead.mac)
-        ).one()
+        it in one statement (built once, run on the session's connection after flushing what is pending)."""
+        self.orm.flush()
+        row = self.orm.connection().execute(_LOCK_HEAD).one()
         return r.AuditHead(int(row.seq), str(row.hash), str(row.mac))
 
     def append_audit_entry(self, entry: r.AuditEntry, head_mac: str) -> None:
@@ -686,11 +699,10 @@ class SqlSession:
     def append_audit_entries(self, entries: Sequence[r.AuditEntry], head_mac: str) -> None:
         if not entries:
             return
-        self.orm.execute(insert(m.AuditEntry), [{f.name: getattr(e, f.name) for f in fields(e)} for e in entries])
+        conn = self.orm.connection()
+        conn.execute(_INSERT_ENTRY, [{f.name: getattr(e, f.name) for f in fields(e)} for e in entries])
         last = entries[-1]
-        self.orm.execute(
-            update(m.AuditHead).where(m.AuditHead.id == HEAD_ID).values(seq=last.seq, hash=last.hash, mac=head_mac)
-        )
+        conn.execute(_SET_HEAD, {"new_seq": last.seq, "new_hash": last.hash, "new_mac": head_mac})
 
     def audit_head(self) -> r.AuditHead | None:
         row = self.orm.get(m.AuditHead, HEAD_ID, populate_existing=True)
