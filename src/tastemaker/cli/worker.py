@@ -56,17 +56,24 @@ def worker(
     for quiet in ("procrastinate", "alembic"):
         logging.getLogger(quiet).setLevel(max(logging.WARNING, logging.getLevelName(log_level.upper())))
 
-    from ..audit import AuditLog  # the [server] extra: see the module docstring
+    import psycopg  # the [server] and [queue] extras: see the module docstring
+    from sqlalchemy.exc import OperationalError
+
+    from ..audit import AuditLog
     from ..jobs.queue import ensure_schema
     from ..jobs.worker import QueueWorker
     from ..store import open_store
 
     store = open_store(settings.db_url, settings.blob_dir)
     try:
-        if settings.auto_migrate:
-            store.upgrade()
-        store.check_schema()
-        ensure_schema(settings.queue_url)
+        try:
+            if settings.auto_migrate:
+                store.upgrade()
+            store.check_schema()
+            ensure_schema(settings.queue_url)
+        except (OperationalError, psycopg.OperationalError) as exc:
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ConfigurationError(f"cannot reach the database or the queue: {first}") from None
         secret = settings.secret_key.get_secret_value()
         w = QueueWorker(
             store, AuditLog(secret), queue_url=settings.queue_url, secret=secret, concurrency=concurrency,
