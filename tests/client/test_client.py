@@ -128,6 +128,31 @@ def test_a_retried_submit_never_makes_two_jobs(live: LiveServer, owner: tuple[st
         assert tm.wait(job.id).status == "cancelled"
 
 
+class BusyOnce(httpx.HTTPTransport):
+    """The real server, except that the first request is answered 429 with ``Retry-After: 1``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls == 1:
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"code": "rate_limited", "message": "busy",
+                                                                           "error": "RateLimitedError"})
+        return super().handle_request(request)
+
+
+def test_429_is_retried_after_retry_after(live: LiveServer, owner: tuple[str, str]) -> None:
+    import time
+
+    transport = BusyOnce()
+    with Client(live.url, owner[0], transport=transport) as tm:
+        t = time.monotonic()
+        assert tm.usage().tier == "free"
+        assert transport.calls == 2 and time.monotonic() - t >= 1.0
+
+
 def test_timeouts_and_unreachable_servers_are_clear_errors() -> None:
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))

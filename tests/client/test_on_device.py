@@ -23,7 +23,12 @@ from tastemaker.client import Client
 from tastemaker.encoders.identity import IdentityEncoder
 from tastemaker.engines import register_engine
 from tastemaker.engines.base import Rendered, VariationPlan
-from tastemaker.errors import IdentityOnlyUnsupportedError, InsufficientScopeError, RateLimitedError
+from tastemaker.errors import (
+    AlreadyRegisteredError,
+    IdentityOnlyUnsupportedError,
+    InsufficientScopeError,
+    RateLimitedError,
+)
 from tastemaker.media import load_image
 
 from ..api.conftest import DEMO, TEST_TIERS, make_settings
@@ -86,6 +91,8 @@ def test_generate_local_sends_only_the_board_id_and_the_outputs(server: LiveServ
         result = tm.generate_local(board_id, [SELFIE], n=2, size=256, seed=5, prompt="close-up")
         assert len(result.images) == 2 and all(im.registered for im in result.images)
         verdicts = [tm.verify(im.data) for im in result.images]
+        with pytest.raises(AlreadyRegisteredError):  # a marked output has its record: not a second one
+            tm.register(result.images[0].data, profile_hash=result.profile_hash, engine_version="1", seed=5)
     # what went out: the board's taste fetched, each output registered; nothing else
     calls = [(m, httpx.URL(u).path) for m, u, _, _ in recorder.sent]
     assert calls[0] == ("POST", "/v1/styleembed")

@@ -31,6 +31,7 @@ from .models import (
     FeedbackResult,
     Generation,
     LocalGeneration,
+    LocalImage,
     PinsAdded,
     ProfileHistory,
     RegisteredRecord,
@@ -40,6 +41,8 @@ from .models import (
 )
 
 OnProgress = Callable[[Generation], None]
+#: outputs in flight at once in ``generate_local`` (one is uploaded and sent back while the server marks another)
+REGISTER_CONCURRENCY = 2
 
 
 class AsyncClient:
@@ -260,7 +263,8 @@ class AsyncClient:
     ) -> LocalGeneration:
         """Render on this device, register the outputs with the server (see :mod:`.local`).
 
-        ``request`` holds the generation's options (``prompt``, ``n``, ``size``, ``aspect``, ``format``,
+        ``request`` holds the generation's options (``prompt``, ``n``, ``size``, ``aspect``, ``format`` (or
+        ``output_format``),
         ``strength``, ``seed``, ``background``, ``framing``, ``mode``). Only the board id and the registered
         outputs are sent; ``register`` picks which (True: all). Outputs not registered are marked into
         ``local_provenance`` (default: this machine's own store).
@@ -268,6 +272,8 @@ class AsyncClient:
         from ..engines.base import GenerationRequest
         from ..pipeline import default_provenance
 
+        if "output_format" in request:  # the API's name for the core's ``format``
+            request["format"] = request.pop("output_format")
         gen_request = GenerationRequest.create(**request)
         picked = local.chosen(register, gen_request.n)
         profile = local.profile_of(await self.styleembed(board_id))
@@ -276,17 +282,26 @@ class AsyncClient:
             face_index=face_index, pipeline=pipeline, progress=progress,
         )
         args = local.register_args(result, board_id)
-        images = []
-        for k, im in enumerate(result.images):
+        n = len(result.images)
+        done = 0
+        gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
+
+        async def one(im: Any) -> LocalImage:
+            nonlocal done
+            async with gate:
+                if im.index in picked:
+                    out = local.registered(im, await self.register(im.data, **args))
+                else:
+                    out = await asyncio.to_thread(local.marked_here, im, result,
+                                                  local_provenance or default_provenance())
             if progress is not None:
-                progress("register", k, len(result.images))
-            if im.index in picked:
-                images.append(local.registered(im, await self.register(im.data, **args)))
-            else:
-                images.append(await asyncio.to_thread(local.marked_here, im, result,
-                                                      local_provenance or default_provenance()))
+                done += 1
+                progress("register", done, n)
+            return out
+
         if progress is not None:
-            progress("register", len(result.images), len(result.images))
+            progress("register", 0, n)
+        images = list(await asyncio.gather(*(one(im) for im in result.images)))
         return local.finish(board_id, result, images)
 
 

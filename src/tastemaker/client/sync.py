@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from .models import (
     FeedbackResult,
     Generation,
     LocalGeneration,
+    LocalImage,
     PinsAdded,
     ProfileHistory,
     RegisteredRecord,
@@ -39,6 +41,8 @@ from .models import (
 )
 
 OnProgress = Callable[[Generation], None]
+#: outputs in flight at once in ``generate_local`` (one is uploaded and sent back while the server marks another)
+REGISTER_CONCURRENCY = 2
 
 
 class Client:
@@ -259,7 +263,8 @@ class Client:
     ) -> LocalGeneration:
         """Render on this device, register the outputs with the server (see :mod:`.local`).
 
-        ``request`` holds the generation's options (``prompt``, ``n``, ``size``, ``aspect``, ``format``,
+        ``request`` holds the generation's options (``prompt``, ``n``, ``size``, ``aspect``, ``format`` (or
+        ``output_format``),
         ``strength``, ``seed``, ``background``, ``framing``, ``mode``). Only the board id and the registered
         outputs are sent; ``register`` picks which (True: all). Outputs not registered are marked into
         ``local_provenance`` (default: this machine's own store).
@@ -267,22 +272,32 @@ class Client:
         from ..engines.base import GenerationRequest
         from ..pipeline import default_provenance
 
+        if "output_format" in request:  # the API's name for the core's ``format``
+            request["format"] = request.pop("output_format")
         gen_request = GenerationRequest.create(**request)
         picked = local.chosen(register, gen_request.n)
         profile = local.profile_of(self.styleembed(board_id))
         result = local.render(gen_request, profile, selfies, engine=engine, identity_threshold=identity_threshold,
                               face_index=face_index, pipeline=pipeline, progress=progress)
         args = local.register_args(result, board_id)
-        images = []
-        for k, im in enumerate(result.images):
-            if progress is not None:
-                progress("register", k, len(result.images))
+        n = len(result.images)
+        done = 0
+
+        def one(im: Any) -> LocalImage:
+            nonlocal done
             if im.index in picked:
-                images.append(local.registered(im, self.register(im.data, **args)))
+                out = local.registered(im, self.register(im.data, **args))
             else:
-                images.append(local.marked_here(im, result, local_provenance or default_provenance()))
+                out = local.marked_here(im, result, local_provenance or default_provenance())
+            if progress is not None:
+                done += 1
+                progress("register", done, n)
+            return out
+
         if progress is not None:
-            progress("register", len(result.images), len(result.images))
+            progress("register", 0, n)
+        with ThreadPoolExecutor(max_workers=REGISTER_CONCURRENCY) as pool:
+            images = list(pool.map(one, result.images))
         return local.finish(board_id, result, images)
 
 

@@ -7,15 +7,17 @@ the deployment's keys — so it verifies like any other. Honestly: the record (a
 and ``c2pa.created`` action) says ``rendered_on: device``; the engine, seed, prompt and profile hash in it are what
 the device reported, since the service registered the picture and did not watch it being made.
 
-An image that already carries this deployment's mark (or whose picture is already in its log) is refused with 409
-``already_registered``: one picture, one record. The work (decode, mark, fingerprint, sign, log) runs in the CPU
-pool. ``Idempotency-Key`` is honoured: the retry gets the first answer, marked image included, for as long as keys
-are kept.
+An image that already carries this deployment's mark is refused with 409 ``already_registered``: a marked output
+has its record, and a second mark over the first would garble both. (The same picture rendered again — same seed,
+same taste — is a new output and gets a record of its own.) The work (decode, mark, fingerprint, sign, log) runs in
+the CPU pool. ``Idempotency-Key`` is honoured: the retry gets the first answer, marked image included, for as long
+as keys are kept.
 """
 
 from __future__ import annotations
 
 import base64
+import threading
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -29,6 +31,9 @@ from ..schemas import RecordCreate, RecordRegisteredOut
 from .common import Caller, Replay, owned_board
 
 ENDPOINT = "POST /v1/records"
+#: held while the provenance store is opened: :func:`~tastemaker.pipeline.provenance_for` makes a new store's C2PA
+#: signing identity on first use, and two threads doing that at once would each sign with their own
+_OPENING = threading.Lock()
 _MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
@@ -50,16 +55,13 @@ def task_register(
         from ...provenance.service import Provenance
 
         pixels = decode_image(data, name="image", max_pixels=max_pixels, max_bytes=max_bytes)
-        prov: Provenance = provenance_for(data_dir, secret)
-        det = wm.detect(pixels, key=prov.key)
-        known = det.payload if det.payload is not None and prov.lookup(det.payload) is not None else None
-        if known is None:
-            found = prov.find_by_picture(pixels)
-            known = found[0] if found is not None else None
-        if known is not None:
+        with _OPENING:  # two first registrations at once must not both make the store's signing identity
+            prov: Provenance = provenance_for(data_dir, secret)
+        det = wm.detect(pixels, key=prov.key, search=False)  # a marked output sent back as it is (0.8 s -> ~0.1 s)
+        if det.payload is not None and prov.lookup(det.payload) is not None:
             raise AlreadyRegisteredError(
-                f"image: this picture is already in this service's provenance log as record {known:010x} (made or "
-                "registered here before); one picture has one record — check it with POST /v1/verify"
+                f"image: this picture already carries this service's mark for record {det.payload:010x} (made or "
+                "registered here before): register the unmarked output, once; check this one with POST /v1/verify"
             )
         out_fmt = fmt or _format_of(data)
         stamped = prov.stamp(pixels, fmt=out_fmt, rendered_on="device", **meta)

@@ -38,9 +38,9 @@ RECORD_BODY = image_body_schema(
         "deployment's invisible watermark, a signed C2PA manifest and a transparency-log entry, so it verifies like "
         "a server-made output; its record and manifest say `rendered_on: device` (this service registered the "
         "picture, it did not watch it being made: engine, seed, prompt and profile hash are as reported). The "
-        "answer carries the marked image (base64) to keep and share. An image already in the log is refused (409 "
-        "`already_registered`). Needs the `register` scope; its own per-minute limit. `Idempotency-Key` is "
-        "honoured."
+        "answer carries the marked image (base64) to keep and share. An image that already carries this service's "
+        "mark is refused (409 `already_registered`). Needs the `register` scope; its own per-minute limit. "
+        "`Idempotency-Key` is honoured."
     ),
     responses=errors(400, 404, 409, 413, 415),
     openapi_extra=RECORD_BODY,
