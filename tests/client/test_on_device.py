@@ -201,3 +201,30 @@ def test_cli_generate_remote_writes_the_registered_outputs(
     r = CliRunner().invoke(app, ["generate", "--remote", server.url, "--board-id", board_id, "--board", str(DEMO),
                                  "--selfie", str(SELFIE), "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--board" in r.output
+
+
+def test_async_generate_local_marks_unregistered_outputs_into_the_devices_own_store(
+    server: LiveServer, owner: tuple[str, str], tmp_path: Path
+) -> None:
+    """Outputs the person does not register are never handed back unmarked: this device's store marks them."""
+    import asyncio
+
+    from tastemaker.client import AsyncClient
+    from tastemaker.provenance.service import Provenance
+
+    key, board_id = owner
+    store = Provenance(tmp_path / "device-store")
+    paths: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        paths.append(request.url.path)
+
+    async def run() -> Any:
+        async with AsyncClient(server.url, key, event_hooks={"request": [note]}) as tm:
+            return await tm.generate_local(board_id, [SELFIE], n=1, size=256, seed=8, register=False,
+                                           local_provenance=store)
+
+    result = asyncio.run(run())
+    assert paths == ["/v1/styleembed"]  # nothing was registered, so no image left the device either
+    image = result.images[0]
+    assert not image.registered and store.verify(image.data).verdict == "verified"
