@@ -26,6 +26,7 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     │   │   └── IdentityMismatchError             identity_mismatch   (selfies of different people)
     │   ├── RequestError                          invalid_request     (n, size, aspect, format...)
     │   │   ├── IdentityOnlyUnsupportedError      identity_only_unsupported (the engine redraws a selfie)
+    │   │   ├── InvalidIdentityError              invalid_identity    (not 128 numbers or an identity file)
     │   │   ├── UnsupportedParameterError         unsupported_parameter (an OpenAI field we do not take: mask...)
     │   │   ├── JSONTooDeepError                  json_too_deep       (nested past safejson.MAX_DEPTH)
     │   │   ├── JSONNumberTooLargeError           json_number_too_large
@@ -206,6 +207,12 @@ class IdentityOnlyUnsupportedError(RequestError):
     keep the face on the device is to render there (``tastemaker generate --remote``)."""
 
     code = "identity_only_unsupported"
+
+
+class InvalidIdentityError(RequestError):
+    """An ``identity`` that is not an identity embedding (its 128 numbers, or the identity file's object)."""
+
+    code = "invalid_identity"
 
 
 class UnsupportedParameterError(RequestError):
@@ -708,6 +715,7 @@ __all__ = [
     "IdentityGuardError",
     "IdentityMismatchError",
     "IdentityOnlyUnsupportedError",
+    "InvalidIdentityError",
     "ImageDecodeError",
     "ImageError",
     "ImagePixelLimitError",

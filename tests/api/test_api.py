@@ -486,6 +486,10 @@ def test_generation_bad_selfies(shared_api: Api, alice: dict[str, str], board: d
         "/v1/generations", json={"board_id": board["id"], "selfie": "***", "consent": True}, headers=alice
     )
     assert r.status_code == 422 and "base64" in r.json()["message"]
+    for identity in ("0", '["a"]', "{oops"):  # multipart: the identity is a string of JSON, its content a rule of ours
+        r = shared_api.client.post("/v1/generations", data={**GOOD, "board_id": board["id"]},
+                                   files={"identity": (None, identity)}, headers=alice)
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_identity"), r.text
     # nothing was queued or charged for any of these
     usage = shared_api.client.get("/v1/usage", headers=alice).json()
     assert usage["active_jobs"]["used"] == 0

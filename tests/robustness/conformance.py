@@ -33,6 +33,7 @@ CONTENT_CODES: dict[str, str] = {
     "face_too_small": "the selfie's face is too small",
     "identity_only_unsupported": "an identity without a selfie, for a deployment whose engine redraws a selfie (which "
     "engine a server runs is not in its schema)",
+    "invalid_identity": "the identity field's JSON text is not an identity embedding (multipart: a string of JSON)",
     "image_too_small_to_mark": "an output below the watermark's minimum size (POST /v1/records)",
     "incomplete_tree_head": "since_size without since_root or the other way round: OpenAPI has no rule across "
     "query parameters",

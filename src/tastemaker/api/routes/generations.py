@@ -18,16 +18,17 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import TypeAdapter, ValidationError
 
 from ... import safejson
-from ...errors import ProfileError, RequestError
+from ...errors import InvalidIdentityError, ProfileError, RequestError
 from ...jobs import RETRYABLE
 from ...store.records import TERMINAL, Job, JobImage
 from ..deps import GenerateAccount, IdempotencyKey, Services, ServicesDep
 from ..domain.common import Caller, owned_job
 from ..domain.feedback import output_image
 from ..domain.generations import admit, cancel, too_many_jobs
-from ..schemas import GenerationCreate, GenerationOut
+from ..schemas import GenerationCreate, GenerationOut, IdentityIn
 from .common import AUTH_ERRORS, errors, form_properties
 from .uploads import image_body_schema, read_image_body
 
@@ -58,14 +59,21 @@ def _profile_field(data: str | bytes, what: str) -> Any:
         raise ProfileError(f"{exc.message}; send a TasteProfile (the JSON `tastemaker profile build` writes)") from None
 
 
+_IDENTITY = TypeAdapter(IdentityIn)
+
+
 def _identity_field(data: str | bytes, what: str) -> Any:
-    """The multipart ``identity`` field: JSON text (the 128 numbers, or an identity file's object)."""
+    """The multipart ``identity`` field: JSON text (the 128 numbers, or an identity file's object). Its content is
+    a rule the form's schema (a string of JSON) cannot state, so breaking it is 422 ``invalid_identity``."""
+    hint = "send the identity as JSON: its 128 numbers or the file `tastemaker identity` writes"
     try:
-        return safejson.loads(data, what=what)
+        value = safejson.loads(data, what=what)
     except safejson.JSONSyntaxError as exc:
-        raise ProfileError(
-            f"{exc.message}; send the identity as JSON (the file `tastemaker identity` writes)"
-        ) from None
+        raise InvalidIdentityError(f"{exc.message}; {hint}") from None
+    try:
+        return _IDENTITY.validate_python(value)
+    except ValidationError:
+        raise InvalidIdentityError(f"{what}: {type(value).__name__} is not an identity; {hint}") from None
 
 
 async def read_request(request: Request, max_bytes: int) -> tuple[GenerationCreate, bytes | None]:
