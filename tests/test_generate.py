@@ -40,6 +40,16 @@ def test_every_output_keeps_identity(demo_result: GenerationResult, selfie: np.n
         assert img.identity_distance < 0.35
 
 
+def test_the_guard_measures_the_released_picture(demo_result: GenerationResult, subject: Subject) -> None:
+    """The distance an output reports is a verifier's: full detection on the released (watermarked) pixels.
+    (The guard used to measure the render before marking, inside the engine's box; the watermark moves a
+    marginal face detection, and outputs passed the guard that a verifier could not find a face in.)"""
+    enc = IdentityEncoder()
+    for img in demo_result.images:
+        _, vec = enc.embed(img.pixels)
+        assert identity_distance(vec, subject.identity) == pytest.approx(img.identity_distance, abs=1e-4)
+
+
 def test_outputs_match_their_own_board_not_a_control(
     demo_result: GenerationResult, demo_profile: TasteProfile, control_profile: TasteProfile
 ) -> None:
