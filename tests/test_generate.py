@@ -280,3 +280,24 @@ def test_subject_reused_with_another_profile_gets_that_profiles_look(
     fresh = generate(req, subject=prepare_subject([selfie_path]), profile=control_profile,
                      provenance=store("fresh")).images[0].pixels
     assert psnr(reused, fresh) > 36.0  # equal up to the watermarks (the same here, but not required)
+
+
+def test_a_fresh_provenance_store_opened_by_two_threads_at_once_is_one_store(tmp_path: Path) -> None:
+    """Each opening of a fresh store made its own C2PA signing identity; the loser's images verified as untrusted."""
+    import threading
+
+    from tastemaker.pipeline import provenance_for
+
+    start = threading.Barrier(4)
+    got: list[Provenance] = []
+
+    def open_it() -> None:
+        start.wait()
+        got.append(provenance_for(tmp_path / "store", "two-threads-secret"))
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(p is got[0] for p in got)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from .output import GeneratedImage, GenerationResult
 Progress = Callable[[str, int, int], None]
 
 _DEFAULT_PROVENANCE: dict[tuple[str, str | None], Provenance] = {}
+_PROVENANCE_LOCK = threading.Lock()
 
 
 def provenance_for(data_dir: Path | str, secret: str | None = None, *, settings: Settings | None = None) -> Provenance:
@@ -61,12 +63,15 @@ def provenance_for(data_dir: Path | str, secret: str | None = None, *, settings:
     was made with: another one is refused (:class:`LedgerError`), so marks never silently stop resolving.
     """
     key = (str(Path(data_dir).resolve()), secret)
-    prov = _DEFAULT_PROVENANCE.get(key)
-    if prov is None:
-        s = settings or Settings()
-        prov = Provenance(data_dir, chain_pem=s.c2pa_chain_pem, key_pem=s.c2pa_key_pem,
-                          anchor_pem=s.c2pa_anchor_pem, secret=secret)
-        _DEFAULT_PROVENANCE[key] = prov
+    # one opening at a time: two threads opening a fresh store each made a C2PA signing identity, and the images
+    # signed by the one that lost then verified as untrusted
+    with _PROVENANCE_LOCK:
+        prov = _DEFAULT_PROVENANCE.get(key)
+        if prov is None:
+            s = settings or Settings()
+            prov = Provenance(data_dir, chain_pem=s.c2pa_chain_pem, key_pem=s.c2pa_key_pem,
+                              anchor_pem=s.c2pa_anchor_pem, secret=secret)
+            _DEFAULT_PROVENANCE[key] = prov
     return prov
 
 
