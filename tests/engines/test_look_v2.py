@@ -252,6 +252,20 @@ def test_canvas_is_extended_never_mirrored(subject: Subject, demo_profile: Taste
         assert len(IdentityEncoder().detect(im.pixels)) == 1
 
 
+def test_a_landscape_frames_the_person_as_a_portrait_does(subject: Subject, demo_profile: TasteProfile) -> None:
+    """3:2: wider than tall, the one face where the framing puts it (eyes in the upper half, centred within the
+    shift jitter), the sides continued from the photo, never mirrored."""
+    res = generate(GenerationRequest(n=2, size=384, seed=4, aspect="3:2"), subject=subject, profile=demo_profile)
+    for im in res.images:
+        h, w = im.pixels.shape[:2]
+        assert w == 384 and abs(w / h - 1.5) < 0.02
+        faces = IdentityEncoder().detect(im.pixels)
+        assert len(faces) == 1
+        cx, cy = faces[0].center
+        assert 0.25 * w < cx < 0.75 * w and cy < 0.6 * h
+        assert not is_mirrored(im.pixels)
+
+
 def test_push_pull_fills_without_copying_structure() -> None:
     rng = np.random.default_rng(0)
     img = rng.uniform(0, 1, (64, 64, 3)).astype(np.float32)

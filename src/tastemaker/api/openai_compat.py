@@ -10,7 +10,7 @@ admission and job as ``POST /v1/generations``. This module holds what is OpenAI'
   header kept; our 422 (input that cannot be used) becomes OpenAI's 400, the status its clients treat as a bad
   request. ``code`` stays Tastemaker's stable code; ``param`` names the field when the message starts with one.
 * :func:`parse_size`: OpenAI's ``WIDTHxHEIGHT`` sizes onto the core's longest side + aspect (portraits and
-  squares; the engines frame no landscapes, so ``1536x1024`` is refused with a clear message);
+  squares, and 3:2 landscapes such as ``1536x1024``; any other size is refused with a clear message);
 * :func:`sign_image_url` / :func:`check_image_url`: ``response_format=url`` gives a link that works without the
   API key for an hour (as OpenAI's do), signed with a key derived from the server secret.
 """
@@ -33,7 +33,7 @@ PREFIX = "/v1/images/"
 URL_TTL_S = 3600
 _URL_LABEL = b"tastemaker.openai.image-url.v1"
 
-#: OpenAI ``size`` -> (longest side, aspect). Squares and the portrait aspects the engines draw.
+#: OpenAI ``size`` -> (longest side, aspect): squares, the portrait aspects and one landscape (3:2) the engines draw.
 SIZES: dict[str, tuple[int, str] | None] = {
     "auto": None,
     "256x256": (256, "1:1"), "512x512": (512, "1:1"), "1024x1024": (1024, "1:1"), "1536x1536": (1536, "1:1"),
@@ -41,6 +41,7 @@ SIZES: dict[str, tuple[int, str] | None] = {
     "819x1024": (1024, "4:5"), "1024x1280": (1280, "4:5"), "1638x2048": (2048, "4:5"),
     "683x1024": (1024, "2:3"), "1024x1536": (1536, "2:3"), "1365x2048": (2048, "2:3"),
     "576x1024": (1024, "9:16"), "1152x2048": (2048, "9:16"),
+    "1024x683": (1024, "3:2"), "1536x1024": (1536, "3:2"), "2048x1365": (2048, "3:2"),
 }
 
 
@@ -51,12 +52,6 @@ def parse_size(size: str | None) -> tuple[int, str] | None:
     value = str(size).strip().lower()
     if value in SIZES:
         return SIZES[value]
-    w, _, h = value.partition("x")
-    if w.isdigit() and h.isdigit() and int(w) > int(h):
-        raise RequestError(
-            f"size: {size!r} is a landscape size; Tastemaker frames portraits and squares (the person upright), "
-            f"so use one of {', '.join(SIZES)}"
-        )
     raise RequestError(f"size: {size!r} is not a size this server draws; use one of {', '.join(SIZES)}")
 
 

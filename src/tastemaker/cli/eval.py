@@ -25,7 +25,7 @@ def eval_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (results.json + report.html).")],
     n: Annotated[int, typer.Option("-n", help="Variations per selfie x board (1-8).")] = 4,
     size: Annotated[int, typer.Option(help="Longest side of each output (256-2048).")] = 512,
-    aspect: Annotated[str, typer.Option(help="1:1, 4:5, 2:3, 9:16 or original.")] = "4:5",
+    aspect: Annotated[str, typer.Option(help="1:1, 4:5, 2:3, 9:16, 3:2 (landscape) or original.")] = "4:5",
     seed: Annotated[int, typer.Option(help="Seed for every request (engine and baselines alike).")] = 0,
     strength: Annotated[float, typer.Option(help="Strength for the engine and the baselines.")] = 0.8,
     prompt: Annotated[str, typer.Option(help="Prompt given to the engine.")] = "",

@@ -220,7 +220,7 @@ def generate(
     prompt: Annotated[str, typer.Option(help="Free text: mode hints, 'close-up', 'blurred background'...")] = "",
     n: Annotated[int, typer.Option("-n", help="Number of variations (1-8).")] = 4,
     size: Annotated[int, typer.Option(help="Longest side in pixels (256-2048).")] = 1024,
-    aspect: Annotated[str, typer.Option(help="1:1, 4:5, 2:3, 9:16 or original.")] = "4:5",
+    aspect: Annotated[str, typer.Option(help="1:1, 4:5, 2:3, 9:16, 3:2 (landscape) or original.")] = "4:5",
     format: Annotated[str, typer.Option("--format", "-f", help="png, jpeg or webp.")] = "png",
     seed: Annotated[int | None, typer.Option(help="Same seed, same images.")] = None,
     strength: Annotated[float, typer.Option(help="0 = untouched, 1 = all the way to the board's look.")] = 0.8,

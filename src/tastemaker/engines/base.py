@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from ..prompt import PromptIntent
     from ..taste.profile import TasteProfile
 
-Aspect = Literal["1:1", "4:5", "2:3", "9:16", "original"]
+Aspect = Literal["1:1", "4:5", "2:3", "9:16", "3:2", "original"]
 Background = Literal["auto", "keep", "blur", "backdrop", "scene"]
 Framing = Literal["auto", "closeup", "portrait", "half", "full"]
-ASPECTS: tuple[str, ...] = ("1:1", "4:5", "2:3", "9:16", "original")
+ASPECTS: tuple[str, ...] = ("1:1", "4:5", "2:3", "9:16", "3:2", "original")
 
 
 class GenerationRequest(BaseModel):

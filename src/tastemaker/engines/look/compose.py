@@ -35,7 +35,7 @@ import numpy as np
 
 #: framing -> (bottom line below the chin in face heights, headroom as a share of the crop height)
 FRAMING = {"closeup": (0.8, 0.08), "portrait": (1.9, 0.10), "half": (4.4, 0.10), "full": (8.2, 0.10)}
-ASPECT_RATIOS = {"1:1": 1.0, "4:5": 0.8, "2:3": 2 / 3, "9:16": 9 / 16}
+ASPECT_RATIOS = {"1:1": 1.0, "4:5": 0.8, "2:3": 2 / 3, "9:16": 9 / 16, "3:2": 3 / 2}
 #: the head's top above the brows when no mask says where the hair ends, in face heights
 HEAD_ABOVE_BROWS = 0.75
 MAX_UPSCALE = 2.0
