@@ -242,7 +242,7 @@ def test_board_and_profile_paths_agree(subject: Subject, demo_board, demo_profil
         ({"n": 0}, "n: Input should be greater than or equal to 1"),
         ({"size": 100}, "size: Input should be greater than or equal to 256"),
         ({"size": 4096}, "size: Input should be less than or equal to 2048"),
-        ({"aspect": "3:1"}, "aspect: must be one of 1:1, 4:5, 2:3, 9:16, original"),
+        ({"aspect": "3:1"}, "aspect: must be one of 1:1, 4:5, 2:3, 9:16, 3:2, original"),
         ({"format": "bmp"}, "format 'bmp' is not supported"),
         ({"strength": 1.5}, "strength: Input should be less than or equal to 1"),
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
