@@ -24,6 +24,7 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     │   │   ├── MultipleFacesError                multiple_faces
     │   │   ├── FaceTooSmallError                 face_too_small
     │   │   └── IdentityMismatchError             identity_mismatch   (selfies of different people)
+    │   ├── OutputVetoedError                     output_vetoed       (a plugin refused the output, with why)
     │   ├── RequestError                          invalid_request     (n, size, aspect, format...)
     │   │   ├── IdentityOnlyUnsupportedError      identity_only_unsupported (the engine redraws a selfie)
     │   │   ├── InvalidIdentityError              invalid_identity    (not 128 numbers or an identity file)
@@ -54,6 +55,7 @@ purpose: sixty small classes and no logic, and one place to read them all is the
     │   └── ClientDisconnectedError               client_disconnected
     ├── OutputError                      exit 73  output_error        (cannot write results)
     ├── IdentityGuardError               exit 4   identity_guard      (output drifted from the selfie)
+    ├── PluginError                      exit 6   plugin_failed       (a plugin raised; named, fail closed)
     ├── PrivacyBudgetError               exit 5   privacy_budget_exhausted
     │   ├── PrivacyBudgetDailyError               privacy_budget_daily    (resets; knows when)
     │   └── PrivacyBudgetLifetimeError            privacy_budget_lifetime (never resets)
@@ -263,6 +265,19 @@ class OutputError(TastemakerError):
 class IdentityGuardError(TastemakerError):
     code = "identity_guard"
     exit_code = 4
+
+
+class PluginError(TastemakerError):
+    """A plugin raised (or could not be loaded) where the plugin policy fails closed; the message names it."""
+
+    code = "plugin_failed"
+    exit_code = 6
+
+
+class OutputVetoedError(InputError):
+    """A plugin refused the request or one of its outputs; the message names the plugin and its reason."""
+
+    code = "output_vetoed"
 
 
 class PrivacyBudgetError(TastemakerError):
@@ -740,7 +755,9 @@ __all__ = [
     "NotFoundError",
     "NotReadyError",
     "OutputError",
+    "OutputVetoedError",
     "PinsFileError",
+    "PluginError",
     "PrivacyBudgetDailyError",
     "PrivacyBudgetError",
     "PrivacyBudgetLifetimeError",
