@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     recency_half_life_days: float = 180.0
     max_modes: int = 4
     engine: str = "look"
+    # Plugins (entry-point group "tastemaker"): "all" installed, "none", "a,b" only these, "-a" all but a;
+    # what a raising plugin does: "fail", "skip", or per hook "check_output=fail,describe_output=skip"
+    plugins: str = "all"
+    plugin_errors: str = ""
     # Differential privacy of taste that leaves the store (taste/privacy.py): epsilon per release, and the
     # budgets composed in zCDP per profile per day and over the profile's life
     privacy_epsilon: float = Field(1.0, gt=0)

@@ -139,11 +139,24 @@ def minilm_available() -> bool:
     )
 
 
+#: text encoders that plugins registered (``register_encoders`` hook), by name
+_REGISTERED: dict[str, Any] = {}
+
+
+def register_text_encoder(name: str, factory: Any) -> None:
+    """Make ``factory()`` (returning a :class:`TextEncoder`) available as ``get_text_encoder(name)``."""
+    _REGISTERED[name.lower()] = factory
+
+
 def get_text_encoder(kind: str = "auto") -> TextEncoder:
-    """``auto`` -> MiniLM when installed, else lexical; ``lexical`` / ``minilm`` force one."""
+    """``auto`` -> MiniLM when installed, else lexical; ``lexical`` / ``minilm`` force one; a registered name
+    (a plugin's encoder) gives that one."""
     kind = kind.lower()
+    if kind in _REGISTERED:
+        encoder: TextEncoder = _REGISTERED[kind]()
+        return encoder
     if kind == "lexical" or (kind == "auto" and not minilm_available()):
         return LexicalTextEncoder()
     if kind in ("minilm", "auto"):
         return MiniLMTextEncoder()
-    raise ValueError(f"unknown text encoder {kind!r}; use auto, lexical or minilm")
+    raise ValueError(f"unknown text encoder {kind!r}; use auto, lexical, minilm or {', '.join(_REGISTERED) or '-'}")

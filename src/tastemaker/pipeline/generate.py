@@ -37,14 +37,17 @@ from ..boards import Board
 from ..config import Settings
 from ..encoders.identity import IdentityEmbedding, IdentityEncoder, embed_pool
 from ..encoders.style import describe
-from ..engines import Engine, get_engine
+from ..encoders.text import get_text_encoder, register_text_encoder
+from ..engines import Engine, get_engine, register_engine
 from ..engines.base import BoardAssets, GenerationRequest, IdentitySubject, Rendered, Subject, VariationPlan
 from ..errors import NoFaceError, RequestError
 from ..media import load_image
+from ..plugins import Plugins
 from ..prompt import parse_prompt
 from ..provenance.service import Provenance, Stamped, prepare_many
 from ..taste.profile import ProfileConfig, TasteProfile, build_profile
 from ..taste.weights import WeightConfig
+from .checks import OutputChecks
 from .guard import HOLD_LEVELS, IdentityGuard
 from .holding import Batch, GuardLoop
 from .output import GeneratedImage, GenerationResult
@@ -151,12 +154,17 @@ class Pipeline:
         profile_config: ProfileConfig | None = None,
         provenance: Provenance | None = None,
         settings: Settings | None = None,
+        plugins: Plugins | None = None,
     ) -> None:
+        # plugins: all installed unless given (Plugins.none() for a clean run); they may add engines and encoders
+        self.plugins = plugins if plugins is not None else Plugins.load()
+        self.plugins.register_engines(register_engine)
+        self.plugins.register_encoders(register_text_encoder)
         self.engine = get_engine(engine) if isinstance(engine, str) else engine
         self.identity_threshold = identity_threshold
         self.guard_workers = guard_workers
         self.encoder = encoder or IdentityEncoder()
-        self.text_encoder = text_encoder
+        self.text_encoder = get_text_encoder(text_encoder) if isinstance(text_encoder, str) else text_encoder
         self.profile_config = profile_config
         self._provenance = provenance
         self._settings = settings
@@ -173,6 +181,7 @@ class Pipeline:
             profile_config=ProfileConfig(max_modes=settings.max_modes,
                                          weights=WeightConfig(half_life_days=settings.recency_half_life_days)),
             settings=settings,
+            plugins=Plugins.load(settings.plugins, on_error=settings.plugin_errors),
         )
         return cls(**{**options, **overrides})
 
@@ -224,6 +233,8 @@ class Pipeline:
         timings["identity"] = time.perf_counter() - t
         t = time.perf_counter()
         profile = self._profile(board, profile, report)
+        profile = self.plugins.chain("adjust_profile", "profile", profile, board=board)
+        request = self.plugins.chain("adjust_request", "request", request, profile=profile)
         timings["profile"] = time.perf_counter() - t
         if board is not None:
             t = time.perf_counter()
@@ -310,6 +321,7 @@ class Pipeline:
         )
         try:
             loop.run(batch)
+            OutputChecks(self.plugins, run.person, run.profile, run.request).run(loop, batch)
             run.report("render", len(batch.rendered), len(batch.rendered))
             return self._stamp(run, batch, prov, meta, log=log)
         except BaseException:
@@ -412,4 +424,4 @@ def generate(request: GenerationRequest, **kw: Any) -> GenerationResult:
 
 #: The keywords of :func:`generate` that configure the pipeline rather than the call.
 PIPELINE_OPTIONS = ("engine", "identity_threshold", "guard_workers", "encoder", "text_encoder", "profile_config",
-                    "provenance", "settings")
+                    "provenance", "settings", "plugins")

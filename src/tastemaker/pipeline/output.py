@@ -106,6 +106,7 @@ class GenerationResult:
             if im.info.get("redrawn"):
                 out.append(f"variation {im.index}: drawn again ({im.info['redrawn']}x) — an earlier draw's face "
                            "failed the identity guard even fully held")
+            out.extend(f"variation {im.index}: {note}" for note in im.info.get("plugin_notes", ()))
             if im.info.get("face_detectable") is False:
                 out.append(f"variation {im.index}: the face is as near to yours as required, but a face detector "
                            "does not find it on its own (an unusual pose or a strong style); try another seed")
