@@ -12,14 +12,16 @@ nothing imports it back.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
 from .. import _interrupt
 from .._version import __version__
-from . import diffusion, discover, generate, serve, taste, worker
+from . import catalogue, diffusion, discover, generate, serve, taste, worker
 from . import eval as eval_commands
+from . import plugins as plugin_commands
 from .common import console
 
 app = typer.Typer(
@@ -42,11 +44,16 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    no_plugins: Annotated[
+        bool, typer.Option("--no-plugins", help="Run without any plugin (built-in guardrails included).")
+    ] = False,
 ) -> None:
     """Tastemaker: learn a portable taste profile from a board and draw you in it."""
+    if no_plugins:  # the settings every command loads read it (TASTEMAKER_PLUGINS)
+        os.environ["TASTEMAKER_PLUGINS"] = "none"
 
 
-for group in (generate, taste, eval_commands, diffusion, serve, worker, discover):
+for group in (generate, taste, eval_commands, diffusion, serve, worker, discover, plugin_commands, catalogue):
     group.register(app)
 
 

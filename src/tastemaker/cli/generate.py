@@ -245,6 +245,13 @@ def generate(
         str | None, typer.Option(envvar="TASTEMAKER_API_KEY", show_envvar=True, help="The server's API key (--remote).")
     ] = None,
     board_id: Annotated[str | None, typer.Option(help="Your board on the server, brd_... (--remote).")] = None,
+    product: Annotated[
+        Path | None, typer.Option(help="A product photo (or transparent PNG) to show in the board's look, no face "
+                                  "needed; instead of --selfie (see README, Products).")
+    ] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="product: confirm a --product photo in which a face is found is a product.")
+    ] = None,
 ) -> None:
     """Generate images of you in a board's (or profile's) aesthetic — here, or with --remote from a server's board
     (rendered here all the same: only the board id and the outputs leave this machine)."""
@@ -264,6 +271,13 @@ def generate(
         return
     if board_id is not None:
         raise RequestError("--board-id goes with --remote URL (a board on a server); a folder here is --board DIR")
+    if product is not None or subject is not None:
+        from .catalogue import generate_product
+
+        generate_product(product, selfie, identity, board, profile, out, subject, dict(
+            prompt=prompt, n=n, size=size, aspect=aspect, format=format, seed=seed, strength=strength,
+            background=background, framing=framing, mode=mode))
+        return
     _run_generate(
         selfie or [],
         identity,

@@ -180,7 +180,8 @@ def _grabcut(rgb: np.ndarray, name: str) -> np.ndarray:
     mask[border] = cv2.GC_BGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(work, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(cv2.cvtColor(work, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, ITERATIONS,  # type: ignore[call-overload]
+                    cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # GrabCut needs both classes; a degenerate seed keeps the colour model's answer
         pass
     fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
@@ -235,7 +236,7 @@ def _shadow_like(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
 def _saliency(work: np.ndarray) -> np.ndarray:
     """OpenCV's fine-grained static saliency, 0..1 (zeros where the contrib module is missing)."""
     try:
-        sal = cv2.saliency.StaticSaliencyFineGrained_create()
+        sal = cv2.saliency.StaticSaliencyFineGrained_create()  # type: ignore[attr-defined]
         ok, m = sal.computeSaliency(cv2.cvtColor(work, cv2.COLOR_RGB2BGR))
     except (AttributeError, cv2.error):
         return np.zeros(work.shape[:2], np.float32)

@@ -44,3 +44,9 @@ class ProductFidelityError(IdentityGuardError):
     """A render changed the product's colours or shape beyond the guard's limits even fully held."""
 
     code = "product_fidelity"
+
+
+class ProductCatalogueError(InputError):
+    """A catalogue CSV row (or the file) cannot be used; the message names the line and the problem."""
+
+    code = "product_catalogue_invalid"

@@ -127,7 +127,8 @@ def manifest_doc(result: ProductResult, names: list[str], contact_sheet: str | N
         "product": {"name": result.cutout.name, **result.cutout.info()},
         "restyle": result.restyle,
         "profile": {"hash": result.profile.content_hash(), "board": result.profile.board,
-                    "modes": [{"id": m.id, "name": m.name, "weight": round(m.weight, 4)} for m in result.profile.modes]},
+                    "modes": [{"id": m.id, "name": m.name, "weight": round(m.weight, 4)}
+                              for m in result.profile.modes]},
         "pins_from": result.assets_source,
         "contact_sheet": contact_sheet,
         "notes": result.notes(),
@@ -152,7 +153,7 @@ def make_contact_sheet(result: ProductResult) -> np.ndarray:
                f"cut-out: {result.cutout.source}")]
     for img in result.images:
         panels.append((fit_tile(img.pixels, TILE, TILE), f"#{img.index} {img.mode_name} · {img.background}"[:48],
-                       f"ΔE {img.delta_e:.2f} · shape {img.shape_ssim:.3f} · hold {img.hold:g}"))
+                       f"dE {img.delta_e:.2f} · shape {img.shape_ssim:.3f} · hold {img.hold:g}"))
     W = len(panels) * (TILE + PAD) + PAD
     H = TILE + 46 + 2 * PAD + 30
     sheet = Image.new("RGB", (W, H), "white")

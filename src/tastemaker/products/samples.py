@@ -48,15 +48,15 @@ def _shape(kind: str, w: int, h: int, rng: np.random.Generator) -> np.ndarray:
                     int(0.09 * H))
     elif kind == "box":
         bw = int(0.45 * H)
-        pts = np.array([[cx - bw, base], [cx + bw, base], [cx + bw, base - int(0.85 * H)],
+        box = np.array([[cx - bw, base], [cx + bw, base], [cx + bw, base - int(0.85 * H)],
                         [cx + int(0.7 * bw), base - H], [cx - int(1.3 * bw), base - H],
                         [cx - bw, base - int(0.85 * H)]], np.int32)
-        cv2.fillPoly(m, [pts], 255)
+        cv2.fillPoly(m, [box], 255)
     elif kind == "ball":
         r = int(0.45 * H)
         cv2.circle(m, (cx, base - r), r, 255, -1)
     else:  # vase
-        pts = []
+        pts: list[tuple[float, float]] = []
         for t in np.linspace(0, 1, 40):
             r = 0.18 * H + 0.12 * H * np.sin(np.pi * (0.2 + 1.1 * t)) - 0.05 * H * t
             pts.append((cx + r, base - t * H))
@@ -88,7 +88,7 @@ def make_shot(seed: int, *, size: int = 1024, busy: bool = False, kind: str | No
     obj[stripes] = np.array([30, 30, 34], np.float32)
     # the background
     if busy:
-        bg = np.full((h, w, 3), rng.uniform(60, 200, 3), np.float32)
+        bg: np.ndarray = np.full((h, w, 3), rng.uniform(60, 200, 3), np.float32)
         for _ in range(40):
             c = rng.uniform(0, 255, 3)
             if rng.random() < 0.5:
