@@ -61,10 +61,12 @@ class OutputChecks:
         todo = list(range(len(batch.rendered)))
         held: dict[int, int] = {}
         askers: dict[int, set[str]] = {}
+        first: dict[int, list[tuple[str, Verdict]]] = {}
         verdicts: dict[int, list[tuple[str, Verdict]]] = {}
         while todo:
             for k in todo:
                 verdicts[k] = self.judge(self.view(batch, k), notes)
+                first.setdefault(k, verdicts[k])
             again = [k for k in todo if any(v.kind == "hold" for _, v in verdicts[k])
                      and batch.level[k] + 1 < len(HOLD_LEVELS)]
             if not again:
@@ -83,7 +85,8 @@ class OutputChecks:
             todo = again
         loop.refuse_drift(batch)  # a held re-render is guarded like any other
         for k, r in enumerate(batch.rendered):
-            self.record(r.info, verdicts.get(k, []), held.get(k, 0), askers.get(k, set()), notes)
+            self.record(r.info, verdicts.get(k, []), held.get(k, 0), askers.get(k, set()), notes,
+                        dict(first.get(k, [])))
             texts = self.plugins.calls("describe_output", r.info.setdefault("plugin_notes", []),
                                        output=self.view(batch, k), subject=self.subject, profile=self.profile,
                                        request=self.request)
@@ -95,7 +98,7 @@ class OutputChecks:
 
     @staticmethod
     def record(info: dict[str, Any], verdicts: list[tuple[str, Verdict]], held: int, askers: set[str],
-               notes: list[str]) -> None:
+               notes: list[str], first: dict[str, Verdict]) -> None:
         """Put the verdicts' measurements and reasons into an output's info (manifest, API record)."""
         out: dict[str, Any] = {}
         said: list[str] = list(notes)
@@ -105,8 +108,9 @@ class OutputChecks:
                 said.append(f"{name}: {v.reason}")
             elif v.kind == "hold":  # still objecting with the face fully held
                 said.append(f"{name}: {v.reason} (even with the face fully held)")
-            if name in askers:
+            if name in askers:  # what it measured of the first render, before the face was held more
                 out[name]["held_back"] = held
+                out[name]["first"] = {"verdict": first[name].kind, **first[name].data} if name in first else None
         if held:
             info["plugin_held"] = held
         if out:
