@@ -30,6 +30,7 @@ from .. import __version__
 from ..audit import AuditLog
 from ..errors import (
     ClientDisconnectedError,
+    ConfigurationError,
     FilePartExpectedError,
     InternalError,
     MalformedBodyError,
@@ -43,6 +44,7 @@ from ..forget import mark_server_store
 from ..jobs import JobRunner, VerifyPool
 from ..jobs.queue import QueueRunner
 from ..media import make_private_dirs
+from ..plugins import Plugins
 from ..store import open_store
 from .denials import DenialLog
 from .deps import AuthGate, Services
@@ -51,7 +53,19 @@ from .http_errors import error_response, status_of
 from .limits import RateLimiter
 from .methods import HttpMethods, MethodNotAllowedError, allow_header
 from .openai_compat import OpenAIErrors
-from .routes import account, boards, feedback, generations, health, openai_images, records, search, styleembed, verify
+from .routes import (
+    account,
+    boards,
+    feedback,
+    generations,
+    health,
+    openai_images,
+    plugins,
+    records,
+    search,
+    styleembed,
+    verify,
+)
 from .schemas import FeedbackIn, GenerationCreate, PinIn, RecordCreate, StyleEmbedIn, VerifyIn
 from .settings import ServerSettings, load_server_settings
 
@@ -211,6 +225,11 @@ def build_services(settings: ServerSettings) -> Services:
                              **common)
     else:
         runner = JobRunner(store, audit, workers=settings.job_workers, queue_size=settings.job_queue_size, **common)
+    try:  # a misspelt plugin name or policy is found at startup, not on the first job
+        Plugins.load(settings.plugins, on_error=settings.plugin_errors)
+    except TastemakerError as exc:
+        raise ConfigurationError(f"TASTEMAKER_PLUGINS / TASTEMAKER_PLUGIN_ERRORS: {exc.message}") from None
+    runner.plugins = (settings.plugins, settings.plugin_errors)
     return Services(
         settings=settings,
         store=store,
@@ -292,7 +311,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         ],
     )
     app.state.services = services
-    routers = (boards, styleembed, feedback, generations, verify, records, account, health, search, openai_images)
+    routers = (boards, styleembed, feedback, generations, verify, records, account, health, search, openai_images,
+               plugins)
     # Middleware added last runs first: the edge (request id, body cap), then HEAD / OPTIONS / 405 with the
     # path's whole Allow, then the gate (key, bucket, scopes)
     api_routes = [route for module in routers for route in module.router.routes]

@@ -305,6 +305,10 @@ class ImageOut(BaseModel):
     )
     scene: dict[str, Any] | None = Field(None, description="the board picture the person was put into, if any")
     size: dict[str, Any] | None = Field(None, description="set when the output is smaller than requested, and why")
+    alt_text: str | None = Field(None, description="a text alternative for the image (the alt_text plugin)")
+    plugins: dict[str, Any] | None = Field(
+        None, description="what each check_output plugin measured and decided (skin_tone: ITA before and after)"
+    )
 
 
 class GenerationOut(BaseModel):

@@ -84,6 +84,7 @@ def worker(
             stalled_s=settings.queue_stalled_seconds, sweep_s=settings.queue_sweep_seconds,
             requeue_after_s=settings.queue_requeue_after_seconds, max_attempts=settings.queue_max_attempts,
         )
+        w.plugins = (settings.plugins, settings.plugin_errors)
         err_console.print(
             f"Tastemaker worker {w.owner}: {concurrency} job(s) at once, "
             f"{threads or 'default'} thread(s) each · data {settings.data_dir}", highlight=False,

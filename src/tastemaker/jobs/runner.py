@@ -69,6 +69,8 @@ class JobRunner:
 
     #: how often an event stream re-reads its job when nothing woke it (every change here wakes it)
     poll_s = 10.0
+    #: which plugins the jobs run and what a raising one does (the server's settings; see tastemaker.plugins)
+    plugins: tuple[str, str] = ("all", "")
 
     def __init__(
         self,
@@ -373,6 +375,8 @@ class JobRunner:
                 p.pins,
                 self.provenance_secret,
                 self.store.blobs,
+                True,
+                *self.plugins,
                 timeout=timeout,
             )
             with self._lock:

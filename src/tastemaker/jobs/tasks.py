@@ -243,21 +243,23 @@ def task_limit_threads(threads: int, engine: str | None = None) -> bool:
     return task_warm(engine)
 
 
-_PIPELINES: dict[tuple[int, str, float, str | None, str | None], Any] = {}
+_PIPELINES: dict[tuple[int, str, float, str | None, str | None, str, str], Any] = {}
 
 
-def _pipeline(engine: str, identity_threshold: float, data_dir: str | None, secret: str | None) -> Any:
+def _pipeline(engine: str, identity_threshold: float, data_dir: str | None, secret: str | None,
+              plugins: str = "all", plugin_errors: str = "") -> Any:
     """This worker's :class:`~tastemaker.pipeline.Pipeline` for a configuration: built on its first job and
     reused (the engine's caches, the guard's encoder and the provenance store stay warm between jobs). One per
     thread: in thread mode (tests) two jobs never share a provenance store's connections."""
     from ..pipeline import Pipeline, default_provenance, provenance_for
+    from ..plugins import Plugins
 
-    key = (threading.get_ident(), engine, identity_threshold, data_dir, secret)
+    key = (threading.get_ident(), engine, identity_threshold, data_dir, secret, plugins, plugin_errors)
     pipe = _PIPELINES.get(key)
     if pipe is None:
         prov = provenance_for(data_dir, secret) if data_dir else default_provenance()
         pipe = _PIPELINES[key] = Pipeline(engine, identity_threshold=identity_threshold, guard_workers=0,
-                                          provenance=prov)
+                                          provenance=prov, plugins=Plugins.load(plugins, on_error=plugin_errors))
     return pipe
 
 
@@ -280,6 +282,8 @@ def task_generate(
     provenance_secret: str | None = None,
     blobs: Any = None,
     log: bool = True,
+    plugins: str = "all",
+    plugin_errors: str = "",
 ) -> Outcome:
     """Render one job and encode its images. Progress goes to ``sink`` (threads) or the process queue.
 
@@ -319,7 +323,7 @@ def task_generate(
                     continue  # deleted meanwhile: the engine falls back for that pin and says so
             assets = assets_from_bytes("the stored board", stored, profile,
                                        AssetLimits(max_pixels=max_pixels, max_bytes=max_bytes))
-        result = _pipeline(engine, identity_threshold, data_dir, provenance_secret)(
+        result = _pipeline(engine, identity_threshold, data_dir, provenance_secret, plugins, plugin_errors)(
             req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report, log=log
         )
         # the images come back watermarked, C2PA-signed and logged (pipeline provenance); never re-encode them

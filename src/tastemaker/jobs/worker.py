@@ -58,6 +58,9 @@ class QueueWorker:
     """Runs generation jobs from the queue (see the module docstring). Library code: every setting is a
     parameter (``tastemaker worker`` reads them from the environment)."""
 
+    #: which plugins the jobs run and what a raising one does (the server's settings; see tastemaker.plugins)
+    plugins: tuple[str, str] = ("all", "")
+
     def __init__(
         self,
         store: Store,
@@ -258,7 +261,8 @@ class QueueWorker:
         fut = self._pool.submit(
             tasks.task_generate, job.id, p.request, p.selfie, p.selfie_name, p.face, p.identity, p.profile_json,
             self.engine, self.identity_threshold, self.max_pixels, self.max_bytes, sink, p.account_id,
-            self.data_dir, p.pins, self.provenance_secret, self.store.blobs, False, timeout=self.job_timeout_s,
+            self.data_dir, p.pins, self.provenance_secret, self.store.blobs, False, *self.plugins,
+            timeout=self.job_timeout_s,
         )
         holder["render"] = fut
         fail = self.states.fail

@@ -96,7 +96,8 @@ async def read_request(request: Request, max_bytes: int) -> tuple[GenerationCrea
 _JOB_FIELDS = ("id", "status", "progress", "board_id", "profile_hash", "request", "created_at", "started_at",
                "finished_at")
 #: what an output image shows of its provenance record
-_RECORD_FIELDS = ("seed", "mode", "identity_distance", "style_score", "colour", "medium", "scene", "size")
+_RECORD_FIELDS = ("seed", "mode", "identity_distance", "style_score", "colour", "medium", "scene", "size", "alt_text",
+                  "plugins")
 
 
 def job_doc(request: Request, job: Job) -> dict[str, Any]:
