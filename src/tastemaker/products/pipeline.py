@@ -61,7 +61,9 @@ def wants_restyle(prompt: str) -> bool:
 
 
 @dataclass
-class _Variation:
+class GuardedRender:
+    """One variation as the guard left it: the render it passed at its ``hold``, and every attempt's numbers."""
+
     plan: VariationPlan
     hold: float = 0.0
     placed: Placed | None = None
@@ -118,11 +120,11 @@ class ProductPipeline:
             cut.cache["centres"] = dominant_colours(to_lab(cut.rgb), cut.alpha)
         plans = self.plan(request, profile, assets)
         size = output_size(request.size, request.aspect, cut.rgb.shape[1], cut.rgb.shape[0])
-        variations = [_Variation(p) for p in plans]
+        variations = [GuardedRender(p) for p in plans]
         t = time.perf_counter()
         report("render", 0, len(variations))
         for k, v in enumerate(variations):
-            self._guarded(v, cut, size, profile, assets, guard, restyle)
+            self.render_guarded(v, cut, size, profile, assets, guard, restyle)
             report("render", k + 1, len(variations))
         timings["render"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -177,7 +179,7 @@ class ProductPipeline:
             out.append(p)
         return out
 
-    def _guarded(self, v: _Variation, cut: Cutout, size: tuple[int, int], profile: TasteProfile,
+    def render_guarded(self, v: GuardedRender, cut: Cutout, size: tuple[int, int], profile: TasteProfile,
                  assets: BoardAssets | None, guard: FidelityGuard, restyle: bool) -> None:
         """Render at rising holds until the guard passes; fully held and still failing is an error."""
         t = time.perf_counter()
@@ -197,7 +199,7 @@ class ProductPipeline:
             "no image was returned. Try another seed or a lower strength")
 
     @staticmethod
-    def _image(v: _Variation, pr: Prepared, log_index: int, cut: Cutout, profile: TasteProfile) -> ProductImage:
+    def _image(v: GuardedRender, pr: Prepared, log_index: int, cut: Cutout, profile: TasteProfile) -> ProductImage:
         assert v.placed is not None and v.fidelity is not None
         mode = profile.mode(v.plan.mode_id)
         info = {**v.placed.info, "subject": "product", "cutout": cut.info(),

@@ -47,10 +47,10 @@ FILL = {"closeup": 0.74, "portrait": 0.62, "half": 0.54, "full": 0.46}
 BASE = 0.86
 MAX_ENLARGE = 2.0
 #: share of the mode's grade / the scene's illuminant the product gets at hold 0 (x strength)
-PRODUCT_GRADE = 0.15
-PRODUCT_ILLUMINANT = 0.25
+PRODUCT_GRADE = 0.04
+PRODUCT_ILLUMINANT = 0.03
 #: the directional light's amplitude on the product (mean-preserving), at hold 0 and at full hold
-LIGHT_RAMP = (0.14, 0.06)
+LIGHT_RAMP = (0.06, 0.03)
 SHADOW_OPACITY = 0.42
 OCCLUSION_OPACITY = 0.55
 
@@ -77,9 +77,16 @@ class ProductRenderer:
     # ------------------------------------------------------------------------------------- placement
     @staticmethod
     def placement(cut: Cutout, plan: VariationPlan, W: int, H: int) -> tuple[np.ndarray, float]:
-        """The 2x3 matrix from cut-out pixels to output pixels, and its scale."""
+        """The 2x3 matrix from cut-out pixels to output pixels, and its scale. On its own photo (``keep``,
+        ``blur``) the product stays where it was: the photo cropped to the frame around it, never extended."""
         x0, y0, x1, y1 = cut.box
         bw, bh = max(1, x1 - x0), max(1, y1 - y0)
+        if plan.background in ("keep", "blur") and cut.source == "grabcut":
+            ph, pw = cut.alpha.shape
+            s = max(W / pw, H / ph)
+            tx = float(np.clip(W / 2 - s * (x0 + x1) / 2, W - s * pw, 0.0))
+            ty = float(np.clip(H / 2 - s * (y0 + y1) / 2, H - s * ph, 0.0))
+            return np.array([[s, 0.0, tx], [0.0, s, ty]], np.float32), float(s)
         fill = FILL.get(plan.framing, FILL["portrait"]) * float(plan.params.get("zoom", 1.0))
         s = min(fill * H / bh, 0.78 * W / bw, MAX_ENLARGE)
         sx = float(plan.params.get("shift", (0.0, 0.0))[0])
@@ -109,9 +116,19 @@ class ProductRenderer:
                                        borderMode=cv2.BORDER_CONSTANT), 0.0, 1.0)
         ref = cv2.addWeighted(prod, 255.0, prod, 0.0, 0.5, dtype=cv2.CV_8U)
 
-        bg, shadow_ok, background = self._background(cut, plan, mode, m, (W, H), alpha, assets, info)
+        # the background (and its light) do not depend on the hold: made once per variation
+        key = ("bg", id(cut), plan.index, plan.seed, plan.mode_id, plan.background, W, H)
+        with self._lock:
+            cached = self._prep.get(key)
+        if cached is None:
+            bg, shadow_ok, background = self._background(cut, plan, mode, m, (W, H), alpha, assets, info)
+            bg8 = cv2.addWeighted(bg, 255.0, bg, 0.0, 0.5, dtype=cv2.CV_8U)
+            cached = (bg, shadow_ok, background, scenes.scene_light(resize_max_side(bg8, 256)), dict(info))
+            with self._lock:
+                self._prep[key] = cached
+        bg, shadow_ok, background, light, bg_info = cached
+        info.update(bg_info)
         info["background"] = background
-        light = scenes.scene_light(resize_max_side(cv2.addWeighted(bg, 255.0, bg, 0.0, 0.5, dtype=cv2.CV_8U), 256))
         info["light"] = {"direction": [round(float(v), 3) for v in light.direction],
                          "colour": [round(float(v), 3) for v in light.colour]}
         styled = self._style_product(cut, prod, alpha, mode, s, hold, light, restyle)
@@ -121,7 +138,7 @@ class ProductRenderer:
         out = mix(styled, bg, alpha)
         out = self._medium(out, alpha, plan, mode, hold, assets, info)
         texture = not (info.get("medium") or {}).get("applied", False)
-        protect = alpha * np.float32(max(hold, 0.9))
+        protect = alpha  # the product is never softened or grained: its print and edges are what it sells
         out = match_texture_and_light(out, mode.look, plan, 1.0, protect, s, texture=texture)
         pixels = cv2.addWeighted(out, 255.0, out, 0.0, 0.5, dtype=cv2.CV_8U)
         return Placed(pixels=pixels, ref=ref, alpha=alpha, info=info)
