@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def main() -> None:
     assets = load_assets(board, profile)
     pipe = ProductPipeline(provenance=None)  # type: ignore[arg-type]  # never stamps here
     guard = FidelityGuard()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for busy in (False, True):
         for k in range(args.n):
             seed = 100 * int(busy) + k

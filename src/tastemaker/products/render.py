@@ -72,7 +72,7 @@ class ProductRenderer:
         self._lock = threading.Lock()
         self._exemplars = Exemplars(6, self._lock)
         self.synth_side = synth_side
-        self._prep: dict[str, Any] = {}
+        self._prep: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------------------------- placement
     @staticmethod
