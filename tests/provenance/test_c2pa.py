@@ -154,5 +154,5 @@ def test_own_chain_without_an_anchor_trusts_its_last_certificate(
 
 
 def test_unsupported_format(identity: cc.SigningIdentity, record: ProvenanceRecord) -> None:
-    with pytest.raises(ProvenanceInputError, match="png, jpeg and webp"):
-        cc.sign_image(b"GIF89a", "gif", record, identity)
+    with pytest.raises(ProvenanceInputError, match="png, jpeg, webp, mp4 and gif"):
+        cc.sign_image(b"BM", "bmp", record, identity)

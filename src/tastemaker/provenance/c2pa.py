@@ -49,7 +49,9 @@ from .watermark import ALGORITHM, PAYLOAD_BITS
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 RECORD_LABEL = "org.tastemaker.record"
-MIME = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
+#: mp4 and gif are the clips' containers (:mod:`tastemaker.clips`); c2pa-python 0.38 cannot sign WebM
+MIME = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp", "mp4": "video/mp4",
+        "gif": "image/gif"}
 State = Literal["valid", "tampered", "absent"]
 
 
@@ -57,7 +59,7 @@ def _mime(fmt: str) -> str:
     try:
         return MIME[fmt.lower().lstrip(".")]
     except KeyError:
-        raise ProvenanceInputError(f"C2PA signing supports png, jpeg and webp, got {fmt!r}") from None
+        raise ProvenanceInputError(f"C2PA signing supports png, jpeg, webp, mp4 and gif, got {fmt!r}") from None
 
 
 # ----------------------------------------------------------------------------- signing identity

@@ -24,6 +24,11 @@ v1 records (already in logs) still parse, byte for byte, so their inclusion proo
 registered with a service (``POST /v1/records``): the service marked, signed and logged it, but did not watch it
 being made, so its engine, seed and profile hash are what the device reported. Absent means the store's own
 pipeline made the image; records without it keep their bytes.
+
+``clip`` (v2, optional) says the record is a short motion clip (:mod:`tastemaker.clips`), not a still:
+``{"duration_ms", "fps", "frames", "width", "height", "format", "of"}`` (integers only, so the canonical form
+stays JCS; ``of`` is the id of the still it was made from). ``image_sha256`` and ``fingerprint`` then describe
+the clip's marked key picture (the composite its layers were cut from), which every frame shows moved.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import json
 import re
 import secrets
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +55,9 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 _MAX_SAFE_INT = 2**53 - 1
 #: where an output was rendered, when it was not by the store's own pipeline
 RENDERED_ON = ("device",)
+#: what a clip record's ``clip`` object holds
+CLIP_FIELDS = {"duration_ms": int, "fps": int, "frames": int, "width": int, "height": int, "format": str, "of": str}
+CLIP_FORMATS = ("mp4", "webm", "gif")
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -99,6 +107,7 @@ class ProvenanceRecord:
     prompt_sha256: str | None = None
     schema: str = SCHEMA
     rendered_on: str | None = None
+    clip: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -123,6 +132,8 @@ class ProvenanceRecord:
         if self.rendered_on is not None and (self.schema != SCHEMA or self.rendered_on not in RENDERED_ON):
             problems.append(f"rendered_on must be one of {', '.join(RENDERED_ON)} (schema v2), "
                             f"got {self.rendered_on!r}")
+        if self.clip is not None:
+            problems.extend(_clip_problems(self.clip, self.schema))
         for name in absent:
             if getattr(self, name) is not None:
                 problems.append(f"{name} is not a field of {self.schema}")
@@ -150,6 +161,7 @@ class ProvenanceRecord:
         record_id: int | None = None,
         created_at: str | None = None,
         rendered_on: str | None = None,
+        clip: dict[str, Any] | None = None,
     ) -> ProvenanceRecord:
         """Build a v2 record; the caller (the store, which holds the keys) supplies the keyed values."""
         return cls(
@@ -164,6 +176,7 @@ class ProvenanceRecord:
             image_sha256=pixels_sha256(pixels),
             fingerprint=fingerprint,
             rendered_on=rendered_on,
+            clip=clip,
         )
 
     @property
@@ -189,7 +202,7 @@ class ProvenanceRecord:
             raise ProvenanceInputError("provenance record must be a JSON object")
         schema = obj.get("schema", SCHEMA_V1)
         wanted = _FIELDS_V1 if schema == SCHEMA_V1 else _FIELDS_V2
-        unknown, missing = set(obj) - wanted, wanted - set(obj) - {"schema", "rendered_on"}
+        unknown, missing = set(obj) - wanted, wanted - set(obj) - {"schema", "rendered_on", "clip"}
         if unknown or missing:
             raise ProvenanceInputError(
                 f"provenance record fields do not match {schema}: unknown {sorted(unknown)}, "
@@ -198,11 +211,30 @@ class ProvenanceRecord:
         return cls(**{**obj, "schema": schema})
 
 
-_OPTIONAL = {"prompt_hmac", "fingerprint", "prompt_sha256", "rendered_on"}
+def _clip_problems(clip: Any, schema: str) -> list[str]:
+    """What is wrong with a record's ``clip`` object (empty: nothing)."""
+    if schema != SCHEMA or not isinstance(clip, dict):
+        return ["clip must be an object (schema v2)"]
+    out = []
+    if set(clip) != set(CLIP_FIELDS):
+        out.append(f"clip must hold exactly {', '.join(sorted(CLIP_FIELDS))}")
+    for name, kind in CLIP_FIELDS.items():
+        value = clip.get(name)
+        if kind is int and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= _MAX_SAFE_INT):
+            out.append(f"clip.{name} must be a positive integer")
+        if kind is str and (not isinstance(value, str) or len(value) > 64):
+            out.append(f"clip.{name} must be a short string")
+    if clip.get("format") not in CLIP_FORMATS:
+        out.append(f"clip.format must be one of {', '.join(CLIP_FORMATS)}")
+    return out
+
+
+_OPTIONAL = {"prompt_hmac", "fingerprint", "prompt_sha256", "rendered_on", "clip"}
 _COMMON = {f.name for f in fields(ProvenanceRecord)} - _OPTIONAL
-_FIELDS_V2 = _COMMON | {"prompt_hmac", "fingerprint", "rendered_on"}
+_FIELDS_V2 = _COMMON | {"prompt_hmac", "fingerprint", "rendered_on", "clip"}
 _FIELDS_V1 = _COMMON | {"prompt_sha256"}
 
 
-__all__ = ["RENDERED_ON", "SCHEMA", "SCHEMA_V1", "ProvenanceRecord", "new_record_id", "pixels_sha256", "sha256_hex",
+__all__ = ["CLIP_FIELDS", "CLIP_FORMATS",
+           "RENDERED_ON", "SCHEMA", "SCHEMA_V1", "ProvenanceRecord", "new_record_id", "pixels_sha256", "sha256_hex",
            "utc_now"]

@@ -164,6 +164,15 @@ class Provenance:
         self._db.close()
 
     # ------------------------------------------------------------------ stamping
+    def reserve_id(self, pixels: np.ndarray) -> int:
+        """A fresh record id held for an output being made outside :meth:`prepare` (a clip); a :class:`Prepared`
+        made with it is committed or discarded as usual, or give it back with :meth:`release_id`."""
+        return self._reserve_id(pixels)
+
+    def release_id(self, record_id: int) -> None:
+        """Give back an id from :meth:`reserve_id` that will not be used."""
+        self._release(record_id)
+
     def _reserve_id(self, pixels: np.ndarray) -> int:
         start = int.from_bytes(hashlib.sha256(pixels.tobytes()).digest()[:8], "big") if self.repeatable else 0
         with self._lock:
@@ -337,14 +346,31 @@ class Provenance:
         )
         problems: list[str] = []
         pixels: np.ndarray | None = None
-        det: wm.Detection | None = None
         try:
             pixels = decode_image(data, name="image")
         except ImageError as exc:
             if manifest.state == "absent":
                 raise  # not a readable image, and no manifest either: bad input, not a verdict
             problems.append(f"the pixels cannot be decoded ({exc.message})")
-        else:
+        return self.verify_pixels(pixels, manifest, problems=problems, known_head=known_head)
+
+    def verify_pixels(
+        self,
+        pixels: np.ndarray | None,
+        manifest: ManifestReport,
+        *,
+        problems: list[str] | None = None,
+        known_head: SignedTreeHead | None = None,
+        detection: wm.Detection | None = None,
+    ) -> VerifyReport:
+        """:meth:`verify` once the file is read: decoded pixels (None: undecodable) and the file's manifest.
+
+        For media whose pixels are not one image (a clip's frame, :mod:`tastemaker.clips`); ``detection`` is a
+        watermark detection already made on ``pixels`` (not repeated).
+        """
+        problems = problems if problems is not None else []
+        det: wm.Detection | None = detection
+        if pixels is not None and det is None:
             try:
                 det = wm.detect(pixels, key=self.key)
             except WatermarkError as exc:
