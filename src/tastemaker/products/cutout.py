@@ -164,14 +164,15 @@ def _grabcut(rgb: np.ndarray, name: str) -> np.ndarray:
     if busy:
         cand |= (sal > 0.55) & (dist > 0.5 * thr)
     cand &= ~border & ~_shadow_like(lab, centres)
-    if not cand.any() or 2.0 * float(cv2.distanceTransform(np.pad(cand.astype(np.uint8), 1), cv2.DIST_L2, 3).max()) < 3:
+    big = _largest(cand)
+    if big is None or 2.0 * float(cv2.distanceTransform(np.pad(big, 1), cv2.DIST_L2, 3).max()) < 3:
         _thin_at_full_size(rgb, centres, thr, name)  # a line thinner than a working pixel fades out at work size
-    if not cand.any():
+    if big is None or _extent(big) < 0.05 * max(h, w) or big.sum() < 0.002 * h * w:
         raise NoProductFoundError(
             f"{name}: nothing stands out from the photo's edges: the product fills the whole frame or blends "
             "into its background. Give a photo with some background all round the product (a plain one cuts "
             "best) or a transparent PNG whose alpha is the cut-out")
-    _check_width(cand, W / w, name)
+    _check_width(big > 0, W / w, name)
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
     mask[cand] = cv2.GC_PR_FGD
     core = cv2.erode(cand.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -217,8 +218,27 @@ def _thin_at_full_size(rgb: np.ndarray, centres: np.ndarray, thr: float, name: s
     cand = _distance(lab, centres) > thr
     b = max(2, round(BORDER * min(rgb.shape[:2])))
     cand[:b], cand[-b:], cand[:, :b], cand[:, -b:] = False, False, False, False
-    if int(cand.sum()) >= 3:
-        _check_width(cand, 1.0, name)
+    big = _largest(cand)
+    # one long thin thing (most of what differs from the background, about as many pixels as it is long times
+    # its few pixels' width), not the specks of a texture
+    if (big is not None and _extent(big) >= 0.05 * max(rgb.shape[:2]) and big.sum() >= 0.5 * cand.sum()
+            and big.sum() <= MIN_WIDTH_PX * _extent(big)):
+        _check_width(big > 0, 1.0, name)
+
+
+def _largest(mask: np.ndarray) -> np.ndarray | None:
+    """The largest 8-connected component of ``mask`` (uint8 0/1), or None when it is empty."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return (labels == k).astype(np.uint8)
+
+
+def _extent(mask: np.ndarray) -> int:
+    """The longer side of the mask's bounding box, in pixels."""
+    ys, xs = np.nonzero(mask)
+    return int(max(xs.max() - xs.min(), ys.max() - ys.min())) + 1
 
 
 def _shadow_like(lab: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -291,7 +311,7 @@ def _check_width(mask: np.ndarray, scale: float, name: str) -> None:
     width = 2.0 * float(dt.max()) * scale
     if width < MIN_WIDTH_PX:
         raise ProductTooThinError(
-            f"{name}: the object is about {max(1, round(width))} px wide at its widest (a line, a wire, a speck); "
+            f"{name}: the object is about {max(1, int(width))} px wide at its widest (a line, a wire, a speck); "
             f"a cut-out needs at least {MIN_WIDTH_PX} px: photograph it closer, or give a transparent PNG")
 
 
