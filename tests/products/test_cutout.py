@@ -113,5 +113,5 @@ def test_a_face_in_the_photo_asks_for_the_subject(plain_shot: SampleShot) -> Non
 
 def test_real_face_detector_finds_the_selfie(selfie: np.ndarray) -> None:
     """The default detector (dlib's) refuses a photo of a person given as a product."""
-    with pytest.raises((AmbiguousSubjectError, NoProductFoundError, ProductFillsFrameError)):
+    with pytest.raises(AmbiguousSubjectError, match="shows a person"):
         cut_out(selfie)
