@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
-#: The plugin: every hook, each behaviour switched on by a word in the prompt (so the CLI and the API can
-#: drive it with nothing but a request).
+#: The plugin: every hook, each behaviour switched on by the request's seed (or, for adjust_request, a prompt
+#: word), so the CLI and the API drive it with nothing but a request (a seed, unlike a prompt, loads no text
+#: model). VETO, CRASH, HOLD and DESCRIBE are the seeds.
 HOUSE_RULES = '''
 """House rules: a test plugin that implements every Tastemaker hook."""
 
 from tastemaker.engines import create_engine
 from tastemaker.encoders.text import LexicalTextEncoder
 from tastemaker.plugins import Verdict, Veto, hookimpl
+
+VETO, CRASH, HOLD, DESCRIBE = 1301, 1302, 1303, 1304
 
 
 class HouseWords(LexicalTextEncoder):
@@ -59,21 +62,24 @@ def adjust_request(request):
 
 @hookimpl
 def check_output(output, request):
-    if "crash" in request.prompt:
+    if request.seed == CRASH:
         raise RuntimeError("house rules crashed")
-    if "veto-output" in request.prompt:
+    if request.seed == VETO:
         return Verdict.veto("no outputs on veto days")
-    if "hold-face" in request.prompt and output.hold < 0.6:
+    if request.seed == HOLD and output.hold < 0.6:
         return Verdict.hold("house rules want the face held", hold_seen=output.hold)
-    return Verdict.annotate("checked by house rules", mode=output.mode.id)
+    return Verdict.annotate("checked by house rules", mode=output.mode.id, mode_name=output.mode.name,
+                            strength=request.strength)
 
 
 @hookimpl
 def describe_output(output, request):
-    if "house-alt" in request.prompt:
+    if request.seed == DESCRIBE:
         return f"House description of variation {output.index}."
     return None
 '''
+
+VETO, CRASH, HOLD, DESCRIBE = 1301, 1302, 1303, 1304
 
 BROKEN = '''
 raise ImportError("this plugin needs a package that is not installed")

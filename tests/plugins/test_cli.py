@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from tastemaker.cli import app
 from tastemaker.taste.profile import TasteProfile
 
+from .conftest import CRASH, VETO
+
 runner = CliRunner()
 
 
@@ -22,10 +24,11 @@ def profile_file(tmp_path_factory: pytest.TempPathFactory, demo_profile: TastePr
     return path
 
 
-def generate(tmp_path: Path, profile: Path, selfie: Path, *extra: str, prompt: str = "") -> tuple[int, str, Path]:
+def generate(tmp_path: Path, profile: Path, selfie: Path, *extra: str, seed: int = 4,
+             prompt: str = "") -> tuple[int, str, Path]:
     out = tmp_path / "out"
     args = [*extra, "generate", "--selfie", str(selfie), "--profile", str(profile), "-n", "1", "--size", "256",
-            "--seed", "4", "--prompt", prompt, "-o", str(out)]
+            "--seed", str(seed), "--prompt", prompt, "-o", str(out)]
     res = runner.invoke(app, args)
     return res.exit_code, res.output, out
 
@@ -61,12 +64,12 @@ def test_generate_runs_every_installed_plugin(installed: Path, tmp_path: Path, p
 
 def test_a_veto_and_a_crash_are_errors_the_user_sees(installed: Path, tmp_path: Path, profile_file: Path,
                                                      selfie_path: Path) -> None:
-    code, text, out = generate(tmp_path, profile_file, selfie_path, prompt="veto-output")
+    code, text, out = generate(tmp_path, profile_file, selfie_path, seed=VETO)
     assert code == 2 and "OutputVetoedError" in text and "refused by plugin 'house_rules'" in text, text
     assert not (out / "manifest.json").exists()
     code, text, _ = generate(tmp_path, profile_file, selfie_path, prompt="forbidden")
     assert code == 2 and "'forbidden' is against house rules" in text, text
-    code, text, _ = generate(tmp_path, profile_file, selfie_path, prompt="crash")
+    code, text, _ = generate(tmp_path, profile_file, selfie_path, seed=CRASH)
     assert code == 6 and "plugin 'house_rules' failed in check_output" in text, text
     assert "Traceback" not in text
 
@@ -74,7 +77,7 @@ def test_a_veto_and_a_crash_are_errors_the_user_sees(installed: Path, tmp_path: 
 def test_no_plugins_is_a_clean_run(installed: Path, tmp_path: Path, profile_file: Path, selfie_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TASTEMAKER_PLUGINS", "all")  # restored after the test: --no-plugins sets it to none
-    code, text, out = generate(tmp_path, profile_file, selfie_path, "--no-plugins", prompt="veto-output")
+    code, text, out = generate(tmp_path, profile_file, selfie_path, "--no-plugins", seed=VETO)
     assert code == 0, text
     entry = json.loads((out / "manifest.json").read_text())["images"][0]
     assert "alt_text" not in entry and "plugins" not in entry

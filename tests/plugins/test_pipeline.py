@@ -26,7 +26,7 @@ from tastemaker.plugins.skin import map_landmarks, measure
 from tastemaker.provenance.service import Provenance
 from tastemaker.taste.profile import TasteProfile
 
-from .conftest import HOUSE_RULES
+from .conftest import CRASH, DESCRIBE, HOLD, HOUSE_RULES, VETO
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,10 @@ def plugins_with(*pairs: tuple[str, object], on_error: str = "") -> Plugins:
     return plugins
 
 
-def run(plugins: Plugins, prov: Provenance, subject: Subject, profile: TasteProfile, prompt: str = "",
-        **kw: Any) -> Any:
-    pipe = Pipeline(kw.pop("engine", "look"), guard_workers=0, provenance=prov, plugins=plugins, **kw)
-    return pipe(GenerationRequest(prompt=prompt, n=1, size=256, seed=5), subject=subject, profile=profile)
+def run(plugins: Plugins, prov: Provenance, subject: Subject, profile: TasteProfile, seed: int = 5,
+        prompt: str = "") -> Any:
+    pipe = Pipeline("look", guard_workers=0, provenance=prov, plugins=plugins, text_encoder="lexical")
+    return pipe(GenerationRequest(prompt=prompt, n=1, size=256, seed=seed), subject=subject, profile=profile)
 
 
 def test_every_hook_of_a_plugin_runs(tmp_path: Path, prov: Provenance, subject: Subject,
@@ -68,14 +68,15 @@ def test_every_hook_of_a_plugin_runs(tmp_path: Path, prov: Provenance, subject: 
     pipe = Pipeline("house_look", guard_workers=0, provenance=prov, plugins=plugins, text_encoder="house_words")
     assert pipe.engine.name == "house_look"  # register_engines
     assert type(pipe.text_encoder).__name__ == "HouseWords"  # register_encoders
-    result = pipe(GenerationRequest(prompt="house-alt", n=1, size=256, seed=5, strength=0.9), subject=subject,
+    result = pipe(GenerationRequest(n=1, size=256, seed=DESCRIBE, strength=0.9), subject=subject,
                   profile=demo_profile)
     assert result.request.strength == 0.7  # adjust_request
     assert all(m.name.startswith("house ") and "house" in m.tags for m in result.profile.modes)  # adjust_profile
     im = result.images[0]
     assert im.mode_name.startswith("house ")
     assert im.info["plugins"]["house_rules"] == {"verdict": "annotate", "reason": "checked by house rules",
-                                                 "mode": im.mode_id}  # check_output
+                                                 "mode": im.mode_id, "mode_name": im.mode_name,
+                                                 "strength": 0.7}  # check_output
     assert "variation 0: house_rules: checked by house rules" in result.notes()
     assert im.info["alt_text"] == "House description of variation 0."  # describe_output, first answer wins
 
@@ -85,9 +86,9 @@ def test_a_veto_is_an_error_and_nothing_is_released(tmp_path: Path, prov: Proven
     plugins = plugins_with(("house_rules", house_rules(tmp_path)))
     before = prov.ledger.size
     with pytest.raises(OutputVetoedError, match="variation 0 refused by plugin 'house_rules': no outputs on veto"):
-        run(plugins, prov, subject, demo_profile, "veto-output")
+        run(plugins, prov, subject, demo_profile, VETO)
     with pytest.raises(OutputVetoedError, match="refused by plugin 'house_rules'.*'forbidden'"):
-        run(plugins, prov, subject, demo_profile, "forbidden")
+        run(plugins, prov, subject, demo_profile, prompt="forbidden")
     assert prov.ledger.size == before  # nothing was logged, nothing released
 
 
@@ -95,15 +96,15 @@ def test_a_raising_check_fails_closed_unless_set_to_skip(tmp_path: Path, prov: P
                                                          demo_profile: TasteProfile) -> None:
     module = house_rules(tmp_path)
     with pytest.raises(PluginError, match="plugin 'house_rules' failed in check_output.*house rules crashed"):
-        run(plugins_with(("house_rules", module)), prov, subject, demo_profile, "crash")
+        run(plugins_with(("house_rules", module)), prov, subject, demo_profile, CRASH)
     result = run(plugins_with(("house_rules", module), on_error="check_output=skip"), prov, subject, demo_profile,
-                 "crash")
+                 CRASH)
     assert any("plugin 'house_rules' skipped in check_output: RuntimeError" in n for n in result.notes())
 
 
 def test_a_hold_verdict_renders_again_with_the_face_held_more(tmp_path: Path, prov: Provenance, subject: Subject,
                                                               demo_profile: TasteProfile) -> None:
-    result = run(plugins_with(("house_rules", house_rules(tmp_path))), prov, subject, demo_profile, "hold-face")
+    result = run(plugins_with(("house_rules", house_rules(tmp_path))), prov, subject, demo_profile, HOLD)
     im = result.images[0]
     assert im.hold >= 0.6 and im.info["plugin_held"] >= 1
     assert im.info["plugins"]["house_rules"]["held_back"] == im.info["plugin_held"]
