@@ -33,6 +33,7 @@ from ..engines.look.compose import output_size
 from ..engines.look.place import choose_scene
 from ..engines.planning import plan_variations
 from ..errors import RequestError
+from ..media import resize_max_side
 from ..prompt import parse_prompt
 from ..provenance.service import Prepared, Provenance, prepare_many
 from ..taste.profile import ProfileConfig, TasteProfile, build_profile
@@ -76,10 +77,12 @@ class ProductPipeline:
     """Renders product cut-outs in a board's (or profile's) look; stamps every output into ``provenance``."""
 
     def __init__(self, provenance: Provenance, *, profile_config: ProfileConfig | None = None,
-                 renderer: ProductRenderer | None = None) -> None:
+                 renderer: ProductRenderer | None = None, face_detector: Any = None) -> None:
         self.provenance = provenance
         self.profile_config = profile_config
         self.renderer = renderer or ProductRenderer()
+        self.face_detector = face_detector
+        self._faces: dict[str, bool] = {}
 
     def __call__(
         self,
@@ -172,12 +175,24 @@ class ProductPipeline:
         for p in plans:
             if p.background == "scene" and assets is not None:
                 pins = assets.for_mode(p.mode_id) or sorted(assets.pins.values(), key=lambda q: (-q.weight, q.id))
+                pins = [q for q in pins if not self._has_face(q)] or pins  # a product in front of a face looks wrong
                 if pins:
                     pick = choose_scene(pins, intent.scene, int(p.params["variant"]))
                     p = VariationPlan(index=p.index, seed=p.seed, mode_id=p.mode_id, background=p.background,
                                       framing=p.framing, strength=p.strength, params={**p.params, "scene": pick.id})
             out.append(p)
         return out
+
+    def _has_face(self, pin: Any) -> bool:
+        """Whether a scene pin shows a face (dlib's detector on a small copy; once per pin)."""
+        if pin.id not in self._faces:
+            if self.face_detector is None:
+                from ..encoders.identity import IdentityEncoder
+
+                self.face_detector = IdentityEncoder(min_face_px=24)
+            small = resize_max_side(pin.image, 384)
+            self._faces[pin.id] = bool(self.face_detector.detect(small))
+        return self._faces[pin.id]
 
     def render_guarded(self, v: GuardedRender, cut: Cutout, size: tuple[int, int], profile: TasteProfile,
                  assets: BoardAssets | None, guard: FidelityGuard, restyle: bool) -> None:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from ..taste.profile import Mode, TasteProfile
 
 #: the product's height as a share of the frame, by framing
-FILL = {"closeup": 0.74, "portrait": 0.62, "half": 0.54, "full": 0.46}
+FILL = {"closeup": 0.62, "portrait": 0.52, "half": 0.44, "full": 0.36}
 #: where the product stands (its base), as a share of the frame's height
 BASE = 0.86
 MAX_ENLARGE = 2.0
@@ -88,7 +88,7 @@ class ProductRenderer:
             ty = float(np.clip(H / 2 - s * (y0 + y1) / 2, H - s * ph, 0.0))
             return np.array([[s, 0.0, tx], [0.0, s, ty]], np.float32), float(s)
         fill = FILL.get(plan.framing, FILL["portrait"]) * float(plan.params.get("zoom", 1.0))
-        s = min(fill * H / bh, 0.78 * W / bw, MAX_ENLARGE)
+        s = min(fill * H / bh, 0.56 * W / bw, MAX_ENLARGE)
         sx = float(plan.params.get("shift", (0.0, 0.0))[0])
         cx = W / 2 + sx * 0.12 * W
         base = BASE * H
