@@ -42,9 +42,12 @@ class VerifyReport:
     matched_by: MatchedBy | None = None
     match: fpr.Match | None = None
     problems: list[str] = field(default_factory=list)
+    #: what was checked when it was not one image: a clip's container, frames checked and frames whose mark decoded
+    media: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"media": self.media} if self.media is not None else {}),
             "verdict": self.verdict,
             "c2pa": {
                 "state": self.c2pa.state,

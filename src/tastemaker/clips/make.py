@@ -1,0 +1,220 @@
+"""One output -> one clip with its own provenance: layers, the mark, the camera, the frames, the file, the record."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import RequestError
+from ..provenance import fingerprint as fpr
+from ..provenance import watermark as wm
+from ..provenance.c2pa import sign_image
+from ..provenance.record import ProvenanceRecord
+from ..provenance.service import Prepared, Provenance
+from .camera import Camera, plan_camera
+from .codec import encode
+from .layers import Layers, build_layers
+from .options import GIF_MAX_BYTES, GIF_MIN_LONG, ClipOptions, clip_size
+from .render import frames
+
+#: containers c2pa-python can sign (WebM carries the watermark only)
+SIGNED_FORMATS = ("mp4", "gif")
+
+
+@dataclass
+class Clip:
+    """A finished clip: the file's bytes (marked frames, signed where the container allows) and its record."""
+
+    data: bytes
+    options: ClipOptions
+    width: int
+    height: int
+    record: ProvenanceRecord
+    camera: str
+    signed: bool
+    #: the record's index in the transparency log; -1 when the caller logs it (``log=False``)
+    log_index: int = -1
+    #: the key picture's global fingerprint descriptor (what the store indexes when the record is logged)
+    glob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8), repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def media_type(self) -> str:
+        return self.options.media_type
+
+    def entry(self) -> dict[str, Any]:
+        """What a manifest or an API answer says about the clip (no bytes)."""
+        return {
+            "record_id": self.record.id_hex,
+            "log_index": self.log_index,
+            "format": self.options.format,
+            "media_type": self.media_type,
+            "seconds": self.options.seconds,
+            "fps": self.options.fps,
+            "frames": self.options.frames,
+            "width": self.width,
+            "height": self.height,
+            "camera": self.camera,
+            "bytes": len(self.data),
+            "c2pa": self.signed,
+            "timings_ms": {k: round(v * 1000, 1) for k, v in self.timings.items()},
+        }
+
+
+def _prefetch(it: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """``it`` run on a thread of its own, ``depth`` frames ahead: drawing frames (OpenCV, no GIL) overlaps encoding."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=run, name="clip-frames", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def subject_centre(alpha: np.ndarray) -> tuple[float, float] | None:
+    """The subject's centre of mass in frame pixels (None: no subject)."""
+    m = cv2.moments(alpha.astype(np.float32))
+    if m["m00"] < 1e-3 * alpha.size:
+        return None
+    return m["m10"] / m["m00"], m["m01"] / m["m00"]
+
+
+def prepare(pixels: np.ndarray, options: ClipOptions, *, alpha: np.ndarray | None = None, live_grain: bool = True,
+            scale: float = 1.0) -> Layers:
+    """The layers of ``pixels`` at the clip's frame size (times ``scale``; GIFs made again smaller use it)."""
+    h, w = pixels.shape[:2]
+    cw, ch = clip_size(w, h, options.format)
+    if scale != 1.0:
+        cw, ch = clip_size(max(2, int(cw * scale)), max(2, int(ch * scale)), options.format)
+    img = pixels if (cw, ch) == (w, h) else cv2.resize(pixels, (cw, ch), interpolation=cv2.INTER_AREA)
+    a = None if alpha is None else cv2.resize(np.asarray(alpha, np.float32), (cw, ch), interpolation=cv2.INTER_AREA)
+    return build_layers(np.ascontiguousarray(img), a, live_grain=live_grain)
+
+
+def render(
+    layers: Layers, options: ClipOptions, seed: int, *, yuv: bool = False
+) -> tuple[Camera, Iterator[np.ndarray]]:
+    """The seed's camera over ``layers`` and the clip's frames (unencoded RGB; ``yuv``: planar I420)."""
+    w, h = layers.size
+    camera = plan_camera(seed, w, h, subject_centre=subject_centre(layers.alpha))
+    return camera, frames(layers, camera, options.frames, seed=seed, yuv=yuv)
+
+
+def make_clip(
+    pixels: np.ndarray,
+    options: ClipOptions,
+    *,
+    provenance: Provenance,
+    seed: int,
+    profile_hash: str,
+    engine: str,
+    engine_version: str,
+    of: str,
+    prompt: str = "",
+    account: str = "local",
+    include_prompt: bool = False,
+    alpha: np.ndarray | None = None,
+    live_grain: bool = True,
+    log: bool = True,
+) -> Clip:
+    """A clip of ``pixels`` (an output *before* its own mark: uint8 RGB) with a record of its own.
+
+    ``of`` is the still's record id (hex). ``alpha`` is the subject's cut-out (a product's), else the person is
+    segmented. Fails closed like every output: marked, recorded, signed (mp4, gif) and logged, or an error.
+    With ``log=False`` the record is left for the caller to log (``Clip.record``, ``Clip.glob``).
+    A GIF over 20 MB is made again at 3/4 of the size, down to 256 px; past that it is refused.
+    """
+    scale = 1.0
+    while True:
+        clip = _attempt(pixels, options, provenance, seed, scale, alpha=alpha, live_grain=live_grain,
+                        meta=dict(profile_hash=profile_hash, engine=engine, engine_version=engine_version, of=of,
+                                  prompt=prompt, account=account, include_prompt=include_prompt))
+        if options.format != "gif" or len(clip.data) <= GIF_MAX_BYTES:
+            break
+        provenance.release_id(clip.record.record_id)
+        if max(clip.width, clip.height) * 0.75 < GIF_MIN_LONG:
+            raise RequestError(
+                f"clip_format gif: {options.seconds:g} s at {options.fps} fps is {len(clip.data) / 2**20:.1f} MB even "
+                f"at "
+                f"{clip.width}x{clip.height}, over the 20 MB limit for GIFs; ask for mp4 or webm, or a shorter clip"
+            )
+        scale *= 0.75
+    prepared = Prepared(data=clip.data, pixels=np.zeros((0, 0, 3), np.uint8), record=clip.record, glob=clip.glob)
+    if log:
+        clip.log_index = provenance.commit(prepared).log_index
+    else:
+        provenance.discard(prepared)
+    return clip
+
+
+def _attempt(pixels: np.ndarray, options: ClipOptions, prov: Provenance, seed: int, scale: float, *,
+             alpha: np.ndarray | None, live_grain: bool, meta: dict[str, Any]) -> Clip:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    layers = prepare(pixels, options, alpha=alpha, live_grain=live_grain, scale=scale)
+    timings["layers"] = time.perf_counter() - t
+    rid = prov.reserve_id(layers.base)
+    try:
+        t = time.perf_counter()
+        marked = wm.embed(layers.base, rid, key=prov.key)
+        layers = layers.with_mark(marked)
+        fp = fpr.compute(marked, prov.keys.fingerprint_seed)
+        timings["mark"] = time.perf_counter() - t
+        t = time.perf_counter()
+        yuv = options.format != "gif"
+        camera, it = render(layers, options, seed, yuv=yuv)
+        w, h = layers.size
+        data = encode(_prefetch(it), options.format, options.fps, (w, h), yuv=yuv)
+        timings["frames+encode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        record = ProvenanceRecord.create(
+            account=prov.pseudonym(meta["account"]), prompt_hmac=prov.keys.prompt_hash(meta["prompt"]),
+            profile_hash=meta["profile_hash"], engine=meta["engine"], engine_version=meta["engine_version"],
+            seed=seed % (2**53), pixels=marked, fingerprint=fp.encode(), record_id=rid,
+            clip={"duration_ms": round(options.seconds * 1000), "fps": options.fps, "frames": options.frames,
+                  "width": w, "height": h, "format": options.format, "of": meta["of"]},
+        )
+        signed = options.format in SIGNED_FORMATS
+        if signed:
+            data = sign_image(data, options.format, record, prov.identity,
+                              prompt=meta["prompt"] if meta["include_prompt"] else None,
+                              title=f"tastemaker-clip-{record.id_hex}")
+        timings["sign"] = time.perf_counter() - t
+    except BaseException:
+        prov.release_id(rid)
+        raise
+    return Clip(data=data, options=options, width=w, height=h, record=record, camera=camera.move, signed=signed,
+                glob=fp.glob, timings=timings)
