@@ -402,6 +402,7 @@ def _image(r: Rendered, dist: float, st: Stamped, profile: TasteProfile) -> Gene
         log_index=st.log_index,
         timings=r.timings,
         info=r.info,
+        render=r.pixels,
     )
 
 

@@ -52,6 +52,9 @@ class GeneratedImage:
     timings: dict[str, float] = field(default_factory=dict)
     #: what the engine did (medium, exemplar pin, scene pin, honest size, fallbacks): see Rendered.info
     info: dict[str, Any] = field(default_factory=dict)
+    #: the picture before its watermark: a clip of it (:mod:`tastemaker.clips`) carries a mark of its own, not
+    #: this image's under it
+    render: np.ndarray | None = field(default=None, repr=False)
 
     def record(self) -> dict[str, Any]:
         """Manifest entry (without pixels)."""
