@@ -301,3 +301,25 @@ def test_a_fresh_provenance_store_opened_by_two_threads_at_once_is_one_store(tmp
     for t in threads:
         t.join()
     assert len(got) == 4 and all(p is got[0] for p in got)
+
+
+def test_the_guard_aims_its_hold_steps() -> None:
+    """A far-off variation jumps to the hold its distances say it needs instead of one level per round."""
+    from tastemaker.pipeline.guard import HOLD_LEVELS
+    from tastemaker.pipeline.holding import FULL_HOLD_DISTANCE, next_level
+
+    thr = 0.35
+    # one draw at hold 0, 0.58 away: the line to (1, FULL_HOLD_DISTANCE) needs ~0.6
+    need = (0.58 - thr) / (0.58 - FULL_HOLD_DISTANCE)
+    level = next_level(0, [(0.0, 0.58)], thr, near_but_hidden=False)
+    assert HOLD_LEVELS[level] >= need and HOLD_LEVELS[level - 1] < need
+    # a near miss is one step
+    assert next_level(0, [(0.0, 0.37)], thr, near_but_hidden=False) == 1
+    # two draws: the secant through them (0.45 at 0.4, 0.40 at 0.6 -> 0.35 at 0.8)
+    assert HOLD_LEVELS[next_level(2, [(0.4, 0.45), (0.6, 0.40)], thr, near_but_hidden=False)] == 0.8
+    # a face near enough that a detector misses, a distance that does not fall, no face at all: one step
+    assert next_level(1, [(0.4, 0.30)], thr, near_but_hidden=True) == 2
+    assert next_level(2, [(0.4, 0.40), (0.6, 0.41)], thr, near_but_hidden=False) == 3
+    assert next_level(0, [(0.0, float("inf"))], thr, near_but_hidden=False) == 1
+    # never past full hold
+    assert next_level(len(HOLD_LEVELS) - 2, [(0.9, 0.9)], thr, near_but_hidden=False) == len(HOLD_LEVELS) - 1

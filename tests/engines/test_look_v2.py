@@ -437,3 +437,29 @@ def test_band_matching_takes_the_shape_of_a_sparse_medium() -> None:
     flat = lambda b: float(np.mean(np.abs(b) < 0.25 * np.abs(b).std()))  # noqa: E731
     assert flat(fine(matched)) > flat(fine(photo)) + 0.2
     assert abs(float(matched[:, 140:].mean() - matched[:, :116].mean()) - 30) < 3  # the edge survives
+
+
+def test_a_warm_colour_grade_keeps_the_persons_skin_tone(subject: Subject) -> None:
+    """A board of orange light would tan the face (ITA° down 20-60° on dev-eval); the render keeps it."""
+    from tastemaker.engines.look.skin import ITA_KEEP_DEG, ita_deg, selfie_skin, skin_lab_mean, skin_patches
+
+    pins = [np.full((96, 96, 3), c, np.uint8) for c in ((235, 120, 30), (200, 90, 20), (250, 160, 60))]
+    profile = build_profile(make_board("orange light", [cv2.resize(p, (256, 256)) for p in pins]))
+    req = GenerationRequest(n=2, size=384, seed=3, background="keep", strength=1.0)
+    eng = get_engine("look")
+    plans = eng.plan(req, subject, profile, parse_prompt("", [(m.id, m.text, m.weight) for m in profile.modes]))
+    ref = selfie_skin(subject.image, skin_patches(subject.image.shape, subject.face.landmarks, subject.face.box))
+    assert ref is not None
+    for r in eng.render(plans, subject, profile, req, hold=[0.0] * len(plans)):
+        assert r.face_box is not None
+        fb = subject.face.box
+        sx = (r.face_box[2] - r.face_box[0]) / (fb[2] - fb[0])
+        lm = (subject.face.landmarks - np.array(fb[:2], np.float32)) * sx + np.array(r.face_box[:2], np.float32)
+        got = skin_lab_mean(_lab(r.pixels), skin_patches(r.pixels.shape, lm, r.face_box))
+        assert got is not None
+        shift = ita_deg(got[0], got[2]) - ita_deg(ref[0], ref[2])
+        assert abs(shift) <= ITA_KEEP_DEG + 1.5, (shift, r.info.get("skin_tone"))
+        assert r.info["skin_tone"]["moved"] > 0  # it was the correction, not a mild grade
+        # the rest of the picture keeps the grade: the background is orange
+        corner = _lab(r.pixels)[:20, :20].reshape(-1, 3).mean(axis=0)
+        assert corner[2] > ref[2] + 5

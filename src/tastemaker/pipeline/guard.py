@@ -63,7 +63,7 @@ class IdentityGuard:
         effective = max(threshold, own_distance(subject, encoder) + GUARD_MARGIN)
         return cls(encoder, subject.identity, effective, workers=workers)
 
-    def _look(self, rendered: Rendered) -> tuple[np.ndarray | None, bool]:
+    def look(self, rendered: Rendered) -> tuple[np.ndarray | None, bool]:
         """(the face chip to embed, whether a detector finds the face unaided) for one output.
 
         One full detection on the whole picture — the same anyone verifying it runs (``tastemaker eval``, a
@@ -89,7 +89,10 @@ class IdentityGuard:
 
     def check(self, rendered: Sequence[Rendered]) -> list[tuple[float, bool]]:
         """(identity distance, face detectable) per output."""
-        looked = [self._look(r) for r in rendered]
+        return self.measure([self.look(r) for r in rendered])
+
+    def measure(self, looked: Sequence[tuple[np.ndarray | None, bool]]) -> list[tuple[float, bool]]:
+        """(identity distance, face detectable) per output from what :meth:`look` found (one embedding batch)."""
         found = [c for c, _ in looked if c is not None]
         vecs = iter(embed_chips(found, workers=self.workers))
         return [(float("inf") if c is None else identity_distance(next(vecs), self.identity), f) for c, f in looked]

@@ -10,7 +10,10 @@ given back). The rules:
   pictures a verifier could not find a face in. Provenance is only *prepared* (marked, encoded, signed)
   here; nothing is logged until the whole batch has passed.
 * **Hold more**: a variation that drifts, or whose face a detector does not find on its own, is rendered
-  again with the next face hold of :data:`~.guard.HOLD_LEVELS` until it passes or is fully held.
+  again with a stronger face hold of :data:`~.guard.HOLD_LEVELS` until it passes or is fully held. The
+  step is aimed (:func:`next_level`): the hold its distance says it needs, from a line through its measured
+  draws (a secant), or through :data:`FULL_HOLD_DISTANCE` after one; each guard round costs a render, a
+  marking and a face detection, and stepping one level at a time took up to five of them.
 * **Draw afresh**: one that fails even fully held gets a new plan (another crop, exemplar, scene) from a
   seed derived from the request's (:func:`redraw_seed`, so it is as reproducible as a first draw), up to
   :data:`REDRAWS` times, each again from no hold upward; the best draw is kept and says ``redrawn``.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +34,36 @@ import numpy as np
 
 from ..engines.base import Rendered, VariationPlan
 from ..errors import IdentityGuardError
-from ..provenance.service import Prepared, Provenance, prepare_many
+from ..provenance.service import Prepared, Provenance
 from .guard import GUARD_MARGIN, HOLD_LEVELS, IdentityGuard
 
 #: how many fresh draws a variation gets when it fails the guard even with its face fully held
 REDRAWS = 2
+#: the identity distance a fully held face typically has (dev-eval, 1024 px: 0.2-0.3), for aiming the first step
+FULL_HOLD_DISTANCE = 0.2
+
+
+def next_level(level: int, history: Sequence[tuple[float, float]], threshold: float, near_but_hidden: bool) -> int:
+    """The next hold level for a variation whose draws at ``history`` (hold, distance) failed the guard.
+
+    The hold it needs is read off a line through its last two measured draws (the distance falls as the
+    hold rises), or, after one, through (1, :data:`FULL_HOLD_DISTANCE`); the smallest level at or above that
+    is taken, always at least one step up. A face near enough that a detector only misses steps once.
+    """
+    step = min(level + 1, len(HOLD_LEVELS) - 1)
+    if near_but_hidden or not history:
+        return step
+    h2, d2 = history[-1]
+    if len(history) >= 2:
+        h1, d1 = history[-2]
+        slope = (d2 - d1) / (h2 - h1) if h2 != h1 else 0.0
+    else:
+        slope = (FULL_HOLD_DISTANCE - d2) / (1.0 - h2) if h2 < 1.0 else 0.0
+    if slope >= -1e-3 or not np.isfinite(d2):  # not falling (noise, no face): one step
+        return step
+    need = h2 + (threshold - d2) / slope
+    fits = [i for i, h in enumerate(HOLD_LEVELS) if h >= need - 1e-6]
+    return max(step, fits[0] if fits else len(HOLD_LEVELS) - 1)
 
 
 def redraw_seed(seed: int, attempt: int) -> int:
@@ -52,12 +81,15 @@ class Batch:
     detectable: list[bool] = field(default_factory=list)
     level: list[int] = field(default_factory=list)
     prepared: list[Prepared | None] = field(default_factory=list)
+    #: per variation, (hold, distance) of each guarded render of its current draw
+    history: list[list[tuple[float, float]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.rendered)
         self.distances, self.detectable = [float("inf")] * n, [False] * n
         self.level = [0] * n
         self.prepared = [None] * n
+        self.history = [[] for _ in range(n)]
 
     def failing(self, k: int, threshold: float) -> bool:
         return self.distances[k] > threshold or not self.detectable[k]
@@ -97,18 +129,20 @@ class GuardLoop:
     ``draw(plans, holds)`` renders; ``replan(seed)`` plans the whole request again for another seed (a
     redraw takes its variation's plan from it); ``timed(stage)`` times a block into the request's timings;
     ``meta`` is what every output's provenance is prepared with; ``configured_threshold`` is the deployment's
-    own, named in a refusal when the guard's was raised to the selfie's own distance.
+    own, named in a refusal when the guard's was raised to the selfie's own distance; ``workers`` threads mark
+    the pictures.
     """
 
     def __init__(
         self, guard: IdentityGuard, provenance: Provenance, meta: dict[str, Any], *,
         timed: Callable[[str], AbstractContextManager[None]],
         draw: Callable[[list[VariationPlan], list[float]], list[Rendered]],
-        replan: Callable[[int], list[VariationPlan]], seed: int, configured_threshold: float,
+        replan: Callable[[int], list[VariationPlan]], seed: int, configured_threshold: float, workers: int = 2,
     ) -> None:
         self.guard, self.provenance, self.meta = guard, provenance, meta
         self.timed, self.draw, self.replan, self.seed = timed, draw, replan, seed
         self.configured_threshold = configured_threshold
+        self.workers = workers
 
     def run(self, batch: Batch) -> None:
         """Mark and measure every output, hold, redraw, then refuse what still drifts (discarding nothing
@@ -119,22 +153,43 @@ class GuardLoop:
         self.refuse_drift(batch)
 
     def mark_and_check(self, batch: Batch, todo: Iterable[int]) -> None:
-        """Prepare the provenance of the ``todo`` variations' latest renders and guard their marked pictures."""
+        """Prepare the provenance of the ``todo`` variations' latest renders and guard their marked pictures.
+
+        Pipelined: the pictures are marked on ``workers`` threads while the guard's face detection (which
+        holds the GIL: dlib) runs on each marked picture as soon as it is ready; the embeddings are one batch.
+        If a preparation fails, every preparation of the round is given back and the error raised.
+        """
         todo = list(todo)
-        with self.timed("provenance"):
-            fresh = prepare_many(self.provenance, [batch.rendered[k].pixels for k in todo], **self.meta)
+        looked: list[tuple[np.ndarray | None, bool]] = []
+        fresh: list[Prepared] = []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
+            futures = [pool.submit(self.provenance.prepare, batch.rendered[k].pixels, **self.meta) for k in todo]
+            try:
+                for k, future in zip(todo, futures, strict=True):
+                    with self.timed("provenance"):
+                        prepared = future.result()
+                    fresh.append(prepared)
+                    with self.timed("guard"):
+                        looked.append(self.guard.look(dataclasses.replace(batch.rendered[k], pixels=prepared.pixels)))
+            except BaseException:  # give back every preparation of the round that was made
+                pool.shutdown(wait=True, cancel_futures=True)
+                for future in futures:
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        self.provenance.discard(future.result())
+                raise
         for k, prepared in zip(todo, fresh, strict=True):
             batch.prepared[k] = prepared
-        marked = [dataclasses.replace(batch.rendered[k], pixels=p.pixels) for k, p in zip(todo, fresh, strict=True)]
         with self.timed("guard"):
-            for k, (d, f) in zip(todo, self.guard.check(marked), strict=True):
+            for k, (d, f) in zip(todo, self.guard.measure(looked), strict=True):
                 batch.distances[k], batch.detectable[k] = d, f
+                batch.history[k].append((HOLD_LEVELS[batch.level[k]], d))
 
     def hold_faces(self, batch: Batch) -> None:
         """Re-render failing variations with a stronger hold on the face until they pass or are fully held."""
-        while todo := batch.to_hold_more(self.guard.threshold):
+        thr = self.guard.threshold
+        while todo := batch.to_hold_more(thr):
             for k in todo:
-                batch.level[k] += 1
+                batch.level[k] = next_level(batch.level[k], batch.history[k], thr, batch.distances[k] <= thr)
             batch.discard(self.provenance, todo)
             again = self.draw([batch.rendered[k].plan for k in todo], [HOLD_LEVELS[batch.level[k]] for k in todo])
             for k, r in zip(todo, again, strict=True):
@@ -163,7 +218,7 @@ class GuardLoop:
                 fresh = self.replan(redraw_seed(self.seed, attempt))
                 for k, r in zip(todo, self.draw([fresh[k] for k in todo], [HOLD_LEVELS[0]] * len(todo)), strict=True):
                     r.info["redrawn"] = attempt
-                    batch.rendered[k], batch.level[k] = r, 0
+                    batch.rendered[k], batch.level[k], batch.history[k] = r, 0, []
                 self.mark_and_check(batch, todo)
                 self.hold_faces(batch)
                 todo = [k for k in todo if batch.failing(k, thr)]
@@ -195,4 +250,4 @@ class GuardLoop:
                 r.info["face_detectable"] = False  # near enough, but a detector does not find it unaided
 
 
-__all__ = ["REDRAWS", "Batch", "GuardLoop", "redraw_seed"]
+__all__ = ["FULL_HOLD_DISTANCE", "REDRAWS", "Batch", "GuardLoop", "next_level", "redraw_seed"]

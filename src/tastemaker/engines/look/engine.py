@@ -56,6 +56,7 @@ from .medium import Exemplar
 from .medium_stage import SYNTH_SIDE, Exemplars, redraw
 from .place import choose_scene, masked_blur, place_in_scene
 from .segment import WORK_SIDE, face_mask, person_mask, skin_map
+from .skin import keep_skin_tone, selfie_skin, skin_patches
 
 if TYPE_CHECKING:
     from ...boards import Board
@@ -218,6 +219,7 @@ class LookEngine:
         person = cv2.resize(prep["person"], size, interpolation=cv2.INTER_LINEAR)
         skin = cv2.resize(prep["skin"], size, interpolation=cv2.INTER_LINEAR)
         face = face_mask((size[1], size[0]), subject.face.landmarks * pre)
+        patches = skin_patches(img.shape, subject.face.landmarks * pre, tuple(v * pre for v in subject.face.box))
         lv = {
             "pre": pre,
             "image": img,
@@ -225,6 +227,9 @@ class LookEngine:
             "face": face,
             "skin": np.maximum(face, skin),
             "protect": np.maximum(face, SKIN_PROTECT * skin),
+            # the selfie's own skin tone (L*, b*) on the face's skin: what a colour render keeps
+            "skin_tone": selfie_skin(img, patches),
+            "face_skin": patches,
         }
         with self._lock:
             prep["levels"][key] = lv
@@ -431,6 +436,13 @@ class LookEngine:
         if char.restricted:
             lab = cv2.cvtColor(np.clip(out, 0.0, 1.0), cv2.COLOR_RGB2Lab)
             out = cv2.cvtColor(apply_toning(lab, char, toning_amount(plan.strength)), cv2.COLOR_Lab2RGB)
+        elif lv["skin_tone"] is not None:  # a colour look keeps the person's skin tone (ITA°), see .skin
+            warp = (m, (W, H))
+            skin = cv2.warpAffine(lv["skin"], *warp, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            face_skin = cv2.warpAffine(lv["face_skin"], *warp, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            out, kept = keep_skin_tone(out, face_skin, skin, lv["skin_tone"])
+            if kept is not None:
+                info["skin_tone"] = kept
         pixels = cv2.addWeighted(out, 255.0, out, 0.0, 0.5, dtype=cv2.CV_8U)
         timings["texture"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
