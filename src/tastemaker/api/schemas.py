@@ -272,6 +272,9 @@ class GenerationCreate(BaseModel):
     framing: Framing = _core["framing"].default
     mode: str | None = Field(None, max_length=16, description="force one taste mode by id (e.g. m2)")
     face_index: int | None = Field(None, ge=0, le=32)
+    subject: Literal["person", "product"] = Field(
+        "person", description="product: the photo (sent as the selfie part) is a product's, shown in the board's look "
+        "(cut out, no face needed; consent only matters when a face is in it); its images carry a fidelity check")
 
 
 class Progress(BaseModel):
@@ -305,6 +308,10 @@ class ImageOut(BaseModel):
     )
     scene: dict[str, Any] | None = Field(None, description="the board picture the person was put into, if any")
     size: dict[str, Any] | None = Field(None, description="set when the output is smaller than requested, and why")
+    subject: str | None = Field(None, description="product for a product image (subject=product)")
+    fidelity: dict[str, Any] | None = Field(
+        None, description="a product image's fidelity check: dominant-colour CIEDE2000, gradient SSIM, holds tried"
+    )
     alt_text: str | None = Field(None, description="a text alternative for the image (the alt_text plugin)")
     plugins: dict[str, Any] | None = Field(
         None, description="what each check_output plugin measured and decided (skin_tone: ITA before and after)"

@@ -323,9 +323,16 @@ def task_generate(
                     continue  # deleted meanwhile: the engine falls back for that pin and says so
             assets = assets_from_bytes("the stored board", stored, profile,
                                        AssetLimits(max_pixels=max_pixels, max_bytes=max_bytes))
-        result = _pipeline(engine, identity_threshold, data_dir, provenance_secret, plugins, plugin_errors)(
-            req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report, log=log
-        )
+        from .product_tasks import ProductSubject, render_product
+
+        pipe = _pipeline(engine, identity_threshold, data_dir, provenance_secret, plugins, plugin_errors)
+        if isinstance(face, ProductSubject):  # subject=product: the photo is a product's (see product_tasks)
+            result = render_product(req, selfie, selfie_name, face, profile, assets, pipe.provenance,
+                                    account=account_id, progress=report, log=log, max_pixels=max_pixels,
+                                    max_bytes=max_bytes)
+        else:
+            result = pipe(req, subject=subject, profile=profile, assets=assets, account=account_id, progress=report,
+                          log=log)
         # the images come back watermarked, C2PA-signed and logged (pipeline provenance); never re-encode them
         media_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[req.format]
         out = []

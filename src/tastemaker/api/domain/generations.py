@@ -42,6 +42,7 @@ from ...errors import (
     TooManyJobsError,
 )
 from ...jobs import JobPayload, task_prepare_subject
+from ...jobs.product_tasks import task_prepare_product
 from ...store import sha256_hex
 from ...store.records import Job, period_bounds, period_of, utcnow
 from ...taste.profile import TasteProfile
@@ -145,7 +146,7 @@ def check_identity_only(engine: str) -> None:
 def _request(body: GenerationCreate) -> GenerationRequest:
     """The core's request, checked (parameters, consent, one source of taste), with its seed chosen now so the
     job's stored request reproduces its images."""
-    if not body.consent:
+    if not body.consent and body.subject != "product":  # a product photo needs consent only if a face is in it
         what = "identity" if body.identity is not None and body.selfie is None else "selfie"
         raise ConsentRequiredError(
             f"consent must be true: confirm the {what} is of you, or that you have the person's consent to "
@@ -165,6 +166,8 @@ def _request(body: GenerationCreate) -> GenerationRequest:
     )
     if (body.board_id is None) == (body.profile is None):
         raise RequestError("give exactly one of board_id or profile")
+    if body.subject == "product" and body.identity is not None:
+        raise RequestError("subject=product: send the product photo (as the selfie part), not an identity")
     if (body.selfie is None) == (body.identity is None):
         raise RequestError("give exactly one of selfie (a photo) or identity (the embedding made on your device)")
     if gen_request.seed is None:
@@ -265,7 +268,8 @@ def _finish(
                 account_id=caller.account_id,
                 objects={"generation": job.id, "board": adm.board_id},
                 request_id=caller.request_id,
-                detail={"identity_sha256" if selfie is None else "selfie_sha256": adm.selfie_sha,
+                detail={"identity_sha256" if selfie is None else
+                        "product_sha256" if body.subject == "product" else "selfie_sha256": adm.selfie_sha,
                         "profile_sha256": adm.profile_hash, "n": adm.gen_request.n},
             )
             idem.complete(s, status=202, body=None, resource_id=job.id)
@@ -328,6 +332,11 @@ async def admit(
     try:
         if given is not None:
             face, identity = None, given
+        elif body.subject == "product":  # cut out now: a photo that cannot be is a 422, not a failed job
+            assert selfie is not None
+            face = await svc.runner.call_async(task_prepare_product, selfie, body.selfie_name,
+                                               settings.max_image_pixels, settings.max_image_bytes, body.consent)
+            identity = None
         else:
             assert selfie is not None
             face, identity = await svc.runner.call_async(

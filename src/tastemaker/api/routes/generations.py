@@ -97,7 +97,7 @@ _JOB_FIELDS = ("id", "status", "progress", "board_id", "profile_hash", "request"
                "finished_at")
 #: what an output image shows of its provenance record
 _RECORD_FIELDS = ("seed", "mode", "identity_distance", "style_score", "colour", "medium", "scene", "size", "alt_text",
-                  "plugins")
+                  "plugins", "subject", "fidelity")
 
 
 def job_doc(request: Request, job: Job) -> dict[str, Any]:
