@@ -6,6 +6,7 @@ symbolic link, a FIFO, a device or a socket there is refused (exit 73), never re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import stat
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from .. import _interrupt, safejson
 from ..boards import Board, load_board
+from ..clips import CLIP_MAX_BYTES, ClipOptions, clips_for_result, verify_any
 from ..config import Settings, load_settings
 from ..encoders.identity import IdentityEmbedding, IdentityEncoder, embed_pool
 from ..engines import list_engines
@@ -68,6 +70,7 @@ def _run_generate(
     engine: str,
     face_index: int | None,
     identity_threshold: float | None,
+    clip: ClipOptions | None = None,
 ) -> Path:
     """``generate`` and ``demo``: check everything cheap first, run the pipeline, write and print the outputs."""
     settings = load_settings()
@@ -88,13 +91,29 @@ def _run_generate(
     with progress_bar(settings, *columns) as progress:
         result = pipeline(request, selfies=selfies, identity=identity, board=board, profile=profile,
                           face_index=face_index, progress=_Stages(progress))
+        clip_files = _write_clips(result, clip, pipeline, out, progress) if clip is not None else []
         manifest = save_result(result, out)
-    written = [*file_names(result), CONTACT_SHEET]
+    written = [*file_names(result), *clip_files, CONTACT_SHEET]
     _remove_stale_outputs(out, previous, {*written, MANIFEST})
     remember(settings.data_dir, [out / n for n in written] + [manifest], kind="output",
              created_dir=out if created else None)  # so that `tastemaker forget` finds them
     _print_result(result, out, threshold)
     return manifest
+
+
+def _write_clips(result: GenerationResult, clip: ClipOptions, pipeline: Pipeline, out: Path,
+                 progress: Progress) -> list[str]:
+    """A clip of each output next to it (``--clip``), each with its own record; the manifest entry says which."""
+    task = progress.add_task("Making clips", total=len(result.images))
+    names = []
+    for img, name in zip(result.images, file_names(result), strict=True):
+        made = clips_for_result(dataclasses.replace(result, images=[img]), clip, provenance=pipeline.provenance)[0]
+        clip_name = Path(name).stem + clip.suffix
+        write_atomic(out / clip_name, made.data)
+        img.info["clip"] = {"file": clip_name, **made.entry()}
+        names.append(clip_name)
+        progress.advance(task)
+    return names
 
 
 def _prepare_output_dir(out: Path) -> tuple[bool, set[str]]:
@@ -179,6 +198,8 @@ def _previous_outputs(out: Path) -> set[str]:
     if not isinstance(doc, dict) or "tastemaker_version" not in doc:
         return set()
     names = [e.get("file") for e in doc.get("images") or [] if isinstance(e, dict)]
+    names += [e["clip"].get("file") for e in doc.get("images") or [] if isinstance(e, dict)
+              and isinstance(e.get("clip"), dict)]
     names.append(doc.get("contact_sheet"))
     return {n for n in names if isinstance(n, str) and n and n == Path(n).name and n not in (".", "..")}
 
@@ -252,9 +273,18 @@ def generate(
     subject: Annotated[
         str | None, typer.Option(help="product: confirm a --product photo in which a face is found is a product.")
     ] = None,
+    clip: Annotated[
+        float | None, typer.Option(help="Also make a clip of each output, this many seconds long (1-6).")
+    ] = None,
+    clip_format: Annotated[str | None, typer.Option(help="The clip's file: mp4 (H.264, default), webm or gif.")] = None,
+    fps: Annotated[int | None, typer.Option(help="The clip's frames per second: 24 (default) or 30.")] = None,
 ) -> None:
     """Generate images of you in a board's (or profile's) aesthetic — here, or with --remote from a server's board
     (rendered here all the same: only the board id and the outputs leave this machine)."""
+    clip_options = ClipOptions.create(clip, fps, clip_format, prefix="--")
+    if clip_options is not None and (remote is not None or product is not None):
+        raise RequestError(f"--clip: not offered with {'--remote' if remote is not None else '--product'} yet; "
+                           "make the images, then clips of a selfie's outputs")
     if remote is not None:
         from .remote import run_remote
 
@@ -291,6 +321,7 @@ def generate(
         engine=engine,
         face_index=face_index,
         identity_threshold=identity_threshold,
+        clip=clip_options,
     )
 
 
@@ -340,7 +371,8 @@ def demo(
 
 
 def verify(
-    image: Annotated[Path, typer.Argument(help="An image to check (PNG, JPEG or WebP; metadata may be stripped).")],
+    image: Annotated[Path, typer.Argument(
+        help="An image (PNG, JPEG or WebP) or a clip (MP4, WebM, GIF) to check; metadata may be stripped.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     checkpoint: Annotated[
         Path | None,
@@ -367,8 +399,9 @@ def verify(
             known = SignedTreeHead.from_note(read_text_file(checkpoint, what="checkpoint"))
         except (InputError, ProofError) as exc:
             raise InputError(f"{checkpoint} does not hold a tree head saved by `tastemaker verify`: {exc}") from None
-    report = default_provenance(settings).verify(read_image_bytes(image, max_bytes=settings.max_image_bytes),
-                                                 known_head=known)
+    report = verify_any(default_provenance(settings),
+                        read_image_bytes(image, max_bytes=max(settings.max_image_bytes, CLIP_MAX_BYTES)),
+                        known_head=known)
     consistent = report.consistency is None or report.consistency["ok"]
     if checkpoint is not None and report.tree_head is not None and consistent:
         write_atomic(checkpoint, report.tree_head.encode("utf-8"))
@@ -392,6 +425,10 @@ def _verify_table(image: Path, report: VerifyReport) -> Table:
         r = report.record
         table.add_row("record", f"{r.id_hex} · {r.created_at} · {r.engine} v{r.engine_version} · seed {r.seed}"
                       + (f" · found by its {report.matched_by}" if report.matched_by else ""))
+        if r.clip is not None:
+            c = r.clip
+            table.add_row("clip", f"{c['duration_ms'] / 1000:g} s · {c['fps']} fps · {c['frames']} frames · "
+                          f"{c['width']}x{c['height']} {c['format']} · made from output {c['of']}")
         if r.rendered_on == "device":
             table.add_row("rendered", "on the person's own device, then registered with this store, which marked, "
                           "signed and logged it (it did not watch it being made)")
@@ -408,6 +445,10 @@ def _verify_table(image: Path, report: VerifyReport) -> Table:
                       + ("consistency proof verified" if c["ok"] else "NOT CONSISTENT"))
     if report.tree_root is not None:
         table.add_row("tree head", f"size {report.tree_size}, root {report.tree_root[:16]}…")
+    if report.media is not None:
+        m = report.media
+        table.add_row("frames", f"mark found in {m['frames_marked']} of {m['frames_checked']} frames checked "
+                      f"({m['container']}, {m['width']}x{m['height']})")
     for problem in report.problems:
         table.add_row("[red]problem[/]", problem)
     return table

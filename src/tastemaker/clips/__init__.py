@@ -30,11 +30,21 @@ from __future__ import annotations
 from .camera import MOVES, Camera, plan_camera
 from .codec import decode, encode, sniff
 from .layers import Layers, build_layers
-from .make import Clip, make_clip, prepare, render
-from .options import FORMATS, FPS_CHOICES, GIF_MAX_BYTES, MAX_SECONDS, MIN_SECONDS, ClipOptions, clip_size
+from .make import Clip, clips_for_result, make_clip, prepare, render
+from .options import (
+    CLIP_MAX_BYTES,
+    FORMATS,
+    FPS_CHOICES,
+    GIF_MAX_BYTES,
+    MAX_SECONDS,
+    MIN_SECONDS,
+    ClipOptions,
+    clip_size,
+)
 from .verify import is_clip, sample_frames, verify_any, verify_clip
 
 __all__ = [
+    "CLIP_MAX_BYTES",
     "FORMATS",
     "FPS_CHOICES",
     "GIF_MAX_BYTES",
@@ -47,6 +57,7 @@ __all__ = [
     "Layers",
     "build_layers",
     "clip_size",
+    "clips_for_result",
     "decode",
     "encode",
     "is_clip",

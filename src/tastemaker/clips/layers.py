@@ -126,18 +126,16 @@ def build_layers(img: np.ndarray, alpha: np.ndarray | None = None, *, live_grain
         add = float(np.sqrt(max(level**2 - left**2, 0.0)))
         if add > 0.3:  # below this the picture has no grain worth keeping alive
             rgb, grain = clean, add * _L_TO_RGB / 255.0 / _GRAIN_SEEN
-    # the background: the subject and a margin around it removed, filled from what is left
-    margin = max(3, round(0.012 * max(h, w)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
-    hole = cv2.dilate((a > 0.03).astype(np.uint8), kernel)
-    valid = cv2.GaussianBlur(1.0 - hole.astype(np.float32), (0, 0), margin / 3)
-    valid = np.where(hole > 0, 0.0, valid).astype(np.float32)
-    bg = _complete(rgb, valid) if hole.any() else rgb.copy()
+    # the subject: a firmer mask (a half-transparent subject reads as glass once it moves); the background keeps
+    # every pixel that mask leaves out as it is (so the clip at rest is the picture, no rim), and has what it
+    # covers filled from around it
+    a = np.clip((a - 0.1) / 0.6, 0.0, 1.0).astype(np.float32)
+    valid = (a <= 0.01).astype(np.float32)
+    bg = _complete(rgb, valid) if valid.min() < 1 else rgb.copy()
     # the subject's own colour at its soft edge, un-mixed from the background it was over
     safe = np.maximum(a, 0.05)[..., None]
     fg = np.where(a[..., None] > 0.03, np.clip((rgb - (1.0 - a[..., None]) * bg) / safe, 0.0, 1.0), rgb)
-    fg = np.where(a[..., None] > 0.6, rgb, fg).astype(np.float32)
-    fg8, bg8 = _u8(fg), _u8(bg)
+    fg8, bg8 = _u8(fg.astype(np.float32)), _u8(bg)
     base = cv2.blendLinear(fg8, bg8, a, 1.0 - a)
     return Layers(base=base, fg=fg8, alpha=a, bg=bg8, grain=grain, grain_px=grain_px, subject_share=float(a.mean()))
 

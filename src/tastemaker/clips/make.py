@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -23,6 +23,9 @@ from .codec import encode
 from .layers import Layers, build_layers
 from .options import GIF_MAX_BYTES, GIF_MIN_LONG, ClipOptions, clip_size
 from .render import frames
+
+if TYPE_CHECKING:
+    from ..pipeline.output import GenerationResult
 
 #: containers c2pa-python can sign (WebM carries the watermark only)
 SIGNED_FORMATS = ("mp4", "gif")
@@ -218,3 +221,32 @@ def _attempt(pixels: np.ndarray, options: ClipOptions, prov: Provenance, seed: i
         raise
     return Clip(data=data, options=options, width=w, height=h, record=record, camera=camera.move, signed=signed,
                 glob=fp.glob, timings=timings)
+
+
+def clips_for_result(
+    result: GenerationResult,
+    options: ClipOptions,
+    *,
+    provenance: Provenance,
+    account: str = "local",
+    include_prompt: bool = False,
+    alphas: list[np.ndarray | None] | None = None,
+    log: bool = True,
+) -> list[Clip]:
+    """One clip per output of a generation, each from the picture before its mark, with the image's seed (same
+    seed, same move) and a record naming the image's. A medium's re-drawn picture keeps its texture as it is
+    (its marks are the picture, not film grain); a photographic mode's grain is kept alive. ``alphas``: the
+    subjects' cut-outs where the caller has them (products), else the person is segmented."""
+    out = []
+    profile_hash = result.profile.content_hash()
+    for k, img in enumerate(result.images):
+        if img.render is None:
+            raise RequestError("a clip needs the output's picture as rendered; this result does not hold it")
+        medium = img.info.get("medium") or {}
+        out.append(make_clip(
+            img.render, options, provenance=provenance, seed=img.seed, profile_hash=profile_hash,
+            engine=result.engine, engine_version=result.engine_version, of=img.record_id,
+            prompt=result.request.prompt, account=account, include_prompt=include_prompt,
+            alpha=alphas[k] if alphas else None, live_grain=not medium.get("applied", False), log=log,
+        ))
+    return out

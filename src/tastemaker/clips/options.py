@@ -17,6 +17,8 @@ GIF_MAX_LONG = 640
 #: a GIF larger than this is made again smaller (down to GIF_MIN_LONG), then refused
 GIF_MAX_BYTES = 20 * 1024 * 1024
 GIF_MIN_LONG = 256
+#: the largest clip file ``verify`` reads (6 s of 1080p H.264 with grain stays well under it)
+CLIP_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
