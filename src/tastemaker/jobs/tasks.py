@@ -105,6 +105,13 @@ def task_prepare_subject(
     return guard(run)
 
 
+def task_prepare_product(data: bytes, name: str, max_pixels: int, max_bytes: int, consent: bool) -> Outcome:
+    """A product photo cut out at admission (subject=product): :func:`.product_tasks.prepare_product`."""
+    from .product_tasks import prepare_product
+
+    return guard(lambda: prepare_product(data, name, max_pixels, max_bytes, consent))
+
+
 def task_build_profile(
     name: str,
     pins: list[Any],

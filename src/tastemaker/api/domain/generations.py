@@ -42,7 +42,7 @@ from ...errors import (
     TooManyJobsError,
 )
 from ...jobs import JobPayload, task_prepare_subject
-from ...jobs.product_tasks import task_prepare_product
+from ...jobs.tasks import task_prepare_product
 from ...store import sha256_hex
 from ...store.records import Job, period_bounds, period_of, utcnow
 from ...taste.profile import TasteProfile
