@@ -71,3 +71,14 @@ def test_product_generation_refusals(api: Api) -> None:
     ident = api.client.post("/v1/generations", json={"subject": "product", "board_id": board["id"],
                                                      "identity": [0.1] * 128}, headers=key)
     assert ident.status_code == 422 and "not an identity" in ident.json()["message"], ident.text
+
+
+def test_openai_edits_take_a_product(api: Api) -> None:
+    key = api.key("pro", "shop3")
+    board = upload_board(api, key, names=["meadow.jpg", "whiskers.jpg", "cat-nap.jpg"])
+    r = api.client.post("/v1/images/edits", data={"subject": "product", "board_id": board["id"], "n": "1",
+                                                  "size": "1024x1024", "seed": "2"},
+                        files={"image": ("p.png", _png(make_shot(4, size=256).image), "image/png")}, headers=key)
+    assert r.status_code == 200, r.text
+    (item,) = r.json()["data"]
+    assert item["b64_json"]

@@ -84,7 +84,7 @@ def check_image_url(secret: str, generation_id: str, k: int, expires: int, signa
 PARAMS = frozenset({
     "image", "mask", "prompt", "n", "size", "response_format", "output_format", "background", "stream", "user",
     "model", "quality", "board_id", "profile", "consent", "strength", "seed", "mode", "aspect", "framing",
-    "face_index", "identity", "markup", "svg", "partial_images", "output_compression", "input_fidelity",
+    "face_index", "identity", "markup", "svg", "partial_images", "output_compression", "input_fidelity", "subject",
 })
 
 

@@ -9,7 +9,8 @@ cancels the job (its images go back to the quota). Errors are OpenAI's error obj
 
 Tastemaker's own fields ride along as extra fields (the OpenAI package's ``extra_body``): ``board_id`` or
 ``profile``, ``consent`` (required, as everywhere), ``strength``, ``seed``, ``mode``, ``aspect``, ``framing``,
-``face_index``, and ``identity`` on ``/generations``. The routes are left out of the OpenAPI document: their
+``face_index``, ``subject`` (``product`` on ``/edits``: the image is a product photo), and ``identity`` on
+``/generations``. The routes are left out of the OpenAPI document: their
 reference is OpenAI's, and what differs is in ``docs/openai.md``.
 """
 
@@ -53,7 +54,7 @@ files_router = APIRouter(include_in_schema=False)
 #: OpenAI fields taken as they are, and Tastemaker's extras
 OPENAI_FIELDS = frozenset({"prompt", "n", "size", "response_format", "output_format", "background"})
 EXTRAS = frozenset({"board_id", "profile", "consent", "strength", "seed", "mode", "aspect", "framing", "face_index",
-                    "identity", "selfie_name"})
+                    "identity", "selfie_name", "subject"})
 #: OpenAI fields accepted and not used (the deployment's engine draws; nothing about the caller is stored)
 IGNORED = frozenset({"model", "quality", "user", "safety_identifier", "input_fidelity", "output_compression",
                      "moderation", "style", "complexity", "partial_images"})
