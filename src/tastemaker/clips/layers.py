@@ -94,8 +94,10 @@ def _degrain(rgb01: np.ndarray, px: float) -> np.ndarray:
     fine = grey - smooth
     grad = cv2.GaussianBlur(np.abs(cv2.Sobel(smooth, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(smooth, cv2.CV_32F, 0, 1)),
                             (0, 0), px)
-    edge = float(np.quantile(grad, 0.6)) + 1e-6
-    flat = np.clip(1.5 - grad / edge, 0.0, 1.0)
+    # flat: where the smoothed gradient is no more than the grain itself leaves (a few times the median); detail and
+    # edges, well above it, keep their fine structure
+    m = float(np.median(grad)) + 1e-6
+    flat = np.clip((6.0 * m - grad) / (3.0 * m), 0.0, 1.0)
     out = rgb01 - (fine * flat)[..., None]
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
@@ -113,7 +115,7 @@ def build_layers(img: np.ndarray, alpha: np.ndarray | None = None, *, live_grain
         a = subject_alpha(img)
     else:
         a = np.asarray(alpha, np.float32)
-        a = a / 255.0 if a.max() > 1.0 else a
+        a = a / 255.0 if np.asarray(alpha).dtype == np.uint8 or a.max() > 1.5 else a
         if a.shape != (h, w):
             a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
     a = np.clip(a, 0.0, 1.0).astype(np.float32)
@@ -156,9 +158,13 @@ def _u8(rgb01: np.ndarray) -> np.ndarray:
 
 
 def _grain_seen() -> float:
-    """How much of unit noise made at analysis scale and upsampled the grain measure sees (fixed seed)."""
+    """How much of unit noise made at analysis scale, upsampled to a frame (4x) and measured back at analysis scale,
+    the grain measure sees (fixed seed)."""
     n = np.random.default_rng(0).standard_normal((ANALYSIS_SIDE, ANALYSIS_SIDE)).astype(np.float32)
-    return float(np.expm1(texture_stats(n * 10.0)["grain"]) / 10.0)
+    side = 4 * ANALYSIS_SIDE
+    up = cv2.resize(n, (side, side), interpolation=cv2.INTER_CUBIC)
+    back = cv2.resize(up, (ANALYSIS_SIDE, ANALYSIS_SIDE), interpolation=cv2.INTER_AREA)
+    return float(np.expm1(texture_stats(back * 10.0)["grain"]) / 10.0)
 
 
 _GRAIN_SEEN = _grain_seen()

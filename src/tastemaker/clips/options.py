@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import RequestError
 
@@ -59,6 +60,17 @@ class ClipOptions:
         if kind not in FORMATS:
             raise RequestError(f"{names['format']}: must be mp4, webm or gif, got {fmt!r}")
         return cls(seconds=value, fps=int(rate), format=kind)
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """The options as a job's stored request holds them (``clip``)."""
+        return {"seconds": self.seconds, "fps": self.fps, "format": self.format}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ClipOptions:
+        """Options back from :meth:`to_dict` (checked again)."""
+        made = cls.create(doc.get("seconds"), doc.get("fps"), doc.get("format"))
+        assert made is not None
+        return made
 
     @property
     def frames(self) -> int:
