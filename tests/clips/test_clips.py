@@ -44,7 +44,7 @@ def scene(w: int = 640, h: int = 360, *, grain: float = 0.0, seed: int = 0, flat
     bg = (np.full_like(bg, 128) + (xx / w * 40)[..., None]) if flat else bg + blobs[..., None]
     alpha = np.zeros((h, w), np.float32)
     cv2.circle(alpha, (w // 2, int(h * 0.55)), h // 4, 1.0, -1)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.2)
+    alpha = np.asarray(cv2.GaussianBlur(alpha, (0, 0), 1.2), np.float32)
     disc = np.stack([215 + 20 * np.sin(xx / 9.0), 30 + 15 * np.cos(yy / 7.0), 40 + 0 * xx], -1)
     img = alpha[..., None] * disc + (1 - alpha[..., None]) * bg
     if grain:
@@ -149,14 +149,14 @@ def test_each_format_is_written_and_readable(prov: Provenance, fmt: str) -> None
 
 def _reencode_half(data: bytes, crf: int = 28) -> bytes:
     buf = io.BytesIO()
-    with av.open(io.BytesIO(data)) as inp, av.open(buf, "w", format="mp4") as out:
+    with av.open(io.BytesIO(data), "r") as inp, av.open(buf, "w", format="mp4") as out:
         src = inp.streams.video[0]
         w, h = src.codec_context.width // 2, src.codec_context.height // 2
         stream = out.add_stream("libx264", rate=24, options={"crf": str(crf)})
         stream.width, stream.height, stream.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         for frame in inp.decode(video=0):
-            small = cv2.resize(frame.to_ndarray(format="rgb24"), (stream.width, stream.height),
-                               interpolation=cv2.INTER_AREA)
+            small = np.asarray(cv2.resize(frame.to_ndarray(format="rgb24"), (stream.width, stream.height),
+                                          interpolation=cv2.INTER_AREA), np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(small, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

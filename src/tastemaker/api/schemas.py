@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict, JsonValue
 
 from ..boards import PIN_FIELDS, Pin
@@ -275,6 +275,19 @@ class GenerationCreate(BaseModel):
     subject: Literal["person", "product"] = Field(
         "person", description="product: the photo (sent as the selfie part) is a product's, shown in the board's look "
         "(cut out, no face needed; consent only matters when a face is in it); its images carry a fidelity check")
+    clip: float | None = Field(None, ge=1, le=6, description="also make a clip of each image, this many seconds long "
+                               "(1-6): a gentle camera move with parallax, its own provenance record; at "
+                               "images[].clip.url")
+    clip_format: Literal["mp4", "webm", "gif"] | None = Field(
+        None, description="the clip's file: mp4 (H.264, default), webm or gif (with clip)")
+    fps: Literal[24, 30] | None = Field(None, description="the clip's frames per second: 24 (default) or 30 (with "
+                                        "clip)")
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _fps_from_form(cls, v: Any) -> Any:
+        """A form field is text: "30" is 30."""
+        return int(v) if isinstance(v, str) and v.strip().isdigit() else v
 
 
 class Progress(BaseModel):
@@ -315,6 +328,9 @@ class ImageOut(BaseModel):
     alt_text: str | None = Field(None, description="a text alternative for the image (the alt_text plugin)")
     plugins: dict[str, Any] | None = Field(
         None, description="what each check_output plugin measured and decided (skin_tone: ITA before and after)"
+    )
+    clip: dict[str, Any] | None = Field(
+        None, description="the image's clip (clip=SECONDS): url, media_type, seconds, fps, frames, size, record_id"
     )
 
 
@@ -522,6 +538,9 @@ class VerifyOut(BaseModel):
     match: MatchOut
     log: LogProofOut
     problems: list[str]
+    media: dict[str, Any] | None = Field(
+        None, description="a clip (MP4, WebM, GIF): its container, size, frames checked and frames whose mark decoded"
+    )
 
 
 # ------------------------------------------------------------------------------------------ records

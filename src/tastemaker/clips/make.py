@@ -123,10 +123,11 @@ def prepare(pixels: np.ndarray, options: ClipOptions, *, alpha: np.ndarray | Non
     if scale != 1.0:
         cw, ch = clip_size(max(2, int(cw * scale)), max(2, int(ch * scale)), options.format)
     img = pixels if (cw, ch) == (w, h) else cv2.resize(pixels, (cw, ch), interpolation=cv2.INTER_AREA)
-    a = None
+    a: np.ndarray | None = None
     if alpha is not None:  # 0..1, or 0..255 as a PNG's alpha channel comes
-        a = np.asarray(alpha, np.float32) / (255.0 if np.asarray(alpha).dtype == np.uint8 else 1.0)
-        a = cv2.resize(a, (cw, ch), interpolation=cv2.INTER_AREA) if a.shape != (ch, cw) else a
+        a = np.asarray(alpha, np.float32) * np.float32(1 / 255 if np.asarray(alpha).dtype == np.uint8 else 1.0)
+        if a.shape != (ch, cw):
+            a = cv2.resize(a, (cw, ch), interpolation=cv2.INTER_AREA)
     return build_layers(np.ascontiguousarray(img), a, live_grain=live_grain)
 
 

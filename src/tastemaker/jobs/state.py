@@ -82,8 +82,11 @@ class JobStates:
             for k, im in enumerate(images):
                 sha = self.store.blobs.put(im.data)
                 shas.append(sha)
+                record = im.record
+                if im.clip is not None:  # the image's clip (clip=SECONDS): its blob, named in the image's record
+                    record = {**record, "clip": {**im.clip["entry"], "sha256": self.store.blobs.put(im.clip["data"])}}
                 s.add_job_image(job.id, JobImage(k=k, sha256=sha, media_type=im.media_type, width=im.width,
-                                                 height=im.height, byte_size=len(im.data), record=im.record))
+                                                 height=im.height, byte_size=len(im.data), record=record))
             if not s.move_job(job, SUCCEEDED, finished_at=utcnow(), progress=progress_doc("done", 1, 1)):
                 s.rollback()
                 return

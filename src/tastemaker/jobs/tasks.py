@@ -209,8 +209,11 @@ def task_verify(
     """
 
     def run() -> dict[str, Any]:
+        from ..clips import is_clip, verify_clip
         from ..pipeline import provenance_for
 
+        if is_clip(data):  # a clip (MP4, WebM, GIF): a few frames decoded and voted on
+            return verify_clip(provenance_for(data_dir, provenance_secret), data).to_dict()
         image = verify_input(
             data, decode_side=decode_side, max_pixels=min(max_pixels, verify_max_pixels or max_pixels),
             max_bytes=max_bytes, header_max_pixels=max_pixels,
@@ -230,6 +233,22 @@ class GeneratedBlob:
     #: rendered with ``log=False`` (queue workers): the provenance record (canonical JSON) and its global
     #: fingerprint descriptor, to be logged by the caller; None once logged by the pipeline itself
     pending: dict[str, Any] | None = None
+    #: the image's clip (``clip`` in the request): ``data`` (bytes), ``entry`` (what the image's record shows of
+    #: it) and, unlogged, ``pending`` like the image's
+    clip: dict[str, Any] | None = None
+
+
+def job_clips(result: Any, clip: dict[str, Any] | None, provenance: Any, account_id: str, log: bool
+              ) -> list[dict[str, Any] | None]:
+    """A clip of each image of ``result`` when the job asked for one (see :attr:`GeneratedBlob.clip`)."""
+    if not clip:
+        return [None] * len(result.images)
+    from ..clips import ClipOptions, clips_for_result
+
+    made = clips_for_result(result, ClipOptions.from_dict(clip), provenance=provenance, account=account_id, log=log)
+    return [{"data": c.data, "entry": c.entry(),
+             "pending": None if log else {"record": c.record.canonical_json().decode(),
+                                          "glob": c.glob.astype("int8").tolist()}} for c in made]
 
 
 def task_limit_threads(threads: int, engine: str | None = None) -> bool:
@@ -312,7 +331,7 @@ def task_generate(
         from ..taste.profile import TasteProfile
 
         report("starting", 0, 1)
-        req = GenerationRequest.model_validate(request)
+        req = GenerationRequest.model_validate({k: v for k, v in request.items() if k != "clip"})
         subject: Subject | IdentitySubject
         if selfie:
             img = decode_image(selfie, name=selfie_name, max_pixels=max_pixels, max_bytes=max_bytes)
@@ -348,10 +367,11 @@ def task_generate(
             for p in result.unlogged
         ]
         pending = pending or [None] * len(result.images)
-        for im, unlogged in zip(result.images, pending, strict=True):
+        clips = job_clips(result, request.get("clip"), pipe.provenance, account_id, log)
+        for im, unlogged, clip in zip(result.images, pending, clips, strict=True):
             h, w = im.pixels.shape[:2]
             out.append(GeneratedBlob(data=im.data, media_type=media_type, width=w, height=h, record=im.record(),
-                                     pending=unlogged))
+                                     pending=unlogged, clip=clip))
         return out
 
     return guard(run)

@@ -291,10 +291,15 @@ class QueueWorker:
         staged = []
         for k, im in enumerate(images):
             assert im.pending is not None, "queue renders leave their provenance to the worker"
+            record = im.record
+            extra = {}
+            if im.clip is not None:  # the image's clip: its blob now, its record logged with the image's
+                record = {**record, "clip": {**im.clip["entry"], "sha256": self.store.blobs.put(im.clip["data"])}}
+                extra = {"clip_provenance": im.clip["pending"]["record"], "clip_glob": im.clip["pending"]["glob"]}
             staged.append({
                 "k": k, "sha256": self.store.blobs.put(im.data), "media_type": im.media_type, "width": im.width,
-                "height": im.height, "byte_size": len(im.data), "record": im.record,
-                "provenance": im.pending["record"], "glob": im.pending["glob"],
+                "height": im.height, "byte_size": len(im.data), "record": record,
+                "provenance": im.pending["record"], "glob": im.pending["glob"], **extra,
             })
         with self.store.session() as s:
             ok = s.stage_outputs(job_id, self.owner, staged)
@@ -311,7 +316,12 @@ class QueueWorker:
         for st in staged:
             index = prov.commit_once(ProvenanceRecord.from_json(st["provenance"]), np.asarray(st["glob"], np.int8))
             record = {**st["record"], "log_index": index}
-            done.append({k: v for k, v in st.items() if k not in ("provenance", "glob")} | {"record": record})
+            if "clip_provenance" in st:
+                clip_index = prov.commit_once(ProvenanceRecord.from_json(st["clip_provenance"]),
+                                              np.asarray(st["clip_glob"], np.int8))
+                record["clip"] = {**record["clip"], "log_index": clip_index}
+            done.append({k: v for k, v in st.items() if k not in ("provenance", "glob", "clip_provenance", "clip_glob")}
+                        | {"record": record})
         if self.states.succeed_staged(job_id, done, held_by=self.owner):
             log.info("job %s: succeeded (%d image(s))", job_id, len(done))
 

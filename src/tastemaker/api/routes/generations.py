@@ -21,7 +21,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import TypeAdapter, ValidationError
 
 from ... import safejson
-from ...errors import InvalidIdentityError, ProfileError, RequestError
+from ...errors import InvalidIdentityError, NotFoundError, ProfileError, RequestError
 from ...jobs import RETRYABLE
 from ...store.records import TERMINAL, Job, JobImage
 from ..deps import GenerateAccount, IdempotencyKey, Services, ServicesDep
@@ -118,6 +118,7 @@ def job_doc(request: Request, job: Job) -> dict[str, Any]:
                 "bytes": im.byte_size,
                 "sha256": im.sha256,
                 **{k: rec.get(k) for k in _RECORD_FIELDS},
+                "clip": _clip_doc(request, job, im.k, rec.get("clip")),
             }
         )
     doc = GenerationOut(
@@ -130,6 +131,16 @@ def job_doc(request: Request, job: Job) -> dict[str, Any]:
         },
     )
     return doc.model_dump(mode="json")
+
+
+def _clip_doc(request: Request, job: Job, k: int, clip: Any) -> dict[str, Any] | None:
+    """What an image's answer shows of its clip (``clip=SECONDS``): where to fetch it, and what it is."""
+    if not isinstance(clip, dict):
+        return None
+    shown = ("media_type", "format", "seconds", "fps", "frames", "width", "height", "bytes", "sha256", "record_id",
+             "camera", "c2pa")
+    return {"url": str(request.url_for("generation_clip", generation_id=job.id, k=k)),
+            **{name: clip.get(name) for name in shown}}
 
 
 def _load_doc(svc: Services, request: Request, caller: Caller, job_id: str) -> dict[str, Any]:
@@ -298,6 +309,39 @@ def generation_image(
     with svc.store.session() as s:
         job, image = output_image(svc, s, Caller.of(request, principal), generation_id, k, what="images exist")
     return image_response(svc, job, image)
+
+
+@router.get(
+    "/{generation_id}/images/{k}/clip",
+    summary="One output image's clip (generations made with clip=SECONDS)",
+    response_class=Response,
+    responses={
+        200: {"content": {"video/mp4": {}, "video/webm": {}, "image/gif": {}}, "description": "The clip"},
+        **errors(404, 409),
+    },
+    name="generation_clip",
+)
+def generation_clip(
+    request: Request,
+    svc: ServicesDep,
+    principal: GenerateAccount,
+    generation_id: JobId,
+    k: Annotated[int, PathParam(ge=0, le=63)],
+) -> Response:
+    with svc.store.session() as s:
+        job, image = output_image(svc, s, Caller.of(request, principal), generation_id, k, what="clips exist")
+    clip = (image.record or {}).get("clip")
+    if not isinstance(clip, dict) or not clip.get("sha256"):
+        raise NotFoundError(f"image {k} of generation {job.id} has no clip (ask for one with clip=SECONDS)")
+    return Response(
+        content=svc.store.blobs.get(clip["sha256"]),
+        media_type=clip["media_type"],
+        headers={
+            "ETag": f'"{clip["sha256"]}"',
+            "Cache-Control": "private, max-age=31536000, immutable",
+            "Content-Disposition": f'inline; filename="{job.id}_{k}.{clip["format"]}"',
+        },
+    )
 
 
 def image_response(svc: Services, job: Job, image: JobImage, *, attachment: bool = False) -> Response:

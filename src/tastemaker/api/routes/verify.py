@@ -78,6 +78,7 @@ def public_report(
         "image_sha256": image_sha256,
         "record_owner": owner,
         **{k: report[k] for k in ("c2pa", "watermark", "record", "match", "log", "problems")},
+        **({"media": report["media"]} if "media" in report else {}),
     }
 
 
