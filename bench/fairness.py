@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--boards", default="all")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every output's row on stderr")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     faces_dir, boards_dir = args.data / "faces", args.data / "boards"
@@ -118,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"person": person.name, "tone": tone_name, "group": group, "board": board_name,
                              "ita_selfie": own.ita if own else None, "shift": rec.get("ita_shift_deg"),
                              "first_shift": first.get("ita_shift_deg"), "held": bool(rec.get("held_back")),
-                             "exempt": rec.get("exempt"), "verdict": rec.get("verdict")})
+                             "exempt": rec.get("exempt"), "verdict": rec.get("verdict"),
+                             "hold": result.images[0].hold})
+                if args.verbose:
+                    print("   ", rows[-1], file=sys.stderr)
             print(f"  {person.name:24s} {tone_name:6s} -> {group:6s} ITA {own.ita if own else float('nan'):6.1f}°"
                   f"  ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     by_group: dict[str, Any] = {}
