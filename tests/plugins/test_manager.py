@@ -98,3 +98,12 @@ def test_a_veto_is_never_contained() -> None:
     plugins.register(SimpleNamespace(adjust_request=hookimpl(adjust_request)), "rules")
     with pytest.raises(OutputVetoedError, match="refused by plugin 'rules': not here"):
         plugins.chain("adjust_request", "request", object(), profile=None)
+
+
+def test_a_program_passes_its_own_plugins_whatever_the_selection() -> None:
+    def describe_output(output: object) -> str:
+        return "mine"
+
+    plugins = Plugins.load("none", extra=[("mine", SimpleNamespace(describe_output=hookimpl(describe_output)))])
+    assert plugins.names() == ["mine"]
+    assert plugins.calls("describe_output", output=None, subject=None, profile=None, request=None) == [("mine", "mine")]

@@ -120,7 +120,7 @@ class Plugins:
     def load(cls, selection: Selection | str | Sequence[str] | None = None, *,
              on_error: str | Mapping[str, str] | None = None, extra: Iterable[tuple[str, object]] = ()) -> Plugins:
         """The ``tastemaker`` entry points ``selection`` picks (default: all installed), plus ``extra``
-        ``(name, module_or_object)`` pairs registered as they are (tests, programs that embed Tastemaker).
+        ``(name, module_or_object)`` pairs, always registered (tests, programs that embed Tastemaker).
 
         A plugin named explicitly that cannot be imported is an error; with ``all`` it is skipped and kept in
         :attr:`problems`."""
@@ -142,9 +142,8 @@ class Plugins:
                 continue
             dist = getattr(ep, "dist", None)
             plugins._dists[ep.name] = (dist.name if dist else None, dist.version if dist else None)
-        for name, obj in extra:
-            if sel.picks(name):
-                plugins.register(obj, name)
+        for name, obj in extra:  # given by the program itself: the selection is about installed ones
+            plugins.register(obj, name)
         missing = sorted(n for n in (sel.include or ()) if not pm.has_plugin(n))
         if missing:
             known = sorted({ep.name for ep in _entry_points()} | {n for n, _ in pm.list_name_plugin()})
