@@ -131,7 +131,12 @@ class ProductRenderer:
         info["background"] = background
         info["light"] = {"direction": [round(float(v), 3) for v in light.direction],
                          "colour": [round(float(v), 3) for v in light.colour]}
-        styled = self._style_product(cut, prod, alpha, mode, s, hold, light, restyle)
+        styled = prod.copy()  # the styling only where the product is (its box): outside, alpha hides it
+        ys, xs = np.nonzero(alpha > 0)
+        if len(xs):
+            y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+            styled[y0:y1, x0:x1] = self._style_product(cut, prod[y0:y1, x0:x1], alpha[y0:y1, x0:x1], mode, s, hold,
+                                                       light, restyle)
         if shadow_ok:
             bg = self._shadow(bg, alpha, light, s)
             info["shadow"] = "contact"
@@ -147,7 +152,7 @@ class ProductRenderer:
         with self._lock:
             lut = self._prep.get(key)
         if lut is None:
-            lut = fit_lut(samples, mode.look.color_array(), seed=0, iterations=8)
+            lut = fit_lut(samples, mode.look.color_array(), seed=0, iterations=6, size=17)
             with self._lock:
                 if len(self._prep) > 64:
                     self._prep.clear()
@@ -239,7 +244,14 @@ class ProductRenderer:
 
     @staticmethod
     def _shadow(bg: np.ndarray, alpha: np.ndarray, light: scenes.SceneLight, s: float) -> np.ndarray:
-        """A soft cast shadow on the floor, away from the light, and a tight occlusion at the base."""
+        """A soft cast shadow on the floor, away from the light, and a tight occlusion at the base (made at a
+        quarter of the size: it is all blur)."""
+        H, W = alpha.shape
+        f = 0.25 if min(H, W) >= 256 else 1.0
+        size = (max(1, round(W * f)), max(1, round(H * f)))
+        full_alpha = alpha
+        if f < 1:
+            alpha = np.asarray(cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), np.float32)
         H, W = alpha.shape
         ys, xs = np.nonzero(alpha > 0.5)
         if len(xs) == 0:
@@ -256,8 +268,11 @@ class ProductRenderer:
         # occlusion: the base's footprint, very flat and tight
         foot = np.zeros_like(alpha)
         cv2.ellipse(foot, ((x0 + x1) // 2, y1), (max(1, int(0.46 * pw)), max(1, int(0.02 * ph))), 0, 0, 360, 1.0, -1)
-        foot = cv2.GaussianBlur(foot, (0, 0), max(1.0, 0.012 * max(ph, pw)))
+        foot = cv2.GaussianBlur(foot, (0, 0), max(0.7, 0.012 * max(ph, pw)))
         shade = np.clip(SHADOW_OPACITY * cast + OCCLUSION_OPACITY * foot, 0.0, 0.8) * np.float32(0.5 + 0.5 * s)
+        if f < 1:
+            shade = np.asarray(cv2.resize(shade, (full_alpha.shape[1], full_alpha.shape[0]),
+                                          interpolation=cv2.INTER_LINEAR), np.float32)
         gain = (1.0 - shade).astype(np.float32)
         return np.asarray(cv2.multiply(bg, cv2.merge((gain, gain, gain))))
 
