@@ -46,6 +46,8 @@ MIN_WIDTH_PX = 4
 MAX_COVER = 0.88
 #: GrabCut iterations
 ITERATIONS = 3
+#: background colours modelled from the border (a busy background needs more than a sweep)
+K_BORDER = 8
 
 
 @dataclass
@@ -112,7 +114,7 @@ def cut_out(img: np.ndarray, *, name: str = "product", allow_face: bool = False,
         rgb, alpha, source = _from_alpha(img, name)
     else:
         rgb = np.ascontiguousarray(img[..., :3])
-        alpha, source = _grabcut(rgb, name), "grabcut"
+        alpha, source = _grabcut(rgb, name, notes), "grabcut"
         cache["photo"] = rgb  # the photo as it was: a "keep" background shows it
         rgb = _defringe(rgb, alpha)
     box = _check(alpha, name, source)
@@ -145,7 +147,7 @@ def _from_alpha(img: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, str
 
 
 # ------------------------------------------------------------------------------------------ photo
-def _grabcut(rgb: np.ndarray, name: str) -> np.ndarray:
+def _grabcut(rgb: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
     """The matte of a photo: border colour model + saliency -> GrabCut at work size -> guided filter at full."""
     H, W = rgb.shape[:2]
     work = resize_max_side(rgb, WORK_SIDE)
@@ -163,6 +165,8 @@ def _grabcut(rgb: np.ndarray, name: str) -> np.ndarray:
     busy = spread > 12.0
     if busy:
         cand |= (sal > 0.55) & (dist > 0.5 * thr)
+        notes.append("the photo's background is busy: the cut-out may hold parts of it or miss parts of the "
+                     "product (a plain background or a transparent PNG cuts cleanly); check the contact sheet")
     cand &= ~border & ~_shadow_like(lab, centres)
     big = _largest(cand)
     if big is None or 2.0 * float(cv2.distanceTransform(np.pad(big, 1), cv2.DIST_L2, 3).max()) < 3:
@@ -219,7 +223,7 @@ def _border_distance(lab: np.ndarray, border: np.ndarray) -> tuple[np.ndarray, n
     """Each pixel's Lab distance to the nearest of the border's k-means colours (the background model), and
     those colours."""
     samples = lab[border].reshape(-1, 3)
-    k = min(4, max(1, len(samples) // 50))
+    k = min(K_BORDER, max(1, len(samples) // 50))
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     cv2.setRNGSeed(0)
     _, _, centres = cv2.kmeans(samples.astype(np.float32), k, None, crit, 2, cv2.KMEANS_PP_CENTERS)
