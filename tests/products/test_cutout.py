@@ -115,3 +115,9 @@ def test_real_face_detector_finds_the_selfie(selfie: np.ndarray) -> None:
     """The default detector (dlib's) refuses a photo of a person given as a product."""
     with pytest.raises(AmbiguousSubjectError, match="shows a person"):
         cut_out(selfie)
+
+
+def test_a_busy_background_is_said() -> None:
+    cut = cut_out(make_shot(0, size=256, busy=True).image, face_detector=NoFaces())
+    assert any("busy" in n for n in cut.notes)
+    assert not cut_out(make_shot(0, size=256).image, face_detector=NoFaces()).notes
