@@ -48,7 +48,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	@touch $@
 
 bench: $(VENV)/.installed-bench
-	@for b in engine profile_build memory taste privacy poisoning diffusion api_load watermark quality robustness web search discovery curate scale on_device products fairness; do \
+	@for b in engine profile_build memory taste privacy poisoning diffusion api_load watermark quality robustness web search discovery curate scale on_device products fairness clips; do \
 		[ -f bench/$$b.py ] || continue; \
 		echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; \
 	done
