@@ -159,12 +159,11 @@ def _grabcut(rgb: np.ndarray, name: str, notes: list[str]) -> np.ndarray:
     dist, centres = _border_distance(lab, border)
     spread = float(np.quantile(dist[border], 0.95))
     thr = max(9.0, spread + 6.0)
-    sal = _saliency(work)
     cand = dist > thr
     # saliency adds what the colour model cannot see on a busy background (only where it is decisive)
     busy = spread > 12.0
     if busy:
-        cand |= (sal > 0.55) & (dist > 0.5 * thr)
+        cand |= (_saliency(work) > 0.55) & (dist > 0.5 * thr)  # only here: a plain sweep needs none
         notes.append("the photo's background is busy: the cut-out may hold parts of it or miss parts of the "
                      "product (a plain background or a transparent PNG cuts cleanly); check the contact sheet")
     cand &= ~border & ~_shadow_like(lab, centres)
