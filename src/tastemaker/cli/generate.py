@@ -288,8 +288,8 @@ def generate(
     if remote is not None:
         from .remote import run_remote
 
-        local_only = [name for name, value in (("--board", board), ("--profile", profile), ("--identity", identity))
-                      if value is not None]
+        local_only = [name for name, value in (("--board", board), ("--profile", profile), ("--identity", identity),
+                                               ("--product", product)) if value is not None]
         settings = load_settings()
         run_remote(
             url=remote, api_key=api_key, board_id=board_id, selfies=selfie or [], out=out,
