@@ -74,6 +74,7 @@ OPERATIONS = [
     ("POST", "/v1/records"),
     ("GET", "/v1/search"),
     ("DELETE", "/v1/me"),
+    ("GET", "/v1/plugins"),
     ("GET", "/healthz"),
 ]
 
