@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                 except TastemakerError as exc:
                     rows.append({"person": person.name, "tone": tone_name, "group": group, "board": board_name,
                                  "error": exc.code})
+                    if args.verbose:
+                        print("   ", rows[-1], exc.message, file=sys.stderr)
                     continue
                 rec = (result.images[0].info.get("plugins") or {}).get("skin_tone", {})
                 first = rec.get("first") or rec
