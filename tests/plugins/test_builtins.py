@@ -69,3 +69,18 @@ def test_skin_tone_has_nothing_to_say_without_selfie_pixels(demo_profile: TasteP
     identity_only = SimpleNamespace(image=None, face=None, cache={})
     out = view(lab_image(50, 10, 15), demo_profile.modes[0])
     assert skin_tone.check_output(out, identity_only, demo_profile, GenerationRequest()) is None
+
+
+def test_a_black_and_white_selfie_has_no_skin_tone_to_hold(demo_profile: TasteProfile) -> None:
+    """A grey selfie measures ITA ~90° whatever the skin: holding colour outputs to it would pin them grey."""
+    landmarks = np.tile(np.array([[32.0, 32.0]], np.float32), (68, 1))
+    grey = measure(lab_image(62.0, 0.0, 0.0), landmarks, (8, 8, 56, 56))
+    warm = measure(lab_image(62.0, 12.0, 18.0), landmarks, (8, 8, 56, 56))
+    assert grey is not None and not grey.has_colour and abs(grey.ita) > 80
+    assert warm is not None and warm.has_colour
+    subject = SimpleNamespace(image=lab_image(62.0, 0.0, 0.0), face=SimpleNamespace(landmarks=landmarks,
+                              box=(8, 8, 56, 56)), cache={})
+    colour = next(m for m in demo_profile.modes if skin_tone.exempt_reason(m, GenerationRequest()) is None)
+    verdict = skin_tone.check_output(view(lab_image(55.0, 14.0, 22.0), colour), subject, demo_profile,
+                                     GenerationRequest())
+    assert verdict is not None and verdict.kind == "pass" and "no colour" in verdict.data["exempt"]

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: Landmark groups whose mean is a patch centre: left cheek, right cheek, nose bridge
-PATCHES: tuple[tuple[int, ...], ...] = ((2, 3, 31, 40, 41), (13, 14, 35, 46, 47), (28, 29))
-#: Patch radius as a share of the face box's width
-PATCH_RADIUS = 0.075
+from ..engines.look.skin import MIN_SKIN_CHROMA, PATCH_RADIUS, PATCHES, ita_deg, skin_patches
+
 #: ITA° groups used for reporting (light, medium, dark), on Chardon's scale
 TONE_GROUPS: tuple[tuple[str, float], ...] = (("light", 41.0), ("medium", 10.0), ("dark", -1e9))
 
@@ -32,14 +30,15 @@ class SkinTone:
     b: float
     ita: float
     pixels: int
+    a: float = 0.0
+
+    @property
+    def has_colour(self) -> bool:
+        """False for the skin of a black-and-white photo: its ITA° says nothing about a skin tone."""
+        return max(abs(self.a), abs(self.b)) >= MIN_SKIN_CHROMA
 
     def to_dict(self) -> dict[str, float]:
         return {"L": round(self.lightness, 2), "b": round(self.b, 2), "ita_deg": round(self.ita, 2)}
-
-
-def ita_deg(lightness: float, b: float) -> float:
-    """ITA° from L* and b* (atan2 keeps it defined for b* <= 0, where skin is never found)."""
-    return float(np.degrees(np.arctan2(lightness - 50.0, b)))
 
 
 def tone_group(ita: float) -> str:
@@ -63,12 +62,7 @@ def map_landmarks(landmarks: np.ndarray, src_box: tuple[int, int, int, int],
 
 def skin_mask(shape: tuple[int, ...], landmarks: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The cheek and nose-bridge patches as a boolean mask of a picture of ``shape``."""
-    mask = np.zeros(shape[:2], np.uint8)
-    radius = max(2, int(round(PATCH_RADIUS * (box[2] - box[0]))))
-    for group in PATCHES:
-        cx, cy = np.asarray(landmarks, np.float32)[list(group)].mean(axis=0)
-        cv2.circle(mask, (int(round(cx)), int(round(cy))), radius, 1, thickness=-1)
-    return mask.astype(bool)
+    return skin_patches(shape, landmarks, box) > 0.5  # the patches the engine keeps the tone on
 
 
 def skin_lab(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -88,7 +82,7 @@ def measure(pixels: np.ndarray, landmarks: np.ndarray, box: tuple[int, int, int,
     if len(lab) < 8:
         return None
     lightness, b = float(lab[:, 0].mean()), float(lab[:, 2].mean())
-    return SkinTone(lightness, b, ita_deg(lightness, b), int(len(lab)))
+    return SkinTone(lightness, b, ita_deg(lightness, b), int(len(lab)), float(lab[:, 1].mean()))
 
 
 def local_contrast(pixels: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -105,5 +99,5 @@ def local_contrast(pixels: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return float(detail.std())
 
 
-__all__ = ["PATCHES", "TONE_GROUPS", "SkinTone", "ita_deg", "local_contrast", "map_landmarks", "measure",
-           "skin_lab", "skin_mask", "tone_group"]
+__all__ = ["PATCHES", "PATCH_RADIUS", "TONE_GROUPS", "SkinTone", "ita_deg", "local_contrast", "map_landmarks",
+           "measure", "skin_lab", "skin_mask", "tone_group"]

@@ -69,6 +69,8 @@ def check_output(output: OutputView, subject: Subject | None, profile: TasteProf
     after = output_tone(output, subject)
     if before is None or after is None:
         return Verdict.ok(measured=False)
+    if not before.has_colour:  # a black-and-white selfie: ITA° near 90° whatever the person's skin
+        return Verdict.ok(measured=False, exempt="the selfie has no colour: its skin tone is unknown")
     shift = after.ita - before.ita
     data: dict[str, Any] = {"ita_before_deg": round(before.ita, 2), "ita_after_deg": round(after.ita, 2),
                             "ita_shift_deg": round(shift, 2), "threshold_deg": THRESHOLD_DEG,
