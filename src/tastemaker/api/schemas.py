@@ -225,6 +225,9 @@ def _generation_schema(schema: JsonDict) -> None:
         one_of_given(({"board_id": {"type": "string"}}, ["profile"]), ({"profile": {"type": "object"}}, ["board_id"])),
         one_of_given(({"selfie": {"type": "string"}}, ["identity"]),
                      ({"identity": {"type": ["array", "object"]}}, ["selfie"])),
+        # a product is a photo: never an identity alone
+        {"not": {"required": ["subject", "identity"],
+                 "properties": {"subject": {"const": "product"}, "identity": {"type": ["array", "object"]}}}},
     ]
 
 
