@@ -66,6 +66,7 @@ OPERATIONS = [
     ("GET", "/v1/generations/{generation_id}"),
     ("GET", "/v1/generations/{generation_id}/events"),
     ("GET", "/v1/generations/{generation_id}/images/{k}"),
+    ("GET", "/v1/generations/{generation_id}/images/{k}/clip"),
     ("POST", "/v1/generations/{generation_id}/cancel"),
     ("GET", "/v1/usage"),
     ("POST", "/v1/feedback"),
