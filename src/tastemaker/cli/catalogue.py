@@ -16,7 +16,8 @@ The catalogue CSV has a header row and these columns (UTF-8, comma-separated):
 
 Each product is rendered once in every mode of the board (``OUT/<id>/<id>_<seed>_<k>.png``, one per mode), with a
 ``contact_sheet.png`` and ``manifest.json`` per product and an ``index.json`` over all of them; every image is
-marked, signed and logged. A bad row is refused before anything renders, naming the row and the problem.
+marked, signed and logged. With ``--background auto`` the modes alternate between a studio backdrop and one of the
+board's scenes. A bad row is refused before anything renders, naming the row and the problem.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from .common import console, handle_errors, progress_bar, warn_skipped
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 COLUMNS = ("id", "image", "name", "subject")
 MAX_ROWS = 10_000
+#: ``--background auto``: the first mode on a studio backdrop (a shop's clean shot), the next in a board scene...
+CATALOGUE_BACKGROUNDS = ("backdrop", "scene")
 
 
 def _pipeline(settings: Settings) -> ProductPipeline:
@@ -175,12 +178,16 @@ def render(
     seed: Annotated[int, typer.Option(min=0, help="Same seed, same images.")] = 1,
     strength: Annotated[float, typer.Option(help="0 = untouched, 1 = all the way to the board's look.")] = 0.8,
     prompt: Annotated[str, typer.Option(help="Free text: place words pick scenes; 'recolour' restyles.")] = "",
+    background: Annotated[
+        str, typer.Option(help="auto (a backdrop and the board's scenes, mode by mode), backdrop, scene, keep or blur.")
+    ] = "auto",
 ) -> None:
     """Render each product of the CSV in each mode of the board, with a contact sheet per product."""
     settings = load_settings()
     rows = read_catalogue(catalogue)
     check_output_path(out, folder=True)
-    GenerationRequest.create(size=size, aspect=aspect, format=format, seed=seed, strength=strength, prompt=prompt)
+    GenerationRequest.create(size=size, aspect=aspect, format=format, seed=seed, strength=strength, prompt=prompt,
+                             background=background)
     brd = load_board(board, max_pixels=settings.max_image_pixels, max_bytes=settings.max_image_bytes)
     warn_skipped(brd)
     profile = build_profile(brd, ProfileConfig(max_modes=settings.max_modes,
@@ -206,9 +213,10 @@ def render(
             pid = row["id"]
             bar.update(task, description=f"Rendering {pid}")
             parts = []
-            for mode in modes:  # one image per mode, each forced to its mode
+            for k, mode in enumerate(modes):  # one image per mode, each forced to its mode
+                bg = CATALOGUE_BACKGROUNDS[k % len(CATALOGUE_BACKGROUNDS)] if background == "auto" else background
                 request = GenerationRequest.create(n=1, size=size, aspect=aspect, format=format, seed=seed,
-                                                   strength=strength, prompt=prompt, mode=mode.id)
+                                                   strength=strength, prompt=prompt, mode=mode.id, background=bg)
                 parts.append(pipe(request, cuts[pid], profile=profile, assets=assets))
                 bar.advance(task)
             result = _merge(parts)
