@@ -182,6 +182,7 @@ def test_verify_finds_the_clip_from_a_half_size_crf28_copy_and_from_one_frame(pr
                                   "format": "mp4", "of": "00000000aa"}
 
 
+@pytest.mark.slow  # every frame searched at every scale and orientation (bench/clips.py measures FPR on 10 clips)
 def test_a_clip_never_marked_is_not_ours(prov: Provenance) -> None:
     img, alpha = scene(640, 360, seed=3)
     options = ClipOptions.create(1, 24)
