@@ -23,7 +23,6 @@ One server process per database: recovery assumes any active job belongs to a pr
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import queue
 import threading
 import time
@@ -42,7 +41,7 @@ from . import tasks
 from .admission import Admission, Slot
 from .pools import CPU_NICE, JOB_NICE, Foreground, WorkerPool
 from .state import INTERRUPTED, INTERRUPTED_MESSAGE, JOB_TIMEOUT, WORKER_CRASHED, JobStates
-from .watch import Watch, Watchers, progress_doc
+from .watch import ProgressSink, Watch, Watchers
 
 log = logging.getLogger("tastemaker.jobs")
 
@@ -110,9 +109,7 @@ class JobRunner:
         self._renders: dict[str, Future[Any]] = {}  # running jobs' renders in the generation pool
         self._doomed: set[str] = set()  # cancelled while running, before their render was submitted
         self._durations: deque[float] = deque(maxlen=20)
-        self._last_write: dict[str, float] = {}
-        self._sink: Any = None
-        self._listener: threading.Thread | None = None
+        self._progress_sink = ProgressSink(self.states.progress, self.watchers.notify)
         self._cpu: WorkerPool | None = None
         self._gen: WorkerPool | None = None
         #: the CPU pool's tasks are on a request's path: background pools (verify) step aside for them
@@ -121,17 +118,15 @@ class JobRunner:
     # ------------------------------------------------------------------ lifecycle
     def _make_pools(self) -> None:
         process = self.executor_kind == "process"
-        if process and self._sink is None:
-            self._sink = multiprocessing.get_context("spawn").Queue()
-            self._listener = threading.Thread(target=self._listen, name="tm-progress", daemon=True)
-            self._listener.start()
+        if process:
+            self._progress_sink.start()
         # face checks and profiles: the models, no engine (threads: two, not warmed)
         self._cpu = WorkerPool(
             "cpu", 1 if process else 2, executor=self.executor_kind, nice=CPU_NICE,
             warm=(tasks.task_warm, ()) if process else None, foreground=self.foreground,
         )
         self._gen = WorkerPool(
-            "gen", self.workers, executor=self.executor_kind, nice=JOB_NICE, sink=self._sink,
+            "gen", self.workers, executor=self.executor_kind, nice=JOB_NICE, sink=self._progress_sink.queue,
             warm=(tasks.task_warm, (self.engine,)),
             crash_message="the worker process rendering this job crashed; retry it",
         )
@@ -183,12 +178,7 @@ class JobRunner:
         for pool in (self._cpu, self._gen):
             if pool is not None:
                 pool.close()  # no worker process outlives this; a render still waited on fails
-        if self._sink is not None:
-            self._sink.put(None)
-            if self._listener is not None:
-                self._listener.join(2.0)
-            self._sink.close()
-            self._sink = None
+        self._progress_sink.stop()
         self._threads.clear()
         return leftovers
 
@@ -302,26 +292,9 @@ class JobRunner:
         return self.watchers.add(job_id)
 
     # ------------------------------------------------------------------ running
-    def _listen(self) -> None:
-        sink = self._sink
-        while True:
-            try:
-                item = sink.get()
-            except (EOFError, OSError, ValueError):
-                return
-            if item is None:
-                return
-            self._progress(*item)
-
     def _progress(self, job_id: str, stage: str, done: int, total: int) -> None:
-        """Persist progress (stage changes always, otherwise at most 4 writes a second) and notify."""
-        now = time.monotonic()
-        key = f"{job_id}:{stage}"
-        if stage != "done" and now - self._last_write.get(key, 0.0) < 0.25 and 0 < done < total:
-            return
-        self._last_write[key] = now
-        self.states.progress(job_id, progress_doc(stage, done, total))
-        self.watchers.notify(job_id)
+        """Persist progress (throttled) and notify the job's watchers."""
+        self._progress_sink.progress(job_id, stage, done, total)
 
     def _work(self) -> None:
         while True:
@@ -343,8 +316,7 @@ class JobRunner:
                     self._running.discard(payload.job_id)
                     self._renders.pop(payload.job_id, None)
                     self._doomed.discard(payload.job_id)
-                    for k in [k for k in self._last_write if k.startswith(payload.job_id + ":")]:
-                        del self._last_write[k]
+                self._progress_sink.forget(payload.job_id)
                 self.watchers.notify(payload.job_id)
 
     def _run(self, p: JobPayload) -> None:

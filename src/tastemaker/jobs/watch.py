@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 #: Where each stage sits on the 0..1 progress bar a client sees.
@@ -23,6 +26,69 @@ def progress_doc(stage: str, done: int, total: int) -> dict[str, Any]:
     lo, hi = STAGES.get(stage, (0.0, 0.0))
     frac = lo + (hi - lo) * (done / total if total else 1.0 if stage == "done" else 0.0)
     return {"stage": stage, "done": done, "total": total, "fraction": round(min(1.0, frac), 4)}
+
+
+class ProgressSink:
+    """A job's render progress, persisted: throttled writes (a stage change always, otherwise at most one
+    every ``min_interval_s``), each followed by ``notify`` (the embedded runner wakes its watchers; the queue
+    worker has none: PostgreSQL notifies for it).
+
+    Render threads call :meth:`progress` directly; render *processes* put ``(job_id, stage, done, total)``
+    on :attr:`queue` (a spawn-context queue, made by :meth:`start`), which one listener thread drains.
+    """
+
+    def __init__(self, write: Callable[[str, dict[str, Any]], None], notify: Callable[[str], None] | None = None,
+                 *, min_interval_s: float = 0.25) -> None:
+        self.write, self.notify, self.min_interval_s = write, notify, min_interval_s
+        self.queue: Any = None
+        self._listener: threading.Thread | None = None
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Open the queue render processes report on, and its listener (once)."""
+        if self.queue is None:
+            self.queue = multiprocessing.get_context("spawn").Queue()
+            self._listener = threading.Thread(target=self._listen, name="tm-progress", daemon=True)
+            self._listener.start()
+
+    def stop(self) -> None:
+        """Close the queue after the listener has written what was on it."""
+        if self.queue is not None:
+            self.queue.put(None)
+            if self._listener is not None:
+                self._listener.join(2.0)
+            self.queue.close()
+            self.queue = None
+
+    def progress(self, job_id: str, stage: str, done: int, total: int) -> None:
+        """Persist (throttled) and notify."""
+        now = time.monotonic()
+        key = f"{job_id}:{stage}"
+        with self._lock:
+            if stage != "done" and now - self._last.get(key, 0.0) < self.min_interval_s and 0 < done < total:
+                return
+            self._last[key] = now
+        self.write(job_id, progress_doc(stage, done, total))
+        if self.notify is not None:
+            self.notify(job_id)
+
+    def forget(self, job_id: str) -> None:
+        """Drop a finished job's throttle state."""
+        with self._lock:
+            for k in [k for k in self._last if k.startswith(job_id + ":")]:
+                del self._last[k]
+
+    def _listen(self) -> None:
+        sink = self.queue
+        while True:
+            try:
+                item = sink.get()
+            except (EOFError, OSError, ValueError):
+                return
+            if item is None:
+                return
+            self.progress(*item)
 
 
 class Watch:

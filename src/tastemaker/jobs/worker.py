@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import secrets
 import socket
-import threading
-import time
 from concurrent.futures import CancelledError, Future
 from datetime import timedelta
 from typing import Any
@@ -49,7 +46,7 @@ from .queue import QUEUE, TASK, defer_async, queue_app
 from .runner import JobPayload
 from .sealed import unseal
 from .state import INTERRUPTED, JOB_TIMEOUT, WORKER_CRASHED, JobStates
-from .watch import progress_doc
+from .watch import ProgressSink
 
 log = logging.getLogger("tastemaker.jobs")
 
@@ -99,19 +96,16 @@ class QueueWorker:
         self.owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
         self.app: Any = None
         self._pool: WorkerPool | None = None
-        self._sink: Any = None
-        self._listener: threading.Thread | None = None
-        self._last_write: dict[str, float] = {}
+        # progress is written to the job row; PostgreSQL notifies the API processes (no watchers here)
+        self._progress_sink = ProgressSink(self.states.progress)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start the render pool (and its progress listener); :meth:`run` calls it."""
         if self.executor == "process":
-            self._sink = multiprocessing.get_context("spawn").Queue()
-            self._listener = threading.Thread(target=self._listen, name="tm-progress", daemon=True)
-            self._listener.start()
+            self._progress_sink.start()
         self._pool = WorkerPool(
-            "gen", self.concurrency, executor=self.executor, nice=JOB_NICE, sink=self._sink,
+            "gen", self.concurrency, executor=self.executor, nice=JOB_NICE, sink=self._progress_sink.queue,
             warm=(tasks.task_limit_threads, (self.threads, self.engine)),
             crash_message="the worker process rendering this job crashed; retry it",
         )
@@ -121,12 +115,7 @@ class QueueWorker:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-        if self._sink is not None:
-            self._sink.put(None)
-            if self._listener is not None:
-                self._listener.join(2.0)
-            self._sink.close()
-            self._sink = None
+        self._progress_sink.stop()
 
     def pids(self) -> list[int]:
         """The render processes' ids."""
@@ -177,7 +166,7 @@ class QueueWorker:
             raise
         finally:
             keeper.cancel()
-            self._last_write = {k: v for k, v in self._last_write.items() if not k.startswith(job_id + ":")}
+            self._progress_sink.forget(job_id)
 
     async def _claim_or_wait(self, job_id: str) -> tuple[Job, JobPayload | None] | None:
         """Claim the job; while another worker's lease on it is live, wait for it to run out (and take over) or
@@ -326,25 +315,9 @@ class QueueWorker:
             log.info("job %s: succeeded (%d image(s))", job_id, len(done))
 
     # ------------------------------------------------------------------ progress
-    def _listen(self) -> None:
-        sink = self._sink
-        while True:
-            try:
-                item = sink.get()
-            except (EOFError, OSError, ValueError):
-                return
-            if item is None:
-                return
-            self._progress(*item)
-
     def _progress(self, job_id: str, stage: str, done: int, total: int) -> None:
-        """Persist progress (stage changes always, otherwise at most 4 writes a second), with a notification."""
-        now = time.monotonic()
-        key = f"{job_id}:{stage}"
-        if stage != "done" and now - self._last_write.get(key, 0.0) < 0.25 and 0 < done < total:
-            return
-        self._last_write[key] = now
-        self.states.progress(job_id, progress_doc(stage, done, total))
+        """Persist progress (throttled); PostgreSQL's NOTIFY tells the API processes."""
+        self._progress_sink.progress(job_id, stage, done, total)
 
     # ------------------------------------------------------------------ the sweep
     async def _sweep_forever(self) -> None:
