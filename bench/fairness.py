@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {person.name:24s} {tone_name:6s} -> {group:6s} ITA {own.ita if own else float('nan'):6.1f}°"
                   f"  ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     by_group: dict[str, Any] = {}
-    print(f"\n{'group':8s} {'n':>4s} {'exempt':>6s} {'held':>5s} {'p95 first':>10s} {'p95 after':>10s} {'ok':>4s}")
+    print(f"\n{'group':8s} {'n':>4s} {'exempt':>6s} {'held':>5s} {'p95 first':>10s} {'p95 after':>10s} {'ok':>4s} "
+          f"{'refused':>8s}")
     checked_all: list[float] = []
     for group in ("light", "medium", "dark"):
         rs = [r for r in rows if r["group"] == group and "error" not in r]
@@ -138,14 +139,17 @@ def main(argv: list[str] | None = None) -> int:
         checked_all += after
         held = sum(r["held"] for r in rs)
         ok = (p95(after) or 0.0) <= THRESHOLD_DEG
+        refused = [r for r in rows if r["group"] == group and "error" in r]
         by_group[group] = {"n": len(rs), "checked": len(checked), "exempt": len(rs) - len(checked), "held_back": held,
                            "ita_shift_p95_first_deg": p95(before), "ita_shift_p95_deg": p95(after),
-                           "within_threshold": ok}
+                           "within_threshold": ok, "refused": len(refused)}
         print(f"{group:8s} {len(rs):4d} {len(rs) - len(checked):6d} {held:5d} {p95(before) or 0:10.2f} "
-              f"{p95(after) or 0:10.2f} {'yes' if ok else 'NO':>4s}")
+              f"{p95(after) or 0:10.2f} {'yes' if ok else 'NO':>4s} {len(refused):8d}")
     errors = [r for r in rows if "error" in r]
     if errors:
         print(f"{len(errors)} generation(s) refused: " + ", ".join(sorted({r['error'] for r in errors})))
+        for r in errors:  # who and where: a refusal that falls on one tone group is a fairness finding too
+            print(f"  refused: {r['person']} ({r['tone']}, {r['group']}) × {r['board']}: {r['error']}")
     out = {"ita_shift_p95_deg": p95(checked_all), "held_back": sum(r.get("held", False) for r in rows),
            "by_tone_group": by_group, "threshold_deg": THRESHOLD_DEG, "outputs": len(rows), "errors": len(errors),
            "seconds": round(time.perf_counter() - t0, 1)}
