@@ -174,7 +174,11 @@ def run_config(name: str, root: Path, args: argparse.Namespace, *, queue: bool, 
         key = c.key()
         procs = [c.api("api", workers=api_workers)] + [c.worker(f"worker{i}") for i in range(workers if queue else 0)]
         c.wait_ready(*procs)
-        return asyncio.run(measure(name, procs[0].url, key, workers, args, se_only))
+        res = asyncio.run(measure(name, procs[0].url, key, workers, args, se_only))
+        if any(code >= 500 for code in res.statuses):  # say what failed: the API process's own account of it
+            codes = {k: v for k, v in res.statuses.items() if k >= 500}
+            sys.stderr.write(f"--- {name}: {codes} from the API; its log:\n{procs[0].tail(6000)}\n")
+        return res
     except BaseException:
         for p in c.procs.values():
             sys.stderr.write(f"--- {p.name}\n{p.tail()}\n")
