@@ -177,42 +177,35 @@ class Plugins:
         """``(plugin name, result)`` of every implementation of ``hook`` (pluggy's order: last registered
         first), None results left out. A raising one fails the request or, by policy, is skipped with a
         warning appended to ``notes``. A :class:`~tastemaker.errors.OutputVetoedError` is never contained."""
-        caller = getattr(self.pm.hook, hook)
         out = []
-        for impl in reversed(caller.get_hookimpls()):
-            args = {k: kwargs[k] for k in impl.argnames}
-            try:
-                result = impl.function(**args)
-            except OutputVetoedError as exc:
-                if impl.plugin_name not in exc.message:
-                    exc.message = f"refused by plugin {impl.plugin_name!r}: {exc.message}"
-                    exc.args = (exc.message,)
-                raise
-            except Exception as exc:  # noqa: BLE001 - a plugin's bug, contained and named
-                self._failed(hook, impl.plugin_name, exc, notes)
-                continue
-            if result is not None:
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            ok, result = self._invoke(hook, impl, {k: kwargs[k] for k in impl.argnames}, notes)
+            if ok and result is not None:
                 out.append((impl.plugin_name, result))
         return out
 
     def chain(self, hook: str, key: str, value: Any, notes: list[str] | None = None, **kwargs: Any) -> Any:
         """Pass ``value`` (argument ``key``) through every implementation in turn; each may return a new one."""
-        caller = getattr(self.pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
             args = {k: (value if k == key else kwargs[k]) for k in impl.argnames}
-            try:
-                result = impl.function(**args)
-            except OutputVetoedError as exc:
-                if impl.plugin_name not in exc.message:
-                    exc.message = f"refused by plugin {impl.plugin_name!r}: {exc.message}"
-                    exc.args = (exc.message,)
-                raise
-            except Exception as exc:  # noqa: BLE001
-                self._failed(hook, impl.plugin_name, exc, notes)
-                continue
-            if result is not None:
+            ok, result = self._invoke(hook, impl, args, notes)
+            if ok and result is not None:
                 value = result
         return value
+
+    def _invoke(self, hook: str, impl: Any, args: dict[str, Any], notes: list[str] | None) -> tuple[bool, Any]:
+        """(ran, its result) of one implementation: a veto goes up named, any other error is contained by
+        policy (:meth:`_failed` raises or notes it)."""
+        try:
+            return True, impl.function(**args)
+        except OutputVetoedError as exc:
+            if impl.plugin_name not in exc.message:
+                exc.message = f"refused by plugin {impl.plugin_name!r}: {exc.message}"
+                exc.args = (exc.message,)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug, contained and named
+            self._failed(hook, impl.plugin_name, exc, notes)
+            return False, None
 
     def register_engines(self, register: Callable[[str, Callable[..., Any]], None]) -> None:
         """Let plugins add engines to the engine registry."""
