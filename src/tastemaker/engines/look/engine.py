@@ -55,7 +55,7 @@ from .grade import apply_lut, fit_lut
 from .medium import Exemplar
 from .medium_stage import SYNTH_SIDE, Exemplars, redraw
 from .place import choose_scene, masked_blur, place_in_scene
-from .segment import WORK_SIDE, face_mask, person_mask, skin_map
+from .segment import WORK_SIDE, face_mask, head_top, person_mask, skin_map
 from .skin import keep_skin_tone, selfie_skin, skin_patches
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class LookEngine:
                 "skin": skin,
                 "samples": resize_max_side(img, 160).reshape(-1, 3),
                 "touches_bottom": bool(person[max(0, cb - 3) : cb].mean() > 0.05),
-                "head_top": _head_top(person, subject.face.box, work_scale),
+                "head_top": head_top(person, subject.face.box, work_scale),
                 "body_below_chin": (content[3] - float(bottom)) / fh,
                 "content": content,
                 "levels": {},
@@ -494,23 +494,3 @@ def _no_pins_reason(assets: BoardAssets | None, what: str) -> str:
     if assets is None:
         return f"{what} need the board's pins; this request has a profile only (give the board, not the profile)"
     return f"{what} could not be loaded from {assets.source}"
-
-
-def _head_top(person: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> float | None:
-    """The top of the head (hair included) in selfie pixels: the person mask's top above the face."""
-    left, top, right, bottom = (v * scale for v in face_box)
-    x0, x1 = int(max(0, left)), int(min(person.shape[1], right))
-    if x1 <= x0:
-        return None
-    cols = person[:, x0:x1] > 0.5
-    rows = np.flatnonzero(cols.mean(axis=1) > 0.25)
-    rows = rows[rows < top]
-    if len(rows) == 0:
-        return None
-    # the first row of the run that reaches down to the face (a stray blob above does not count)
-    run_start = int(rows[-1])
-    for r in rows[::-1]:
-        if r < run_start - 1:
-            break
-        run_start = int(r)
-    return run_start / scale

@@ -98,3 +98,23 @@ def skin_map(img: np.ndarray, landmarks: np.ndarray, person: np.ndarray) -> np.n
     m2 = np.einsum("...i,ij,...j->...", d, inv, d)
     like = np.exp(-0.5 * m2 / 2.5**2).astype(np.float32)
     return like * person
+
+
+def head_top(person: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> float | None:
+    """The top of the head (hair included) in selfie pixels: the person mask's top above the face."""
+    left, top, right, bottom = (v * scale for v in face_box)
+    x0, x1 = int(max(0, left)), int(min(person.shape[1], right))
+    if x1 <= x0:
+        return None
+    cols = person[:, x0:x1] > 0.5
+    rows = np.flatnonzero(cols.mean(axis=1) > 0.25)
+    rows = rows[rows < top]
+    if len(rows) == 0:
+        return None
+    # the first row of the run that reaches down to the face (a stray blob above does not count)
+    run_start = int(rows[-1])
+    for r in rows[::-1]:
+        if r < run_start - 1:
+            break
+        run_start = int(r)
+    return run_start / scale
