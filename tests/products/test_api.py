@@ -55,6 +55,23 @@ def test_product_generation_end_to_end(api: Api, tmp_path: Path) -> None:
     assert usage["images"]["used"] == 1 and usage["generations"] == 1  # a product image counts against the quota
 
 
+def test_product_clip_moves_the_product_and_verifies(api: Api) -> None:
+    key = api.key("pro", "shop-clip")
+    board = upload_board(api, key)
+    r = _post(api, key, _png(make_shot(1, size=320).image), board_id=board["id"], clip=1, clip_format="mp4")
+    job = r.json()
+    assert r.status_code == 200 and job["status"] == "succeeded", job
+    (image,) = job["images"]
+    clip = image["clip"]
+    assert clip["media_type"] == "video/mp4" and clip["frames"] == 24, clip
+    got = api.client.get(clip["url"], headers=key)
+    assert got.status_code == 200 and got.headers["content-type"] == "video/mp4"
+    v = api.client.post("/v1/verify", files={"image": ("clip.mp4", got.content, "video/mp4")}, headers=key).json()
+    still = api.client.post("/v1/verify", files={"image": ("x.png", api.client.get(image["url"], headers=key).content,
+                                                           "image/png")}, headers=key).json()
+    assert v["verdict"] == "verified" and int(v["record"]["clip"]["of"], 16) == still["record"]["record_id"], v
+
+
 def test_product_generation_refusals(api: Api) -> None:
     key = api.key("pro", "shop2")
     board = upload_board(api, key, names=["meadow.jpg", "whiskers.jpg", "cat-nap.jpg"])

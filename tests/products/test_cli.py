@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -39,6 +41,34 @@ def test_generate_product(tmp_path: Path, product_png: Path, demo_dir: Path) -> 
         fid = entry["fidelity"]
         assert fid["passed"] and fid["delta_e"] <= 3 and fid["shape_ssim"] >= 0.9
         _verified(out / entry["file"])
+
+
+def test_generate_product_with_clips(tmp_path: Path, product_png: Path, demo_dir: Path) -> None:
+    out = tmp_path / "out"
+    code, text = run("generate", "--product", str(product_png), "--board", str(demo_dir / "board"), "-o", str(out),
+                     "-n", "1", "--size", "256", "--seed", "4", "--clip", "1", "--clip-format", "gif")
+    assert code == 0, text
+    (entry,) = json.loads((out / "manifest.json").read_text())["images"]
+    clip = entry["clip"]
+    assert clip["file"] == Path(entry["file"]).stem + ".gif" and clip["frames"] == 24
+    _verified(out / clip["file"])
+
+
+def test_a_product_clip_moves_the_product_by_its_own_matte(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product's matte as placed is what the clip's layers separate (a product is never segmented as a
+    person: the segmenter would find no one and the product would not move against its background)."""
+    from tastemaker.clips import ClipOptions, clips_for_result
+    from tastemaker.clips import make as clip_make
+
+    seen: list[object] = []
+    monkeypatch.setattr(clip_make, "make_clip", lambda *a, **kw: seen.append(kw["alpha"]))
+    alpha = np.zeros((8, 8), np.float32)
+    alpha[2:6, 2:6] = 1
+    img = SimpleNamespace(render=np.zeros((8, 8, 3), np.uint8), alpha=alpha, seed=1, record_id="ab", info={})
+    result = SimpleNamespace(images=[img], profile=SimpleNamespace(content_hash=lambda: "h"), engine="e",
+                             engine_version="1", request=SimpleNamespace(prompt=""))
+    clips_for_result(result, ClipOptions.create(1, None, None), provenance=None)  # type: ignore[arg-type]
+    assert seen and seen[0] is alpha
 
 
 def test_generate_product_refusals(tmp_path: Path, demo_dir: Path, selfie_path: Path, product_png: Path) -> None:

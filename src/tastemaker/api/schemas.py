@@ -228,9 +228,6 @@ def _generation_schema(schema: JsonDict) -> None:
         # a product is a photo: never an identity alone
         {"not": {"required": ["subject", "identity"],
                  "properties": {"subject": {"const": "product"}, "identity": {"type": ["array", "object"]}}}},
-        # clips are made of a person's outputs only, so far
-        {"not": {"required": ["subject", "clip"],
-                 "properties": {"subject": {"const": "product"}, "clip": {"type": "number"}}}},
     ]
 
 

@@ -34,6 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from ..boards import load_board
+from ..clips import ClipOptions, save_clips
 from ..config import Settings, load_settings
 from ..engines.assets import load_assets
 from ..engines.base import GenerationRequest
@@ -73,8 +74,9 @@ def _load_cutout(path: Path, settings: Settings, *, subject: str | None, name: s
 
 
 def run_product_generate(product: Path, *, board_dir: Path | None, profile_path: Path | None, out: Path,
-                         request_kwargs: dict[str, Any], subject: str | None) -> Path:
-    """``generate --product``: cut out, render in the board's look, guard, stamp, write, print."""
+                         request_kwargs: dict[str, Any], subject: str | None, clip: ClipOptions | None = None) -> Path:
+    """``generate --product``: cut out, render in the board's look, guard, stamp, write (with ``clip``: a clip of
+    each image too), print."""
     settings = load_settings()
     request = GenerationRequest.create(**request_kwargs)
     if (board_dir is None) == (profile_path is None):
@@ -101,10 +103,16 @@ def run_product_generate(product: Path, *, board_dir: Path | None, profile_path:
                 tasks[stage] = bar.add_task({"render": "Rendering the product"}.get(stage, stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = _pipeline(settings)(request, cut, board=board, profile=profile, progress=report)
+        pipe = _pipeline(settings)
+        result = pipe(request, cut, board=board, profile=profile, progress=report)
+        clip_files = []
+        if clip is not None:
+            task = bar.add_task("Making clips", total=len(result.images))
+            clip_files = save_clips(result, file_names(result), clip, provenance=pipe.provenance, out=out,
+                                    advance=lambda: bar.advance(task))
         manifest = save_product_result(result, out)
     assert manifest is not None
-    written = [*file_names(result), CONTACT_SHEET]
+    written = [*file_names(result), *clip_files, CONTACT_SHEET]
     remember(settings.data_dir, [out / n for n in written] + [manifest], kind="output",
              created_dir=out if created else None)
     _print(result, out)
@@ -258,11 +266,12 @@ def register(app: typer.Typer) -> None:
 
 
 def generate_product(product: Path | None, selfies: list[Path] | None, identity: Path | None, board: Path | None,
-                     profile: Path | None, out: Path, subject: str | None, request_kwargs: dict[str, Any]) -> None:
+                     profile: Path | None, out: Path, subject: str | None, request_kwargs: dict[str, Any],
+                     clip: ClipOptions | None = None) -> None:
     """``generate --product PHOTO``: the options checked against each other, then :func:`run_product_generate`."""
     if product is None:
         raise RequestError(f"--subject {subject}: goes with --product PHOTO (a person is given with --selfie)")
     if selfies or identity is not None:
         raise RequestError("give either --product PHOTO or --selfie/--identity, not both")
     run_product_generate(product, board_dir=board, profile_path=profile, out=out, request_kwargs=request_kwargs,
-                         subject=subject)
+                         subject=subject, clip=clip)

@@ -6,7 +6,6 @@ symbolic link, a FIFO, a device or a socket there is refused (exit 73), never re
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import stat
@@ -19,7 +18,7 @@ from rich.table import Table
 
 from .. import _interrupt, safejson
 from ..boards import Board, load_board
-from ..clips import CLIP_MAX_BYTES, ClipOptions, clips_for_result, verify_any
+from ..clips import CLIP_MAX_BYTES, ClipOptions, save_clips, verify_any
 from ..config import Settings, load_settings
 from ..encoders.identity import IdentityEmbedding, IdentityEncoder, embed_pool
 from ..engines import list_engines
@@ -105,15 +104,8 @@ def _write_clips(result: GenerationResult, clip: ClipOptions, pipeline: Pipeline
                  progress: Progress) -> list[str]:
     """A clip of each output next to it (``--clip``), each with its own record; the manifest entry says which."""
     task = progress.add_task("Making clips", total=len(result.images))
-    names = []
-    for img, name in zip(result.images, file_names(result), strict=True):
-        made = clips_for_result(dataclasses.replace(result, images=[img]), clip, provenance=pipeline.provenance)[0]
-        clip_name = Path(name).stem + clip.suffix
-        write_atomic(out / clip_name, made.data)
-        img.info["clip"] = {"file": clip_name, **made.entry()}
-        names.append(clip_name)
-        progress.advance(task)
-    return names
+    return save_clips(result, file_names(result), clip, provenance=pipeline.provenance, out=out,
+                      advance=lambda: progress.advance(task))
 
 
 def _prepare_output_dir(out: Path) -> tuple[bool, set[str]]:
@@ -282,9 +274,9 @@ def generate(
     """Generate images of you in a board's (or profile's) aesthetic — here, or with --remote from a server's board
     (rendered here all the same: only the board id and the outputs leave this machine)."""
     clip_options = ClipOptions.create(clip, fps, clip_format, prefix="--")
-    if clip_options is not None and (remote is not None or product is not None):
-        raise RequestError(f"--clip: not offered with {'--remote' if remote is not None else '--product'} yet; "
-                           "make the images, then clips of a selfie's outputs")
+    if clip_options is not None and remote is not None:
+        raise RequestError("--clip: not offered with --remote yet; make the images here (--board), or ask the "
+                           "server for clips (POST /v1/generations with clip=SECONDS)")
     if remote is not None:
         from .remote import run_remote
 
@@ -306,7 +298,7 @@ def generate(
 
         generate_product(product, selfie, identity, board, profile, out, subject, dict(
             prompt=prompt, n=n, size=size, aspect=aspect, format=format, seed=seed, strength=strength,
-            background=background, framing=framing, mode=mode))
+            background=background, framing=framing, mode=mode), clip=clip_options)
         return
     _run_generate(
         selfie or [],

@@ -30,7 +30,7 @@ from __future__ import annotations
 from .camera import MOVES, Camera, plan_camera
 from .codec import decode, encode, sniff
 from .layers import Layers, build_layers
-from .make import Clip, clips_for_result, make_clip, prepare, render
+from .make import Clip, clips_for_result, make_clip, prepare, render, save_clips
 from .options import (
     CLIP_MAX_BYTES,
     FORMATS,
@@ -66,6 +66,7 @@ __all__ = [
     "prepare",
     "render",
     "sample_frames",
+    "save_clips",
     "sniff",
     "verify_any",
     "verify_clip",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from ..errors import RequestError
+from ..media import write_atomic
 from ..provenance import fingerprint as fpr
 from ..provenance import watermark as wm
 from ..provenance.c2pa import sign_image
@@ -26,6 +29,7 @@ from .render import frames
 
 if TYPE_CHECKING:
     from ..pipeline.output import GenerationResult
+    from ..products.output import ProductResult
 
 #: containers c2pa-python can sign (WebM carries the watermark only)
 SIGNED_FORMATS = ("mp4", "gif")
@@ -228,7 +232,7 @@ def _attempt(pixels: np.ndarray, options: ClipOptions, prov: Provenance, seed: i
 
 
 def clips_for_result(
-    result: GenerationResult,
+    result: GenerationResult | ProductResult,
     options: ClipOptions,
     *,
     provenance: Provenance,
@@ -240,10 +244,12 @@ def clips_for_result(
     """One clip per output of a generation, each from the picture before its mark, with the image's seed (same
     seed, same move) and a record naming the image's. A medium's re-drawn picture keeps its texture as it is
     (its marks are the picture, not film grain); a photographic mode's grain is kept alive. ``alphas``: the
-    subjects' cut-outs where the caller has them (products), else the person is segmented."""
+    subjects' cut-outs where the caller has them; a product's image carries its own (``alpha``: the product's
+    matte as placed), and anything else is a person, segmented."""
     out = []
     profile_hash = result.profile.content_hash()
-    for k, img in enumerate(result.images):
+    images: list[Any] = list(result.images)  # GeneratedImage or ProductImage: both have render, seed, record_id, info
+    for k, img in enumerate(images):
         if img.render is None:
             raise RequestError("a clip needs the output's picture as rendered; this result does not hold it")
         medium = img.info.get("medium") or {}
@@ -251,6 +257,33 @@ def clips_for_result(
             img.render, options, provenance=provenance, seed=img.seed, profile_hash=profile_hash,
             engine=result.engine, engine_version=result.engine_version, of=img.record_id,
             prompt=result.request.prompt, account=account, include_prompt=include_prompt,
-            alpha=alphas[k] if alphas else None, live_grain=not medium.get("applied", False), log=log,
+            alpha=alphas[k] if alphas else getattr(img, "alpha", None),
+            live_grain=not medium.get("applied", False), log=log,
         ))
     return out
+
+
+def save_clips(
+    result: GenerationResult | ProductResult,
+    names: list[str],
+    options: ClipOptions,
+    *,
+    provenance: Provenance,
+    out: Path,
+    advance: Callable[[], None] | None = None,
+) -> list[str]:
+    """A clip of each output written next to its image (``names``: the images' file names; a clip takes the
+    image's stem), one at a time so that only one clip's frames are in memory. Each image's ``info`` gets
+    ``clip`` (its file and :meth:`Clip.entry`), so the manifest written after says which clip is whose."""
+    written = []
+    images: list[Any] = list(result.images)
+    for img, name in zip(images, names, strict=True):
+        one: Any = dataclasses.replace(result, images=[img])  # type: ignore[arg-type]
+        made = clips_for_result(one, options, provenance=provenance)[0]
+        clip_name = Path(name).stem + options.suffix
+        write_atomic(out / clip_name, made.data)
+        img.info["clip"] = {"file": clip_name, **made.entry()}
+        written.append(clip_name)
+        if advance is not None:
+            advance()
+    return written

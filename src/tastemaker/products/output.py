@@ -47,6 +47,9 @@ class ProductImage:
     log_index: int = -1
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    #: the picture before its mark (what a clip is made of) and the product's matte placed in it (0..1)
+    render: np.ndarray | None = field(default=None, repr=False)
+    alpha: np.ndarray | None = field(default=None, repr=False)
 
     def record(self) -> dict[str, Any]:
         """Manifest entry (without pixels)."""

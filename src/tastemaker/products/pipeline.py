@@ -224,4 +224,5 @@ class ProductPipeline:
                             framing=v.plan.framing, strength=v.plan.strength, hold=v.hold,
                             delta_e=v.fidelity.delta_e, shape_ssim=v.fidelity.shape_ssim, data=pr.data,
                             record_id=pr.record.id_hex, log_index=log_index,
-                            timings={"render_guard": v.seconds}, info=info)
+                            timings={"render_guard": v.seconds}, info=info, render=v.placed.pixels,
+                            alpha=v.placed.alpha)

@@ -182,8 +182,6 @@ def job_request(body: GenerationCreate, gen_request: GenerationRequest) -> dict[
     ``clip_format`` only go with ``clip``; without it they are ignored, as the schema says)."""
     asked = body.clip is not None
     clip = ClipOptions.create(body.clip, body.fps if asked else None, body.clip_format if asked else None)
-    if clip is not None and body.subject == "product":
-        raise RequestError("clip: not offered for subject=product yet; ask for the images, without clip")
     return {**gen_request.model_dump(mode="json"), **({"clip": clip.to_dict()} if clip is not None else {})}
 
 
