@@ -182,7 +182,30 @@ def test_verify_finds_the_clip_from_a_half_size_crf28_copy_and_from_one_frame(tm
     assert single.record.record_id == clip.record.record_id
     # the record says what it is: a clip of that still, at that rate
     assert single.record.clip == {"duration_ms": 1000, "fps": 24, "frames": 24, "width": 1280, "height": 720,
-                                  "format": "mp4", "of": "00000000aa"}
+                                  "format": "mp4", "of": "00000000aa", "mark_scale": 2}
+
+
+TENNIEL = Path(__file__).resolve().parents[3] / "shared/data/dev-eval/boards/engraving-tenniel"
+
+
+@pytest.mark.skipif(not TENNIEL.is_dir(), reason="needs ../shared/data/dev-eval (the engraving board)")
+def test_line_art_keeps_its_mark_through_a_half_size_crf28_copy(tmp_path: Path) -> None:
+    """An engraving's mark lives in its hatching; at full size, H.264 at CRF 28 on a half-size copy quantised it
+    away (both Tenniel pictures of bench/clips.py). The clip's mark is coarse (``mark_scale`` 2): it survives."""
+    prov = Provenance(tmp_path)
+    src = cv2.cvtColor(cv2.imread(str(sorted(TENNIEL.glob("*.jpg"))[0])), cv2.COLOR_BGR2RGB)
+    f = max(1280 / src.shape[1], 720 / src.shape[0])
+    src = cv2.resize(src, (round(src.shape[1] * f), round(src.shape[0] * f)), interpolation=cv2.INTER_AREA)
+    img = np.ascontiguousarray(src[:720, (src.shape[1] - 1280) // 2:][:, :1280])
+    clip = _clip(prov, img, np.zeros(img.shape[:2], np.float32), "mp4", seconds=1, seed=_seed_for("drift"))
+    assert clip.record.clip is not None and clip.record.clip["mark_scale"] == 2
+    report = verify_clip(prov, _reencode_half(clip.data))
+    assert report.verdict == "verified" and report.record is not None, report.problems
+    assert report.record.record_id == clip.record.record_id
+    frame = [f for _, f in decode(clip.data)][12]  # a full-size frame: the coarse mark is read at half size
+    single = prov.verify(encode_image(frame, "png"))
+    assert single.verdict == "verified" and single.record is not None
+    assert single.record.record_id == clip.record.record_id
 
 
 @pytest.mark.slow  # every frame searched at every scale and orientation (bench/clips.py measures FPR on 10 clips)
@@ -226,6 +249,9 @@ def test_clip_records_are_checked(tmp_path: Path) -> None:
     good = {"duration_ms": 3000, "fps": 24, "frames": 72, "width": 64, "height": 64, "format": "mp4", "of": "ab"}
     rec = ProvenanceRecord.create(**base, clip=good)  # type: ignore[arg-type]
     assert ProvenanceRecord.from_json(rec.canonical_json()) == rec
-    for bad in ({**good, "fps": 0}, {**good, "format": "avi"}, {**good, "extra": 1}, {**good, "fps": 23.9}):
+    coarse = ProvenanceRecord.create(**base, clip={**good, "mark_scale": 2})  # type: ignore[arg-type]
+    assert ProvenanceRecord.from_json(coarse.canonical_json()) == coarse
+    for bad in ({**good, "fps": 0}, {**good, "format": "avi"}, {**good, "extra": 1}, {**good, "fps": 23.9},
+                {**good, "mark_scale": 3}, {**good, "mark_scale": "2"}, {**good, "mark_scale": True}):
         with pytest.raises(ProvenanceInputError, match="clip"):
             ProvenanceRecord.create(**base, clip=bad)  # type: ignore[arg-type]

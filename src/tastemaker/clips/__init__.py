@@ -8,8 +8,10 @@ From one generated picture (before its own mark) :func:`make_clip` makes a 1-6 s
 2. **mark**: the clip's own record id is embedded once, in the composite at rest, and the mark's difference is
    added to both layers, so every frame carries it *moved with the picture*: a codec's motion prediction carries
    it along (a mark fixed to the screen would be predicted away in P-frames), and a single frame, or a re-encoded
-   half-size copy, still decodes (detection finds the zoom and shift). Marking once keeps the cost per clip at
-   one embed (~0.1 s), not one per frame;
+   half-size copy, still decodes (detection finds the zoom and shift). The mark is embedded at half the frame's
+   size (twice as coarse as an image's; the record says ``mark_scale: 2``) with headroom at the extreme tones
+   (:func:`.make.mark_frame`): a half-size H.264 copy keeps it even on line art. Marking once keeps the cost per
+   clip at one embed (~0.1 s), not one per frame;
 3. **camera** (:mod:`.camera`): push in, pull back, pan, rise or drift, 4-7 % of zoom, chosen by the seed, with the
    subject moving 1.5-1.9x as much as the background (parallax), eased in and out;
 4. **frames** (:mod:`.render`): two warps and a blend per frame, with fresh grain at the output's level;

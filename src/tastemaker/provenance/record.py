@@ -27,7 +27,9 @@ pipeline made the image; records without it keep their bytes.
 
 ``clip`` (v2, optional) says the record is a short motion clip (:mod:`tastemaker.clips`), not a still:
 ``{"duration_ms", "fps", "frames", "width", "height", "format", "of"}`` (integers only, so the canonical form
-stays JCS; ``of`` is the id of the still it was made from). ``image_sha256`` and ``fingerprint`` then describe
+stays JCS; ``of`` is the id of the still it was made from), and optionally ``mark_scale`` (2: the mark was
+embedded at half the frame's size and enlarged, so that a half-size re-encode keeps it; the verifier lines the
+picture up at 1/``mark_scale`` of the mark's detected scale). ``image_sha256`` and ``fingerprint`` then describe
 the clip's marked key picture (the composite its layers were cut from), which every frame shows moved.
 """
 
@@ -58,6 +60,8 @@ RENDERED_ON = ("device",)
 #: what a clip record's ``clip`` object holds
 CLIP_FIELDS = {"duration_ms": int, "fps": int, "frames": int, "width": int, "height": int, "format": str, "of": str}
 CLIP_FORMATS = ("mp4", "webm", "gif")
+#: the mark scales a clip record may name (``mark_scale``, optional: 1 when absent)
+MARK_SCALES = (1, 2)
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -216,8 +220,10 @@ def _clip_problems(clip: Any, schema: str) -> list[str]:
     if schema != SCHEMA or not isinstance(clip, dict):
         return ["clip must be an object (schema v2)"]
     out = []
-    if set(clip) != set(CLIP_FIELDS):
-        out.append(f"clip must hold exactly {', '.join(sorted(CLIP_FIELDS))}")
+    if set(clip) - {"mark_scale"} != set(CLIP_FIELDS):
+        out.append(f"clip must hold exactly {', '.join(sorted(CLIP_FIELDS))} (and optionally mark_scale)")
+    if "mark_scale" in clip and (type(clip["mark_scale"]) is not int or clip["mark_scale"] not in MARK_SCALES):
+        out.append(f"clip.mark_scale must be one of {', '.join(map(str, MARK_SCALES))}")
     for name, kind in CLIP_FIELDS.items():
         value = clip.get(name)
         if kind is int and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= _MAX_SAFE_INT):

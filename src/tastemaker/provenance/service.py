@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -325,10 +325,31 @@ class Provenance:
                 return rid, m
         return None
 
+    def _coarse_mark(self, pixels: np.ndarray, det: wm.Detection) -> tuple[np.ndarray, wm.Detection]:
+        """A frame of a clip at full size carries the clip's coarse mark (see ``clip.mark_scale`` in
+        :mod:`.record`) at twice the scale the detector searches first: looked for again at half size. Returns
+        the half-size picture and its detection when that finds a coarse-marked clip's record, else ``pixels`` and
+        ``det``."""
+        h, w = pixels.shape[:2]
+        if min(h, w) // 2 < wm.MIN_SIDE:
+            return pixels, det
+        half = cv2.resize(pixels, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        try:
+            d2 = wm.detect(half, key=self.key)
+        except WatermarkError:
+            return pixels, det
+        named = self.lookup(d2.payload) if d2.payload is not None else None
+        if named is None or (named[0].clip or {}).get("mark_scale") != 2:
+            return pixels, det  # only a clip's coarse mark is read this way (a still's is found at full size)
+        return half, d2
+
     def _match_record(self, record: ProvenanceRecord, pixels: np.ndarray, det: wm.Detection) -> fpr.Match | None:
         """How well the picture, lined up by its watermark's geometry, matches the record's fingerprint."""
         if record.fingerprint is None:
             return None  # a v1 record describes no picture
+        k = int((record.clip or {}).get("mark_scale", 1))
+        if k != 1:  # a clip's coarse mark: found at k times the picture's scale, its shift in units k times larger
+            det = replace(det, scale=det.scale / k, shift=(det.shift[0] * k, det.shift[1] * k))
         grey, offset, valid = wm.original_frame(pixels, det)
         return fpr.match(fpr.Fingerprint.decode(record.fingerprint), grey, self.keys.fingerprint_seed,
                          offset=offset, valid=valid)
@@ -375,6 +396,8 @@ class Provenance:
                 det = wm.detect(pixels, key=self.key)
             except WatermarkError as exc:
                 problems.append(f"watermark could not be read: {exc.message}")
+        if pixels is not None and det is not None and det.payload is None:
+            pixels, det = self._coarse_mark(pixels, det)
         wid = det.payload if det is not None else None
         report = VerifyReport(
             verdict="not_ours", c2pa=manifest, watermark_id=wid,
