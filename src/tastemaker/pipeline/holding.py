@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +33,7 @@ import numpy as np
 
 from ..engines.base import Rendered, VariationPlan
 from ..errors import IdentityGuardError
-from ..provenance.service import Prepared, Provenance
+from ..provenance.service import Prepared, Provenance, prepare_many
 from .guard import GUARD_MARGIN, HOLD_LEVELS, IdentityGuard
 
 #: how many fresh draws a variation gets when it fails the guard even with its face fully held
@@ -161,22 +160,13 @@ class GuardLoop:
         """
         todo = list(todo)
         looked: list[tuple[np.ndarray | None, bool]] = []
-        fresh: list[Prepared] = []
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(todo)))) as pool:
-            futures = [pool.submit(self.provenance.prepare, batch.rendered[k].pixels, **self.meta) for k in todo]
-            try:
-                for k, future in zip(todo, futures, strict=True):
-                    with self.timed("provenance"):
-                        prepared = future.result()
-                    fresh.append(prepared)
-                    with self.timed("guard"):
-                        looked.append(self.guard.look(dataclasses.replace(batch.rendered[k], pixels=prepared.pixels)))
-            except BaseException:  # give back every preparation of the round that was made
-                pool.shutdown(wait=True, cancel_futures=True)
-                for future in futures:
-                    if future.done() and not future.cancelled() and future.exception() is None:
-                        self.provenance.discard(future.result())
-                raise
+
+        def look(i: int, prepared: Prepared) -> None:
+            with self.timed("guard"):
+                looked.append(self.guard.look(dataclasses.replace(batch.rendered[todo[i]], pixels=prepared.pixels)))
+
+        fresh = prepare_many(self.provenance, [batch.rendered[k].pixels for k in todo], workers=self.workers,
+                             each=look, waiting=lambda: self.timed("provenance"), **self.meta)
         for k, prepared in zip(todo, fresh, strict=True):
             batch.prepared[k] = prepared
         with self.timed("guard"):
