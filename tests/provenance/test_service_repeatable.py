@@ -10,7 +10,8 @@ import pytest
 
 from tastemaker.errors import WatermarkTooSmallError
 from tastemaker.media import load_image, resize_max_side
-from tastemaker.provenance.service import Prepared, Provenance, prepare_many
+from tastemaker.provenance.batch import prepare_many
+from tastemaker.provenance.service import Prepared, Provenance
 
 from ..api.conftest import DEMO
 

@@ -44,7 +44,8 @@ from ..errors import NoFaceError, RequestError
 from ..media import load_image
 from ..plugins import Plugins
 from ..prompt import parse_prompt
-from ..provenance.service import Provenance, Stamped, prepare_many
+from ..provenance.batch import prepare_many
+from ..provenance.service import Provenance, Stamped
 from ..taste.profile import ProfileConfig, TasteProfile, build_profile
 from ..taste.weights import WeightConfig
 from .checks import OutputChecks

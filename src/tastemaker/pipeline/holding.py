@@ -33,7 +33,8 @@ import numpy as np
 
 from ..engines.base import Rendered, VariationPlan
 from ..errors import IdentityGuardError
-from ..provenance.service import Prepared, Provenance, prepare_many
+from ..provenance.batch import prepare_many
+from ..provenance.service import Prepared, Provenance
 from .guard import GUARD_MARGIN, HOLD_LEVELS, IdentityGuard
 
 #: how many fresh draws a variation gets when it fails the guard even with its face fully held

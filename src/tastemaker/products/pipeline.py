@@ -35,7 +35,8 @@ from ..engines.planning import plan_variations
 from ..errors import RequestError
 from ..media import resize_max_side
 from ..prompt import parse_prompt
-from ..provenance.service import Prepared, Provenance, prepare_many
+from ..provenance.batch import prepare_many
+from ..provenance.service import Prepared, Provenance
 from ..taste.profile import ProfileConfig, TasteProfile, build_profile
 from .cutout import Cutout
 from .errors import ProductFidelityError

@@ -36,8 +36,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -478,53 +476,6 @@ class Provenance:
         return report
 
 
-def prepare_many(
-    prov: Provenance, images: list[np.ndarray], *, workers: int = 2,
-    each: Callable[[int, Prepared], None] | None = None,
-    waiting: Callable[[], AbstractContextManager[Any]] | None = None, **kw: Any,
-) -> list[Prepared]:
-    """Prepare several outputs on ``workers`` threads, in order.
-
-    ``each(i, prepared)`` runs on the caller's thread as soon as output ``i`` is prepared, while the later ones
-    are still being marked (the guard measures each marked picture so); ``waiting()`` is a context entered
-    around each wait (a timer). If a preparation or ``each`` fails, the preparations not started are
-    cancelled, every one made is discarded, and the first error is raised: nothing prepared is left behind.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    done: list[Prepared] = []
-    error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(images)))) as pool:
-        futures = [pool.submit(prov.prepare, img, **kw) for img in images]
-        for i, f in enumerate(futures):
-            if error is not None:
-                f.cancel()
-            if f.cancelled():
-                continue
-            try:
-                with waiting() if waiting is not None else nullcontext():
-                    prepared = f.result()
-            except BaseException as exc:  # keep the first error, release everything else
-                error = error or exc
-                continue
-            done.append(prepared)
-            if error is None and each is not None:
-                try:
-                    each(i, prepared)
-                except BaseException as exc:
-                    error = exc
-    if error is not None:
-        for prepared in done:
-            prov.discard(prepared)
-        raise error
-    return done
-
-
-def stamp_many(prov: Provenance, images: list[np.ndarray], *, workers: int = 2, **kw: Any) -> list[Stamped]:
-    """Stamp several outputs, marking/encoding/signing them on ``workers`` threads."""
-    return [prov.commit(p) for p in prepare_many(prov, images, workers=workers, **kw)]
-
-
 __all__ = [
     "VERDICT_EXIT",
     "MatchedBy",
@@ -533,7 +484,5 @@ __all__ = [
     "Stamped",
     "Verdict",
     "VerifyReport",
-    "prepare_many",
-    "stamp_many",
 ]
 
